@@ -1,0 +1,116 @@
+import {
+  GantryError,
+  LIMITS,
+  NotFoundError,
+  ObjectNotFoundError,
+  type ObjectStore,
+  PayloadTooLargeError,
+  compileSweepSpec,
+  parseSweepSpec,
+  type SweepSpec,
+  type WorkerInfo,
+} from '@gantry/shared';
+import Fastify, { type FastifyInstance, type FastifyError } from 'fastify';
+import type { Registry } from 'prom-client';
+import type { Scheduler } from '../scheduler.ts';
+import type { SweepStore } from '../sweep-store.ts';
+import { sweepView, trialSummary } from './views.ts';
+
+/** What the HTTP API needs from the coordinator. */
+export interface ApiDeps {
+  store: SweepStore;
+  scheduler: Scheduler;
+  objects: ObjectStore;
+  metrics: Registry;
+  submit(spec: SweepSpec): Promise<{ id: string; trialIds: string[] }>;
+  workers(): Promise<WorkerInfo[]>;
+  ready(): Promise<boolean>;
+}
+
+const YAML_TYPES = ['application/yaml', 'application/x-yaml', 'text/yaml', 'text/x-yaml', 'text/plain'];
+
+/** Builds the HTTP API of DESIGN.md (`/v1/...`, `/healthz`, `/metrics`); tested through `app.inject`. */
+export function buildApi(deps: ApiDeps): FastifyInstance {
+  const app = Fastify({ bodyLimit: LIMITS.bodyBytes, logger: false });
+
+  app.addContentTypeParser(YAML_TYPES, { parseAs: 'string' }, (_req, body, done) => done(null, body));
+
+  app.setErrorHandler((err: FastifyError | GantryError, _req, reply) => {
+    if (err instanceof GantryError) return reply.status(err.status).send({ error: err.toJSON() });
+    if (err instanceof ObjectNotFoundError) return reply.status(404).send({ error: { code: 'NOT_FOUND', message: err.message } });
+    const fe = err as FastifyError;
+    if (fe.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+      const e = new PayloadTooLargeError('request body', LIMITS.bodyBytes);
+      return reply.status(413).send({ error: e.toJSON() });
+    }
+    if (fe.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
+      return reply.status(415).send({ error: { code: 'UNSUPPORTED_MEDIA_TYPE', message: 'send the spec as application/yaml or application/json' } });
+    }
+    if (fe.statusCode && fe.statusCode < 500) {
+      return reply.status(fe.statusCode).send({ error: { code: 'BAD_REQUEST', message: fe.message, issues: [{ path: '', message: fe.message }] } });
+    }
+    app.log.error(err);
+    return reply.status(500).send({ error: { code: 'INTERNAL', message: 'internal error' } });
+  });
+  app.setNotFoundHandler((req, reply) =>
+    reply.status(404).send({ error: { code: 'NOT_FOUND', message: `no route ${req.method} ${req.url}` } }),
+  );
+
+  app.post('/v1/sweeps', async (req, reply) => {
+    const spec = typeof req.body === 'string' ? parseSweepSpec(req.body) : compileSweepSpec(req.body);
+    const created = await deps.submit(spec);
+    const sweep = await deps.store.get(created.id);
+    return reply.status(201).send({ ...sweepView(sweep!, await deps.store.trials(created.trialIds)), trialIds: created.trialIds });
+  });
+
+  app.get('/v1/sweeps', async () => {
+    const sweeps = await deps.store.list(100);
+    return { sweeps: await Promise.all(sweeps.map(async (s) => sweepView(s, await deps.store.trials(s.trialIds)))) };
+  });
+
+  app.get<{ Params: { id: string } }>('/v1/sweeps/:id', async (req) => {
+    const sweep = await deps.store.get(req.params.id);
+    if (!sweep) throw new NotFoundError('sweep', req.params.id);
+    const trials = await deps.store.trials(sweep.trialIds);
+    return { ...sweepView(sweep, trials), spec: sweep.spec, trials: trials.map(trialSummary) };
+  });
+
+  app.post<{ Params: { id: string } }>('/v1/sweeps/:id/cancel', async (req) => {
+    const sweep = await deps.scheduler.cancel(req.params.id);
+    return { id: sweep.id, state: sweep.state };
+  });
+
+  app.get<{ Params: { id: string } }>('/v1/trials/:id', async (req) => {
+    const trial = await deps.store.trial(req.params.id);
+    if (!trial) throw new NotFoundError('trial', req.params.id);
+    const { dispatched: _d, ...rest } = trial;
+    const [history, checkpoints, samples] = await Promise.all([
+      deps.store.history(trial.id),
+      deps.store.checkpoints(trial.id),
+      deps.store.samples(trial.id),
+    ]);
+    return { ...rest, history, checkpoints, samples };
+  });
+
+  app.get<{ Params: { id: string } }>('/v1/trials/:id/samples/latest.png', async (req, reply) => {
+    const samples = await deps.store.samples(req.params.id);
+    const last = samples.at(-1);
+    if (!last) throw new NotFoundError('sample', req.params.id);
+    const png = await deps.objects.get(last.key);
+    return reply.header('content-type', 'image/png').header('x-gantry-step', String(last.step)).send(png);
+  });
+
+  app.get('/v1/workers', async () => ({ workers: await deps.workers() }));
+
+  app.get('/healthz', async (_req, reply) => {
+    const ok = await deps.ready();
+    return reply.status(ok ? 200 : 503).send({ ok });
+  });
+
+  app.get('/metrics', async (_req, reply) => {
+    const body = await deps.metrics.metrics();
+    return reply.header('content-type', deps.metrics.contentType).send(body);
+  });
+
+  return app;
+}

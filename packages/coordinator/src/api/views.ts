@@ -1,0 +1,47 @@
+import type { SweepSpec, TrialRecord } from '@gantry/shared';
+import type { StoredSweep } from '../sweep-store.ts';
+
+/** The trial fields a sweep listing shows. */
+export function trialSummary(t: TrialRecord) {
+  return {
+    id: t.id,
+    index: t.index,
+    state: t.state,
+    params: t.params,
+    step: t.step,
+    steps: t.steps,
+    attempts: t.attempts,
+    worker: t.worker,
+    reason: t.reason,
+    metrics: t.metrics,
+    result: t.result,
+  };
+}
+
+/** Best completed trial by the sweep's metric, if any. */
+export function bestTrial(spec: SweepSpec, trials: readonly TrialRecord[]) {
+  const sign = spec.metric.goal === 'minimize' ? 1 : -1;
+  let best: TrialRecord | undefined;
+  for (const t of trials) {
+    if (t.state !== 'completed' || t.result === undefined) continue;
+    if (!best || sign * t.result < sign * best.result!) best = t;
+  }
+  return best ? { trialId: best.id, metric: spec.metric.name, value: best.result, params: best.params } : null;
+}
+
+export function sweepView(s: StoredSweep, trials: readonly TrialRecord[]) {
+  const counts: Record<string, number> = {};
+  for (const t of trials) counts[t.state] = (counts[t.state] ?? 0) + 1;
+  return {
+    id: s.id,
+    name: s.name,
+    state: s.state,
+    model: s.spec.model,
+    dataset: s.spec.dataset,
+    metric: s.spec.metric,
+    createdAt: new Date(s.createdAt).toISOString(),
+    endedAt: s.endedAt ? new Date(s.endedAt).toISOString() : undefined,
+    trialCounts: counts,
+    best: bestTrial(s.spec, trials),
+  };
+}

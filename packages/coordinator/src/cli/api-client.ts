@@ -1,0 +1,77 @@
+/** Minimal client of the coordinator's HTTP API for the CLI; errors carry the API's code and field issues. */
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly issues: { path: string; message: string }[] = [],
+  ) {
+    super(message);
+  }
+}
+
+export class ApiClient {
+  constructor(readonly baseUrl: string) {}
+
+  async request<T>(method: string, path: string, body?: { text: string; type: string }): Promise<T> {
+    let res: Response;
+    try {
+      res = await fetch(new URL(path, this.baseUrl), {
+        method,
+        headers: body ? { 'content-type': body.type } : undefined,
+        body: body?.text,
+      });
+    } catch (err) {
+      throw new ApiError(0, 'UNREACHABLE', `cannot reach the coordinator at ${this.baseUrl} (${(err as Error).cause ?? (err as Error).message}); start it with 'gantry up' or set GANTRY_API_URL`);
+    }
+    if (res.ok) {
+      const type = res.headers.get('content-type') ?? '';
+      return (type.includes('json') ? await res.json() : Buffer.from(await res.arrayBuffer())) as T;
+    }
+    const text = await res.text();
+    let parsed: { error?: { code?: string; message?: string; issues?: { path: string; message: string }[] } } = {};
+    try {
+      parsed = JSON.parse(text) as typeof parsed;
+    } catch {
+      // not JSON: keep the raw text as the message
+    }
+    throw new ApiError(res.status, parsed.error?.code ?? 'HTTP_ERROR', parsed.error?.message ?? text, parsed.error?.issues ?? []);
+  }
+
+  get<T>(path: string): Promise<T> {
+    return this.request<T>('GET', path);
+  }
+
+  post<T>(path: string, body?: { text: string; type: string }): Promise<T> {
+    return this.request<T>('POST', path, body);
+  }
+}
+
+/** Shapes returned by the API that the CLI reads. */
+export interface TrialRow {
+  id: string;
+  index: number;
+  state: string;
+  params: Record<string, number>;
+  step: number;
+  steps: number;
+  attempts: number;
+  worker?: string;
+  reason?: string;
+  result?: number;
+  metrics?: { d_loss: number; g_loss: number; images_per_sec: number; step: number };
+}
+
+export interface SweepDetail {
+  id: string;
+  name: string;
+  state: string;
+  model: string;
+  dataset: string;
+  metric: { name: string; goal: string };
+  createdAt: string;
+  endedAt?: string;
+  trialCounts: Record<string, number>;
+  best: { trialId: string; metric: string; value: number; params: Record<string, number> } | null;
+  trials: TrialRow[];
+}

@@ -1,0 +1,49 @@
+import { loadConfig } from '@gantry/shared';
+import { Command, InvalidArgumentError } from 'commander';
+import { ApiClient, ApiError } from './api-client.ts';
+import { registerClientCommands } from './commands.ts';
+import { runUp } from './up.ts';
+
+function positiveInt(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('must be a positive integer');
+  return n;
+}
+
+function port(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError('must be a port number (0-65535)');
+  return n;
+}
+
+/** The `gantry` command line. */
+export async function main(argv: string[]): Promise<void> {
+  const program = new Command('gantry')
+    .description('Gantry: distributed GAN training sweeps (coordinator, BullMQ workers, S3 checkpoints)')
+    .option('--api <url>', 'coordinator API URL (default: $GANTRY_API_URL or http://127.0.0.1:8080)')
+    .showHelpAfterError();
+
+  program
+    .command('up')
+    .description('run the local stack in the foreground: Redis, S3, coordinator and N workers')
+    .option('-n, --workers <n>', 'worker processes to start', positiveInt, 2)
+    .option('-p, --port <port>', 'API port (default: $GANTRY_PORT or 8080)', port)
+    .option('--data-dir <dir>', 'where Redis, S3 objects and logs are kept', '.gantry')
+    .action((opts: { workers: number; port?: number; dataDir: string }) => runUp(opts));
+
+  const api = () => new ApiClient(program.opts<{ api?: string }>().api ?? loadConfig(process.env).api.url);
+  registerClientCommands(program, api);
+
+  try {
+    await program.parseAsync(argv);
+  } catch (err) {
+    if (err instanceof ApiError) {
+      process.stderr.write(`error: ${err.message}${err.code !== 'HTTP_ERROR' ? ` [${err.code}]` : ''}\n`);
+      for (const i of err.issues) process.stderr.write(`  ${i.path || '(spec)'}: ${i.message}\n`);
+    } else {
+      const e = err as NodeJS.ErrnoException;
+      process.stderr.write(`error: ${e.code === 'ENOENT' ? `no such file: ${e.path}` : e.message}\n`);
+    }
+    process.exitCode = 1;
+  }
+}

@@ -1,0 +1,88 @@
+import type { SweepDetail, TrialRow } from './api-client.ts';
+
+const BAR = 24;
+const TERMINAL = new Set(['completed', 'failed', 'diverged', 'stopped', 'cancelled']);
+
+function fmt(n: number | undefined, digits = 3): string {
+  if (n === undefined || Number.isNaN(n)) return '-';
+  if (n !== 0 && (Math.abs(n) < 1e-3 || Math.abs(n) >= 1e4)) return n.toExponential(2);
+  return n.toFixed(digits);
+}
+
+export function formatParams(p: Record<string, number>): string {
+  return Object.entries(p)
+    .map(([k, v]) => `${k}=${Number.isInteger(v) ? v : fmt(v, 5)}`)
+    .join(' ');
+}
+
+/** One line per trial: a progress bar (step / steps), losses and throughput. */
+export function trialLine(t: TrialRow): string {
+  const frac = t.steps > 0 ? Math.min(1, t.step / t.steps) : 0;
+  const filled = Math.round(frac * BAR);
+  const bar = `[${'#'.repeat(filled)}${'.'.repeat(BAR - filled)}]`;
+  const m = t.metrics;
+  const stats = m ? `D ${fmt(m.d_loss)} G ${fmt(m.g_loss)} ${fmt(m.images_per_sec, 1)} img/s` : '';
+  const why = t.reason && TERMINAL.has(t.state) && t.state !== 'completed' ? `  (${t.reason})` : '';
+  const id = t.id.slice(t.id.lastIndexOf('-') + 1);
+  return `  ${id.padEnd(5)} ${t.state.padEnd(9)} ${bar} ${String(t.step).padStart(6)}/${t.steps}  ${stats}${why}`;
+}
+
+export function sweepHeader(s: SweepDetail): string {
+  const counts = Object.entries(s.trialCounts)
+    .map(([k, v]) => `${v} ${k}`)
+    .join(', ');
+  return `sweep ${s.id} (${s.model} on ${s.dataset}) ${s.state}: ${counts}`;
+}
+
+/** Trials ranked by the sweep's metric (completed ones first), for the end of a run. */
+export function leaderboard(s: SweepDetail): string[] {
+  const sign = s.metric.goal === 'minimize' ? 1 : -1;
+  const ranked = [...s.trials].sort((a, b) => {
+    const av = a.result ?? Number.POSITIVE_INFINITY * sign;
+    const bv = b.result ?? Number.POSITIVE_INFINITY * sign;
+    return a.result === undefined ? 1 : b.result === undefined ? -1 : sign * (av - bv);
+  });
+  const lines = [`leaderboard by ${s.metric.name} (${s.metric.goal}):`];
+  ranked.forEach((t, i) => {
+    const id = t.id.slice(t.id.lastIndexOf('-') + 1);
+    lines.push(
+      `  ${String(i + 1).padStart(2)}. ${id.padEnd(5)} ${t.state.padEnd(9)} ${s.metric.name}=${fmt(t.result, 4).padEnd(8)} ${formatParams(t.params)}`,
+    );
+  });
+  return lines;
+}
+
+/**
+ * Redraws a block of lines in place on a TTY. On a pipe (CI, logs) it prints the block when `key`
+ * (e.g. the trials' states) changes, or every `pipeEveryMs` otherwise, so logs stay readable.
+ */
+export class LiveBlock {
+  private lastLines = 0;
+  private lastKey = '';
+  private lastPrint = 0;
+
+  constructor(
+    private readonly out: NodeJS.WriteStream,
+    private readonly pipeEveryMs = 15_000,
+  ) {}
+
+  render(lines: string[], key = ''): void {
+    const text = lines.join('\n');
+    if (!this.out.isTTY) {
+      const now = Date.now();
+      if (key !== this.lastKey || now - this.lastPrint >= this.pipeEveryMs) {
+        this.out.write(`${text}\n`);
+        this.lastKey = key;
+        this.lastPrint = now;
+      }
+      return;
+    }
+    if (this.lastLines > 0) this.out.write(`\x1b[${this.lastLines}A\x1b[0J`);
+    this.out.write(`${text}\n`);
+    this.lastLines = lines.length;
+  }
+}
+
+export function isTerminalSweep(state: string): boolean {
+  return state === 'completed' || state === 'failed' || state === 'cancelled';
+}

@@ -1,0 +1,104 @@
+import type { AddressInfo } from 'node:net';
+import { type GantryConfig, type Logger, ObjectStore, type SweepSpec, TRIAL_QUEUE, type WorkerInfo } from '@gantry/shared';
+import { Queue } from 'bullmq';
+import type { FastifyInstance } from 'fastify';
+import { Redis } from 'ioredis';
+import { buildApi } from './api/app.ts';
+import { coordinatorMetrics } from './metrics.ts';
+import { planSweep } from './planner/plan-sweep.ts';
+import { Scheduler } from './scheduler.ts';
+import { SweepStore } from './sweep-store.ts';
+
+/** A worker whose last heartbeat is older than this is not listed. */
+const WORKER_TTL_MS = 30_000;
+
+export interface CoordinatorOptions {
+  /** Scheduler pass interval. @default 1000 */
+  schedulerIntervalMs?: number;
+}
+
+type State = 'created' | 'running' | 'closing' | 'closed';
+
+/**
+ * The coordinator process: HTTP API, sweep planning, the scheduler that feeds BullMQ, and metrics.
+ * All state is in Redis, so any number of restarts carry on where the last one stopped.
+ */
+export class Coordinator {
+  readonly redis: Redis;
+  readonly store: SweepStore;
+  readonly queue: Queue;
+  readonly objects: ObjectStore;
+  readonly scheduler: Scheduler;
+  readonly app: FastifyInstance;
+  private state: State = 'created';
+  private closing?: Promise<void>;
+
+  constructor(
+    readonly config: GantryConfig,
+    private readonly log: Logger,
+    opts: CoordinatorOptions = {},
+  ) {
+    this.redis = new Redis(config.redisUrl, { maxRetriesPerRequest: null });
+    this.store = new SweepStore(this.redis, config.prefix);
+    this.queue = new Queue(TRIAL_QUEUE, { connection: this.redis.duplicate(), prefix: config.prefix });
+    this.objects = new ObjectStore(config.s3);
+    this.scheduler = new Scheduler(this.store, this.queue, log, opts.schedulerIntervalMs);
+    this.app = buildApi({
+      store: this.store,
+      scheduler: this.scheduler,
+      objects: this.objects,
+      metrics: coordinatorMetrics(this.store, this.queue, async () => (await this.workers()).length),
+      submit: (spec) => this.submit(spec),
+      workers: () => this.workers(),
+      ready: async () => this.state === 'running' && (await this.redis.ping()) === 'PONG',
+    });
+  }
+
+  /** Plans and stores a sweep, then queues its first trials. Nothing is written for an invalid spec. */
+  async submit(spec: SweepSpec): Promise<{ id: string; trialIds: string[] }> {
+    const plan = planSweep(spec);
+    const sweep = await this.store.create(spec, plan);
+    this.log.info({ sweepId: sweep.id, trials: plan.length, method: spec.method }, 'sweep submitted');
+    await this.scheduler.tick();
+    return { id: sweep.id, trialIds: sweep.trialIds };
+  }
+
+  /** Workers with a recent heartbeat. */
+  async workers(): Promise<WorkerInfo[]> {
+    const all = await this.redis.hgetall(this.store.keys.workers);
+    const now = Date.now();
+    return Object.values(all)
+      .map((v) => JSON.parse(v) as WorkerInfo)
+      .filter((w) => now - w.lastHeartbeat < WORKER_TTL_MS)
+      .sort((a, b) => a.id.localeCompare(b.id));
+  }
+
+  /** Starts the scheduler and, when `listen` is set, the HTTP server. Returns the API's base URL. */
+  async start(listen?: { host: string; port: number }): Promise<string | undefined> {
+    if (this.state !== 'created') throw new Error(`coordinator already ${this.state}`);
+    await this.objects.ensureBucket();
+    this.state = 'running';
+    this.scheduler.start();
+    await this.scheduler.tick();
+    if (!listen) return undefined;
+    await this.app.listen({ host: listen.host, port: listen.port });
+    const addr = this.app.server.address() as AddressInfo;
+    const url = `http://${listen.host}:${addr.port}`;
+    this.log.info({ url }, 'coordinator listening');
+    return url;
+  }
+
+  /** Stops serving and scheduling; running trials keep going on their workers. Idempotent. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      this.state = 'closing';
+      await this.scheduler.stop();
+      await this.app.close();
+      await this.queue.close();
+      await this.objects.close();
+      await this.redis.quit().catch(() => {});
+      this.state = 'closed';
+    })();
+    return this.closing;
+  }
+}

@@ -1,0 +1,41 @@
+import { deriveSeed, MODEL_PARAMS, Rng, type SweepSpec } from '@gantry/shared';
+import { sampleParameter } from './sample-parameter.ts';
+
+/** One planned trial: every model parameter resolved, plus its own seed. */
+export interface PlannedTrial {
+  index: number;
+  seed: number;
+  params: Record<string, number>;
+}
+
+function withDefaults(spec: SweepSpec, chosen: Record<string, number>): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [name, def] of Object.entries(MODEL_PARAMS[spec.model])) out[name] = chosen[name] ?? def.default;
+  return out;
+}
+
+/**
+ * Expands a sweep into trials. Grid: the cartesian product of every `values` list (last parameter varies
+ * fastest, in the spec's key order). Random: `budget.trials` draws, trial i from an Rng seeded by
+ * (spec.seed, i), parameters drawn in sorted-name order, so any trial can be re-derived on its own.
+ */
+export function planSweep(spec: SweepSpec): PlannedTrial[] {
+  const names = Object.keys(spec.parameters);
+  if (spec.method === 'grid') {
+    let combos: Record<string, number>[] = [{}];
+    for (const name of names) {
+      const p = spec.parameters[name]!;
+      const values = p.kind === 'values' ? p.values : p.kind === 'value' ? [p.value] : [];
+      combos = combos.flatMap((c) => values.map((v) => ({ ...c, [name]: v })));
+    }
+    return combos.map((c, index) => ({ index, seed: deriveSeed(spec.seed, index), params: withDefaults(spec, c) }));
+  }
+  const sorted = [...names].sort();
+  return Array.from({ length: spec.budget.trials }, (_, index) => {
+    const seed = deriveSeed(spec.seed, index);
+    const rng = new Rng(seed ^ 0x9e3779b9);
+    const chosen: Record<string, number> = {};
+    for (const name of sorted) chosen[name] = sampleParameter(spec.parameters[name]!, rng);
+    return { index, seed, params: withDefaults(spec, chosen) };
+  });
+}

@@ -1,0 +1,144 @@
+import {
+  ConflictError,
+  type Logger,
+  NotFoundError,
+  TERMINAL_TRIAL_STATES,
+  type TrialJob,
+  type TrialRecord,
+} from '@gantry/shared';
+import type { Queue } from 'bullmq';
+import type { StoredSweep, SweepStore } from './sweep-store.ts';
+
+/** How many times a trial job is tried before it fails for good (transient faults only). */
+const JOB_ATTEMPTS = 3;
+
+type Trial = TrialRecord & { dispatched: boolean };
+
+/**
+ * Keeps every active sweep moving: at most `budget.parallel` of its trials queued or running, results
+ * recorded from the workers' reports and the queue's final job states, sweeps closed when every trial has
+ * ended. All state lives in Redis; each pass recomputes from it, so a restarted coordinator carries on.
+ */
+export class Scheduler {
+  private timer?: NodeJS.Timeout;
+  private pass: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly store: SweepStore,
+    private readonly queue: Queue,
+    private readonly log: Logger,
+    private readonly intervalMs = 1000,
+  ) {}
+
+  start(): void {
+    this.timer ??= setInterval(() => void this.tick(), this.intervalMs);
+  }
+
+  stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    return this.pass;
+  }
+
+  /** One reconciliation pass over all active sweeps; passes never overlap. */
+  tick(): Promise<void> {
+    this.pass = this.pass.then(async () => {
+      try {
+        for (const id of await this.store.activeIds()) await this.reconcile(id);
+      } catch (err) {
+        this.log.error({ err }, 'scheduler pass failed');
+      }
+    });
+    return this.pass;
+  }
+
+  private async reconcile(sweepId: string): Promise<void> {
+    const sweep = await this.store.get(sweepId);
+    if (!sweep || sweep.state === 'cancelled') return;
+    const trials = await this.store.trials(sweep.trialIds);
+    for (const t of trials) if (t.dispatched) await this.settleFromQueue(sweep, t);
+    for (const t of trials) {
+      if (t.state === 'completed' && t.result === undefined && t.summary) {
+        const value = t.summary[sweep.spec.metric.name];
+        if (value !== undefined) {
+          t.result = value;
+          await this.store.updateTrial(t.id, { result: value });
+        }
+      }
+    }
+    const live = trials.filter((t) => t.dispatched && !TERMINAL_TRIAL_STATES.has(t.state)).length;
+    const waiting = trials.filter((t) => !t.dispatched && t.state === 'queued');
+    const room = Math.max(0, sweep.spec.budget.parallel - live);
+    for (const t of waiting.slice(0, room)) await this.dispatch(sweep, t);
+    if (trials.every((t) => TERMINAL_TRIAL_STATES.has(t.state))) {
+      const ok = trials.some((t) => t.state === 'completed');
+      await this.store.setSweepState(sweepId, ok ? 'completed' : 'failed');
+      this.log.info({ sweepId, state: ok ? 'completed' : 'failed' }, 'sweep ended');
+    } else if (sweep.state === 'queued' && trials.some((t) => t.dispatched)) {
+      await this.store.setSweepState(sweepId, 'running');
+    }
+  }
+
+  /** Records the end of a trial whose job the queue has finished but whose worker could not report it. */
+  private async settleFromQueue(sweep: StoredSweep, t: Trial): Promise<void> {
+    if (TERMINAL_TRIAL_STATES.has(t.state)) return;
+    const state = await this.queue.getJobState(t.id);
+    if (state === 'failed') {
+      const job = await this.queue.getJob(t.id);
+      t.state = 'failed';
+      t.reason = job?.failedReason || 'job failed';
+      await this.store.updateTrial(t.id, { state: 'failed', reason: t.reason, endedAt: Date.now() });
+      this.log.warn({ sweepId: sweep.id, trialId: t.id, reason: t.reason }, 'trial failed');
+    } else if (state === 'unknown') {
+      t.state = 'failed';
+      t.reason = 'its queue job disappeared';
+      await this.store.updateTrial(t.id, { state: 'failed', reason: t.reason, endedAt: Date.now() });
+    }
+  }
+
+  private async dispatch(sweep: StoredSweep, t: Trial): Promise<void> {
+    const payload: TrialJob = {
+      v: 1,
+      sweepId: sweep.id,
+      trialId: t.id,
+      index: t.index,
+      model: sweep.spec.model,
+      dataset: sweep.spec.dataset,
+      seed: t.seed,
+      steps: sweep.spec.budget.steps,
+      checkpointEvery: sweep.spec.checkpoint.every_steps,
+      params: t.params,
+    };
+    await this.queue.add('train', payload, {
+      jobId: t.id,
+      attempts: JOB_ATTEMPTS,
+      backoff: { type: 'exponential', delay: 2000 },
+    });
+    t.dispatched = true;
+    await this.store.updateTrial(t.id, { dispatched: true });
+    this.log.info({ sweepId: sweep.id, trialId: t.id, params: t.params }, 'trial queued');
+  }
+
+  /** Cancels a sweep: waiting jobs are removed, running ones are told to stop. */
+  async cancel(sweepId: string): Promise<StoredSweep> {
+    const sweep = await this.store.get(sweepId);
+    if (!sweep) throw new NotFoundError('sweep', sweepId);
+    if (sweep.state === 'completed' || sweep.state === 'failed' || sweep.state === 'cancelled') {
+      throw new ConflictError(`sweep ${sweepId} has already ended (${sweep.state})`, { sweepId });
+    }
+    await this.store.setSweepState(sweepId, 'cancelled');
+    const trials = await this.store.trials(sweep.trialIds);
+    const live = trials.filter((t) => !TERMINAL_TRIAL_STATES.has(t.state));
+    for (const t of live) {
+      await this.store.updateTrial(t.id, { state: 'cancelled', reason: 'sweep cancelled', endedAt: Date.now() });
+      if (t.dispatched) {
+        const job = await this.queue.getJob(t.id);
+        const state = job ? await job.getState() : 'unknown';
+        if (job && (state === 'waiting' || state === 'delayed' || state === 'prioritized')) await job.remove().catch(() => {});
+      }
+    }
+    await this.store.redis.publish(this.store.keys.control, JSON.stringify({ type: 'cancel', trialIds: live.map((t) => t.id) }));
+    this.log.info({ sweepId, trials: live.length }, 'sweep cancelled');
+    return { ...sweep, state: 'cancelled' };
+  }
+}

@@ -1,0 +1,152 @@
+import { randomBytes } from 'node:crypto';
+import {
+  type CheckpointRef,
+  decodeTrial,
+  encodeTrial,
+  type RedisKeys,
+  redisKeys,
+  type SweepSpec,
+  type SweepState,
+  type TrialMetrics,
+  type TrialRecord,
+  trialId as makeTrialId,
+} from '@gantry/shared';
+import type { Redis } from 'ioredis';
+import type { PlannedTrial } from './planner/plan-sweep.ts';
+
+/** A sweep as kept in Redis. */
+export interface StoredSweep {
+  id: string;
+  name: string;
+  state: SweepState;
+  spec: SweepSpec;
+  createdAt: number;
+  endedAt?: number;
+  trialIds: string[];
+}
+
+/** Redis persistence of sweeps and trials; the coordinator's only state, so a restart carries on. */
+export class SweepStore {
+  readonly keys: RedisKeys;
+
+  constructor(
+    readonly redis: Redis,
+    prefix: string,
+  ) {
+    this.keys = redisKeys(prefix);
+  }
+
+  private get activeKey(): string {
+    return `${this.keys.sweeps}:active`;
+  }
+
+  /** Writes a new sweep and its planned trials atomically; returns the stored sweep. */
+  async create(spec: SweepSpec, plan: PlannedTrial[]): Promise<StoredSweep> {
+    const id = `${spec.name.slice(0, 40)}-${randomBytes(4).toString('hex')}`;
+    const now = Date.now();
+    const trialIds = plan.map((p) => makeTrialId(id, p.index));
+    const tx = this.redis.multi();
+    tx.hset(this.keys.sweep(id), {
+      id,
+      name: spec.name,
+      state: 'queued',
+      spec: JSON.stringify(spec),
+      createdAt: String(now),
+      trialIds: JSON.stringify(trialIds),
+    });
+    plan.forEach((p, i) => {
+      const t: TrialRecord = {
+        id: trialIds[i]!,
+        sweepId: id,
+        index: p.index,
+        state: 'queued',
+        params: p.params,
+        seed: p.seed,
+        step: 0,
+        steps: spec.budget.steps,
+        attempts: 0,
+        createdAt: now,
+      };
+      tx.hset(this.keys.trial(t.id), encodeTrial(t));
+    });
+    tx.zadd(this.keys.sweeps, now, id);
+    tx.sadd(this.activeKey, id);
+    await tx.exec();
+    return { id, name: spec.name, state: 'queued', spec, createdAt: now, trialIds };
+  }
+
+  async get(id: string): Promise<StoredSweep | undefined> {
+    const h = await this.redis.hgetall(this.keys.sweep(id));
+    if (!h.id) return undefined;
+    return {
+      id: h.id,
+      name: h.name ?? '',
+      state: (h.state ?? 'queued') as SweepState,
+      spec: JSON.parse(h.spec ?? '{}') as SweepSpec,
+      createdAt: Number(h.createdAt),
+      endedAt: h.endedAt ? Number(h.endedAt) : undefined,
+      trialIds: JSON.parse(h.trialIds ?? '[]') as string[],
+    };
+  }
+
+  /** Newest first. */
+  async list(limit = 100): Promise<StoredSweep[]> {
+    const ids = await this.redis.zrevrange(this.keys.sweeps, 0, limit - 1);
+    const sweeps = await Promise.all(ids.map((id) => this.get(id)));
+    return sweeps.filter((s): s is StoredSweep => s !== undefined);
+  }
+
+  async activeIds(): Promise<string[]> {
+    return this.redis.smembers(this.activeKey);
+  }
+
+  async setSweepState(id: string, state: SweepState): Promise<void> {
+    const tx = this.redis.multi().hset(this.keys.sweep(id), 'state', state);
+    if (state === 'completed' || state === 'failed' || state === 'cancelled') {
+      tx.hset(this.keys.sweep(id), 'endedAt', String(Date.now())).srem(this.activeKey, id);
+    }
+    await tx.exec();
+  }
+
+  async trial(id: string): Promise<(TrialRecord & { dispatched: boolean }) | undefined> {
+    const h = await this.redis.hgetall(this.keys.trial(id));
+    const t = decodeTrial(h);
+    return t ? { ...t, dispatched: h.dispatched === '1' } : undefined;
+  }
+
+  async trials(ids: readonly string[]): Promise<(TrialRecord & { dispatched: boolean })[]> {
+    const pipe = this.redis.pipeline();
+    for (const id of ids) pipe.hgetall(this.keys.trial(id));
+    const res = (await pipe.exec()) ?? [];
+    const out: (TrialRecord & { dispatched: boolean })[] = [];
+    for (const [err, h] of res) {
+      if (err) throw err;
+      const rec = h as Record<string, string>;
+      const t = decodeTrial(rec);
+      if (t) out.push({ ...t, dispatched: rec.dispatched === '1' });
+    }
+    return out;
+  }
+
+  async updateTrial(id: string, fields: Partial<TrialRecord> & { dispatched?: boolean }): Promise<void> {
+    const { dispatched, ...rest } = fields;
+    const enc = encodeTrial(rest);
+    if (dispatched !== undefined) enc.dispatched = dispatched ? '1' : '0';
+    await this.redis.hset(this.keys.trial(id), enc);
+  }
+
+  async history(id: string, limit = 2000): Promise<TrialMetrics[]> {
+    const raw = await this.redis.lrange(this.keys.trialHistory(id), -limit, -1);
+    return raw.map((r) => JSON.parse(r) as TrialMetrics);
+  }
+
+  async checkpoints(id: string): Promise<CheckpointRef[]> {
+    return (await this.redis.lrange(this.keys.trialCheckpoints(id), 0, -1)).map((r) => JSON.parse(r) as CheckpointRef);
+  }
+
+  async samples(id: string): Promise<{ step: number; key: string; t: number }[]> {
+    return (await this.redis.lrange(this.keys.trialSamples(id), 0, -1)).map(
+      (r) => JSON.parse(r) as { step: number; key: string; t: number },
+    );
+  }
+}

@@ -1,0 +1,86 @@
+import { z } from 'zod';
+import { ConfigError } from './errors.ts';
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+const envSchema = z.object({
+  REDIS_URL: z.string().url().default('redis://127.0.0.1:6379'),
+  GANTRY_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]{1,64}$/, 'letters, digits, _ and - only')
+    .default('gantry'),
+  S3_ENDPOINT: z.string().url().optional(),
+  S3_BUCKET: z.string().min(3).max(63).default('gantry'),
+  S3_REGION: z.string().default('us-east-1'),
+  AWS_ACCESS_KEY_ID: z.string().optional(),
+  AWS_SECRET_ACCESS_KEY: z.string().optional(),
+  S3_FORCE_PATH_STYLE: z.enum(['true', 'false']).default('true'),
+  GANTRY_HOST: z.string().default('127.0.0.1'),
+  GANTRY_PORT: z.coerce.number().int().min(0).max(65535).default(8080),
+  GANTRY_API_URL: z.string().url().default('http://127.0.0.1:8080'),
+  GANTRY_BACKEND: z.enum(['tensorflow', 'wasm', 'cpu']).optional(),
+  GANTRY_WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(256).optional(),
+  GANTRY_WORKER_ID: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/).optional(),
+  GANTRY_METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(0),
+  GANTRY_FASHION_MNIST_DIR: z.string().optional(),
+  GANTRY_LOCK_MS: z.coerce.number().int().min(1000).max(600_000).default(30_000),
+  LOG_LEVEL: z.enum(LOG_LEVELS).default('info'),
+});
+
+/** Configuration of every Gantry process, read from the environment in one place per process. */
+export interface GantryConfig {
+  redisUrl: string;
+  prefix: string;
+  s3: {
+    endpoint?: string;
+    bucket: string;
+    region: string;
+    accessKeyId?: string;
+    secretAccessKey?: string;
+    forcePathStyle: boolean;
+  };
+  api: { host: string; port: number; url: string };
+  worker: {
+    backend?: 'tensorflow' | 'wasm' | 'cpu';
+    concurrency?: number;
+    id?: string;
+    metricsPort: number;
+    fashionMnistDir?: string;
+    lockMs: number;
+  };
+  logLevel: (typeof LOG_LEVELS)[number];
+}
+
+/**
+ * Reads and validates configuration from an environment map.
+ * @throws ConfigError naming each bad variable.
+ */
+export function loadConfig(env: NodeJS.ProcessEnv): GantryConfig {
+  const parsed = envSchema.safeParse(env);
+  if (!parsed.success) {
+    throw new ConfigError(parsed.error.issues.map((i) => ({ path: i.path.map(String).join('.'), message: i.message })));
+  }
+  const e = parsed.data;
+  return {
+    redisUrl: e.REDIS_URL,
+    prefix: e.GANTRY_PREFIX,
+    s3: {
+      endpoint: e.S3_ENDPOINT,
+      bucket: e.S3_BUCKET,
+      region: e.S3_REGION,
+      accessKeyId: e.AWS_ACCESS_KEY_ID,
+      secretAccessKey: e.AWS_SECRET_ACCESS_KEY,
+      forcePathStyle: e.S3_FORCE_PATH_STYLE === 'true',
+    },
+    api: { host: e.GANTRY_HOST, port: e.GANTRY_PORT, url: e.GANTRY_API_URL },
+    worker: {
+      backend: e.GANTRY_BACKEND,
+      concurrency: e.GANTRY_WORKER_CONCURRENCY,
+      id: e.GANTRY_WORKER_ID,
+      metricsPort: e.GANTRY_METRICS_PORT,
+      fashionMnistDir: e.GANTRY_FASHION_MNIST_DIR,
+      lockMs: e.GANTRY_LOCK_MS,
+    },
+    logLevel: e.LOG_LEVEL,
+  };
+}

@@ -1,0 +1,109 @@
+/** A field-level problem found while validating input. */
+export interface FieldIssue {
+  /** Dotted path of the offending field, e.g. `parameters.lr_g.min`; empty for the whole document. */
+  path: string;
+  message: string;
+}
+
+/** Base class of every error that crosses a process or HTTP boundary: a stable `code` and an HTTP status. */
+export class GantryError extends Error {
+  readonly code: string;
+  readonly status: number;
+  readonly context: Readonly<Record<string, unknown>>;
+
+  constructor(
+    code: string,
+    status: number,
+    message: string,
+    options: { cause?: unknown; context?: Record<string, unknown> } = {},
+  ) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.code = code;
+    this.status = status;
+    this.context = options.context ?? {};
+  }
+
+  toJSON(): { code: string; message: string } {
+    return { code: this.code, message: this.message };
+  }
+}
+
+/** Thrown when a sweep spec (YAML/JSON, API or CLI) fails validation; nothing has been queued. */
+export class SpecValidationError extends GantryError {
+  readonly issues: readonly FieldIssue[];
+  constructor(issues: FieldIssue[]) {
+    const first = issues[0];
+    const head = first ? `${first.path || '(spec)'}: ${first.message}` : 'invalid spec';
+    const more = issues.length > 1 ? ` (and ${issues.length - 1} more)` : '';
+    super('INVALID_SPEC', 400, `invalid sweep spec: ${head}${more}`);
+    this.issues = issues;
+  }
+
+  override toJSON(): { code: string; message: string; issues: readonly FieldIssue[] } {
+    return { code: this.code, message: this.message, issues: this.issues };
+  }
+}
+
+/** Thrown when a request body or spec exceeds its size limit. */
+export class PayloadTooLargeError extends GantryError {
+  constructor(what: string, limitBytes: number) {
+    super('PAYLOAD_TOO_LARGE', 413, `${what} is larger than ${limitBytes} bytes`, {
+      context: { limitBytes },
+    });
+  }
+}
+
+/** Thrown when a sweep, trial or object asked for by id does not exist. */
+export class NotFoundError extends GantryError {
+  constructor(kind: 'sweep' | 'trial' | 'sample' | 'checkpoint', id: string) {
+    super('NOT_FOUND', 404, `${kind} '${id}' not found`, { context: { kind, id } });
+  }
+}
+
+/** Thrown when an operation does not fit the current state (cancelling a finished sweep, say). */
+export class ConflictError extends GantryError {
+  constructor(message: string, context: Record<string, unknown> = {}) {
+    super('CONFLICT', 409, message, { context });
+  }
+}
+
+/** Thrown by a worker when a job payload fails validation; the job fails without retries. */
+export class InvalidJobPayloadError extends GantryError {
+  readonly issues: readonly FieldIssue[];
+  constructor(jobId: string | undefined, issues: FieldIssue[]) {
+    const first = issues[0];
+    super(
+      'INVALID_JOB_PAYLOAD',
+      400,
+      `job ${jobId ?? '?'} has an invalid payload: ${first ? `${first.path}: ${first.message}` : 'unknown'}`,
+      { context: { jobId } },
+    );
+    this.issues = issues;
+  }
+}
+
+/** Thrown when a checkpoint commit is refused because this worker no longer holds the trial's lock. */
+export class CheckpointFencedError extends GantryError {
+  constructor(trialId: string, step: number) {
+    super('CHECKPOINT_FENCED', 409, `trial ${trialId}: lost the job lock, checkpoint at step ${step} not committed`, {
+      context: { trialId, step },
+    });
+  }
+}
+
+/** Thrown when a checkpoint's manifest or objects are missing or do not match their recorded sizes. */
+export class CorruptCheckpointError extends GantryError {
+  constructor(trialId: string, key: string, why: string) {
+    super('CORRUPT_CHECKPOINT', 500, `trial ${trialId}: checkpoint ${key} is corrupt: ${why}`, {
+      context: { trialId, key },
+    });
+  }
+}
+
+/** Thrown when configuration from the environment is invalid. */
+export class ConfigError extends GantryError {
+  constructor(issues: FieldIssue[]) {
+    super('INVALID_CONFIG', 500, `invalid configuration: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`);
+  }
+}

@@ -1,0 +1,38 @@
+/**
+ * Names shared by coordinator and workers: the BullMQ queue, Redis keys and object-store keys.
+ * Every Redis key starts with the deployment prefix, so tests and deployments can share one Redis.
+ */
+export const TRIAL_QUEUE = 'trials';
+
+export function redisKeys(prefix: string) {
+  return {
+    sweeps: `${prefix}:sweeps`,
+    sweep: (id: string) => `${prefix}:sweep:${id}`,
+    trial: (id: string) => `${prefix}:trial:${id}`,
+    trialHistory: (id: string) => `${prefix}:trial:${id}:history`,
+    trialCheckpoints: (id: string) => `${prefix}:trial:${id}:checkpoints`,
+    trialSamples: (id: string) => `${prefix}:trial:${id}:samples`,
+    workers: `${prefix}:workers`,
+    /** Pub/sub channel on which the coordinator announces cancelled trials. */
+    control: `${prefix}:control`,
+    /** BullMQ's lock key for a job: `<bullPrefix>:<queue>:<jobId>:lock`. */
+    jobLock: (jobId: string) => `${prefix}:${TRIAL_QUEUE}:${jobId}:lock`,
+  };
+}
+
+export type RedisKeys = ReturnType<typeof redisKeys>;
+
+/** Object-store layout of DESIGN.md: `sweeps/<sweepId>/trials/<trialId>/...`. */
+export const objectKeys = {
+  trialRoot: (sweepId: string, trialId: string) => `sweeps/${sweepId}/trials/${trialId}/`,
+  /** Immutable objects of one checkpoint attempt; `writer` keeps two lock holders from colliding. */
+  checkpointDir: (sweepId: string, trialId: string, step: number, writer: string) =>
+    `sweeps/${sweepId}/trials/${trialId}/checkpoints/${step}/${writer}/`,
+  sample: (sweepId: string, trialId: string, step: number) =>
+    `sweeps/${sweepId}/trials/${trialId}/samples/${step}.png`,
+};
+
+/** The id of trial `index` of a sweep: `<sweepId>-t<index, 3 digits>`; safe as a BullMQ job id and in S3 keys. */
+export function trialId(sweepId: string, index: number): string {
+  return `${sweepId}-t${String(index).padStart(3, '0')}`;
+}

@@ -1,0 +1,12 @@
+/** Hard limits on what users may submit; exceeding one is a 400 (or 413 for sizes) naming the field. */
+export const LIMITS = {
+  /** Largest sweep spec, YAML or JSON, in bytes. */
+  specBytes: 64 * 1024,
+  /** Largest HTTP request body accepted by the API, in bytes. */
+  bodyBytes: 256 * 1024,
+  maxTrials: 1000,
+  maxParallel: 64,
+  maxSteps: 1_000_000,
+  maxValuesPerParameter: 100,
+  maxNameLength: 63,
+} as const;

@@ -1,0 +1,253 @@
+import { parse as parseYaml, YAMLParseError } from 'yaml';
+import { z } from 'zod';
+import { type FieldIssue, PayloadTooLargeError, SpecValidationError } from './errors.ts';
+import { LIMITS } from './limits.ts';
+import {
+  checkParamValue,
+  DATASET_NAMES,
+  MODEL_NAMES,
+  MODEL_PARAMS,
+  type ModelName,
+  PLANNED_MODELS,
+} from './models.ts';
+
+/** Metrics a trial reports at its end and a sweep can rank by. */
+export const METRIC_NAMES = ['g_loss', 'd_loss', 'd_real', 'd_fake', 'images_per_sec'] as const;
+export type MetricName = (typeof METRIC_NAMES)[number];
+
+/** How one parameter is searched: a constant, a list (grid or random choice) or a distribution (random). */
+export type ParameterSpec =
+  | { kind: 'value'; value: number }
+  | { kind: 'values'; values: number[] }
+  | { kind: 'distribution'; distribution: 'uniform' | 'log_uniform' | 'int_uniform'; min: number; max: number };
+
+/** A validated sweep spec with every default filled in. */
+export interface SweepSpec {
+  name: string;
+  model: ModelName;
+  dataset: (typeof DATASET_NAMES)[number];
+  method: 'grid' | 'random';
+  metric: { name: MetricName; goal: 'minimize' | 'maximize' };
+  seed: number;
+  budget: { trials: number; parallel: number; steps: number };
+  checkpoint: { every_steps: number };
+  parameters: Record<string, ParameterSpec>;
+}
+
+const posInt = (max: number) => z.number().int('must be an integer').min(1, 'must be >= 1').max(max, `must be <= ${max}`);
+
+const rawSpecSchema = z.strictObject({
+  name: z
+    .string()
+    .min(1, 'must not be empty')
+    .max(LIMITS.maxNameLength, `must be at most ${LIMITS.maxNameLength} characters`)
+    .regex(/^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/, "lowercase letters, digits and '-' only, not starting or ending with '-'"),
+  model: z.string().superRefine((m, ctx) => {
+    if ((MODEL_NAMES as readonly string[]).includes(m)) return;
+    const planned = (PLANNED_MODELS as readonly string[]).includes(m);
+    ctx.addIssue({
+      code: 'custom',
+      message: planned
+        ? `model '${m}' is not available yet; available: ${MODEL_NAMES.join(', ')}`
+        : `unknown model '${m}'; available: ${MODEL_NAMES.join(', ')}`,
+    });
+  }),
+  dataset: z.enum(DATASET_NAMES, { message: `must be one of ${DATASET_NAMES.join(', ')}` }),
+  method: z.enum(['grid', 'random'], { message: 'must be grid or random' }).default('random'),
+  metric: z
+    .strictObject({
+      name: z.string().superRefine((m, ctx) => {
+        if ((METRIC_NAMES as readonly string[]).includes(m)) return;
+        ctx.addIssue({
+          code: 'custom',
+          message:
+            m === 'fld'
+              ? `metric 'fld' needs the quality classifier, which is not available yet; available: ${METRIC_NAMES.join(', ')}`
+              : `unknown metric '${m}'; available: ${METRIC_NAMES.join(', ')}`,
+        });
+      }),
+      goal: z.enum(['minimize', 'maximize'], { message: 'must be minimize or maximize' }),
+    })
+    .default({ name: 'g_loss', goal: 'minimize' }),
+  seed: z.number().int('must be an integer').min(0, 'must be >= 0').max(2 ** 31 - 1).default(0),
+  budget: z.strictObject({
+    trials: posInt(LIMITS.maxTrials).default(1),
+    parallel: posInt(LIMITS.maxParallel).default(1),
+    steps: posInt(LIMITS.maxSteps),
+  }),
+  checkpoint: z.strictObject({ every_steps: posInt(LIMITS.maxSteps) }).default({ every_steps: 100 }),
+  parameters: z.record(z.string(), z.unknown()).default({}),
+});
+
+function zodPath(path: readonly PropertyKey[]): string {
+  return path.map(String).join('.');
+}
+
+function issuesFromZod(error: z.ZodError): FieldIssue[] {
+  const out: FieldIssue[] = [];
+  for (const issue of error.issues) {
+    if (issue.code === 'unrecognized_keys') {
+      for (const key of issue.keys) out.push({ path: zodPath([...issue.path, key]), message: 'unknown key' });
+    } else if (issue.code === 'invalid_type' && issue.input === undefined) {
+      out.push({ path: zodPath(issue.path), message: 'is required' });
+    } else {
+      out.push({ path: zodPath(issue.path), message: issue.message });
+    }
+  }
+  return out;
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** Validates one entry of `parameters` against the model's definition; pushes issues, returns the spec if valid. */
+function parseParameter(
+  model: ModelName,
+  method: 'grid' | 'random',
+  name: string,
+  raw: unknown,
+  issues: FieldIssue[],
+): ParameterSpec | undefined {
+  const path = `parameters.${name}`;
+  const def = MODEL_PARAMS[model][name];
+  if (!def) {
+    const known = Object.keys(MODEL_PARAMS[model]).join(', ');
+    issues.push({ path, message: `unknown parameter for model '${model}'; known: ${known}` });
+    return undefined;
+  }
+  if (!isRecord(raw)) {
+    issues.push({ path, message: 'must be an object: {value}, {values: [...]} or {distribution, min, max}' });
+    return undefined;
+  }
+  const keys = Object.keys(raw);
+  const shape = 'value' in raw ? 'value' : 'values' in raw ? 'values' : 'distribution' in raw ? 'distribution' : '';
+  const allowed: Record<string, string[]> = {
+    value: ['value'],
+    values: ['values'],
+    distribution: ['distribution', 'min', 'max'],
+  };
+  if (!shape) {
+    issues.push({ path, message: 'needs one of value, values or distribution' });
+    return undefined;
+  }
+  const extra = keys.filter((k) => !allowed[shape]?.includes(k));
+  if (extra.length > 0) {
+    for (const k of extra) issues.push({ path: `${path}.${k}`, message: `unknown key (with '${shape}')` });
+    return undefined;
+  }
+  const before = issues.length;
+  if (shape === 'value') {
+    const problem = checkParamValue(def, raw.value);
+    if (problem) issues.push({ path: `${path}.value`, message: problem });
+    return issues.length === before ? { kind: 'value', value: raw.value as number } : undefined;
+  }
+  if (shape === 'values') {
+    const values = raw.values;
+    if (!Array.isArray(values) || values.length === 0) {
+      issues.push({ path: `${path}.values`, message: 'must be a non-empty list' });
+      return undefined;
+    }
+    if (values.length > LIMITS.maxValuesPerParameter) {
+      issues.push({ path: `${path}.values`, message: `at most ${LIMITS.maxValuesPerParameter} values` });
+      return undefined;
+    }
+    values.forEach((v, i) => {
+      const problem = checkParamValue(def, v);
+      if (problem) issues.push({ path: `${path}.values.${i}`, message: problem });
+    });
+    return issues.length === before ? { kind: 'values', values: values as number[] } : undefined;
+  }
+  const distribution = raw.distribution;
+  if (distribution !== 'uniform' && distribution !== 'log_uniform' && distribution !== 'int_uniform') {
+    issues.push({ path: `${path}.distribution`, message: 'must be uniform, log_uniform or int_uniform' });
+    return undefined;
+  }
+  if (method === 'grid') {
+    issues.push({ path: `${path}.distribution`, message: "grid search needs 'value' or 'values', not a distribution" });
+    return undefined;
+  }
+  for (const bound of ['min', 'max'] as const) {
+    if (!(bound in raw)) issues.push({ path: `${path}.${bound}`, message: 'is required' });
+    else {
+      const problem = checkParamValue(def, raw[bound]);
+      if (problem) issues.push({ path: `${path}.${bound}`, message: problem });
+    }
+  }
+  if (issues.length > before) return undefined;
+  const min = raw.min as number;
+  const max = raw.max as number;
+  if (distribution === 'int_uniform') {
+    if (!Number.isInteger(min)) issues.push({ path: `${path}.min`, message: 'must be an integer for int_uniform' });
+    if (!Number.isInteger(max)) issues.push({ path: `${path}.max`, message: 'must be an integer for int_uniform' });
+    if (min > max) issues.push({ path: `${path}.max`, message: 'empty range: max must be >= min' });
+  } else {
+    if (def.kind === 'int') {
+      issues.push({ path: `${path}.distribution`, message: `'${name}' is an integer: use int_uniform or values` });
+    }
+    if (min >= max) issues.push({ path: `${path}.max`, message: 'empty range: max must be > min' });
+    if (distribution === 'log_uniform' && min <= 0) {
+      issues.push({ path: `${path}.min`, message: 'must be > 0 for log_uniform' });
+    }
+  }
+  return issues.length === before ? { kind: 'distribution', distribution, min, max } : undefined;
+}
+
+/** Number of trials a grid spec expands to (product of the `values` lengths). */
+export function gridSize(parameters: Record<string, ParameterSpec>): number {
+  let n = 1;
+  for (const p of Object.values(parameters)) if (p.kind === 'values') n *= p.values.length;
+  return n;
+}
+
+/**
+ * Validates a sweep spec given as an object (already parsed JSON/YAML) and fills defaults.
+ * @throws SpecValidationError listing every problem with its field path.
+ */
+export function compileSweepSpec(input: unknown): SweepSpec {
+  if (!isRecord(input)) throw new SpecValidationError([{ path: '', message: 'spec must be a mapping (object)' }]);
+  const parsed = rawSpecSchema.safeParse(input);
+  if (!parsed.success) throw new SpecValidationError(issuesFromZod(parsed.error));
+  const raw = parsed.data;
+  const model = raw.model as ModelName;
+  const issues: FieldIssue[] = [];
+  const parameters: Record<string, ParameterSpec> = {};
+  for (const [name, value] of Object.entries(raw.parameters)) {
+    const p = parseParameter(model, raw.method, name, value, issues);
+    if (p) parameters[name] = p;
+  }
+  if (issues.length === 0 && raw.method === 'grid') {
+    const size = gridSize(parameters);
+    if (size > LIMITS.maxTrials) {
+      issues.push({ path: 'parameters', message: `grid expands to ${size} trials; the limit is ${LIMITS.maxTrials}` });
+    }
+  }
+  if (issues.length > 0) throw new SpecValidationError(issues);
+  return {
+    name: raw.name,
+    model,
+    dataset: raw.dataset,
+    method: raw.method,
+    metric: { name: raw.metric.name as MetricName, goal: raw.metric.goal },
+    seed: raw.seed,
+    budget: raw.budget,
+    checkpoint: raw.checkpoint,
+    parameters,
+  };
+}
+
+/**
+ * Parses a spec from YAML or JSON text (JSON is YAML) and validates it.
+ * @throws PayloadTooLargeError past LIMITS.specBytes; SpecValidationError on syntax or content errors.
+ */
+export function parseSweepSpec(text: string): SweepSpec {
+  if (Buffer.byteLength(text, 'utf8') > LIMITS.specBytes) throw new PayloadTooLargeError('sweep spec', LIMITS.specBytes);
+  let doc: unknown;
+  try {
+    doc = parseYaml(text, { maxAliasCount: 100, uniqueKeys: true });
+  } catch (err) {
+    const where = err instanceof YAMLParseError && err.linePos ? ` at line ${err.linePos[0].line}` : '';
+    throw new SpecValidationError([{ path: '', message: `not valid YAML/JSON${where}: ${(err as Error).message}` }]);
+  }
+  return compileSweepSpec(doc);
+}

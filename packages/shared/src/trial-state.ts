@@ -1,0 +1,89 @@
+/** Lifecycle of a sweep. */
+export const SWEEP_STATES = ['queued', 'running', 'completed', 'failed', 'cancelled'] as const;
+export type SweepState = (typeof SWEEP_STATES)[number];
+
+/** Lifecycle of a trial; `stopped` = ended early by a scheduler or a health rule. */
+export const TRIAL_STATES = ['queued', 'running', 'completed', 'failed', 'diverged', 'stopped', 'cancelled'] as const;
+export type TrialState = (typeof TRIAL_STATES)[number];
+
+export const TERMINAL_TRIAL_STATES: ReadonlySet<TrialState> = new Set([
+  'completed',
+  'failed',
+  'diverged',
+  'stopped',
+  'cancelled',
+]);
+
+/** One point of a trial's step history, as reported by the worker that trains it. */
+export interface TrialMetrics {
+  step: number;
+  d_loss: number;
+  g_loss: number;
+  /** Mean sigmoid(D(x)) over the batch. */
+  d_real: number;
+  /** Mean sigmoid(D(G(z))) over the batch. */
+  d_fake: number;
+  images_per_sec: number;
+  /** Unix milliseconds. */
+  t: number;
+  /** Worker that produced the point; a resumed trial's history shows the hand-over. */
+  worker?: string;
+}
+
+/** Pointer to a complete checkpoint: its step and the key of its manifest (written last). */
+export interface CheckpointRef {
+  step: number;
+  manifestKey: string;
+  worker: string;
+  t: number;
+}
+
+/** A trial as stored in Redis and served by the API. */
+export interface TrialRecord {
+  id: string;
+  sweepId: string;
+  index: number;
+  state: TrialState;
+  params: Record<string, number>;
+  seed: number;
+  step: number;
+  steps: number;
+  reason?: string;
+  worker?: string;
+  attempts: number;
+  /** Step the latest attempt resumed from (0 for a fresh start). */
+  resumedFrom?: number;
+  metrics?: TrialMetrics;
+  /** Averages over the last tenth of the run, reported when the trial completes. */
+  summary?: Record<string, number>;
+  /** Final value of the sweep's metric (from `summary`), once completed. */
+  result?: number;
+  latestCheckpoint?: CheckpointRef;
+  createdAt: number;
+  startedAt?: number;
+  endedAt?: number;
+}
+
+/** A sweep as stored in Redis (spec kept verbatim in compiled form). */
+export interface SweepRecord {
+  id: string;
+  name: string;
+  state: SweepState;
+  createdAt: number;
+  endedAt?: number;
+  trialIds: string[];
+}
+
+/** A worker's heartbeat, refreshed every few seconds. */
+export interface WorkerInfo {
+  id: string;
+  host: string;
+  pid: number;
+  backend: string;
+  device: string;
+  concurrency: number;
+  busyTrials: string[];
+  metricsUrl: string;
+  lastHeartbeat: number;
+  startedAt: number;
+}

@@ -1,0 +1,93 @@
+import type { ObjectStoreConfig, TrialJob } from '@gantry/shared';
+import type { BackendName } from './backend.ts';
+
+/** Parent -> trainer child: what to train. Sent once, right after the fork. */
+export interface StartMessage {
+  type: 'start';
+  job: TrialJob;
+  /** Manifest key of the checkpoint to resume from, if any. */
+  resumeFrom?: string;
+  /** Identifies this attempt's objects in the store (`checkpoints/<step>/<writer>/`). */
+  writer: string;
+  store: ObjectStoreConfig;
+  backend?: BackendName;
+  fashionMnistDir?: string;
+  /** Send a progress message every this many steps. */
+  progressEvery: number;
+}
+
+/** Parent -> child: stop at the next step boundary; `checkpoint` says whether to save first. */
+export interface StopMessage {
+  type: 'stop';
+  checkpoint: boolean;
+}
+
+/** Parent -> child: answer to a checkpoint message. */
+export interface CommitResultMessage {
+  type: 'commit-result';
+  step: number;
+  ok: boolean;
+}
+
+export type ParentMessage = StartMessage | StopMessage | CommitResultMessage;
+
+export interface ReadyMessage {
+  type: 'ready';
+  backend: string;
+  device: string;
+  startStep: number;
+}
+
+export interface ProgressMessage {
+  type: 'progress';
+  step: number;
+  d_loss: number;
+  g_loss: number;
+  d_real: number;
+  d_fake: number;
+  images_per_sec: number;
+}
+
+/** Child -> parent: a checkpoint's objects are in the store; commit the pointer (fenced). */
+export interface CheckpointMessage {
+  type: 'checkpoint';
+  step: number;
+  manifestKey: string;
+  sampleKey: string;
+}
+
+export interface DoneMessage {
+  type: 'done';
+  step: number;
+  summary: Record<string, number>;
+}
+
+/** Child -> parent: training produced a non-finite value; retrying cannot help. */
+export interface DivergedMessage {
+  type: 'diverged';
+  step: number;
+  reason: string;
+}
+
+/** Child -> parent: stopped on request (after checkpointing if asked). */
+export interface StoppedMessage {
+  type: 'stopped';
+  step: number;
+}
+
+export interface FailedMessage {
+  type: 'failed';
+  message: string;
+  code?: string;
+  /** True when retrying cannot succeed (corrupt checkpoint, bad data). */
+  unrecoverable: boolean;
+}
+
+export type ChildMessage =
+  | ReadyMessage
+  | ProgressMessage
+  | CheckpointMessage
+  | DoneMessage
+  | DivergedMessage
+  | StoppedMessage
+  | FailedMessage;

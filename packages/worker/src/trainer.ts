@@ -1,0 +1,190 @@
+import './gradients.ts';
+import * as tf from '@tensorflow/tfjs-core';
+import { Rng, type TrialJob } from '@gantry/shared';
+import type { Dataset } from './data/datasets.ts';
+import { discriminatorLoss, generatorLoss } from './losses.ts';
+import { buildDcgan, dcganFlopsPerImage, type GanNetworks } from './models/dcgan.ts';
+import type { NamedArray } from './models/param-store.ts';
+import { Adam } from './optim/adam.ts';
+
+/** Scalars of one training step. */
+export interface StepStats {
+  step: number;
+  d_loss: number;
+  g_loss: number;
+  d_real: number;
+  d_fake: number;
+}
+
+/** Everything needed to continue a run bit-for-bit: both networks, both optimizers, step and Rng. */
+export interface TrainerState {
+  step: number;
+  rng: number[];
+  g: NamedArray[];
+  d: NamedArray[];
+  optG: { t: number; arrays: NamedArray[] };
+  optD: { t: number; arrays: NamedArray[] };
+}
+
+/**
+ * The adversarial training loop of one trial (DCGAN or cGAN): one discriminator update then one
+ * generator update per step, non-saturating loss, Adam. Synchronous per step; the caller decides when
+ * to yield, checkpoint or stop.
+ */
+export class GanTrainer {
+  readonly nets: GanNetworks;
+  private readonly rng: Rng;
+  private readonly optG: Adam;
+  private readonly optD: Adam;
+  private readonly batch: number;
+  private readonly latent: number;
+  private readonly conditional: boolean;
+  private stepCount = 0;
+
+  constructor(
+    readonly job: TrialJob,
+    private readonly data: Dataset,
+  ) {
+    const p = job.params;
+    this.batch = p.batch_size!;
+    this.latent = p.latent_dim!;
+    this.conditional = job.model === 'cgan';
+    this.rng = new Rng(job.seed);
+    this.nets = buildDcgan(
+      {
+        height: data.height,
+        width: data.width,
+        channels: data.channels,
+        latentDim: this.latent,
+        baseFilters: p.base_filters!,
+        numClasses: this.conditional ? data.numClasses : 0,
+      },
+      this.rng,
+    );
+    this.optG = new Adam(this.nets.g.vars, { lr: p.lr_g!, beta1: p.beta1!, beta2: p.beta2! });
+    this.optD = new Adam(this.nets.d.vars, { lr: p.lr_d!, beta1: p.beta1!, beta2: p.beta2! });
+  }
+
+  get step(): number {
+    return this.stepCount;
+  }
+
+  /** Floating-point operations of one training step (forward + backward of both updates), approximately. */
+  flopsPerStep(): number {
+    const f = dcganFlopsPerImage(this.nets.shape);
+    // D update: G fwd, D fwd on real and fake, D backward (~2x fwd) on both.
+    // G update: G fwd, D fwd, D backward for the input gradient, G backward (~2x fwd).
+    const dUpdate = f.g + 2 * f.d + 2 * 2 * f.d;
+    const gUpdate = f.g + f.d + 2 * f.d + 2 * f.g;
+    return this.batch * (dUpdate + gUpdate);
+  }
+
+  private noise(): tf.Tensor2D {
+    const z = new Float32Array(this.batch * this.latent);
+    this.rng.fillNormal(z);
+    return tf.tensor2d(z, [this.batch, this.latent]);
+  }
+
+  private randomLabels(): tf.Tensor2D | undefined {
+    if (!this.conditional) return undefined;
+    const idx = new Int32Array(this.batch);
+    for (let i = 0; i < this.batch; i++) idx[i] = this.rng.int(this.data.numClasses);
+    return tf.oneHot(tf.tensor1d(idx, 'int32'), this.data.numClasses).toFloat() as tf.Tensor2D;
+  }
+
+  private realBatch(): { x: tf.Tensor4D; y?: tf.Tensor2D } {
+    const { height: h, width: w, channels: c, count } = this.data;
+    const px = h * w * c;
+    const images = new Float32Array(this.batch * px);
+    const labels = new Int32Array(this.batch);
+    for (let i = 0; i < this.batch; i++) {
+      const j = this.rng.int(count);
+      images.set(this.data.images.subarray(j * px, (j + 1) * px), i * px);
+      labels[i] = this.data.labels[j]!;
+    }
+    const x = tf.tensor4d(images, [this.batch, h, w, c]);
+    if (!this.conditional) return { x };
+    return { x, y: tf.oneHot(tf.tensor1d(labels, 'int32'), this.data.numClasses).toFloat() as tf.Tensor2D };
+  }
+
+  /** One D update and one G update. Returns the step's scalars (possibly non-finite: the caller checks). */
+  trainStep(): StepStats {
+    const { nets } = this;
+    let realLogits: tf.Tensor1D | undefined;
+    let fakeLogits: tf.Tensor1D | undefined;
+    const out = tf.tidy(() => {
+      const real = this.realBatch();
+      const fakeLabels = this.randomLabels();
+      const fake = nets.generate(this.noise(), fakeLabels);
+      const dRes = tf.variableGrads(() => {
+        realLogits = tf.keep(nets.discriminate(real.x, real.y));
+        fakeLogits = tf.keep(nets.discriminate(fake, fakeLabels));
+        return discriminatorLoss(realLogits, fakeLogits);
+      }, nets.d.vars);
+      this.optD.apply(nets.d.vars.map((v) => dRes.grads[v.name]!));
+
+      const gLabels = this.randomLabels();
+      const z = this.noise();
+      const gRes = tf.variableGrads(() => generatorLoss(nets.discriminate(nets.generate(z, gLabels), gLabels)), nets.g.vars);
+      this.optG.apply(nets.g.vars.map((v) => gRes.grads[v.name]!));
+      return tf.stack([dRes.value, gRes.value, tf.mean(tf.sigmoid(realLogits!)), tf.mean(tf.sigmoid(fakeLogits!))]);
+    });
+    const [dLoss, gLoss, dReal, dFake] = out.dataSync();
+    out.dispose();
+    realLogits?.dispose();
+    fakeLogits?.dispose();
+    this.stepCount += 1;
+    return { step: this.stepCount, d_loss: dLoss!, g_loss: gLoss!, d_real: dReal!, d_fake: dFake! };
+  }
+
+  /**
+   * Images from a fixed noise batch (its own Rng, so sampling never disturbs training), one row per class
+   * for cGAN. Returns NHWC floats in [-1, 1].
+   */
+  sample(count = 64): Float32Array {
+    const rng = new Rng((this.job.seed ^ 0x5a5a5a5a) >>> 0);
+    const z = new Float32Array(count * this.latent);
+    rng.fillNormal(z);
+    return tf.tidy(() => {
+      const cols = Math.ceil(Math.sqrt(count));
+      const labels = this.conditional
+        ? (tf
+            .oneHot(
+              tf.tensor1d(
+                Array.from({ length: count }, (_, i) => Math.floor(i / cols) % this.data.numClasses),
+                'int32',
+              ),
+              this.data.numClasses,
+            )
+            .toFloat() as tf.Tensor2D)
+        : undefined;
+      return this.nets.generate(tf.tensor2d(z, [count, this.latent]), labels).dataSync() as Float32Array;
+    });
+  }
+
+  exportState(): TrainerState {
+    return {
+      step: this.stepCount,
+      rng: this.rng.getState(),
+      g: this.nets.g.export(),
+      d: this.nets.d.export(),
+      optG: this.optG.exportState(),
+      optD: this.optD.exportState(),
+    };
+  }
+
+  importState(state: TrainerState): void {
+    this.nets.g.import(state.g);
+    this.nets.d.import(state.d);
+    this.optG.importState(state.optG);
+    this.optD.importState(state.optD);
+    this.rng.setState(state.rng);
+    this.stepCount = state.step;
+  }
+
+  dispose(): void {
+    this.nets.dispose();
+    this.optG.dispose();
+    this.optD.dispose();
+  }
+}

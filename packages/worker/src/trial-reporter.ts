@@ -1,0 +1,85 @@
+import { type CheckpointRef, encodeTrial, type RedisKeys, type TrialMetrics, type TrialRecord } from '@gantry/shared';
+import type { Redis } from 'ioredis';
+
+/**
+ * Every write a worker makes to a trial's state is fenced by the BullMQ job lock: it happens only while
+ * the lock key still holds this worker's token, and never after the coordinator marked the trial
+ * cancelled. A worker that lost its lock (stalled, then taken over) therefore cannot move the trial's
+ * latest checkpoint or overwrite the new holder's progress.
+ *
+ * Returns 1 applied, 0 refused as stale (checkpoint not newer), -1 lock lost, -2 trial cancelled.
+ */
+const FENCED_UPDATE = `
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
+if redis.call('HGET', KEYS[2], 'state') == 'cancelled' then return -2 end
+local n = tonumber(ARGV[2])
+for i = 1, n do redis.call('HSET', KEYS[2], ARGV[2 + 2 * i - 1], ARGV[2 + 2 * i]) end
+local rest = 3 + 2 * n
+if ARGV[rest] ~= '' then redis.call('RPUSH', KEYS[3], ARGV[rest]) end
+if ARGV[rest + 1] ~= '' then redis.call('HINCRBY', KEYS[2], ARGV[rest + 1], 1) end
+return 1
+`;
+
+const COMMIT_CHECKPOINT = `
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
+if redis.call('HGET', KEYS[2], 'state') == 'cancelled' then return -2 end
+local cur = tonumber(redis.call('HGET', KEYS[2], 'checkpointStep') or '-1')
+if cur >= tonumber(ARGV[2]) then return 0 end
+redis.call('HSET', KEYS[2], 'checkpointStep', ARGV[2], 'latestCheckpoint', ARGV[3])
+redis.call('RPUSH', KEYS[3], ARGV[3])
+redis.call('RPUSH', KEYS[4], ARGV[4])
+return 1
+`;
+
+export type FenceResult = 'ok' | 'stale' | 'lock-lost' | 'cancelled';
+const RESULT: Record<number, FenceResult> = { 1: 'ok', 0: 'stale', [-1]: 'lock-lost', [-2]: 'cancelled' };
+
+/** Fenced writes of one job attempt to one trial's Redis state. */
+export class TrialReporter {
+  constructor(
+    private readonly redis: Redis,
+    private readonly keys: RedisKeys,
+    private readonly jobId: string,
+    private readonly token: string,
+    private readonly trialId: string,
+  ) {}
+
+  /** Sets fields of the trial hash; optionally appends a history point and increments a counter field. */
+  async update(
+    fields: Partial<TrialRecord>,
+    history?: TrialMetrics,
+    increment?: keyof TrialRecord,
+  ): Promise<FenceResult> {
+    const flat = Object.entries(encodeTrial(fields)).flat();
+    const res = (await this.redis.eval(
+      FENCED_UPDATE,
+      3,
+      this.keys.jobLock(this.jobId),
+      this.keys.trial(this.trialId),
+      this.keys.trialHistory(this.trialId),
+      this.token,
+      String(flat.length / 2),
+      ...flat,
+      history ? JSON.stringify(history) : '',
+      increment ?? '',
+    )) as number;
+    return RESULT[res] ?? 'lock-lost';
+  }
+
+  /** Moves the trial's latest-checkpoint pointer forward to `ref` (never backward). */
+  async commitCheckpoint(ref: CheckpointRef, sampleKey: string): Promise<FenceResult> {
+    const res = (await this.redis.eval(
+      COMMIT_CHECKPOINT,
+      4,
+      this.keys.jobLock(this.jobId),
+      this.keys.trial(this.trialId),
+      this.keys.trialCheckpoints(this.trialId),
+      this.keys.trialSamples(this.trialId),
+      this.token,
+      String(ref.step),
+      JSON.stringify(ref),
+      JSON.stringify({ step: ref.step, key: sampleKey, t: ref.t }),
+    )) as number;
+    return RESULT[res] ?? 'lock-lost';
+  }
+}

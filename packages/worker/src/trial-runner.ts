@@ -1,0 +1,214 @@
+import { type ChildProcess, fork } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import {
+  decodeTrial,
+  type Logger,
+  type ObjectStoreConfig,
+  parseTrialJob,
+  type RedisKeys,
+  type TrialJob,
+  type TrialMetrics,
+} from '@gantry/shared';
+import { type Job, UnrecoverableError, WaitingError } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { BackendName } from './backend.ts';
+import type { ChildMessage, ParentMessage } from './ipc.ts';
+import type { WorkerMetrics } from './metrics.ts';
+import { TrialReporter } from './trial-reporter.ts';
+
+const TRAINER_ENTRY = fileURLToPath(new URL('../bin/gantry-trainer.mjs', import.meta.url));
+
+/** Why a running attempt is being stopped from outside. */
+export type AbortReason = 'cancel' | 'shutdown';
+
+export interface TrialRunnerDeps {
+  redis: Redis;
+  keys: RedisKeys;
+  store: ObjectStoreConfig;
+  workerId: string;
+  backend?: BackendName;
+  fashionMnistDir?: string;
+  metrics: WorkerMetrics;
+  log: Logger;
+  /** @default 10 */
+  progressEvery?: number;
+  /** How long a stopping child may take to checkpoint before it is killed. @default 120000 */
+  stopTimeoutMs?: number;
+}
+
+export interface TrialOutcome {
+  state: 'completed' | 'cancelled';
+  step: number;
+  summary?: Record<string, number>;
+}
+
+/**
+ * Runs one attempt of a trial job: validates the payload, resumes from the trial's latest committed
+ * checkpoint, trains in a child process, and relays progress and checkpoints to Redis through fenced
+ * writes. Throws UnrecoverableError for invalid payloads, divergence and corrupt checkpoints (no retry);
+ * plain errors (crashed child, S3 or Redis trouble) let BullMQ retry with backoff; on shutdown the job
+ * goes back to the wait list after a checkpoint.
+ */
+export async function runTrialAttempt(
+  job: Job,
+  token: string,
+  signal: AbortSignal,
+  deps: TrialRunnerDeps,
+): Promise<TrialOutcome> {
+  const jobId = job.id ?? '';
+  const trialIdGuess = typeof job.data?.trialId === 'string' ? job.data.trialId : jobId;
+  const early = new TrialReporter(deps.redis, deps.keys, jobId, token, trialIdGuess);
+  let payload: TrialJob;
+  try {
+    payload = parseTrialJob(job.data, jobId);
+  } catch (err) {
+    await early.update({ state: 'failed', reason: (err as Error).message, endedAt: Date.now() });
+    throw new UnrecoverableError((err as Error).message);
+  }
+  const { sweepId, trialId } = payload;
+  const log = deps.log.child({ sweepId, trialId, jobId, attempt: job.attemptsMade + 1 });
+  const reporter = new TrialReporter(deps.redis, deps.keys, jobId, token, trialId);
+  const trial = decodeTrial(await deps.redis.hgetall(deps.keys.trial(trialId)));
+  if (trial?.state === 'cancelled') return { state: 'cancelled', step: trial.step };
+  const resume = trial?.latestCheckpoint;
+
+  const started = await reporter.update(
+    { state: 'running', worker: deps.workerId, startedAt: Date.now(), resumedFrom: resume?.step ?? 0, reason: '' },
+    undefined,
+    'attempts',
+  );
+  if (started === 'cancelled') return { state: 'cancelled', step: trial?.step ?? 0 };
+  if (started !== 'ok') throw new Error(`trial ${trialId}: lock lost before start`);
+  log.info({ resumeFrom: resume?.step ?? 0 }, resume ? 'resuming trial from checkpoint' : 'starting trial');
+
+  const child = fork(TRAINER_ENTRY, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: [] });
+  const send = (m: ParentMessage) => {
+    if (child.connected) child.send(m);
+  };
+  let stopReason: AbortReason | 'lock-lost' | undefined;
+  const stop = (reason: AbortReason | 'lock-lost') => {
+    if (stopReason) return;
+    stopReason = reason;
+    log.info({ reason }, 'stopping trainer');
+    send({ type: 'stop', checkpoint: reason === 'shutdown' });
+    const timer = setTimeout(() => child.kill('SIGKILL'), deps.stopTimeoutMs ?? 120_000);
+    child.once('exit', () => clearTimeout(timer));
+  };
+  const onAbort = () => stop((signal.reason as AbortReason) ?? 'shutdown');
+  if (signal.aborted) onAbort();
+  else signal.addEventListener('abort', onAbort, { once: true });
+
+  try {
+    const outcome = await superviseChild(child, payload, resume?.manifestKey, deps, reporter, log, stop, send);
+    if (stopReason === 'shutdown') {
+      await job.moveToWait(token);
+      throw new WaitingError();
+    }
+    if (stopReason === 'cancel') return { state: 'cancelled', step: outcome.step };
+    if (stopReason === 'lock-lost') throw new Error(`trial ${trialId}: lost the job lock; another worker holds it`);
+    return outcome;
+  } catch (err) {
+    if (err instanceof UnrecoverableError || err instanceof WaitingError || stopReason === 'lock-lost') throw err;
+    await reporter.update({ state: 'queued', reason: `attempt ${job.attemptsMade + 1} failed: ${(err as Error).message}` });
+    throw err;
+  } finally {
+    signal.removeEventListener('abort', onAbort);
+    deps.metrics.forget(sweepId, trialId);
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  }
+}
+
+function superviseChild(
+  child: ChildProcess,
+  job: TrialJob,
+  resumeFrom: string | undefined,
+  deps: TrialRunnerDeps,
+  reporter: TrialReporter,
+  log: Logger,
+  stop: (reason: 'lock-lost' | 'cancel') => void,
+  send: (m: ParentMessage) => void,
+): Promise<TrialOutcome> {
+  return new Promise<TrialOutcome>((resolve, reject) => {
+    let settled: { ok: TrialOutcome } | { err: Error } | undefined;
+    let failure: string | undefined;
+    // Messages are handled strictly in order, so a 'done' can't overtake the last checkpoint commit.
+    let chain = Promise.resolve();
+    const fenced = (res: string) => {
+      if (res === 'cancelled') stop('cancel');
+      else if (res === 'lock-lost') stop('lock-lost');
+    };
+
+    const handle = async (m: ChildMessage): Promise<void> => {
+      switch (m.type) {
+        case 'ready':
+          log.info({ backend: m.backend, device: m.device, startStep: m.startStep }, 'trainer ready');
+          return;
+        case 'progress': {
+          deps.metrics.observe(job.sweepId, job.trialId, m);
+          const point: TrialMetrics = { ...m, t: Date.now(), worker: deps.workerId };
+          delete (point as Partial<{ type: string }>).type;
+          fenced(await reporter.update({ step: m.step, metrics: point }, point));
+          return;
+        }
+        case 'checkpoint': {
+          const res = await reporter.commitCheckpoint(
+            { step: m.step, manifestKey: m.manifestKey, worker: deps.workerId, t: Date.now() },
+            m.sampleKey,
+          );
+          log.info({ step: m.step, result: res }, 'checkpoint commit');
+          send({ type: 'commit-result', step: m.step, ok: res === 'ok' });
+          fenced(res);
+          return;
+        }
+        case 'done':
+          fenced(
+            await reporter.update({ state: 'completed', step: m.step, summary: m.summary, endedAt: Date.now(), reason: '' }),
+          );
+          settled = { ok: { state: 'completed', step: m.step, summary: m.summary } };
+          return;
+        case 'diverged':
+          await reporter.update({ state: 'diverged', step: m.step, reason: m.reason, endedAt: Date.now() });
+          settled = { err: new UnrecoverableError(m.reason) };
+          return;
+        case 'stopped':
+          settled = { ok: { state: 'cancelled', step: m.step } };
+          return;
+        case 'failed':
+          failure = m.message;
+          if (m.unrecoverable) {
+            await reporter.update({ state: 'failed', reason: m.message.split('\n')[0], endedAt: Date.now() });
+            settled = { err: new UnrecoverableError(m.message.split('\n')[0] ?? 'trainer failed') };
+          }
+          return;
+      }
+    };
+
+    child.on('message', (m: ChildMessage) => {
+      chain = chain.then(() => handle(m)).catch((err: unknown) => {
+        log.error({ err }, 'handling trainer message failed');
+        settled ??= { err: err as Error };
+        stop('lock-lost');
+      });
+    });
+    child.once('error', (err) => {
+      settled ??= { err };
+    });
+    child.once('exit', (code, sig) => {
+      void chain.then(() => {
+        if (settled && 'ok' in settled) resolve(settled.ok);
+        else if (settled) reject(settled.err);
+        else reject(new Error(`trainer exited (${sig ?? `code ${code}`})${failure ? `: ${failure}` : ''}`));
+      });
+    });
+    child.send({
+      type: 'start',
+      job,
+      resumeFrom,
+      writer: `${deps.workerId}-${Date.now().toString(36)}`,
+      store: deps.store,
+      backend: deps.backend,
+      fashionMnistDir: deps.fashionMnistDir,
+      progressEvery: deps.progressEvery ?? 10,
+    } satisfies ParentMessage);
+  });
+}

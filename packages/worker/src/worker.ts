@@ -1,0 +1,199 @@
+import { createServer, type Server } from 'node:http';
+import { hostname } from 'node:os';
+import type { AddressInfo } from 'node:net';
+import { type GantryConfig, type Logger, redisKeys, TRIAL_QUEUE, type WorkerInfo } from '@gantry/shared';
+import { Worker } from 'bullmq';
+import { Redis } from 'ioredis';
+import { type BackendInfo, initBackend } from './backend.ts';
+import { WorkerMetrics } from './metrics.ts';
+import { type AbortReason, runTrialAttempt, type TrialOutcome } from './trial-runner.ts';
+
+const HEARTBEAT_MS = 5_000;
+
+/** Options a worker takes beyond the shared config. */
+export interface GantryWorkerOptions {
+  /** Trials run at once, each in its own process. @default 1 */
+  concurrency?: number;
+  /** Send progress to Redis every this many steps. @default 10 */
+  progressEvery?: number;
+}
+
+type State = 'created' | 'running' | 'closing' | 'closed';
+
+/**
+ * A Gantry worker node: consumes trial jobs from BullMQ, trains each in a child process, serves
+ * Prometheus metrics, heartbeats into Redis, and on close() checkpoints running trials and gives
+ * their jobs back to the queue.
+ */
+export class GantryWorker {
+  readonly id: string;
+  readonly metrics = new WorkerMetrics();
+  private state: State = 'created';
+  private closing?: Promise<void>;
+  private redis?: Redis;
+  private sub?: Redis;
+  private bull?: Worker;
+  private server?: Server;
+  private heartbeat?: NodeJS.Timeout;
+  private backend?: BackendInfo;
+  private startedAt = Date.now();
+  private readonly running = new Map<string, AbortController>();
+  private readonly keys;
+  private readonly concurrency: number;
+
+  constructor(
+    private readonly config: GantryConfig,
+    private readonly log: Logger,
+    private readonly opts: GantryWorkerOptions = {},
+  ) {
+    this.id = config.worker.id ?? `${hostname()}-${process.pid}`;
+    this.keys = redisKeys(config.prefix);
+    this.concurrency = opts.concurrency ?? config.worker.concurrency ?? 1;
+  }
+
+  get metricsUrl(): string {
+    const addr = this.server?.address() as AddressInfo | null;
+    return addr ? `http://127.0.0.1:${addr.port}/metrics` : '';
+  }
+
+  async start(): Promise<void> {
+    if (this.state !== 'created') throw new Error(`worker ${this.id} already ${this.state}`);
+    this.state = 'running';
+    this.backend = await initBackend(this.config.worker.backend);
+    this.log.info({ workerId: this.id, ...this.backend, concurrency: this.concurrency }, 'backend selected');
+    this.metrics.info.set({ worker: this.id, backend: this.backend.backend, device: this.backend.device }, 1);
+    this.metrics.capacity.set(this.concurrency);
+    this.server = await this.serveMetrics(this.config.worker.metricsPort);
+
+    this.redis = new Redis(this.config.redisUrl, { maxRetriesPerRequest: null });
+    this.sub = new Redis(this.config.redisUrl, { maxRetriesPerRequest: null });
+    await this.sub.subscribe(this.keys.control);
+    this.sub.on('message', (_channel, message) => this.onControl(message));
+
+    const s3 = this.config.s3;
+    const store = { ...s3, endpoint: s3.endpoint };
+    this.bull = new Worker(
+      TRIAL_QUEUE,
+      async (job, token, bullSignal) => {
+        const ctrl = new AbortController();
+        const jobId = job.id ?? '';
+        this.running.set(jobId, ctrl);
+        bullSignal?.addEventListener('abort', () => ctrl.abort('cancel' satisfies AbortReason), { once: true });
+        this.metrics.busy.set(this.running.size);
+        await this.beat();
+        try {
+          const outcome: TrialOutcome = await runTrialAttempt(job, token ?? '', ctrl.signal, {
+            redis: this.redis!,
+            keys: this.keys,
+            store,
+            workerId: this.id,
+            backend: this.backend?.backend,
+            fashionMnistDir: this.config.worker.fashionMnistDir,
+            metrics: this.metrics,
+            log: this.log,
+            progressEvery: this.opts.progressEvery,
+          });
+          this.metrics.outcomes.inc({ outcome: outcome.state });
+          return outcome;
+        } catch (err) {
+          this.metrics.outcomes.inc({ outcome: (err as Error).name === 'WaitingError' ? 'requeued' : 'error' });
+          throw err;
+        } finally {
+          this.running.delete(jobId);
+          this.metrics.busy.set(this.running.size);
+          void this.beat().catch(() => {});
+        }
+      },
+      {
+        connection: this.redis.duplicate(),
+        prefix: this.config.prefix,
+        concurrency: this.concurrency,
+        lockDuration: this.config.worker.lockMs,
+        stalledInterval: this.config.worker.lockMs,
+        maxStalledCount: 5,
+        autorun: true,
+      },
+    );
+    this.bull.on('failed', (job, err) => this.log.warn({ jobId: job?.id, err: err.message }, 'trial attempt failed'));
+    this.bull.on('error', (err) => this.log.error({ err }, 'queue error'));
+    await this.beat();
+    this.heartbeat = setInterval(() => void this.beat().catch((err) => this.log.warn({ err }, 'heartbeat failed')), HEARTBEAT_MS);
+    this.log.info({ workerId: this.id, metricsUrl: this.metricsUrl }, 'worker started');
+  }
+
+  private onControl(message: string): void {
+    let msg: { type?: string; trialIds?: unknown };
+    try {
+      msg = JSON.parse(message) as typeof msg;
+    } catch {
+      return;
+    }
+    if (msg.type !== 'cancel' || !Array.isArray(msg.trialIds)) return;
+    for (const id of msg.trialIds) {
+      const ctrl = typeof id === 'string' ? this.running.get(id) : undefined;
+      if (ctrl && !ctrl.signal.aborted) ctrl.abort('cancel' satisfies AbortReason);
+    }
+  }
+
+  private async beat(): Promise<void> {
+    if (!this.redis || this.state === 'closed') return;
+    const info: WorkerInfo = {
+      id: this.id,
+      host: hostname(),
+      pid: process.pid,
+      backend: this.backend?.backend ?? 'unknown',
+      device: this.backend?.device ?? 'unknown',
+      concurrency: this.concurrency,
+      busyTrials: [...this.running.keys()],
+      metricsUrl: this.metricsUrl,
+      lastHeartbeat: Date.now(),
+      startedAt: this.startedAt,
+    };
+    await this.redis.hset(this.keys.workers, this.id, JSON.stringify(info));
+  }
+
+  private serveMetrics(port: number): Promise<Server> {
+    const server = createServer((req, res) => {
+      if (req.url === '/metrics') {
+        this.metrics.registry.metrics().then(
+          (body) => {
+            res.writeHead(200, { 'content-type': this.metrics.registry.contentType });
+            res.end(body);
+          },
+          (err: Error) => {
+            res.writeHead(500);
+            res.end(err.message);
+          },
+        );
+      } else if (req.url === '/healthz') {
+        res.writeHead(this.state === 'running' ? 200 : 503, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ ok: this.state === 'running', id: this.id }));
+      } else {
+        res.writeHead(404);
+        res.end();
+      }
+    });
+    return new Promise((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, this.config.api.host, () => resolve(server));
+    });
+  }
+
+  /** Checkpoints running trials, gives their jobs back, deregisters. Idempotent. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      this.state = 'closing';
+      this.log.info({ running: this.running.size }, 'worker shutting down: checkpointing running trials');
+      for (const ctrl of this.running.values()) ctrl.abort('shutdown' satisfies AbortReason);
+      if (this.heartbeat) clearInterval(this.heartbeat);
+      await this.bull?.close();
+      await this.redis?.hdel(this.keys.workers, this.id).catch(() => {});
+      await this.sub?.quit().catch(() => {});
+      await this.redis?.quit().catch(() => {});
+      await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
+      this.state = 'closed';
+      this.log.info('worker stopped');
+    })();
+    return this.closing;
+  }
+}
