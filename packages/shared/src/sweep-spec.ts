@@ -207,7 +207,21 @@ export function gridSize(parameters: Record<string, ParameterSpec>): number {
 export function compileSweepSpec(input: unknown): SweepSpec {
   if (!isRecord(input)) throw new SpecValidationError([{ path: '', message: 'spec must be a mapping (object)' }]);
   const parsed = rawSpecSchema.safeParse(input);
-  if (!parsed.success) throw new SpecValidationError(issuesFromZod(parsed.error));
+  if (!parsed.success) {
+    // Report parameter problems too when the model and method they depend on are themselves valid.
+    const issues = issuesFromZod(parsed.error);
+    const method = input.method ?? 'random';
+    if (
+      (MODEL_NAMES as readonly unknown[]).includes(input.model) &&
+      (method === 'grid' || method === 'random') &&
+      isRecord(input.parameters)
+    ) {
+      for (const [name, value] of Object.entries(input.parameters)) {
+        parseParameter(input.model as ModelName, method, name, value, issues);
+      }
+    }
+    throw new SpecValidationError(issues);
+  }
   const raw = parsed.data;
   const model = raw.model as ModelName;
   const issues: FieldIssue[] = [];

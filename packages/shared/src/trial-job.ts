@@ -30,7 +30,11 @@ export function parseTrialJob(data: unknown, jobId?: string): TrialJob {
   if (!parsed.success) {
     throw new InvalidJobPayloadError(
       jobId,
-      parsed.error.issues.map((i) => ({ path: i.path.map(String).join('.'), message: i.message })),
+      parsed.error.issues.flatMap((i) =>
+        i.code === 'unrecognized_keys'
+          ? i.keys.map((k) => ({ path: [...i.path, k].map(String).join('.'), message: 'unknown key' }))
+          : [{ path: i.path.map(String).join('.'), message: i.message }],
+      ),
     );
   }
   const job = parsed.data;

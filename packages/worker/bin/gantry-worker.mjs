@@ -2,5 +2,6 @@
 // Worker entry: `gantry-worker` (env config, see README). Registers tsx so the TypeScript sources run as is.
 import { register } from 'tsx/esm/api';
 
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 register();
 await import('../src/main.ts');

@@ -1,0 +1,391 @@
+import { describe, expect, it } from 'vitest';
+import { PayloadTooLargeError, SpecValidationError } from './errors.ts';
+import { LIMITS } from './limits.ts';
+import { compileSweepSpec, parseSweepSpec } from './sweep-spec.ts';
+
+/** The example of DESIGN.md, except the metric: `fld` needs the quality classifier (see the test below). */
+const DESIGN_YAML = `
+name: dcgan-lr            # lowercase letters, digits, '-'; at most 63 characters
+model: dcgan              # dcgan | cgan to start; wgan-gp, progan, srgan, pix2pix later
+dataset: fashion-mnist    # fashion-mnist | mnist
+method: random            # grid | random (more later)
+metric: {name: g_loss, goal: minimize}
+seed: 7
+budget: {trials: 4, parallel: 2, steps: 600}   # trials is ignored for grid (product of values)
+checkpoint: {every_steps: 100}
+parameters:
+  lr_g: {distribution: log_uniform, min: 1.0e-5, max: 1.0e-3}
+  lr_d: {values: [1.0e-4, 2.0e-4]}
+  batch_size: {value: 64}
+`;
+
+/** A minimal valid spec as an object; tests override single fields. */
+function base(): Record<string, unknown> {
+  return {
+    name: 'ok',
+    model: 'dcgan',
+    dataset: 'mnist',
+    method: 'random',
+    budget: { trials: 2, parallel: 1, steps: 10 },
+    parameters: {},
+  };
+}
+
+function withParams(parameters: Record<string, unknown>, extra: Record<string, unknown> = {}) {
+  return { ...base(), ...extra, parameters };
+}
+
+/** Runs `fn`, expects a SpecValidationError and returns its issues. */
+function issuesOf(fn: () => unknown) {
+  let caught: unknown;
+  try {
+    fn();
+  } catch (err) {
+    caught = err;
+  }
+  expect(caught).toBeInstanceOf(SpecValidationError);
+  const err = caught as SpecValidationError;
+  expect(err.code).toBe('INVALID_SPEC');
+  expect(err.status).toBe(400);
+  expect(err.issues.length).toBeGreaterThan(0);
+  return err.issues;
+}
+
+const pathsOf = (fn: () => unknown) => issuesOf(fn).map((i) => i.path);
+
+describe('parseSweepSpec accepts valid specs', () => {
+  it('parses the DESIGN example spec from YAML with every field as written', () => {
+    const spec = parseSweepSpec(DESIGN_YAML);
+    expect(spec).toEqual({
+      name: 'dcgan-lr',
+      model: 'dcgan',
+      dataset: 'fashion-mnist',
+      method: 'random',
+      metric: { name: 'g_loss', goal: 'minimize' },
+      seed: 7,
+      budget: { trials: 4, parallel: 2, steps: 600 },
+      checkpoint: { every_steps: 100 },
+      parameters: {
+        lr_g: { kind: 'distribution', distribution: 'log_uniform', min: 1e-5, max: 1e-3 },
+        lr_d: { kind: 'values', values: [1e-4, 2e-4] },
+        batch_size: { kind: 'value', value: 64 },
+      },
+    });
+  });
+
+  it('parses the same spec written as JSON to the same result', () => {
+    const asObject = parseSweepSpec(DESIGN_YAML);
+    const json = JSON.stringify({
+      name: 'dcgan-lr',
+      model: 'dcgan',
+      dataset: 'fashion-mnist',
+      method: 'random',
+      metric: { name: 'g_loss', goal: 'minimize' },
+      seed: 7,
+      budget: { trials: 4, parallel: 2, steps: 600 },
+      checkpoint: { every_steps: 100 },
+      parameters: {
+        lr_g: { distribution: 'log_uniform', min: 1e-5, max: 1e-3 },
+        lr_d: { values: [1e-4, 2e-4] },
+        batch_size: { value: 64 },
+      },
+    });
+    expect(parseSweepSpec(json)).toEqual(asObject);
+    expect(compileSweepSpec(JSON.parse(json))).toEqual(asObject);
+  });
+
+  it('fills defaults for method, metric, seed, budget.trials/parallel, checkpoint and parameters', () => {
+    const spec = parseSweepSpec('name: tiny\nmodel: cgan\ndataset: mnist\nbudget: {steps: 50}\n');
+    expect(spec).toEqual({
+      name: 'tiny',
+      model: 'cgan',
+      dataset: 'mnist',
+      method: 'random',
+      metric: { name: 'g_loss', goal: 'minimize' },
+      seed: 0,
+      budget: { trials: 1, parallel: 1, steps: 50 },
+      checkpoint: { every_steps: 100 },
+      parameters: {},
+    });
+  });
+
+  it('accepts a name of exactly the maximum length and boundary parameter values', () => {
+    const spec = compileSweepSpec(
+      withParams(
+        { beta1: { value: 0 }, lr_g: { value: 1 }, batch_size: { values: [1, 1024] } },
+        { name: 'a'.repeat(LIMITS.maxNameLength), method: 'grid' },
+      ),
+    );
+    expect(spec.name).toHaveLength(LIMITS.maxNameLength);
+    expect(spec.parameters.batch_size).toEqual({ kind: 'values', values: [1, 1024] });
+  });
+
+  it('accepts a grid of exactly LIMITS.maxTrials trials', () => {
+    const ten = (scale: number) => Array.from({ length: 10 }, (_, i) => (i + 1) * scale);
+    const spec = compileSweepSpec(
+      withParams(
+        { lr_g: { values: ten(1e-5) }, lr_d: { values: ten(1e-5) }, batch_size: { values: ten(8) } },
+        { method: 'grid' },
+      ),
+    );
+    expect(spec.method).toBe('grid');
+  });
+});
+
+describe('parseSweepSpec rejects invalid specs naming the field', () => {
+  const ten = (scale: number) => Array.from({ length: 10 }, (_, i) => (i + 1) * scale);
+  const cases: { what: string; spec: Record<string, unknown>; path: string }[] = [
+    { what: 'an unknown top-level key', spec: { ...base(), learning_rate: 1 }, path: 'learning_rate' },
+    {
+      what: 'an unknown key in budget',
+      spec: { ...base(), budget: { steps: 10, x: 1 } },
+      path: 'budget.x',
+    },
+    {
+      what: 'an unknown key in metric',
+      spec: { ...base(), metric: { name: 'g_loss', goal: 'minimize', x: 1 } },
+      path: 'metric.x',
+    },
+    {
+      what: 'an unknown key in checkpoint',
+      spec: { ...base(), checkpoint: { every_steps: 10, x: 1 } },
+      path: 'checkpoint.x',
+    },
+    { what: 'an unknown parameter for the model', spec: withParams({ gamma: { value: 1 } }), path: 'parameters.gamma' },
+    {
+      what: 'an unknown key inside a parameter',
+      spec: withParams({ lr_g: { value: 1e-4, step: 2 } }),
+      path: 'parameters.lr_g.step',
+    },
+    { what: 'a name with uppercase letters', spec: { ...base(), name: 'DcGan' }, path: 'name' },
+    {
+      what: 'a name longer than 63 characters',
+      spec: { ...base(), name: 'a'.repeat(LIMITS.maxNameLength + 1) },
+      path: 'name',
+    },
+    { what: "a name starting with '-'", spec: { ...base(), name: '-lr' }, path: 'name' },
+    { what: 'an unknown model', spec: { ...base(), model: 'stylegan' }, path: 'model' },
+    { what: 'an unknown dataset', spec: { ...base(), dataset: 'cifar10' }, path: 'dataset' },
+    { what: 'an unknown method', spec: { ...base(), method: 'bayes' }, path: 'method' },
+    { what: 'an unknown metric', spec: { ...base(), metric: { name: 'psnr', goal: 'minimize' } }, path: 'metric.name' },
+    { what: 'a bad metric goal', spec: { ...base(), metric: { name: 'g_loss', goal: 'up' } }, path: 'metric.goal' },
+    { what: 'a negative seed', spec: { ...base(), seed: -1 }, path: 'seed' },
+    { what: 'empty values', spec: withParams({ lr_d: { values: [] } }), path: 'parameters.lr_d.values' },
+    {
+      what: 'more values than LIMITS.maxValuesPerParameter',
+      spec: withParams({
+        lr_d: { values: Array.from({ length: LIMITS.maxValuesPerParameter + 1 }, (_, i) => (i + 1) * 1e-6) },
+      }),
+      path: 'parameters.lr_d.values',
+    },
+    { what: 'lr_g: 0 (exclusive minimum)', spec: withParams({ lr_g: { value: 0 } }), path: 'parameters.lr_g.value' },
+    { what: 'beta1: 1 (exclusive maximum)', spec: withParams({ beta1: { value: 1 } }), path: 'parameters.beta1.value' },
+    {
+      what: 'batch_size: 1.5 (not an integer)',
+      spec: withParams({ batch_size: { value: 1.5 } }),
+      path: 'parameters.batch_size.value',
+    },
+    { what: 'batch_size: 0', spec: withParams({ batch_size: { value: 0 } }), path: 'parameters.batch_size.value' },
+    {
+      what: 'a non-number value',
+      spec: withParams({ lr_g: { value: 'fast' } }),
+      path: 'parameters.lr_g.value',
+    },
+    {
+      what: 'one bad entry of a values list, by index',
+      spec: withParams({ lr_d: { values: [1e-4, 2, 3e-4] } }),
+      path: 'parameters.lr_d.values.1',
+    },
+    {
+      what: 'an empty uniform range (min == max)',
+      spec: withParams({ lr_g: { distribution: 'uniform', min: 1e-4, max: 1e-4 } }),
+      path: 'parameters.lr_g.max',
+    },
+    {
+      what: 'an empty int_uniform range (min > max)',
+      spec: withParams({ batch_size: { distribution: 'int_uniform', min: 64, max: 32 } }),
+      path: 'parameters.batch_size.max',
+    },
+    {
+      what: 'log_uniform with min <= 0 on a parameter whose own range allows 0',
+      spec: withParams({ beta1: { distribution: 'log_uniform', min: 0, max: 0.9 } }),
+      path: 'parameters.beta1.min',
+    },
+    {
+      what: 'log_uniform with min <= 0 on lr_g',
+      spec: withParams({ lr_g: { distribution: 'log_uniform', min: 0, max: 1e-3 } }),
+      path: 'parameters.lr_g.min',
+    },
+    {
+      what: 'a distribution without max',
+      spec: withParams({ lr_g: { distribution: 'uniform', min: 1e-4 } }),
+      path: 'parameters.lr_g.max',
+    },
+    {
+      what: 'an unknown distribution',
+      spec: withParams({ lr_g: { distribution: 'normal', min: 1e-4, max: 1e-3 } }),
+      path: 'parameters.lr_g.distribution',
+    },
+    {
+      what: 'a distribution in a grid sweep',
+      spec: withParams({ lr_g: { distribution: 'uniform', min: 1e-4, max: 1e-3 } }, { method: 'grid' }),
+      path: 'parameters.lr_g.distribution',
+    },
+    {
+      what: 'a float distribution on an int parameter',
+      spec: withParams({ batch_size: { distribution: 'uniform', min: 16, max: 128 } }),
+      path: 'parameters.batch_size.distribution',
+    },
+    {
+      what: 'a non-integer bound for int_uniform',
+      spec: withParams({ latent_dim: { distribution: 'int_uniform', min: 8, max: 64.5 } }),
+      path: 'parameters.latent_dim.max',
+    },
+    {
+      what: 'a parameter that is not a mapping',
+      spec: withParams({ lr_g: 0.001 }),
+      path: 'parameters.lr_g',
+    },
+    {
+      what: 'a grid product over LIMITS.maxTrials',
+      spec: withParams(
+        { lr_g: { values: [...ten(1e-5), 0.5] }, lr_d: { values: ten(1e-5) }, batch_size: { values: ten(8) } },
+        { method: 'grid' },
+      ),
+      path: 'parameters',
+    },
+    {
+      what: 'budget.trials over LIMITS.maxTrials',
+      spec: { ...base(), budget: { trials: LIMITS.maxTrials + 1, steps: 10 } },
+      path: 'budget.trials',
+    },
+    {
+      what: 'budget.parallel 0',
+      spec: { ...base(), budget: { parallel: 0, steps: 10 } },
+      path: 'budget.parallel',
+    },
+    {
+      what: 'budget.parallel over LIMITS.maxParallel',
+      spec: { ...base(), budget: { parallel: LIMITS.maxParallel + 1, steps: 10 } },
+      path: 'budget.parallel',
+    },
+    {
+      what: 'budget.steps over LIMITS.maxSteps',
+      spec: { ...base(), budget: { steps: LIMITS.maxSteps + 1 } },
+      path: 'budget.steps',
+    },
+    {
+      what: 'a fractional checkpoint interval',
+      spec: { ...base(), checkpoint: { every_steps: 2.5 } },
+      path: 'checkpoint.every_steps',
+    },
+  ];
+
+  it.each(cases)('rejects $what naming $path', ({ spec, path }) => {
+    expect(pathsOf(() => compileSweepSpec(spec))).toEqual([path]);
+    // The same spec through the text entry point (JSON is YAML) gives the same report.
+    expect(pathsOf(() => parseSweepSpec(JSON.stringify(spec)))).toEqual([path]);
+  });
+
+  it('rejects a missing budget.steps as "is required"', () => {
+    const issues = issuesOf(() => parseSweepSpec('name: a\nmodel: dcgan\ndataset: mnist\nbudget: {trials: 4}\n'));
+    expect(issues).toEqual([{ path: 'budget.steps', message: 'is required' }]);
+  });
+
+  it('rejects a missing budget and a missing dataset, naming both', () => {
+    const issues = issuesOf(() => parseSweepSpec('name: a\nmodel: dcgan\n'));
+    expect(issues.map((i) => i.path).sort()).toEqual(['budget', 'dataset']);
+    expect(issues.find((i) => i.path === 'budget')?.message).toBe('is required');
+  });
+
+  it('rejects a planned model (progan) telling the user it is not available yet', () => {
+    const planned = issuesOf(() => compileSweepSpec({ ...base(), model: 'progan' }));
+    const unknown = issuesOf(() => compileSweepSpec({ ...base(), model: 'stylegan' }));
+    expect(planned.map((i) => i.path)).toEqual(['model']);
+    expect(planned[0]?.message).toMatch(/not available yet/);
+    // An unknown model gets a different explanation than a planned one.
+    expect(unknown[0]?.message).not.toMatch(/not available yet/);
+  });
+
+  it("rejects the DESIGN example's metric 'fld' at metric.name until the quality classifier exists", () => {
+    const issues = issuesOf(() => parseSweepSpec(DESIGN_YAML.replace('name: g_loss', 'name: fld')));
+    expect(issues.map((i) => i.path)).toEqual(['metric.name']);
+  });
+
+  it.each([
+    ['invalid YAML syntax', 'name: [dcgan\nmodel: dcgan\n'],
+    ['duplicate keys', 'name: a\nname: b\nmodel: dcgan\ndataset: mnist\nbudget: {steps: 1}\n'],
+    ['a list document', '- name: a\n- model: dcgan\n'],
+    ['a scalar document', 'just a string'],
+    ['a number document', '42'],
+    ['an empty document', ''],
+    ['unterminated JSON', '{"name": "a", "model": "dcgan"'],
+  ])('rejects %s as a whole-document issue (empty path)', (_what, text) => {
+    expect(pathsOf(() => parseSweepSpec(text))).toEqual(['']);
+  });
+
+  it('rejects a spec bigger than LIMITS.specBytes with PayloadTooLargeError (413)', () => {
+    const text = `${DESIGN_YAML}\n# ${'x'.repeat(LIMITS.specBytes)}\n`;
+    let caught: unknown;
+    try {
+      parseSweepSpec(text);
+    } catch (err) {
+      caught = err;
+    }
+    expect(caught).toBeInstanceOf(PayloadTooLargeError);
+    expect(caught).toMatchObject({ code: 'PAYLOAD_TOO_LARGE', status: 413 });
+  });
+
+  it('counts the size limit in UTF-8 bytes, not characters', () => {
+    // Under the limit in characters, over it in bytes (each 'é' is two bytes).
+    const padding = 'é'.repeat(Math.ceil(LIMITS.specBytes / 2));
+    expect(() => parseSweepSpec(`${DESIGN_YAML}# ${padding}\n`)).toThrow(PayloadTooLargeError);
+    expect(() => parseSweepSpec(`${DESIGN_YAML}# ${'é'.repeat(1000)}\n`)).not.toThrow();
+  });
+
+  it('reports several top-level problems at once', () => {
+    const paths = pathsOf(() =>
+      compileSweepSpec({ name: 'Bad_Name', model: 'dcgan', dataset: 'cifar10', budget: { parallel: 0 }, extra: 1 }),
+    );
+    expect(paths.sort()).toEqual(['budget.parallel', 'budget.steps', 'dataset', 'extra', 'name']);
+  });
+
+  it('reports several parameter problems at once', () => {
+    const paths = pathsOf(() =>
+      compileSweepSpec(
+        withParams({
+          lr_g: { value: 0 },
+          beta1: { value: 1 },
+          gamma: { value: 1 },
+          lr_d: { distribution: 'uniform', min: 1e-3, max: 1e-4 },
+          batch_size: { values: [] },
+        }),
+      ),
+    );
+    expect(paths.sort()).toEqual([
+      'parameters.batch_size.values',
+      'parameters.beta1.value',
+      'parameters.gamma',
+      'parameters.lr_d.max',
+      'parameters.lr_g.value',
+    ]);
+  });
+
+  it('reports top-level and parameter problems together', () => {
+    const paths = pathsOf(() => compileSweepSpec(withParams({ lr_g: { value: 0 } }, { extra: true })));
+    expect(paths.sort()).toEqual(['extra', 'parameters.lr_g.value']);
+  });
+
+  it('serialises code, message and every issue for the HTTP body', () => {
+    let caught: unknown;
+    try {
+      compileSweepSpec({ ...base(), dataset: 'x', method: 'y' });
+    } catch (err) {
+      caught = err;
+    }
+    expect(caught).toBeInstanceOf(SpecValidationError);
+    const err = caught as SpecValidationError;
+    expect(err.toJSON()).toEqual({ code: 'INVALID_SPEC', message: err.message, issues: err.issues });
+    expect(err.issues).toHaveLength(2);
+  });
+});

@@ -1,0 +1,60 @@
+#!/usr/bin/env node
+// Installs what Gantry needs on a fresh machine, and nothing twice:
+//   - Debian packages: redis-server (queue), dataset-fashion-mnist (training data)
+//   - pnpm (pinned, through npx) and the workspace's npm packages (frozen lockfile)
+// Run by `npm test` and `npm run demo`; safe to run again (it checks before installing).
+import { execFileSync, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const PNPM = 'pnpm@10.34.9';
+const log = (msg) => process.stderr.write(`[setup] ${msg}\n`);
+
+function run(cmd, args, opts = {}) {
+  const r = spawnSync(cmd, args, { stdio: 'inherit', cwd: root, ...opts });
+  if (r.status !== 0) {
+    log(`failed: ${cmd} ${args.join(' ')} (exit ${r.status ?? r.signal})`);
+    process.exit(r.status ?? 1);
+  }
+}
+
+const onPath = (bin) => spawnSync('sh', ['-c', `command -v ${bin}`], { stdio: 'ignore' }).status === 0;
+
+// 1. Debian packages.
+const debian = [
+  { pkg: 'redis-server', present: () => onPath('redis-server') },
+  { pkg: 'dataset-fashion-mnist', present: () => existsSync('/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz') },
+];
+const missing = debian.filter((d) => !d.present()).map((d) => d.pkg);
+if (missing.length > 0) {
+  if (!onPath('apt-get')) {
+    log(`missing ${missing.join(', ')} and no apt-get here: install them with your package manager`);
+    process.exit(1);
+  }
+  const [apt, ...aptArgs] = process.getuid?.() === 0 ? ['apt-get'] : ['sudo', 'apt-get'];
+  log(`installing Debian packages: ${missing.join(', ')}`);
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  run(apt, [...aptArgs, 'update', '-q'], { env });
+  run(apt, [...aptArgs, 'install', '-y', '-q', '--no-install-recommends', ...missing], { env });
+}
+
+// 2. npm packages through pnpm, re-run only when a manifest or the lockfile changed.
+const manifests = ['package.json', 'pnpm-lock.yaml', 'pnpm-workspace.yaml', 'packages/shared/package.json', 'packages/coordinator/package.json', 'packages/worker/package.json', 'test/package.json'];
+const hash = createHash('sha256');
+for (const m of manifests) hash.update(readFileSync(join(root, m)));
+const digest = hash.digest('hex');
+const stamp = join(root, 'node_modules', '.gantry-install');
+if (!existsSync(stamp) || readFileSync(stamp, 'utf8') !== digest) {
+  log(`installing npm packages with ${PNPM}`);
+  run('npx', ['-y', PNPM, 'install', '--frozen-lockfile'], { env: { ...process.env, CI: process.env.CI ?? 'true' } });
+  writeFileSync(stamp, digest);
+}
+try {
+  execFileSync(process.execPath, ['-e', "import('@tensorflow/tfjs-backend-wasm')"], { cwd: join(root, 'packages/worker'), stdio: 'ignore' });
+} catch {
+  log('warning: @tensorflow/tfjs-backend-wasm does not load; training will fail');
+}
+log('ready');
