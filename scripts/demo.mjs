@@ -24,14 +24,22 @@ const freePort = () =>
 
 const port = await freePort();
 const apiUrl = `http://127.0.0.1:${port}`;
-const env = { ...process.env, GANTRY_API_URL: apiUrl, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' };
+const env = {
+  ...process.env,
+  GANTRY_API_URL: apiUrl,
+  AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+};
 const started = Date.now();
 say(`demo: starting the local stack with ${workers} workers (Redis, S3, coordinator on ${apiUrl})`);
-const up = spawn(process.execPath, [gantry, 'up', '--workers', workers, '--port', String(port), '--data-dir', join(root, '.gantry/demo')], {
-  cwd: root,
-  env,
-  stdio: ['ignore', 'pipe', 'inherit'],
-});
+const up = spawn(
+  process.execPath,
+  [gantry, 'up', '--workers', workers, '--port', String(port), '--data-dir', join(root, '.gantry/demo')],
+  {
+    cwd: root,
+    env,
+    stdio: ['ignore', 'pipe', 'inherit'],
+  },
+);
 let upOut = '';
 up.stdout.on('data', (b) => {
   upOut += b;
@@ -55,9 +63,15 @@ for (let i = 0; ; i++) {
 say(upOut.trim());
 say(`demo: stack up after ${((Date.now() - started) / 1000).toFixed(1)} s; submitting ${spec}`);
 
-const submit = spawn(process.execPath, [gantry, 'submit', spec, '--watch'], { cwd: root, env, stdio: 'inherit' });
+const submit = spawn(process.execPath, [gantry, 'submit', spec, '--watch'], {
+  cwd: root,
+  env,
+  stdio: 'inherit',
+});
 const code = await new Promise((r) => submit.once('exit', r));
-say(`demo: sweep finished with exit code ${code} after ${((Date.now() - started) / 1000).toFixed(1)} s wall time`);
+say(
+  `demo: sweep finished with exit code ${code} after ${((Date.now() - started) / 1000).toFixed(1)} s wall time`,
+);
 try {
   const { sweeps } = await (await fetch(`${apiUrl}/v1/sweeps`)).json();
   const sweep = await (await fetch(`${apiUrl}/v1/sweeps/${sweeps[0].id}`)).json();

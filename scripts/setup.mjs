@@ -26,7 +26,10 @@ const onPath = (bin) => spawnSync('sh', ['-c', `command -v ${bin}`], { stdio: 'i
 // 1. Debian packages.
 const debian = [
   { pkg: 'redis-server', present: () => onPath('redis-server') },
-  { pkg: 'dataset-fashion-mnist', present: () => existsSync('/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz') },
+  {
+    pkg: 'dataset-fashion-mnist',
+    present: () => existsSync('/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz'),
+  },
 ];
 const missing = debian.filter((d) => !d.present()).map((d) => d.pkg);
 if (missing.length > 0) {
@@ -42,18 +45,31 @@ if (missing.length > 0) {
 }
 
 // 2. npm packages through pnpm, re-run only when a manifest or the lockfile changed.
-const manifests = ['package.json', 'pnpm-lock.yaml', 'pnpm-workspace.yaml', 'packages/shared/package.json', 'packages/coordinator/package.json', 'packages/worker/package.json', 'test/package.json'];
+const manifests = [
+  'package.json',
+  'pnpm-lock.yaml',
+  'pnpm-workspace.yaml',
+  'packages/shared/package.json',
+  'packages/coordinator/package.json',
+  'packages/worker/package.json',
+  'test/package.json',
+];
 const hash = createHash('sha256');
 for (const m of manifests) hash.update(readFileSync(join(root, m)));
 const digest = hash.digest('hex');
 const stamp = join(root, 'node_modules', '.gantry-install');
 if (!existsSync(stamp) || readFileSync(stamp, 'utf8') !== digest) {
   log(`installing npm packages with ${PNPM}`);
-  run('npx', ['-y', PNPM, 'install', '--frozen-lockfile'], { env: { ...process.env, CI: process.env.CI ?? 'true' } });
+  run('npx', ['-y', PNPM, 'install', '--frozen-lockfile'], {
+    env: { ...process.env, CI: process.env.CI ?? 'true' },
+  });
   writeFileSync(stamp, digest);
 }
 try {
-  execFileSync(process.execPath, ['-e', "import('@tensorflow/tfjs-backend-wasm')"], { cwd: join(root, 'packages/worker'), stdio: 'ignore' });
+  execFileSync(process.execPath, ['-e', "import('@tensorflow/tfjs-backend-wasm')"], {
+    cwd: join(root, 'packages/worker'),
+    stdio: 'ignore',
+  });
 } catch {
   log('warning: @tensorflow/tfjs-backend-wasm does not load; training will fail');
 }

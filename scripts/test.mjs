@@ -11,7 +11,11 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const bin = (name) => join(root, 'node_modules', '.bin', name);
 const step = (title, cmd, args) => {
   process.stderr.write(`\n== ${title}\n`);
-  const r = spawnSync(cmd, args, { cwd: root, stdio: 'inherit', env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' } });
+  const r = spawnSync(cmd, args, {
+    cwd: root,
+    stdio: 'inherit',
+    env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
+  });
   return r.status ?? 1;
 };
 
@@ -20,7 +24,13 @@ failed += step('typecheck', bin('tsc'), ['-p', 'tsconfig.json']) === 0 ? 0 : 1;
 failed += step('lint', bin('biome'), ['check', '.']) === 0 ? 0 : 1;
 const report = join(mkdtempSync(join(tmpdir(), 'gantry-test-')), 'vitest.json');
 const extra = process.argv.slice(2);
-const vitest = step('tests', bin('vitest'), ['run', '--reporter=default', '--reporter=json', `--outputFile.json=${report}`, ...extra]);
+const vitest = step('tests', bin('vitest'), [
+  'run',
+  '--reporter=default',
+  '--reporter=json',
+  `--outputFile.json=${report}`,
+  ...extra,
+]);
 let summary = '';
 try {
   const r = JSON.parse(readFileSync(report, 'utf8'));

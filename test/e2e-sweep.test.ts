@@ -4,25 +4,20 @@ import { join } from 'node:path';
 import { compileSweepSpec, createLogger, loadConfig, type TrialMetrics } from '@gantry/shared';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Coordinator } from '../packages/coordinator/src/coordinator.ts';
-import { spawnWorker, stopWorker, type WorkerProcess } from '../packages/coordinator/src/local-stack/index.ts';
+import {
+  spawnWorker,
+  stopWorker,
+  type WorkerProcess,
+} from '../packages/coordinator/src/local-stack/index.ts';
 import { testEnv } from './support/infra.ts';
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(100);
-  }
-}
+import { waitFor } from './support/wait-for.ts';
 
 describe('a sweep end to end on real Redis, S3 and worker processes', () => {
   // Short job locks so a killed worker's trial is taken over within seconds.
   const env = testEnv({ GANTRY_LOCK_MS: '4000' });
-  const coordinator = new Coordinator(loadConfig(env), createLogger('e2e', 'silent'), { schedulerIntervalMs: 250 });
+  const coordinator = new Coordinator(loadConfig(env), createLogger('e2e', 'silent'), {
+    schedulerIntervalMs: 250,
+  });
   const workers: WorkerProcess[] = [];
 
   afterAll(async () => {

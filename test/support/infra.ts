@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { loadConfig, type GantryConfig, ObjectStore, type ObjectStoreConfig } from '@gantry/shared';
+import { type GantryConfig, loadConfig, ObjectStore, type ObjectStoreConfig } from '@gantry/shared';
 import { inject } from 'vitest';
 import { S3RVER_CREDENTIALS } from '../../packages/coordinator/src/local-stack/index.ts';
 

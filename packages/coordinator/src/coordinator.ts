@@ -1,5 +1,12 @@
 import type { AddressInfo } from 'node:net';
-import { type GantryConfig, type Logger, ObjectStore, type SweepSpec, TRIAL_QUEUE, type WorkerInfo } from '@gantry/shared';
+import {
+  type GantryConfig,
+  type Logger,
+  ObjectStore,
+  type SweepSpec,
+  TRIAL_QUEUE,
+  type WorkerInfo,
+} from '@gantry/shared';
 import { Queue } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
 import { Redis } from 'ioredis';

@@ -1,5 +1,5 @@
+export { type ApiDeps, buildApi } from './api/app.ts';
 export { Coordinator, type CoordinatorOptions } from './coordinator.ts';
-export { buildApi, type ApiDeps } from './api/app.ts';
-export { planSweep, type PlannedTrial } from './planner/plan-sweep.ts';
-export { SweepStore, type StoredSweep } from './sweep-store.ts';
+export { type PlannedTrial, planSweep } from './planner/plan-sweep.ts';
 export { Scheduler } from './scheduler.ts';
+export { type StoredSweep, SweepStore } from './sweep-store.ts';

@@ -4,7 +4,11 @@ import { collectDefaultMetrics, Gauge, Registry } from 'prom-client';
 import type { SweepStore } from './sweep-store.ts';
 
 /** The coordinator's Prometheus registry: trials and sweeps by state, queue job counts, live workers. */
-export function coordinatorMetrics(store: SweepStore, queue: Queue, liveWorkers: () => Promise<number>): Registry {
+export function coordinatorMetrics(
+  store: SweepStore,
+  queue: Queue,
+  liveWorkers: () => Promise<number>,
+): Registry {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'gantry_coordinator_' });
   new Gauge({
@@ -38,7 +42,14 @@ export function coordinatorMetrics(store: SweepStore, queue: Queue, liveWorkers:
     labelNames: ['state'] as const,
     registers: [registry],
     async collect() {
-      const counts = await queue.getJobCounts('waiting', 'active', 'delayed', 'completed', 'failed', 'prioritized');
+      const counts = await queue.getJobCounts(
+        'waiting',
+        'active',
+        'delayed',
+        'completed',
+        'failed',
+        'prioritized',
+      );
       for (const [state, n] of Object.entries(counts)) this.set({ state }, n);
     },
   });

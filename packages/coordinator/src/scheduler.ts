@@ -130,14 +130,22 @@ export class Scheduler {
     const trials = await this.store.trials(sweep.trialIds);
     const live = trials.filter((t) => !TERMINAL_TRIAL_STATES.has(t.state));
     for (const t of live) {
-      await this.store.updateTrial(t.id, { state: 'cancelled', reason: 'sweep cancelled', endedAt: Date.now() });
+      await this.store.updateTrial(t.id, {
+        state: 'cancelled',
+        reason: 'sweep cancelled',
+        endedAt: Date.now(),
+      });
       if (t.dispatched) {
         const job = await this.queue.getJob(t.id);
         const state = job ? await job.getState() : 'unknown';
-        if (job && (state === 'waiting' || state === 'delayed' || state === 'prioritized')) await job.remove().catch(() => {});
+        if (job && (state === 'waiting' || state === 'delayed' || state === 'prioritized'))
+          await job.remove().catch(() => {});
       }
     }
-    await this.store.redis.publish(this.store.keys.control, JSON.stringify({ type: 'cancel', trialIds: live.map((t) => t.id) }));
+    await this.store.redis.publish(
+      this.store.keys.control,
+      JSON.stringify({ type: 'cancel', trialIds: live.map((t) => t.id) }),
+    );
     this.log.info({ sweepId, trials: live.length }, 'sweep cancelled');
     return { ...sweep, state: 'cancelled' };
   }

@@ -3,13 +3,13 @@ import {
   type CheckpointRef,
   decodeTrial,
   encodeTrial,
+  trialId as makeTrialId,
   type RedisKeys,
   redisKeys,
   type SweepSpec,
   type SweepState,
   type TrialMetrics,
   type TrialRecord,
-  trialId as makeTrialId,
 } from '@gantry/shared';
 import type { Redis } from 'ioredis';
 import type { PlannedTrial } from './planner/plan-sweep.ts';
@@ -141,7 +141,9 @@ export class SweepStore {
   }
 
   async checkpoints(id: string): Promise<CheckpointRef[]> {
-    return (await this.redis.lrange(this.keys.trialCheckpoints(id), 0, -1)).map((r) => JSON.parse(r) as CheckpointRef);
+    return (await this.redis.lrange(this.keys.trialCheckpoints(id), 0, -1)).map(
+      (r) => JSON.parse(r) as CheckpointRef,
+    );
   }
 
   async samples(id: string): Promise<{ step: number; key: string; t: number }[]> {

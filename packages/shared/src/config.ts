@@ -20,11 +20,15 @@ const envSchema = z.object({
   GANTRY_API_URL: z.string().url().default('http://127.0.0.1:8080'),
   GANTRY_BACKEND: z.enum(['tensorflow', 'wasm', 'cpu']).optional(),
   GANTRY_WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(256).optional(),
-  GANTRY_WORKER_ID: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/).optional(),
+  GANTRY_WORKER_ID: z
+    .string()
+    .regex(/^[A-Za-z0-9_.-]{1,64}$/)
+    .optional(),
   GANTRY_METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(0),
   GANTRY_FASHION_MNIST_DIR: z.string().optional(),
   GANTRY_LOCK_MS: z.coerce.number().int().min(1000).max(600_000).default(30_000),
   LOG_LEVEL: z.enum(LOG_LEVELS).default('info'),
+  GANTRY_FAULT_NAN_AT_STEP: z.coerce.number().int().min(1).optional(),
 });
 
 /** Configuration of every Gantry process, read from the environment in one place per process. */
@@ -47,6 +51,11 @@ export interface GantryConfig {
     metricsPort: number;
     fashionMnistDir?: string;
     lockMs: number;
+    /**
+     * Fault injection for tests: real batches turn to NaN from this step on, so the divergence path runs
+     * for real (detection in the trainer, `diverged` state, no retries). Never set in production.
+     */
+    faultNanAtStep?: number;
   };
   logLevel: (typeof LOG_LEVELS)[number];
 }
@@ -58,7 +67,9 @@ export interface GantryConfig {
 export function loadConfig(env: NodeJS.ProcessEnv): GantryConfig {
   const parsed = envSchema.safeParse(env);
   if (!parsed.success) {
-    throw new ConfigError(parsed.error.issues.map((i) => ({ path: i.path.map(String).join('.'), message: i.message })));
+    throw new ConfigError(
+      parsed.error.issues.map((i) => ({ path: i.path.map(String).join('.'), message: i.message })),
+    );
   }
   const e = parsed.data;
   return {
@@ -80,6 +91,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): GantryConfig {
       metricsPort: e.GANTRY_METRICS_PORT,
       fashionMnistDir: e.GANTRY_FASHION_MNIST_DIR,
       lockMs: e.GANTRY_LOCK_MS,
+      faultNanAtStep: e.GANTRY_FAULT_NAN_AT_STEP,
     },
     logLevel: e.LOG_LEVEL,
   };

@@ -86,9 +86,14 @@ export class InvalidJobPayloadError extends GantryError {
 /** Thrown when a checkpoint commit is refused because this worker no longer holds the trial's lock. */
 export class CheckpointFencedError extends GantryError {
   constructor(trialId: string, step: number) {
-    super('CHECKPOINT_FENCED', 409, `trial ${trialId}: lost the job lock, checkpoint at step ${step} not committed`, {
-      context: { trialId, step },
-    });
+    super(
+      'CHECKPOINT_FENCED',
+      409,
+      `trial ${trialId}: lost the job lock, checkpoint at step ${step} not committed`,
+      {
+        context: { trialId, step },
+      },
+    );
   }
 }
 
@@ -104,6 +109,10 @@ export class CorruptCheckpointError extends GantryError {
 /** Thrown when configuration from the environment is invalid. */
 export class ConfigError extends GantryError {
   constructor(issues: FieldIssue[]) {
-    super('INVALID_CONFIG', 500, `invalid configuration: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`);
+    super(
+      'INVALID_CONFIG',
+      500,
+      `invalid configuration: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`,
+    );
   }
 }

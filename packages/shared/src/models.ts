@@ -22,7 +22,14 @@ export interface ParamDef {
 }
 
 const ADVERSARIAL_PARAMS: Record<string, ParamDef> = {
-  lr_g: { kind: 'float', default: 2e-4, min: 0, minExclusive: true, max: 1, help: 'generator Adam learning rate' },
+  lr_g: {
+    kind: 'float',
+    default: 2e-4,
+    min: 0,
+    minExclusive: true,
+    max: 1,
+    help: 'generator Adam learning rate',
+  },
   lr_d: {
     kind: 'float',
     default: 2e-4,
@@ -31,8 +38,22 @@ const ADVERSARIAL_PARAMS: Record<string, ParamDef> = {
     max: 1,
     help: 'discriminator Adam learning rate',
   },
-  beta1: { kind: 'float', default: 0.5, min: 0, max: 1, maxExclusive: true, help: 'Adam beta1 (both networks)' },
-  beta2: { kind: 'float', default: 0.999, min: 0, max: 1, maxExclusive: true, help: 'Adam beta2 (both networks)' },
+  beta1: {
+    kind: 'float',
+    default: 0.5,
+    min: 0,
+    max: 1,
+    maxExclusive: true,
+    help: 'Adam beta1 (both networks)',
+  },
+  beta2: {
+    kind: 'float',
+    default: 0.999,
+    min: 0,
+    max: 1,
+    maxExclusive: true,
+    help: 'Adam beta2 (both networks)',
+  },
   batch_size: { kind: 'int', default: 64, min: 1, max: 1024, help: 'images per training step' },
   latent_dim: { kind: 'int', default: 100, min: 1, max: 1024, help: 'size of the generator noise vector z' },
   base_filters: {

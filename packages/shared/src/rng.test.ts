@@ -17,8 +17,20 @@ describe('Rng', () => {
   });
 
   it('gives different streams for nearby seeds', () => {
-    const a = take(8, ((r) => () => r.nextU32())(new Rng(1)));
-    const b = take(8, ((r) => () => r.nextU32())(new Rng(2)));
+    const a = take(
+      8,
+      (
+        (r) => () =>
+          r.nextU32()
+      )(new Rng(1)),
+    );
+    const b = take(
+      8,
+      (
+        (r) => () =>
+          r.nextU32()
+      )(new Rng(2)),
+    );
     expect(a).not.toEqual(b);
     // No word of the first few in common: nearby seeds are decorrelated by splitmix.
     expect(a.filter((x) => b.includes(x))).toEqual([]);
@@ -26,7 +38,9 @@ describe('Rng', () => {
 
   it('produces 32-bit unsigned integers and uniforms in [0, 1)', () => {
     const r = new Rng(3);
-    const badWords = take(10_000, () => r.nextU32()).filter((u) => !(Number.isInteger(u) && u >= 0 && u <= 0xffffffff));
+    const badWords = take(10_000, () => r.nextU32()).filter(
+      (u) => !(Number.isInteger(u) && u >= 0 && u <= 0xffffffff),
+    );
     const badUniforms = take(10_000, () => r.uniform()).filter((x) => !(x >= 0 && x < 1));
     expect(badWords).toEqual([]);
     expect(badUniforms).toEqual([]);

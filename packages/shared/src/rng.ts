@@ -80,7 +80,8 @@ export class Rng {
   }
 
   setState(state: readonly number[]): void {
-    if (state.length !== 4 && state.length !== 6) throw new Error(`rng state must have 4 or 6 numbers, got ${state.length}`);
+    if (state.length !== 4 && state.length !== 6)
+      throw new Error(`rng state must have 4 or 6 numbers, got ${state.length}`);
     for (let i = 0; i < 4; i++) this.s[i] = (state[i] ?? 0) >>> 0;
     this.spare = state.length === 6 && state[4] === 1 ? (state[5] ?? 0) : Number.NaN;
   }

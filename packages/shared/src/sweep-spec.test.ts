@@ -151,7 +151,11 @@ describe('parseSweepSpec rejects invalid specs naming the field', () => {
       spec: { ...base(), checkpoint: { every_steps: 10, x: 1 } },
       path: 'checkpoint.x',
     },
-    { what: 'an unknown parameter for the model', spec: withParams({ gamma: { value: 1 } }), path: 'parameters.gamma' },
+    {
+      what: 'an unknown parameter for the model',
+      spec: withParams({ gamma: { value: 1 } }),
+      path: 'parameters.gamma',
+    },
     {
       what: 'an unknown key inside a parameter',
       spec: withParams({ lr_g: { value: 1e-4, step: 2 } }),
@@ -167,8 +171,16 @@ describe('parseSweepSpec rejects invalid specs naming the field', () => {
     { what: 'an unknown model', spec: { ...base(), model: 'stylegan' }, path: 'model' },
     { what: 'an unknown dataset', spec: { ...base(), dataset: 'cifar10' }, path: 'dataset' },
     { what: 'an unknown method', spec: { ...base(), method: 'bayes' }, path: 'method' },
-    { what: 'an unknown metric', spec: { ...base(), metric: { name: 'psnr', goal: 'minimize' } }, path: 'metric.name' },
-    { what: 'a bad metric goal', spec: { ...base(), metric: { name: 'g_loss', goal: 'up' } }, path: 'metric.goal' },
+    {
+      what: 'an unknown metric',
+      spec: { ...base(), metric: { name: 'psnr', goal: 'minimize' } },
+      path: 'metric.name',
+    },
+    {
+      what: 'a bad metric goal',
+      spec: { ...base(), metric: { name: 'g_loss', goal: 'up' } },
+      path: 'metric.goal',
+    },
     { what: 'a negative seed', spec: { ...base(), seed: -1 }, path: 'seed' },
     { what: 'empty values', spec: withParams({ lr_d: { values: [] } }), path: 'parameters.lr_d.values' },
     {
@@ -178,14 +190,26 @@ describe('parseSweepSpec rejects invalid specs naming the field', () => {
       }),
       path: 'parameters.lr_d.values',
     },
-    { what: 'lr_g: 0 (exclusive minimum)', spec: withParams({ lr_g: { value: 0 } }), path: 'parameters.lr_g.value' },
-    { what: 'beta1: 1 (exclusive maximum)', spec: withParams({ beta1: { value: 1 } }), path: 'parameters.beta1.value' },
+    {
+      what: 'lr_g: 0 (exclusive minimum)',
+      spec: withParams({ lr_g: { value: 0 } }),
+      path: 'parameters.lr_g.value',
+    },
+    {
+      what: 'beta1: 1 (exclusive maximum)',
+      spec: withParams({ beta1: { value: 1 } }),
+      path: 'parameters.beta1.value',
+    },
     {
       what: 'batch_size: 1.5 (not an integer)',
       spec: withParams({ batch_size: { value: 1.5 } }),
       path: 'parameters.batch_size.value',
     },
-    { what: 'batch_size: 0', spec: withParams({ batch_size: { value: 0 } }), path: 'parameters.batch_size.value' },
+    {
+      what: 'batch_size: 0',
+      spec: withParams({ batch_size: { value: 0 } }),
+      path: 'parameters.batch_size.value',
+    },
     {
       what: 'a non-number value',
       spec: withParams({ lr_g: { value: 'fast' } }),
@@ -249,7 +273,11 @@ describe('parseSweepSpec rejects invalid specs naming the field', () => {
     {
       what: 'a grid product over LIMITS.maxTrials',
       spec: withParams(
-        { lr_g: { values: [...ten(1e-5), 0.5] }, lr_d: { values: ten(1e-5) }, batch_size: { values: ten(8) } },
+        {
+          lr_g: { values: [...ten(1e-5), 0.5] },
+          lr_d: { values: ten(1e-5) },
+          batch_size: { values: ten(8) },
+        },
         { method: 'grid' },
       ),
       path: 'parameters',
@@ -288,7 +316,9 @@ describe('parseSweepSpec rejects invalid specs naming the field', () => {
   });
 
   it('rejects a missing budget.steps as "is required"', () => {
-    const issues = issuesOf(() => parseSweepSpec('name: a\nmodel: dcgan\ndataset: mnist\nbudget: {trials: 4}\n'));
+    const issues = issuesOf(() =>
+      parseSweepSpec('name: a\nmodel: dcgan\ndataset: mnist\nbudget: {trials: 4}\n'),
+    );
     expect(issues).toEqual([{ path: 'budget.steps', message: 'is required' }]);
   });
 
@@ -345,7 +375,13 @@ describe('parseSweepSpec rejects invalid specs naming the field', () => {
 
   it('reports several top-level problems at once', () => {
     const paths = pathsOf(() =>
-      compileSweepSpec({ name: 'Bad_Name', model: 'dcgan', dataset: 'cifar10', budget: { parallel: 0 }, extra: 1 }),
+      compileSweepSpec({
+        name: 'Bad_Name',
+        model: 'dcgan',
+        dataset: 'cifar10',
+        budget: { parallel: 0 },
+        extra: 1,
+      }),
     );
     expect(paths.sort()).toEqual(['budget.parallel', 'budget.steps', 'dataset', 'extra', 'name']);
   });

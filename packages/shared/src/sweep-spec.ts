@@ -19,7 +19,12 @@ export type MetricName = (typeof METRIC_NAMES)[number];
 export type ParameterSpec =
   | { kind: 'value'; value: number }
   | { kind: 'values'; values: number[] }
-  | { kind: 'distribution'; distribution: 'uniform' | 'log_uniform' | 'int_uniform'; min: number; max: number };
+  | {
+      kind: 'distribution';
+      distribution: 'uniform' | 'log_uniform' | 'int_uniform';
+      min: number;
+      max: number;
+    };
 
 /** A validated sweep spec with every default filled in. */
 export interface SweepSpec {
@@ -34,14 +39,18 @@ export interface SweepSpec {
   parameters: Record<string, ParameterSpec>;
 }
 
-const posInt = (max: number) => z.number().int('must be an integer').min(1, 'must be >= 1').max(max, `must be <= ${max}`);
+const posInt = (max: number) =>
+  z.number().int('must be an integer').min(1, 'must be >= 1').max(max, `must be <= ${max}`);
 
 const rawSpecSchema = z.strictObject({
   name: z
     .string()
     .min(1, 'must not be empty')
     .max(LIMITS.maxNameLength, `must be at most ${LIMITS.maxNameLength} characters`)
-    .regex(/^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/, "lowercase letters, digits and '-' only, not starting or ending with '-'"),
+    .regex(
+      /^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/,
+      "lowercase letters, digits and '-' only, not starting or ending with '-'",
+    ),
   model: z.string().superRefine((m, ctx) => {
     if ((MODEL_NAMES as readonly string[]).includes(m)) return;
     const planned = (PLANNED_MODELS as readonly string[]).includes(m);
@@ -69,7 +78,12 @@ const rawSpecSchema = z.strictObject({
       goal: z.enum(['minimize', 'maximize'], { message: 'must be minimize or maximize' }),
     })
     .default({ name: 'g_loss', goal: 'minimize' }),
-  seed: z.number().int('must be an integer').min(0, 'must be >= 0').max(2 ** 31 - 1).default(0),
+  seed: z
+    .number()
+    .int('must be an integer')
+    .min(0, 'must be >= 0')
+    .max(2 ** 31 - 1)
+    .default(0),
   budget: z.strictObject({
     trials: posInt(LIMITS.maxTrials).default(1),
     parallel: posInt(LIMITS.maxParallel).default(1),
@@ -121,7 +135,8 @@ function parseParameter(
     return undefined;
   }
   const keys = Object.keys(raw);
-  const shape = 'value' in raw ? 'value' : 'values' in raw ? 'values' : 'distribution' in raw ? 'distribution' : '';
+  const shape =
+    'value' in raw ? 'value' : 'values' in raw ? 'values' : 'distribution' in raw ? 'distribution' : '';
   const allowed: Record<string, string[]> = {
     value: ['value'],
     values: ['values'],
@@ -164,7 +179,10 @@ function parseParameter(
     return undefined;
   }
   if (method === 'grid') {
-    issues.push({ path: `${path}.distribution`, message: "grid search needs 'value' or 'values', not a distribution" });
+    issues.push({
+      path: `${path}.distribution`,
+      message: "grid search needs 'value' or 'values', not a distribution",
+    });
     return undefined;
   }
   for (const bound of ['min', 'max'] as const) {
@@ -178,12 +196,17 @@ function parseParameter(
   const min = raw.min as number;
   const max = raw.max as number;
   if (distribution === 'int_uniform') {
-    if (!Number.isInteger(min)) issues.push({ path: `${path}.min`, message: 'must be an integer for int_uniform' });
-    if (!Number.isInteger(max)) issues.push({ path: `${path}.max`, message: 'must be an integer for int_uniform' });
+    if (!Number.isInteger(min))
+      issues.push({ path: `${path}.min`, message: 'must be an integer for int_uniform' });
+    if (!Number.isInteger(max))
+      issues.push({ path: `${path}.max`, message: 'must be an integer for int_uniform' });
     if (min > max) issues.push({ path: `${path}.max`, message: 'empty range: max must be >= min' });
   } else {
     if (def.kind === 'int') {
-      issues.push({ path: `${path}.distribution`, message: `'${name}' is an integer: use int_uniform or values` });
+      issues.push({
+        path: `${path}.distribution`,
+        message: `'${name}' is an integer: use int_uniform or values`,
+      });
     }
     if (min >= max) issues.push({ path: `${path}.max`, message: 'empty range: max must be > min' });
     if (distribution === 'log_uniform' && min <= 0) {
@@ -205,7 +228,8 @@ export function gridSize(parameters: Record<string, ParameterSpec>): number {
  * @throws SpecValidationError listing every problem with its field path.
  */
 export function compileSweepSpec(input: unknown): SweepSpec {
-  if (!isRecord(input)) throw new SpecValidationError([{ path: '', message: 'spec must be a mapping (object)' }]);
+  if (!isRecord(input))
+    throw new SpecValidationError([{ path: '', message: 'spec must be a mapping (object)' }]);
   const parsed = rawSpecSchema.safeParse(input);
   if (!parsed.success) {
     // Report parameter problems too when the model and method they depend on are themselves valid.
@@ -233,7 +257,10 @@ export function compileSweepSpec(input: unknown): SweepSpec {
   if (issues.length === 0 && raw.method === 'grid') {
     const size = gridSize(parameters);
     if (size > LIMITS.maxTrials) {
-      issues.push({ path: 'parameters', message: `grid expands to ${size} trials; the limit is ${LIMITS.maxTrials}` });
+      issues.push({
+        path: 'parameters',
+        message: `grid expands to ${size} trials; the limit is ${LIMITS.maxTrials}`,
+      });
     }
   }
   if (issues.length > 0) throw new SpecValidationError(issues);
@@ -255,13 +282,16 @@ export function compileSweepSpec(input: unknown): SweepSpec {
  * @throws PayloadTooLargeError past LIMITS.specBytes; SpecValidationError on syntax or content errors.
  */
 export function parseSweepSpec(text: string): SweepSpec {
-  if (Buffer.byteLength(text, 'utf8') > LIMITS.specBytes) throw new PayloadTooLargeError('sweep spec', LIMITS.specBytes);
+  if (Buffer.byteLength(text, 'utf8') > LIMITS.specBytes)
+    throw new PayloadTooLargeError('sweep spec', LIMITS.specBytes);
   let doc: unknown;
   try {
     doc = parseYaml(text, { maxAliasCount: 100, uniqueKeys: true });
   } catch (err) {
     const where = err instanceof YAMLParseError && err.linePos ? ` at line ${err.linePos[0].line}` : '';
-    throw new SpecValidationError([{ path: '', message: `not valid YAML/JSON${where}: ${(err as Error).message}` }]);
+    throw new SpecValidationError([
+      { path: '', message: `not valid YAML/JSON${where}: ${(err as Error).message}` },
+    ]);
   }
   return compileSweepSpec(doc);
 }

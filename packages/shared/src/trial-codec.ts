@@ -10,7 +10,8 @@ export function encodeTrial(t: Partial<TrialRecord>): Record<string, string> {
   return out;
 }
 
-const num = (s: string | undefined): number | undefined => (s === undefined || s === '' ? undefined : Number(s));
+const num = (s: string | undefined): number | undefined =>
+  s === undefined || s === '' ? undefined : Number(s);
 const json = <T>(s: string | undefined): T | undefined => (s ? (JSON.parse(s) as T) : undefined);
 
 export function decodeTrial(h: Record<string, string>): TrialRecord | undefined {

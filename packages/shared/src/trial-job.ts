@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { InvalidJobPayloadError } from './errors.ts';
-import { checkParamValue, DATASET_NAMES, MODEL_NAMES, MODEL_PARAMS, type ModelName } from './models.ts';
 import { LIMITS } from './limits.ts';
+import { checkParamValue, DATASET_NAMES, MODEL_NAMES, MODEL_PARAMS, type ModelName } from './models.ts';
 
 const idSchema = z.string().regex(/^[a-z0-9][a-z0-9-]{0,127}$/, 'must be lowercase letters, digits and -');
 
@@ -12,7 +12,11 @@ const trialJobSchema = z.strictObject({
   index: z.number().int().min(0),
   model: z.enum(MODEL_NAMES),
   dataset: z.enum(DATASET_NAMES),
-  seed: z.number().int().min(0).max(2 ** 32 - 1),
+  seed: z
+    .number()
+    .int()
+    .min(0)
+    .max(2 ** 32 - 1),
   steps: z.number().int().min(1).max(LIMITS.maxSteps),
   checkpointEvery: z.number().int().min(1).max(LIMITS.maxSteps),
   params: z.record(z.string(), z.number()),

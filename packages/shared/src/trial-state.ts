@@ -3,7 +3,15 @@ export const SWEEP_STATES = ['queued', 'running', 'completed', 'failed', 'cancel
 export type SweepState = (typeof SWEEP_STATES)[number];
 
 /** Lifecycle of a trial; `stopped` = ended early by a scheduler or a health rule. */
-export const TRIAL_STATES = ['queued', 'running', 'completed', 'failed', 'diverged', 'stopped', 'cancelled'] as const;
+export const TRIAL_STATES = [
+  'queued',
+  'running',
+  'completed',
+  'failed',
+  'diverged',
+  'stopped',
+  'cancelled',
+] as const;
 export type TrialState = (typeof TRIAL_STATES)[number];
 
 export const TERMINAL_TRIAL_STATES: ReadonlySet<TrialState> = new Set([

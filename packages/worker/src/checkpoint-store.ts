@@ -71,12 +71,18 @@ export class CheckpointStore {
     try {
       manifest = JSON.parse((await this.store.get(manifestKey)).toString('utf8')) as CheckpointManifest;
     } catch (err) {
-      throw new CorruptCheckpointError(this.trialId, manifestKey, `manifest unreadable: ${(err as Error).message}`);
+      throw new CorruptCheckpointError(
+        this.trialId,
+        manifestKey,
+        `manifest unreadable: ${(err as Error).message}`,
+      );
     }
     if (manifest.version !== 1 || manifest.trialId !== this.trialId) {
       throw new CorruptCheckpointError(this.trialId, manifestKey, 'manifest is for another trial or version');
     }
-    const arrays: Partial<Record<CheckpointManifest['objects'][number]['name'], ReturnType<typeof unpackArrays>>> = {};
+    const arrays: Partial<
+      Record<CheckpointManifest['objects'][number]['name'], ReturnType<typeof unpackArrays>>
+    > = {};
     for (const o of manifest.objects) {
       let bytes: Buffer;
       try {
@@ -90,7 +96,8 @@ export class CheckpointStore {
       arrays[o.name] = unpackArrays(bytes);
     }
     const { g, d, opt_g, opt_d } = arrays;
-    if (!g || !d || !opt_g || !opt_d) throw new CorruptCheckpointError(this.trialId, manifestKey, 'objects missing');
+    if (!g || !d || !opt_g || !opt_d)
+      throw new CorruptCheckpointError(this.trialId, manifestKey, 'objects missing');
     return {
       step: manifest.step,
       rng: manifest.rng,

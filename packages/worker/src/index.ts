@@ -1,2 +1,2 @@
+export { type BackendInfo, type BackendName, initBackend } from './backend.ts';
 export { GantryWorker, type GantryWorkerOptions } from './worker.ts';
-export { initBackend, type BackendName, type BackendInfo } from './backend.ts';

@@ -14,6 +14,8 @@ export interface StartMessage {
   fashionMnistDir?: string;
   /** Send a progress message every this many steps. */
   progressEvery: number;
+  /** Fault injection (tests): real batches become NaN from this step on. */
+  faultNanAtStep?: number;
 }
 
 /** Parent -> child: stop at the next step boundary; `checkpoint` says whether to save first. */

@@ -21,7 +21,9 @@ export function packArrays(arrays: readonly NamedArray[]): Uint8Array {
   view.setUint32(4, header.length, true);
   out.set(header, 8);
   const body = new Float32Array(out.buffer, 8 + headerPadded, offset);
-  entries.forEach((e, i) => body.set(arrays[i]!.data, e.offset));
+  entries.forEach((e, i) => {
+    body.set(arrays[i]!.data, e.offset);
+  });
   return out;
 }
 

@@ -33,7 +33,7 @@ async function run(start: StartMessage): Promise<void> {
   const checkpoints = new CheckpointStore(store, job.sweepId, job.trialId);
   const info = await initBackend(start.backend);
   const data = await loadDataset(job.dataset, 'train', { dir: start.fashionMnistDir });
-  const trainer = new GanTrainer(job, data);
+  const trainer = new GanTrainer(job, data, start.faultNanAtStep);
   if (start.resumeFrom) trainer.importState(await checkpoints.read(start.resumeFrom));
   await send({ type: 'ready', backend: info.backend, device: info.device, startStep: trainer.step });
 
@@ -72,7 +72,11 @@ async function run(start: StartMessage): Promise<void> {
     const s = trainer.trainStep();
     const bad = (['d_loss', 'g_loss', 'd_real', 'd_fake'] as const).find((k) => !Number.isFinite(s[k]));
     if (bad) {
-      await send({ type: 'diverged', step: s.step, reason: `non-finite ${bad} (${s[bad]}) at step ${s.step}` });
+      await send({
+        type: 'diverged',
+        step: s.step,
+        reason: `non-finite ${bad} (${s[bad]}) at step ${s.step}`,
+      });
       return;
     }
     recent.push(s);
@@ -105,7 +109,9 @@ process.on('message', (raw: ParentMessage) => {
       async (err: unknown) => {
         const e = err as Error & { code?: string };
         const unrecoverable = e.code === 'CORRUPT_CHECKPOINT' || e.code === 'INVALID_JOB_PAYLOAD';
-        await send({ type: 'failed', message: e.stack ?? String(err), code: e.code, unrecoverable }).catch(() => {});
+        await send({ type: 'failed', message: e.stack ?? String(err), code: e.code, unrecoverable }).catch(
+          () => {},
+        );
         await exit(1);
       },
     );

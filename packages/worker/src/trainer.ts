@@ -1,6 +1,6 @@
 import './gradients.ts';
-import * as tf from '@tensorflow/tfjs-core';
 import { Rng, type TrialJob } from '@gantry/shared';
+import * as tf from '@tensorflow/tfjs-core';
 import type { Dataset } from './data/datasets.ts';
 import { discriminatorLoss, generatorLoss } from './losses.ts';
 import { buildDcgan, dcganFlopsPerImage, type GanNetworks } from './models/dcgan.ts';
@@ -41,9 +41,14 @@ export class GanTrainer {
   private readonly conditional: boolean;
   private stepCount = 0;
 
+  /**
+   * @param faultNanAtStep fault injection for tests: real batches are NaN from this step on, so that the
+   *   divergence handling is exercised by a real non-finite loss.
+   */
   constructor(
     readonly job: TrialJob,
     private readonly data: Dataset,
+    private readonly faultNanAtStep?: number,
   ) {
     const p = job.params;
     this.batch = p.batch_size!;
@@ -102,6 +107,8 @@ export class GanTrainer {
       images.set(this.data.images.subarray(j * px, (j + 1) * px), i * px);
       labels[i] = this.data.labels[j]!;
     }
+    if (this.faultNanAtStep !== undefined && this.stepCount + 1 >= this.faultNanAtStep)
+      images.fill(Number.NaN);
     const x = tf.tensor4d(images, [this.batch, h, w, c]);
     if (!this.conditional) return { x };
     return { x, y: tf.oneHot(tf.tensor1d(labels, 'int32'), this.data.numClasses).toFloat() as tf.Tensor2D };
@@ -125,9 +132,17 @@ export class GanTrainer {
 
       const gLabels = this.randomLabels();
       const z = this.noise();
-      const gRes = tf.variableGrads(() => generatorLoss(nets.discriminate(nets.generate(z, gLabels), gLabels)), nets.g.vars);
+      const gRes = tf.variableGrads(
+        () => generatorLoss(nets.discriminate(nets.generate(z, gLabels), gLabels)),
+        nets.g.vars,
+      );
       this.optG.apply(nets.g.vars.map((v) => gRes.grads[v.name]!));
-      return tf.stack([dRes.value, gRes.value, tf.mean(tf.sigmoid(realLogits!)), tf.mean(tf.sigmoid(fakeLogits!))]);
+      return tf.stack([
+        dRes.value,
+        gRes.value,
+        tf.mean(tf.sigmoid(realLogits!)),
+        tf.mean(tf.sigmoid(fakeLogits!)),
+      ]);
     });
     const [dLoss, gLoss, dReal, dFake] = out.dataSync();
     out.dispose();

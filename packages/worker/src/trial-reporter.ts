@@ -1,4 +1,10 @@
-import { type CheckpointRef, encodeTrial, type RedisKeys, type TrialMetrics, type TrialRecord } from '@gantry/shared';
+import {
+  type CheckpointRef,
+  encodeTrial,
+  type RedisKeys,
+  type TrialMetrics,
+  type TrialRecord,
+} from '@gantry/shared';
 import type { Redis } from 'ioredis';
 
 /**
@@ -7,10 +13,12 @@ import type { Redis } from 'ioredis';
  * cancelled. A worker that lost its lock (stalled, then taken over) therefore cannot move the trial's
  * latest checkpoint or overwrite the new holder's progress.
  *
- * Returns 1 applied, 0 refused as stale (checkpoint not newer), -1 lock lost, -2 trial cancelled.
+ * Returns 1 applied, 0 refused as stale (checkpoint not newer), -1 lock lost, -2 trial cancelled,
+ * -3 no such trial (a job the coordinator did not create).
  */
 const FENCED_UPDATE = `
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
+if redis.call('EXISTS', KEYS[2]) == 0 then return -3 end
 if redis.call('HGET', KEYS[2], 'state') == 'cancelled' then return -2 end
 local n = tonumber(ARGV[2])
 for i = 1, n do redis.call('HSET', KEYS[2], ARGV[2 + 2 * i - 1], ARGV[2 + 2 * i]) end
@@ -22,6 +30,7 @@ return 1
 
 const COMMIT_CHECKPOINT = `
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
+if redis.call('EXISTS', KEYS[2]) == 0 then return -3 end
 if redis.call('HGET', KEYS[2], 'state') == 'cancelled' then return -2 end
 local cur = tonumber(redis.call('HGET', KEYS[2], 'checkpointStep') or '-1')
 if cur >= tonumber(ARGV[2]) then return 0 end
@@ -31,8 +40,14 @@ redis.call('RPUSH', KEYS[4], ARGV[4])
 return 1
 `;
 
-export type FenceResult = 'ok' | 'stale' | 'lock-lost' | 'cancelled';
-const RESULT: Record<number, FenceResult> = { 1: 'ok', 0: 'stale', [-1]: 'lock-lost', [-2]: 'cancelled' };
+export type FenceResult = 'ok' | 'stale' | 'lock-lost' | 'cancelled' | 'missing';
+const RESULT: Record<number, FenceResult> = {
+  1: 'ok',
+  0: 'stale',
+  [-1]: 'lock-lost',
+  [-2]: 'cancelled',
+  [-3]: 'missing',
+};
 
 /** Fenced writes of one job attempt to one trial's Redis state. */
 export class TrialReporter {

@@ -32,6 +32,8 @@ export interface TrialRunnerDeps {
   log: Logger;
   /** @default 10 */
   progressEvery?: number;
+  /** Fault injection for tests (see GantryConfig.worker.faultNanAtStep). */
+  faultNanAtStep?: number;
   /** How long a stopping child may take to checkpoint before it is killed. @default 120000 */
   stopTimeoutMs?: number;
 }
@@ -73,11 +75,19 @@ export async function runTrialAttempt(
   const resume = trial?.latestCheckpoint;
 
   const started = await reporter.update(
-    { state: 'running', worker: deps.workerId, startedAt: Date.now(), resumedFrom: resume?.step ?? 0, reason: '' },
+    {
+      state: 'running',
+      worker: deps.workerId,
+      startedAt: Date.now(),
+      resumedFrom: resume?.step ?? 0,
+      reason: '',
+    },
     undefined,
     'attempts',
   );
   if (started === 'cancelled') return { state: 'cancelled', step: trial?.step ?? 0 };
+  if (started === 'missing')
+    throw new UnrecoverableError(`trial ${trialId} does not exist (job not created by a coordinator?)`);
   if (started !== 'ok') throw new Error(`trial ${trialId}: lock lost before start`);
   log.info({ resumeFrom: resume?.step ?? 0 }, resume ? 'resuming trial from checkpoint' : 'starting trial');
 
@@ -99,17 +109,31 @@ export async function runTrialAttempt(
   else signal.addEventListener('abort', onAbort, { once: true });
 
   try {
-    const outcome = await superviseChild(child, payload, resume?.manifestKey, deps, reporter, log, stop, send);
+    const outcome = await superviseChild(
+      child,
+      payload,
+      resume?.manifestKey,
+      deps,
+      reporter,
+      log,
+      stop,
+      send,
+    );
     if (stopReason === 'shutdown') {
       await job.moveToWait(token);
       throw new WaitingError();
     }
     if (stopReason === 'cancel') return { state: 'cancelled', step: outcome.step };
-    if (stopReason === 'lock-lost') throw new Error(`trial ${trialId}: lost the job lock; another worker holds it`);
+    if (stopReason === 'lock-lost')
+      throw new Error(`trial ${trialId}: lost the job lock; another worker holds it`);
     return outcome;
   } catch (err) {
-    if (err instanceof UnrecoverableError || err instanceof WaitingError || stopReason === 'lock-lost') throw err;
-    await reporter.update({ state: 'queued', reason: `attempt ${job.attemptsMade + 1} failed: ${(err as Error).message}` });
+    if (err instanceof UnrecoverableError || err instanceof WaitingError || stopReason === 'lock-lost')
+      throw err;
+    await reporter.update({
+      state: 'queued',
+      reason: `attempt ${job.attemptsMade + 1} failed: ${(err as Error).message}`,
+    });
     throw err;
   } finally {
     signal.removeEventListener('abort', onAbort);
@@ -162,7 +186,13 @@ function superviseChild(
         }
         case 'done':
           fenced(
-            await reporter.update({ state: 'completed', step: m.step, summary: m.summary, endedAt: Date.now(), reason: '' }),
+            await reporter.update({
+              state: 'completed',
+              step: m.step,
+              summary: m.summary,
+              endedAt: Date.now(),
+              reason: '',
+            }),
           );
           settled = { ok: { state: 'completed', step: m.step, summary: m.summary } };
           return;
@@ -184,11 +214,13 @@ function superviseChild(
     };
 
     child.on('message', (m: ChildMessage) => {
-      chain = chain.then(() => handle(m)).catch((err: unknown) => {
-        log.error({ err }, 'handling trainer message failed');
-        settled ??= { err: err as Error };
-        stop('lock-lost');
-      });
+      chain = chain
+        .then(() => handle(m))
+        .catch((err: unknown) => {
+          log.error({ err }, 'handling trainer message failed');
+          settled ??= { err: err as Error };
+          stop('lock-lost');
+        });
     });
     child.once('error', (err) => {
       settled ??= { err };
@@ -209,6 +241,7 @@ function superviseChild(
       backend: deps.backend,
       fashionMnistDir: deps.fashionMnistDir,
       progressEvery: deps.progressEvery ?? 10,
+      faultNanAtStep: deps.faultNanAtStep,
     } satisfies ParentMessage);
   });
 }

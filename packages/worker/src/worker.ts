@@ -1,6 +1,6 @@
 import { createServer, type Server } from 'node:http';
-import { hostname } from 'node:os';
 import type { AddressInfo } from 'node:net';
+import { hostname } from 'node:os';
 import { type GantryConfig, type Logger, redisKeys, TRIAL_QUEUE, type WorkerInfo } from '@gantry/shared';
 import { Worker } from 'bullmq';
 import { Redis } from 'ioredis';
@@ -78,7 +78,9 @@ export class GantryWorker {
         const ctrl = new AbortController();
         const jobId = job.id ?? '';
         this.running.set(jobId, ctrl);
-        bullSignal?.addEventListener('abort', () => ctrl.abort('cancel' satisfies AbortReason), { once: true });
+        bullSignal?.addEventListener('abort', () => ctrl.abort('cancel' satisfies AbortReason), {
+          once: true,
+        });
         this.metrics.busy.set(this.running.size);
         await this.beat();
         try {
@@ -92,11 +94,14 @@ export class GantryWorker {
             metrics: this.metrics,
             log: this.log,
             progressEvery: this.opts.progressEvery,
+            faultNanAtStep: this.config.worker.faultNanAtStep,
           });
           this.metrics.outcomes.inc({ outcome: outcome.state });
           return outcome;
         } catch (err) {
-          this.metrics.outcomes.inc({ outcome: (err as Error).name === 'WaitingError' ? 'requeued' : 'error' });
+          this.metrics.outcomes.inc({
+            outcome: (err as Error).name === 'WaitingError' ? 'requeued' : 'error',
+          });
           throw err;
         } finally {
           this.running.delete(jobId);
@@ -114,10 +119,15 @@ export class GantryWorker {
         autorun: true,
       },
     );
-    this.bull.on('failed', (job, err) => this.log.warn({ jobId: job?.id, err: err.message }, 'trial attempt failed'));
+    this.bull.on('failed', (job, err) =>
+      this.log.warn({ jobId: job?.id, err: err.message }, 'trial attempt failed'),
+    );
     this.bull.on('error', (err) => this.log.error({ err }, 'queue error'));
     await this.beat();
-    this.heartbeat = setInterval(() => void this.beat().catch((err) => this.log.warn({ err }, 'heartbeat failed')), HEARTBEAT_MS);
+    this.heartbeat = setInterval(
+      () => void this.beat().catch((err) => this.log.warn({ err }, 'heartbeat failed')),
+      HEARTBEAT_MS,
+    );
     this.log.info({ workerId: this.id, metricsUrl: this.metricsUrl }, 'worker started');
   }
 

@@ -1,16 +1,16 @@
 import {
+  compileSweepSpec,
   GantryError,
   LIMITS,
   NotFoundError,
   ObjectNotFoundError,
   type ObjectStore,
   PayloadTooLargeError,
-  compileSweepSpec,
   parseSweepSpec,
   type SweepSpec,
   type WorkerInfo,
 } from '@gantry/shared';
-import Fastify, { type FastifyInstance, type FastifyError } from 'fastify';
+import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import type { Registry } from 'prom-client';
 import type { Scheduler } from '../scheduler.ts';
 import type { SweepStore } from '../sweep-store.ts';
@@ -35,19 +35,27 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
 
   app.addContentTypeParser(YAML_TYPES, { parseAs: 'string' }, (_req, body, done) => done(null, body));
 
-  app.setErrorHandler((err: FastifyError | GantryError, _req, reply) => {
+  app.setErrorHandler((err: FastifyError | GantryError, req, reply) => {
     if (err instanceof GantryError) return reply.status(err.status).send({ error: err.toJSON() });
-    if (err instanceof ObjectNotFoundError) return reply.status(404).send({ error: { code: 'NOT_FOUND', message: err.message } });
+    if (err instanceof ObjectNotFoundError)
+      return reply.status(404).send({ error: { code: 'NOT_FOUND', message: err.message } });
     const fe = err as FastifyError;
     if (fe.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
-      const e = new PayloadTooLargeError('request body', LIMITS.bodyBytes);
+      const e = new PayloadTooLargeError('request body', req.routeOptions.bodyLimit ?? LIMITS.bodyBytes);
       return reply.status(413).send({ error: e.toJSON() });
     }
     if (fe.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
-      return reply.status(415).send({ error: { code: 'UNSUPPORTED_MEDIA_TYPE', message: 'send the spec as application/yaml or application/json' } });
+      return reply.status(415).send({
+        error: {
+          code: 'UNSUPPORTED_MEDIA_TYPE',
+          message: 'send the spec as application/yaml or application/json',
+        },
+      });
     }
     if (fe.statusCode && fe.statusCode < 500) {
-      return reply.status(fe.statusCode).send({ error: { code: 'BAD_REQUEST', message: fe.message, issues: [{ path: '', message: fe.message }] } });
+      return reply.status(fe.statusCode).send({
+        error: { code: 'BAD_REQUEST', message: fe.message, issues: [{ path: '', message: fe.message }] },
+      });
     }
     app.log.error(err);
     return reply.status(500).send({ error: { code: 'INTERNAL', message: 'internal error' } });
@@ -56,16 +64,21 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
     reply.status(404).send({ error: { code: 'NOT_FOUND', message: `no route ${req.method} ${req.url}` } }),
   );
 
-  app.post('/v1/sweeps', async (req, reply) => {
+  // A spec is at most LIMITS.specBytes whichever way it is sent (parseSweepSpec only sees YAML text).
+  app.post('/v1/sweeps', { bodyLimit: LIMITS.specBytes }, async (req, reply) => {
     const spec = typeof req.body === 'string' ? parseSweepSpec(req.body) : compileSweepSpec(req.body);
     const created = await deps.submit(spec);
     const sweep = await deps.store.get(created.id);
-    return reply.status(201).send({ ...sweepView(sweep!, await deps.store.trials(created.trialIds)), trialIds: created.trialIds });
+    return reply
+      .status(201)
+      .send({ ...sweepView(sweep!, await deps.store.trials(created.trialIds)), trialIds: created.trialIds });
   });
 
   app.get('/v1/sweeps', async () => {
     const sweeps = await deps.store.list(100);
-    return { sweeps: await Promise.all(sweeps.map(async (s) => sweepView(s, await deps.store.trials(s.trialIds)))) };
+    return {
+      sweeps: await Promise.all(sweeps.map(async (s) => sweepView(s, await deps.store.trials(s.trialIds)))),
+    };
   });
 
   app.get<{ Params: { id: string } }>('/v1/sweeps/:id', async (req) => {

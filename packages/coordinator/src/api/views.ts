@@ -26,7 +26,9 @@ export function bestTrial(spec: SweepSpec, trials: readonly TrialRecord[]) {
     if (t.state !== 'completed' || t.result === undefined) continue;
     if (!best || sign * t.result < sign * best.result!) best = t;
   }
-  return best ? { trialId: best.id, metric: spec.metric.name, value: best.result, params: best.params } : null;
+  return best
+    ? { trialId: best.id, metric: spec.metric.name, value: best.result, params: best.params }
+    : null;
 }
 
 export function sweepView(s: StoredSweep, trials: readonly TrialRecord[]) {

@@ -22,20 +22,31 @@ export class ApiClient {
         body: body?.text,
       });
     } catch (err) {
-      throw new ApiError(0, 'UNREACHABLE', `cannot reach the coordinator at ${this.baseUrl} (${(err as Error).cause ?? (err as Error).message}); start it with 'gantry up' or set GANTRY_API_URL`);
+      throw new ApiError(
+        0,
+        'UNREACHABLE',
+        `cannot reach the coordinator at ${this.baseUrl} (${(err as Error).cause ?? (err as Error).message}); start it with 'gantry up' or set GANTRY_API_URL`,
+      );
     }
     if (res.ok) {
       const type = res.headers.get('content-type') ?? '';
       return (type.includes('json') ? await res.json() : Buffer.from(await res.arrayBuffer())) as T;
     }
     const text = await res.text();
-    let parsed: { error?: { code?: string; message?: string; issues?: { path: string; message: string }[] } } = {};
+    let parsed: {
+      error?: { code?: string; message?: string; issues?: { path: string; message: string }[] };
+    } = {};
     try {
       parsed = JSON.parse(text) as typeof parsed;
     } catch {
       // not JSON: keep the raw text as the message
     }
-    throw new ApiError(res.status, parsed.error?.code ?? 'HTTP_ERROR', parsed.error?.message ?? text, parsed.error?.issues ?? []);
+    throw new ApiError(
+      res.status,
+      parsed.error?.code ?? 'HTTP_ERROR',
+      parsed.error?.message ?? text,
+      parsed.error?.issues ?? [],
+    );
   }
 
   get<T>(path: string): Promise<T> {

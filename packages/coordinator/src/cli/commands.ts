@@ -1,6 +1,6 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import type { Command } from 'commander';
-import { ApiClient, type SweepDetail } from './api-client.ts';
+import type { ApiClient, SweepDetail } from './api-client.ts';
 import { formatParams, leaderboard, sweepHeader, trialLine } from './render.ts';
 import { watchSweep } from './watch.ts';
 
@@ -9,10 +9,16 @@ const say = (line = '') => process.stdout.write(`${line}\n`);
 /** Prints where a finished sweep's results are and how to fetch them. */
 export function printResults(s: SweepDetail): void {
   for (const line of leaderboard(s)) say(line);
-  if (s.best) say(`best: ${s.best.trialId} ${s.best.metric}=${s.best.value.toFixed(4)} (${formatParams(s.best.params)})`);
+  if (s.best)
+    say(
+      `best: ${s.best.trialId} ${s.best.metric}=${s.best.value.toFixed(4)} (${formatParams(s.best.params)})`,
+    );
   say('sample grids:');
   for (const t of s.trials) {
-    if (t.step > 0) say(`  ${t.id}: gantry samples ${t.id} -o ${t.id}.png   (store: sweeps/${s.id}/trials/${t.id}/samples/)`);
+    if (t.step > 0)
+      say(
+        `  ${t.id}: gantry samples ${t.id} -o ${t.id}.png   (store: sweeps/${s.id}/trials/${t.id}/samples/)`,
+      );
   }
 }
 
@@ -43,7 +49,9 @@ export function registerClientCommands(program: Command, api: () => ApiClient): 
         if (sweeps.length === 0) say('no sweeps yet: gantry submit <spec.yaml>');
         for (const s of sweeps) {
           const best = s.best ? `  best ${s.best.metric}=${s.best.value.toFixed(4)} (${s.best.trialId})` : '';
-          say(`${s.id.padEnd(32)} ${s.state.padEnd(10)} ${s.model}/${s.dataset}  ${JSON.stringify(s.trialCounts)}${best}`);
+          say(
+            `${s.id.padEnd(32)} ${s.state.padEnd(10)} ${s.model}/${s.dataset}  ${JSON.stringify(s.trialCounts)}${best}`,
+          );
         }
         return;
       }
@@ -78,12 +86,22 @@ export function registerClientCommands(program: Command, api: () => ApiClient): 
     .description('list live workers')
     .action(async () => {
       const { workers } = await api().get<{
-        workers: { id: string; host: string; backend: string; device: string; busyTrials: string[]; metricsUrl: string; lastHeartbeat: number }[];
+        workers: {
+          id: string;
+          host: string;
+          backend: string;
+          device: string;
+          busyTrials: string[];
+          metricsUrl: string;
+          lastHeartbeat: number;
+        }[];
       }>('/v1/workers');
       if (workers.length === 0) say('no live workers');
       for (const w of workers) {
         const age = ((Date.now() - w.lastHeartbeat) / 1000).toFixed(0);
-        say(`${w.id.padEnd(24)} ${w.host.padEnd(16)} ${w.backend}/${w.device}  busy: ${w.busyTrials.join(',') || '-'}  ${w.metricsUrl}  (seen ${age}s ago)`);
+        say(
+          `${w.id.padEnd(24)} ${w.host.padEnd(16)} ${w.backend}/${w.device}  busy: ${w.busyTrials.join(',') || '-'}  ${w.metricsUrl}  (seen ${age}s ago)`,
+        );
       }
     });
 }

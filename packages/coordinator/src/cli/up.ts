@@ -1,6 +1,6 @@
+import { LocalStack } from '../local-stack/stack.ts';
 import type { SweepDetail } from './api-client.ts';
 import { ApiClient } from './api-client.ts';
-import { LocalStack } from '../local-stack/stack.ts';
 import { LiveBlock, sweepHeader, trialLine } from './render.ts';
 
 const say = (line = '') => process.stdout.write(`${line}\n`);
@@ -14,7 +14,9 @@ export async function runUp(opts: { workers: number; port?: number; dataDir: str
   const stop = async () => {
     if (stopping) process.exit(130);
     stopping = true;
-    say('\nstopping: workers checkpoint their trials and give them back to the queue (Ctrl-C again to force)');
+    say(
+      '\nstopping: workers checkpoint their trials and give them back to the queue (Ctrl-C again to force)',
+    );
     await stack.close();
     say('stopped');
     process.exit(0);
@@ -42,10 +44,15 @@ export async function runUp(opts: { workers: number; port?: number; dataDir: str
       const lines: string[] = [];
       for (const s of active) {
         const d = await api.get<SweepDetail>(`/v1/sweeps/${s.id}`);
-        lines.push(sweepHeader(d), ...d.trials.filter((t) => t.state !== 'queued' || t.step > 0).map(trialLine));
+        lines.push(
+          sweepHeader(d),
+          ...d.trials.filter((t) => t.state !== 'queued' || t.step > 0).map(trialLine),
+        );
       }
       const { workers } = await api.get<{ workers: { id: string; busyTrials: string[] }[] }>('/v1/workers');
-      lines.push(`${workers.length} live workers, ${workers.reduce((n, w) => n + w.busyTrials.length, 0)} busy`);
+      lines.push(
+        `${workers.length} live workers, ${workers.reduce((n, w) => n + w.busyTrials.length, 0)} busy`,
+      );
       block.render(lines, lines.filter((l) => !l.includes('[')).join('|'));
     } catch {
       // transient while starting or stopping

@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { createLogger, type GantryConfig, loadConfig, type Logger } from '@gantry/shared';
+import { createLogger, type GantryConfig, type Logger, loadConfig } from '@gantry/shared';
 import { Coordinator } from '../coordinator.ts';
 import { isRedisReachable, type LocalRedis, startRedisServer } from './redis-server.ts';
 import { type LocalS3, S3RVER_CREDENTIALS, startS3Server } from './s3-server.ts';
@@ -54,23 +54,33 @@ export class LocalStack {
     if (await isRedisReachable(base.redisUrl)) {
       this.notes.push(`redis: reusing ${base.redisUrl}`);
     } else {
-      this.redis = await startRedisServer(persist ? { dir: join(this.dataDir, 'redis'), appendOnly: true } : {});
+      this.redis = await startRedisServer(
+        persist ? { dir: join(this.dataDir, 'redis'), appendOnly: true } : {},
+      );
       env.REDIS_URL = this.redis.url;
       this.notes.push(`redis: started redis-server at ${this.redis.url}`);
     }
     if (base.s3.endpoint) {
       this.notes.push(`s3: using ${base.s3.endpoint} bucket ${base.s3.bucket}`);
     } else {
-      this.s3 = await startS3Server({ dir: persist ? join(this.dataDir, 's3') : undefined, buckets: [base.s3.bucket] });
+      this.s3 = await startS3Server({
+        dir: persist ? join(this.dataDir, 's3') : undefined,
+        buckets: [base.s3.bucket],
+      });
       env.S3_ENDPOINT = this.s3.endpoint;
       env.AWS_ACCESS_KEY_ID = S3RVER_CREDENTIALS.accessKeyId;
       env.AWS_SECRET_ACCESS_KEY = S3RVER_CREDENTIALS.secretAccessKey;
-      this.notes.push(`s3: embedded s3rver at ${this.s3.endpoint} bucket ${base.s3.bucket} (data in ${join(this.dataDir, 's3')})`);
+      this.notes.push(
+        `s3: embedded s3rver at ${this.s3.endpoint} bucket ${base.s3.bucket} (data in ${join(this.dataDir, 's3')})`,
+      );
     }
     this.config = loadConfig(env);
     const log = this.opts.log ?? createLogger('gantry-coordinator', 'silent');
-    this.coordinator = new Coordinator(this.config, log, { schedulerIntervalMs: this.opts.schedulerIntervalMs });
-    this.apiUrl = (await this.coordinator.start({ host: this.config.api.host, port: this.config.api.port })) ?? '';
+    this.coordinator = new Coordinator(this.config, log, {
+      schedulerIntervalMs: this.opts.schedulerIntervalMs,
+    });
+    this.apiUrl =
+      (await this.coordinator.start({ host: this.config.api.host, port: this.config.api.port })) ?? '';
     this.workerEnv = { ...env, GANTRY_API_URL: this.apiUrl };
     for (let i = 0; i < (this.opts.workers ?? 1); i++) await this.addWorker();
     this.state = 'running';

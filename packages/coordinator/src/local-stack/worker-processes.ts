@@ -8,7 +8,9 @@ import { fileURLToPath } from 'node:url';
  * Entry of the worker package, started as a separate process (the coordinator never imports worker code).
  * In this monorepo it sits beside the coordinator package; GANTRY_WORKER_ENTRY overrides it.
  */
-export const DEFAULT_WORKER_ENTRY = fileURLToPath(new URL('../../../worker/bin/gantry-worker.mjs', import.meta.url));
+export const DEFAULT_WORKER_ENTRY = fileURLToPath(
+  new URL('../../../worker/bin/gantry-worker.mjs', import.meta.url),
+);
 
 export interface WorkerProcess {
   id: string;

@@ -28,7 +28,11 @@ export function planSweep(spec: SweepSpec): PlannedTrial[] {
       const values = p.kind === 'values' ? p.values : p.kind === 'value' ? [p.value] : [];
       combos = combos.flatMap((c) => values.map((v) => ({ ...c, [name]: v })));
     }
-    return combos.map((c, index) => ({ index, seed: deriveSeed(spec.seed, index), params: withDefaults(spec, c) }));
+    return combos.map((c, index) => ({
+      index,
+      seed: deriveSeed(spec.seed, index),
+      params: withDefaults(spec, c),
+    }));
   }
   const sorted = [...names].sort();
   return Array.from({ length: spec.budget.trials }, (_, index) => {

@@ -21,17 +21,27 @@ function uniform(rng: Rng, n: number): Float32Array {
 beforeAll(async () => {
   await initBackend('cpu');
   await initBackend('wasm');
-  const rng = new Rng(1234);
-  nets = buildDcgan(SHAPE, rng);
-  real = tf.tensor4d(uniform(rng, N * 28 * 28), [N, 28, 28, 1]);
-  fake = tf.tensor4d(uniform(rng, N * 28 * 28), [N, 28, 28, 1]);
-  z = tf.tensor2d(new Rng(99).fillNormal(new Float32Array(N * SHAPE.latentDim)), [N, SHAPE.latentDim]);
 });
 
-afterAll(() => {
-  nets.dispose();
-  tf.dispose([real, fake, z]);
-});
+/** Builds the unconditional networks and fixed inputs for one describe block (variable names are global). */
+function withNetworks(): void {
+  beforeAll(() => {
+    const rng = new Rng(1234);
+    nets = buildDcgan(SHAPE, rng);
+    // Check gradients where activations are O(1): with the N(0, 0.02) init, pre-activations sit within a
+    // few 1e-2 of the (leaky) ReLU kinks, so almost every finite-difference step would straddle one.
+    tf.tidy(() => {
+      for (const v of [...nets.g.vars, ...nets.d.vars]) if (v.name.endsWith('/w')) v.assign(tf.mul(v, 10));
+    });
+    real = tf.tensor4d(uniform(rng, N * 28 * 28), [N, 28, 28, 1]);
+    fake = tf.tensor4d(uniform(rng, N * 28 * 28), [N, 28, 28, 1]);
+    z = tf.tensor2d(new Rng(99).fillNormal(new Float32Array(N * SHAPE.latentDim)), [N, SHAPE.latentDim]);
+  });
+  afterAll(() => {
+    nets.dispose();
+    tf.dispose([real, fake, z]);
+  });
+}
 
 const dLoss = () => discriminatorLoss(nets.discriminate(real), nets.discriminate(fake));
 const gLoss = () => generatorLoss(nets.discriminate(nets.generate(z)));
@@ -48,8 +58,8 @@ function analytic(f: () => tf.Scalar, vars: tf.Variable[]): Map<string, Float32A
   });
 }
 
-/** Central difference of `f` in entry `i` of `v`; restores `v` afterwards. */
-function centralDifference(f: () => tf.Scalar, v: tf.Variable, i: number, h: number): number {
+/** f at entry `i` of `v` moved by -h, 0 and +h (float32 losses read as float64); restores `v`. */
+function probe(f: () => tf.Scalar, v: tf.Variable, i: number, h: number): [number, number, number] {
   const base = Float32Array.from(v.dataSync());
   const at = (delta: number) => {
     const x = Float32Array.from(base);
@@ -57,28 +67,29 @@ function centralDifference(f: () => tf.Scalar, v: tf.Variable, i: number, h: num
     tf.tidy(() => v.assign(tf.tensor(x, v.shape)));
     return lossValue(f);
   };
-  // float64 difference of the two float32 losses.
-  const up = at(h);
-  const down = at(-h);
+  const values: [number, number, number] = [at(-h), at(0), at(h)];
   tf.tidy(() => v.assign(tf.tensor(base, v.shape)));
-  return (up - down) / (2 * h);
+  return values;
 }
 
-/** Indices of the `k` entries of largest |g|: those whose finite difference rises clear of float32 noise. */
-function largest(g: Float32Array, k: number): number[] {
-  return Array.from(g.keys())
-    .sort((a, b) => Math.abs(g[b]!) - Math.abs(g[a]!))
-    .slice(0, k);
+/** Indices of g sorted by decreasing |g|: large entries rise clear of float32 noise in a difference. */
+function byMagnitude(g: Float32Array): number[] {
+  return Array.from(g.keys()).sort((a, b) => Math.abs(g[b]!) - Math.abs(g[a]!));
 }
 
 interface Check {
   loss: 'D' | 'G';
   param: string;
+  /** Finite-difference step. @default 1e-3 */
+  h?: number;
 }
 
 const CHECKS: Check[] = [
   { loss: 'D', param: 'd/c1/w' },
-  { loss: 'D', param: 'd/c1/b' },
+  // Batch norm after c2 cancels a channel-wide shift except through the leaky ReLU's slopes and the
+  // zero-padded border, so this derivative is a small difference of large terms: a step of 1e-3 would
+  // straddle enough kinks (784 positions per channel) to move the difference by several percent.
+  { loss: 'D', param: 'd/c1/b', h: 2e-4 },
   { loss: 'D', param: 'd/c2/w' },
   { loss: 'D', param: 'd/bn2/gamma' },
   { loss: 'D', param: 'd/fc/w' },
@@ -96,6 +107,8 @@ function gradientsOn(backend: 'wasm' | 'cpu'): { d: Map<string, Float32Array>; g
 }
 
 describe('DCGAN networks', () => {
+  withNetworks();
+
   it('generates [N, 28, 28, 1] images in [-1, 1] and D gives one logit per image', () => {
     tf.setBackend('wasm');
     const [imgShape, min, max, logitShape] = tf.tidy(() => {
@@ -109,45 +122,33 @@ describe('DCGAN networks', () => {
     expect(logitShape).toEqual([N]);
   });
 
-  it('builds a cGAN that refuses to run without labels and conditions on them', () => {
-    tf.setBackend('wasm');
-    const cgan = buildDcgan({ ...SHAPE, numClasses: 3 }, new Rng(5));
-    try {
-      expect(cgan.g.get('fc/w').shape).toEqual([SHAPE.latentDim + 3, 7 * 7 * 2 * SHAPE.baseFilters]);
-      expect(cgan.d.get('embed').shape).toEqual([3, 7 * 7 * 2 * SHAPE.baseFilters]);
-      tf.tidy(() => {
-        expect(() => cgan.generate(z)).toThrow(/labels/);
-        expect(() => cgan.discriminate(real)).toThrow(/labels/);
-        const y0 = tf.oneHot(tf.tensor1d([0, 0, 0, 0], 'int32'), 3).toFloat() as tf.Tensor2D;
-        const y2 = tf.oneHot(tf.tensor1d([2, 2, 2, 2], 'int32'), 3).toFloat() as tf.Tensor2D;
-        const img = cgan.generate(z, y0);
-        expect(img.shape).toEqual([N, 28, 28, 1]);
-        expect(cgan.discriminate(img, y0).shape).toEqual([N]);
-        // Different labels give different images and different logits.
-        expect(tf.max(tf.abs(tf.sub(img, cgan.generate(z, y2)))).dataSync()[0]).toBeGreaterThan(0);
-        expect(tf.max(tf.abs(tf.sub(cgan.discriminate(real, y0), cgan.discriminate(real, y2)))).dataSync()[0]).toBeGreaterThan(0);
-      });
-    } finally {
-      cgan.dispose();
-    }
-  });
-
   for (const backend of ['wasm', 'cpu'] as const) {
     it(`has loss gradients that match central finite differences (${backend})`, () => {
       const grads = gradientsOn(backend);
-      const h = 1e-2;
-      for (const { loss, param } of CHECKS) {
-        const store = loss === 'D' ? nets.d : nets.g;
+      for (const { loss, param, h = 1e-3 } of CHECKS) {
+        const f = loss === 'D' ? dLoss : gLoss;
         const g = (loss === 'D' ? grads.d : grads.g).get(param);
         expect(g, param).toBeDefined();
-        const v = store.get(param.slice(2));
-        for (const i of largest(g!, 2)) {
-          const fd = centralDifference(loss === 'D' ? dLoss : gLoss, v, i, h);
+        const v = (loss === 'D' ? nets.d : nets.g).get(param.slice(2));
+        // The losses are piecewise smooth (ReLU, leaky ReLU): an entry whose forward and backward
+        // differences disagree has a kink within h, where no finite difference is a derivative. Skip
+        // those; check the two largest entries that are smooth at this scale.
+        let checked = 0;
+        for (const i of byMagnitude(g!).slice(0, 8)) {
+          const [down, mid, up] = probe(f, v, i, h);
+          const forward = (up - mid) / h;
+          const backward = (mid - down) / h;
+          const central = (up - down) / (2 * h);
+          // Rounding of the float32 losses (a few ulps of |loss|) divided by the step.
+          const noise = (1e-6 * Math.max(1, Math.abs(mid))) / h;
+          if (Math.abs(forward - backward) > 0.02 * Math.abs(central) + noise) continue;
           const a = g![i]!;
-          expect(Math.abs(a - fd), `${loss} loss, ${param}[${i}]: analytic ${a} vs finite difference ${fd}`).toBeLessThanOrEqual(
-            0.05 * Math.abs(fd) + 2e-5,
+          expect(Math.abs(a - central), `${loss} loss, ${param}[${i}]: analytic ${a} vs finite difference ${central}`).toBeLessThanOrEqual(
+            0.05 * Math.abs(central) + noise / 4,
           );
+          if (++checked === 2) break;
         }
+        expect(checked, `${param}: entries smooth enough to check`).toBeGreaterThan(0);
       }
     });
   }
@@ -166,6 +167,34 @@ describe('DCGAN networks', () => {
           expect(Math.abs(w[i]! - c[i]!), `${name}[${i}]: wasm ${w[i]} vs cpu ${c[i]}`).toBeLessThanOrEqual(1e-3 * scale);
         }
       }
+    }
+  });
+});
+
+describe('cGAN networks', () => {
+  it('builds a cGAN that refuses to run without labels and conditions on them', () => {
+    tf.setBackend('wasm');
+    const cgan = buildDcgan({ ...SHAPE, numClasses: 3 }, new Rng(5));
+    const z = tf.tensor2d(new Rng(99).fillNormal(new Float32Array(N * SHAPE.latentDim)), [N, SHAPE.latentDim]);
+    const real = tf.tensor4d(uniform(new Rng(7), N * 28 * 28), [N, 28, 28, 1]);
+    try {
+      expect(cgan.g.get('fc/w').shape).toEqual([SHAPE.latentDim + 3, 7 * 7 * 2 * SHAPE.baseFilters]);
+      expect(cgan.d.get('embed').shape).toEqual([3, 7 * 7 * 2 * SHAPE.baseFilters]);
+      tf.tidy(() => {
+        expect(() => cgan.generate(z)).toThrow(/labels/);
+        expect(() => cgan.discriminate(real)).toThrow(/labels/);
+        const y0 = tf.oneHot(tf.tensor1d([0, 0, 0, 0], 'int32'), 3).toFloat() as tf.Tensor2D;
+        const y2 = tf.oneHot(tf.tensor1d([2, 2, 2, 2], 'int32'), 3).toFloat() as tf.Tensor2D;
+        const img = cgan.generate(z, y0);
+        expect(img.shape).toEqual([N, 28, 28, 1]);
+        expect(cgan.discriminate(img, y0).shape).toEqual([N]);
+        // Different labels give different images and different logits.
+        expect(tf.max(tf.abs(tf.sub(img, cgan.generate(z, y2)))).dataSync()[0]).toBeGreaterThan(0);
+        expect(tf.max(tf.abs(tf.sub(cgan.discriminate(real, y0), cgan.discriminate(real, y2)))).dataSync()[0]).toBeGreaterThan(0);
+      });
+    } finally {
+      cgan.dispose();
+      tf.dispose([z, real]);
     }
   });
 });
@@ -190,13 +219,5 @@ describe('dcganFlopsPerImage', () => {
     // G's dense layer sees 3 + 4 inputs: 7 * 16 = 112 instead of 48.
     // D adds <embed(y), features>: 16 multiply-adds (the embedding of a one-hot label is a row lookup).
     expect(dcganFlopsPerImage(shape)).toEqual({ g: 2 * (112 + 512 + 512), d: 2 * (512 + 512 + 16 + 16) });
-  });
-
-  it('scales with the 28x28 shape the worker trains', () => {
-    const f = 8;
-    const { g, d } = dcganFlopsPerImage({ ...SHAPE, latentDim: 100, baseFilters: f });
-    const gMacs = 100 * 7 * 7 * 2 * f + 7 * 7 * 16 * 2 * f * f + 14 * 14 * 16 * f;
-    const dMacs = 14 * 14 * f * 16 + 7 * 7 * 2 * f * 16 * f + 7 * 7 * 2 * f;
-    expect({ g, d }).toEqual({ g: 2 * gMacs, d: 2 * dMacs });
   });
 });

@@ -1,5 +1,5 @@
-import * as tf from '@tensorflow/tfjs-core';
 import type { Rng } from '@gantry/shared';
+import * as tf from '@tensorflow/tfjs-core';
 import { batchNorm, conv, deconv, dense } from './layers.ts';
 import { init, ParamStore } from './param-store.ts';
 
@@ -35,7 +35,8 @@ export interface GanNetworks {
 
 export function buildDcgan(shape: GanShape, rng: Rng): GanNetworks {
   const { height, width, channels, latentDim, baseFilters: f, numClasses } = shape;
-  if (height % 4 !== 0 || width % 4 !== 0) throw new Error(`DCGAN needs sizes divisible by 4, got ${height}x${width}`);
+  if (height % 4 !== 0 || width % 4 !== 0)
+    throw new Error(`DCGAN needs sizes divisible by 4, got ${height}x${width}`);
   const h0 = height / 4;
   const w0 = width / 4;
   const feat = h0 * w0 * 2 * f;
@@ -106,6 +107,7 @@ export function dcganFlopsPerImage(shape: GanShape): { g: number; d: number } {
   const { height: H, width: W, channels: C, latentDim: L, baseFilters: f, numClasses: K } = shape;
   const feat = (H / 4) * (W / 4) * 2 * f;
   const g = 2 * ((L + K) * feat + (H / 4) * (W / 4) * 16 * 2 * f * f + (H / 2) * (W / 2) * 16 * f * C);
-  const d = 2 * ((H / 2) * (W / 2) * f * 16 * C + (H / 4) * (W / 4) * 2 * f * 16 * f + feat * (1 + (K > 0 ? 1 : 0)));
+  const d =
+    2 * ((H / 2) * (W / 2) * f * 16 * C + (H / 4) * (W / 4) * 2 * f * 16 * f + feat * (1 + (K > 0 ? 1 : 0)));
   return { g, d };
 }

@@ -1,5 +1,5 @@
-import * as tf from '@tensorflow/tfjs-core';
 import type { Rng } from '@gantry/shared';
+import * as tf from '@tensorflow/tfjs-core';
 
 /** A named float32 array with its shape: the unit of checkpoints. */
 export interface NamedArray {
@@ -51,11 +51,14 @@ export class ParamStore {
       const a = given.get(v.name);
       if (!a) throw new Error(`checkpoint lacks ${v.name}`);
       if (a.shape.join('x') !== v.shape.join('x')) {
-        throw new Error(`checkpoint shape of ${v.name} is ${a.shape.join('x')}, expected ${v.shape.join('x')}`);
+        throw new Error(
+          `checkpoint shape of ${v.name} is ${a.shape.join('x')}, expected ${v.shape.join('x')}`,
+        );
       }
       tf.tidy(() => v.assign(tf.tensor(a.data, a.shape, 'float32')));
     }
-    if (given.size !== this.vars.length) throw new Error(`checkpoint has ${given.size} arrays for ${this.scope}, expected ${this.vars.length}`);
+    if (given.size !== this.vars.length)
+      throw new Error(`checkpoint has ${given.size} arrays for ${this.scope}, expected ${this.vars.length}`);
   }
 
   dispose(): void {

@@ -34,7 +34,8 @@ export class Adam {
 
   /** Applies one update from gradients given in the order of `vars`. */
   apply(grads: readonly tf.Tensor[]): void {
-    if (grads.length !== this.vars.length) throw new Error(`expected ${this.vars.length} gradients, got ${grads.length}`);
+    if (grads.length !== this.vars.length)
+      throw new Error(`expected ${this.vars.length} gradients, got ${grads.length}`);
     this.t += 1;
     const { lr, beta1, beta2 } = this.opts;
     const alpha = (lr * Math.sqrt(1 - beta2 ** this.t)) / (1 - beta1 ** this.t);
@@ -70,7 +71,8 @@ export class Adam {
     const given = new Map(state.arrays.map((a) => [a.name, a]));
     for (const x of [...this.m, ...this.v]) {
       const a = given.get(x.name);
-      if (!a || a.shape.join('x') !== x.shape.join('x')) throw new Error(`optimizer state lacks or misshapes ${x.name}`);
+      if (!a || a.shape.join('x') !== x.shape.join('x'))
+        throw new Error(`optimizer state lacks or misshapes ${x.name}`);
       tf.tidy(() => x.assign(tf.tensor(a.data, a.shape, 'float32')));
     }
     this.t = state.t;

@@ -1,0 +1,93 @@
+import { describe, expect, it } from 'vitest';
+import { InvalidJobPayloadError } from './errors.ts';
+import { MODEL_PARAMS } from './models.ts';
+import { parseTrialJob } from './trial-job.ts';
+
+function validJob(): Record<string, unknown> {
+  return {
+    v: 1,
+    sweepId: 'dcgan-lr-0a1b2c3d',
+    trialId: 'dcgan-lr-0a1b2c3d-t000',
+    index: 0,
+    model: 'dcgan',
+    dataset: 'fashion-mnist',
+    seed: 742993631,
+    steps: 600,
+    checkpointEvery: 100,
+    params: Object.fromEntries(Object.entries(MODEL_PARAMS.dcgan).map(([name, def]) => [name, def.default])),
+  };
+}
+
+function withParams(overrides: Record<string, unknown>, drop: string[] = []): Record<string, unknown> {
+  const job = validJob();
+  const params = { ...(job.params as Record<string, unknown>), ...overrides };
+  for (const name of drop) delete params[name];
+  return { ...job, params };
+}
+
+/** Expects parseTrialJob to reject `data` with InvalidJobPayloadError; returns the issue paths, sorted. */
+function rejectedPaths(data: unknown): string[] {
+  let caught: unknown;
+  try {
+    parseTrialJob(data, 'job-1');
+  } catch (err) {
+    caught = err;
+  }
+  expect(caught).toBeInstanceOf(InvalidJobPayloadError);
+  const err = caught as InvalidJobPayloadError;
+  expect(err.code).toBe('INVALID_JOB_PAYLOAD');
+  expect(err.context).toEqual({ jobId: 'job-1' });
+  return err.issues.map((i) => i.path).sort();
+}
+
+describe('parseTrialJob', () => {
+  it('accepts a valid payload and returns it unchanged', () => {
+    const job = validJob();
+    expect(parseTrialJob(structuredClone(job))).toEqual(job);
+  });
+
+  it('accepts a cgan payload on mnist', () => {
+    expect(parseTrialJob({ ...validJob(), model: 'cgan', dataset: 'mnist' }).model).toBe('cgan');
+  });
+
+  it.each<[string, unknown, string[]]>([
+    ['params missing entirely', (({ params: _p, ...rest }) => rest)(validJob()), ['params']],
+    ['one model parameter missing', withParams({}, ['lr_g']), ['params.lr_g']],
+    [
+      'two model parameters missing',
+      withParams({}, ['beta1', 'latent_dim']),
+      ['params.beta1', 'params.latent_dim'],
+    ],
+    ['an unknown parameter', withParams({ gamma: 1 }), ['params.gamma']],
+    ['an out-of-range parameter (lr_g 0)', withParams({ lr_g: 0 }), ['params.lr_g']],
+    ['an out-of-range parameter (beta2 1)', withParams({ beta2: 1 }), ['params.beta2']],
+    ['a fractional integer parameter', withParams({ batch_size: 32.5 }), ['params.batch_size']],
+    ['a non-number parameter', withParams({ lr_d: '2e-4' }), ['params.lr_d']],
+    ['a wrong version', { ...validJob(), v: 2 }, ['v']],
+    ['an extra top-level key', { ...validJob(), priority: 5 }, ['priority']],
+    ['an uppercase sweep id', { ...validJob(), sweepId: 'DcGan' }, ['sweepId']],
+    ['a trial id with a slash', { ...validJob(), trialId: 'a/../b' }, ['trialId']],
+    ['an empty trial id', { ...validJob(), trialId: '' }, ['trialId']],
+    ['a trial id longer than 128 characters', { ...validJob(), trialId: 'a'.repeat(129) }, ['trialId']],
+    ['a negative index', { ...validJob(), index: -1 }, ['index']],
+    ['an unknown model', { ...validJob(), model: 'progan' }, ['model']],
+    ['an unknown dataset', { ...validJob(), dataset: 'cifar10' }, ['dataset']],
+    ['zero steps', { ...validJob(), steps: 0 }, ['steps']],
+    ['a seed beyond 32 bits', { ...validJob(), seed: 2 ** 32 }, ['seed']],
+  ])('rejects %s naming the field', (_what, data, paths) => {
+    expect(rejectedPaths(data)).toEqual(paths);
+  });
+
+  it('rejects a payload that is not an object', () => {
+    expect(rejectedPaths(null)).toEqual(['']);
+    expect(rejectedPaths('{"v":1}')).toEqual(['']);
+  });
+
+  it('reports every missing and bad parameter at once', () => {
+    expect(rejectedPaths(withParams({ lr_g: -1, gamma: 2 }, ['batch_size']))).toEqual([
+      'params.batch_size',
+      'params.gamma',
+      'params.lr_g',
+    ]);
+  });
+});
