@@ -326,6 +326,7 @@ describe('parseSweepSpec rejects invalid specs naming the field', () => {
     const issues = issuesOf(() => parseSweepSpec('name: a\nmodel: dcgan\n'));
     expect(issues.map((i) => i.path).sort()).toEqual(['budget', 'dataset']);
     expect(issues.find((i) => i.path === 'budget')?.message).toBe('is required');
+    expect(issues.find((i) => i.path === 'dataset')?.message).toBe('is required');
   });
 
   it('rejects a planned model (progan) telling the user it is not available yet', () => {

@@ -97,12 +97,22 @@ function zodPath(path: readonly PropertyKey[]): string {
   return path.map(String).join('.');
 }
 
-function issuesFromZod(error: z.ZodError): FieldIssue[] {
+/** The value at `path` in `input`, or undefined when any step is missing. */
+function valueAt(input: unknown, path: readonly PropertyKey[]): unknown {
+  let v: unknown = input;
+  for (const key of path) {
+    if (typeof v !== 'object' || v === null) return undefined;
+    v = (v as Record<PropertyKey, unknown>)[key];
+  }
+  return v;
+}
+
+function issuesFromZod(error: z.ZodError, input: unknown): FieldIssue[] {
   const out: FieldIssue[] = [];
   for (const issue of error.issues) {
     if (issue.code === 'unrecognized_keys') {
       for (const key of issue.keys) out.push({ path: zodPath([...issue.path, key]), message: 'unknown key' });
-    } else if (issue.code === 'invalid_type' && issue.input === undefined) {
+    } else if (issue.path.length > 0 && valueAt(input, issue.path) === undefined) {
       out.push({ path: zodPath(issue.path), message: 'is required' });
     } else {
       out.push({ path: zodPath(issue.path), message: issue.message });
@@ -233,7 +243,7 @@ export function compileSweepSpec(input: unknown): SweepSpec {
   const parsed = rawSpecSchema.safeParse(input);
   if (!parsed.success) {
     // Report parameter problems too when the model and method they depend on are themselves valid.
-    const issues = issuesFromZod(parsed.error);
+    const issues = issuesFromZod(parsed.error, input);
     const method = input.method ?? 'random';
     if (
       (MODEL_NAMES as readonly unknown[]).includes(input.model) &&
