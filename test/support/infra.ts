@@ -31,6 +31,7 @@ export function testEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
     AWS_SECRET_ACCESS_KEY: s3.secretAccessKey,
     GANTRY_PREFIX: uniqueId('g'),
     LOG_LEVEL: 'warn',
+    GANTRY_WORKER_CONCURRENCY: '1',
     AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
     ...extra,
   };

@@ -32,6 +32,8 @@ type State = 'created' | 'running' | 'closing' | 'closed';
  */
 export class Coordinator {
   readonly redis: Redis;
+  /** BullMQ does not close connections it is given, so the queue's own is kept here to close. */
+  private readonly queueRedis: Redis;
   readonly store: SweepStore;
   readonly queue: Queue;
   readonly objects: ObjectStore;
@@ -47,7 +49,8 @@ export class Coordinator {
   ) {
     this.redis = new Redis(config.redisUrl, { maxRetriesPerRequest: null });
     this.store = new SweepStore(this.redis, config.prefix);
-    this.queue = new Queue(TRIAL_QUEUE, { connection: this.redis.duplicate(), prefix: config.prefix });
+    this.queueRedis = this.redis.duplicate();
+    this.queue = new Queue(TRIAL_QUEUE, { connection: this.queueRedis, prefix: config.prefix });
     this.objects = new ObjectStore(config.s3);
     this.scheduler = new Scheduler(this.store, this.queue, log, opts.schedulerIntervalMs);
     this.app = buildApi({
@@ -103,6 +106,7 @@ export class Coordinator {
       await this.app.close();
       await this.queue.close();
       await this.objects.close();
+      await this.queueRedis.quit().catch(() => {});
       await this.redis.quit().catch(() => {});
       this.state = 'closed';
     })();

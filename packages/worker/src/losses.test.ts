@@ -60,33 +60,56 @@ describe('GAN losses', () => {
     expect(gLoss([50])).toBeLessThan(1e-6);
   });
 
+  it('stays finite at logits of ±200, where σ underflows in float32', () => {
+    // -log σ(-200) = 200: computed as log of a sigmoid this would be -log(0) = Infinity.
+    expectRel(gLoss([-200]), 200, 1e-6, 'G');
+    expectRel(dLoss([-200], [200]), 400, 1e-6, 'D');
+    expect(dLoss([200], [-200])).toBeLessThan(1e-6);
+  });
+
   it('has gradients σ(r) - 1 and σ(f) (over N) w.r.t. the logits, including at ±50', () => {
     const r = [...REAL, -50, 50];
     const f = [...FAKE, 50, -50];
     const n = r.length;
     const [gr, gf] = tf.tidy(() => {
-      const grads = tf.grads((a: tf.Tensor, b: tf.Tensor) => discriminatorLoss(a as tf.Tensor1D, b as tf.Tensor1D));
+      const grads = tf.grads((a: tf.Tensor, b: tf.Tensor) =>
+        discriminatorLoss(a as tf.Tensor1D, b as tf.Tensor1D),
+      );
       return grads([tf.tensor1d(r), tf.tensor1d(f)]).map((t) => Array.from(t.dataSync()));
     }) as unknown as [number[], number[]];
-    r.forEach((x, i) => expect(Math.abs(gr[i]! - (sigmoid(x) - 1) / n), `d/dr[${i}]`).toBeLessThan(1e-6));
-    f.forEach((x, i) => expect(Math.abs(gf[i]! - sigmoid(x) / n), `d/df[${i}]`).toBeLessThan(1e-6));
+    r.forEach((x, i) => {
+      expect(Math.abs(gr[i]! - (sigmoid(x) - 1) / n), `d/dr[${i}]`).toBeLessThan(1e-6);
+    });
+    f.forEach((x, i) => {
+      expect(Math.abs(gf[i]! - sigmoid(x) / n), `d/df[${i}]`).toBeLessThan(1e-6);
+    });
 
     const gg = tf.tidy(() => {
       const grad = tf.grad((a: tf.Tensor) => generatorLoss(a as tf.Tensor1D));
       return Array.from(grad(tf.tensor1d(f)).dataSync());
     });
     // d/df of -log σ(f) is σ(f) - 1.
-    f.forEach((x, i) => expect(Math.abs(gg[i]! - (sigmoid(x) - 1) / n), `dG/df[${i}]`).toBeLessThan(1e-6));
+    f.forEach((x, i) => {
+      expect(Math.abs(gg[i]! - (sigmoid(x) - 1) / n), `dG/df[${i}]`).toBeLessThan(1e-6);
+    });
   });
 
   it('has gradients that match central finite differences', () => {
     const h = 1e-2;
     const n = REAL.length;
     const [gr, gf] = tf.tidy(() => {
-      const grads = tf.grads((a: tf.Tensor, b: tf.Tensor) => discriminatorLoss(a as tf.Tensor1D, b as tf.Tensor1D));
+      const grads = tf.grads((a: tf.Tensor, b: tf.Tensor) =>
+        discriminatorLoss(a as tf.Tensor1D, b as tf.Tensor1D),
+      );
       return grads([tf.tensor1d(REAL), tf.tensor1d(FAKE)]).map((t) => Array.from(t.dataSync()));
     }) as unknown as [number[], number[]];
-    const gg = tf.tidy(() => Array.from(tf.grad((a: tf.Tensor) => generatorLoss(a as tf.Tensor1D))(tf.tensor1d(FAKE)).dataSync()));
+    const gg = tf.tidy(() =>
+      Array.from(
+        tf
+          .grad((a: tf.Tensor) => generatorLoss(a as tf.Tensor1D))(tf.tensor1d(FAKE))
+          .dataSync(),
+      ),
+    );
     const bump = (xs: readonly number[], i: number, d: number) => xs.map((x, j) => (j === i ? x + d : x));
     for (let i = 0; i < n; i++) {
       const fdR = (dLoss(bump(REAL, i, h), FAKE) - dLoss(bump(REAL, i, -h), FAKE)) / (2 * h);

@@ -4,9 +4,7 @@ import { GantryWorker } from './worker.ts';
 
 const config = loadConfig(process.env);
 const log = createLogger('gantry-worker', config.logLevel);
-const worker = new GantryWorker(config, log, {
-  concurrency: config.worker.concurrency ?? 1,
-});
+const worker = new GantryWorker(config, log);
 
 let signals = 0;
 const shutdown = (sig: string) => {

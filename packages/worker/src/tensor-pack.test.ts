@@ -17,6 +17,8 @@ describe('tensor pack', () => {
       arr('d/fc/b', [1], () => -0),
       arr('weird', [2, 2], (i) => [Number.MAX_VALUE, Number.MIN_VALUE, Infinity, -Infinity][i]!),
       arr('nan', [1], () => Number.NaN),
+      // Multi-byte UTF-8: the header length is counted in bytes, not characters.
+      arr('g/écart-σ', [3], (i) => i / 3),
     ];
     const out = unpackArrays(packArrays(arrays));
     expect(out.map((a) => a.name)).toEqual(arrays.map((a) => a.name));

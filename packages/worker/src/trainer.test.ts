@@ -34,7 +34,15 @@ function job(overrides: Partial<Pick<TrialJob, 'seed' | 'model'>> = {}): TrialJo
     steps: 100,
     checkpointEvery: 10,
     // A large learning rate so that every step moves the weights visibly.
-    params: { lr_g: 2e-3, lr_d: 2e-3, beta1: 0.5, beta2: 0.999, batch_size: 8, latent_dim: 8, base_filters: 8 },
+    params: {
+      lr_g: 2e-3,
+      lr_d: 2e-3,
+      beta1: 0.5,
+      beta2: 0.999,
+      batch_size: 8,
+      latent_dim: 8,
+      base_filters: 8,
+    },
   });
 }
 
@@ -61,7 +69,8 @@ const losses = (s: readonly StepStats[]) => s.map(({ d_loss, g_loss }) => [d_los
 
 function expectFiniteStats(s: readonly StepStats[]): void {
   for (const x of s) {
-    for (const v of [x.d_loss, x.g_loss, x.d_real, x.d_fake]) expect(Number.isFinite(v), JSON.stringify(x)).toBe(true);
+    for (const v of [x.d_loss, x.g_loss, x.d_real, x.d_fake])
+      expect(Number.isFinite(v), JSON.stringify(x)).toBe(true);
     expect(x.d_real).toBeGreaterThan(0);
     expect(x.d_real).toBeLessThan(1);
   }
@@ -70,7 +79,13 @@ function expectFiniteStats(s: readonly StepStats[]): void {
 /** Weights and optimizer moments as plain arrays, for exact comparison. */
 function weights(s: TrainerState) {
   const flat = (xs: TrainerState['g']) => xs.map((a) => [a.name, a.shape, Array.from(a.data)]);
-  return { g: flat(s.g), d: flat(s.d), optG: flat(s.optG.arrays), optD: flat(s.optD.arrays), t: [s.optG.t, s.optD.t] };
+  return {
+    g: flat(s.g),
+    d: flat(s.d),
+    optG: flat(s.optG.arrays),
+    optD: flat(s.optD.arrays),
+    t: [s.optG.t, s.optD.t],
+  };
 }
 
 beforeAll(async () => {
@@ -100,7 +115,10 @@ describe('GanTrainer', () => {
     expect(saved.optG.t).toBe(3);
     expect(saved.optD.t).toBe(3);
     // Through JSON as far as the scalars go: a checkpoint manifest stores step and rng that way.
-    const restoredScalars = JSON.parse(JSON.stringify({ step: saved.step, rng: saved.rng })) as Pick<TrainerState, 'step' | 'rng'>;
+    const restoredScalars = JSON.parse(JSON.stringify({ step: saved.step, rng: saved.rng })) as Pick<
+      TrainerState,
+      'step' | 'rng'
+    >;
     const resumed = withTrainer(job(), (t) => {
       t.importState({ ...saved, ...restoredScalars });
       expect(t.step).toBe(3);

@@ -34,6 +34,8 @@ export interface TrialRunnerDeps {
   progressEvery?: number;
   /** Fault injection for tests (see GantryConfig.worker.faultNanAtStep). */
   faultNanAtStep?: number;
+  /** GPU this attempt's trainer process may use (its CUDA_VISIBLE_DEVICES); none on CPU backends. */
+  gpu?: string;
   /** How long a stopping child may take to checkpoint before it is killed. @default 120000 */
   stopTimeoutMs?: number;
 }
@@ -91,7 +93,12 @@ export async function runTrialAttempt(
   if (started !== 'ok') throw new Error(`trial ${trialId}: lock lost before start`);
   log.info({ resumeFrom: resume?.step ?? 0 }, resume ? 'resuming trial from checkpoint' : 'starting trial');
 
-  const child = fork(TRAINER_ENTRY, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: [] });
+  const env = deps.gpu === undefined ? process.env : { ...process.env, CUDA_VISIBLE_DEVICES: deps.gpu };
+  const child = fork(TRAINER_ENTRY, [], {
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    execArgv: [],
+    env,
+  });
   const send = (m: ParentMessage) => {
     if (child.connected) child.send(m);
   };

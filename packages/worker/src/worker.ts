@@ -5,6 +5,7 @@ import { type GantryConfig, type Logger, redisKeys, TRIAL_QUEUE, type WorkerInfo
 import { Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import { type BackendInfo, initBackend } from './backend.ts';
+import { DevicePool, defaultConcurrency, detectGpus } from './devices.ts';
 import { WorkerMetrics } from './metrics.ts';
 import { type AbortReason, runTrialAttempt, type TrialOutcome } from './trial-runner.ts';
 
@@ -12,8 +13,10 @@ const HEARTBEAT_MS = 5_000;
 
 /** Options a worker takes beyond the shared config. */
 export interface GantryWorkerOptions {
-  /** Trials run at once, each in its own process. @default 1 */
+  /** Trials run at once, each in its own process. @default one per GPU on a GPU backend, else one per core */
   concurrency?: number;
+  /** Environment to detect GPUs from (CUDA_VISIBLE_DEVICES). @default process.env */
+  env?: NodeJS.ProcessEnv;
   /** Send progress to Redis every this many steps. @default 10 */
   progressEvery?: number;
 }
@@ -32,6 +35,8 @@ export class GantryWorker {
   private closing?: Promise<void>;
   private redis?: Redis;
   private sub?: Redis;
+  /** The BullMQ worker's connection (BullMQ does not close connections it is given). */
+  private bullRedis?: Redis;
   private bull?: Worker;
   private server?: Server;
   private heartbeat?: NodeJS.Timeout;
@@ -39,7 +44,8 @@ export class GantryWorker {
   private startedAt = Date.now();
   private readonly running = new Map<string, AbortController>();
   private readonly keys;
-  private readonly concurrency: number;
+  private concurrency = 1;
+  private devices = new DevicePool([]);
 
   constructor(
     private readonly config: GantryConfig,
@@ -48,7 +54,6 @@ export class GantryWorker {
   ) {
     this.id = config.worker.id ?? `${hostname()}-${process.pid}`;
     this.keys = redisKeys(config.prefix);
-    this.concurrency = opts.concurrency ?? config.worker.concurrency ?? 1;
   }
 
   get metricsUrl(): string {
@@ -60,6 +65,13 @@ export class GantryWorker {
     if (this.state !== 'created') throw new Error(`worker ${this.id} already ${this.state}`);
     this.state = 'running';
     this.backend = await initBackend(this.config.worker.backend);
+    const onGpu = this.backend.backend === 'tensorflow' && this.backend.device === 'gpu';
+    const gpus = onGpu ? detectGpus(this.opts.env ?? process.env) : [];
+    this.devices = new DevicePool(gpus);
+    this.concurrency =
+      this.opts.concurrency ?? this.config.worker.concurrency ?? defaultConcurrency(onGpu, gpus);
+    if (gpus.length > 0)
+      this.backend = { ...this.backend, device: `gpu x${gpus.length} (${gpus.join(',')})` };
     this.log.info({ workerId: this.id, ...this.backend, concurrency: this.concurrency }, 'backend selected');
     this.metrics.info.set({ worker: this.id, backend: this.backend.backend, device: this.backend.device }, 1);
     this.metrics.capacity.set(this.concurrency);
@@ -72,6 +84,7 @@ export class GantryWorker {
 
     const s3 = this.config.s3;
     const store = { ...s3, endpoint: s3.endpoint };
+    this.bullRedis = this.redis.duplicate();
     this.bull = new Worker(
       TRIAL_QUEUE,
       async (job, token, bullSignal) => {
@@ -83,6 +96,7 @@ export class GantryWorker {
         });
         this.metrics.busy.set(this.running.size);
         await this.beat();
+        const gpu = this.devices.acquire();
         try {
           const outcome: TrialOutcome = await runTrialAttempt(job, token ?? '', ctrl.signal, {
             redis: this.redis!,
@@ -95,6 +109,7 @@ export class GantryWorker {
             log: this.log,
             progressEvery: this.opts.progressEvery,
             faultNanAtStep: this.config.worker.faultNanAtStep,
+            gpu,
           });
           this.metrics.outcomes.inc({ outcome: outcome.state });
           return outcome;
@@ -104,13 +119,14 @@ export class GantryWorker {
           });
           throw err;
         } finally {
+          this.devices.release(gpu);
           this.running.delete(jobId);
           this.metrics.busy.set(this.running.size);
           void this.beat().catch(() => {});
         }
       },
       {
-        connection: this.redis.duplicate(),
+        connection: this.bullRedis,
         prefix: this.config.prefix,
         concurrency: this.concurrency,
         lockDuration: this.config.worker.lockMs,
@@ -199,6 +215,7 @@ export class GantryWorker {
       await this.bull?.close();
       await this.redis?.hdel(this.keys.workers, this.id).catch(() => {});
       await this.sub?.quit().catch(() => {});
+      await this.bullRedis?.quit().catch(() => {});
       await this.redis?.quit().catch(() => {});
       await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
       this.state = 'closed';

@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { createLogger, type GantryConfig, type Logger, loadConfig } from '@gantry/shared';
 import { Coordinator } from '../coordinator.ts';
@@ -82,6 +83,9 @@ export class LocalStack {
     this.apiUrl =
       (await this.coordinator.start({ host: this.config.api.host, port: this.config.api.port })) ?? '';
     this.workerEnv = { ...env, GANTRY_API_URL: this.apiUrl };
+    // N workers share this machine: split its cores between them unless told otherwise.
+    const n = this.opts.workers ?? 1;
+    this.workerEnv.GANTRY_WORKER_CONCURRENCY ??= String(Math.max(1, Math.floor(availableParallelism() / n)));
     for (let i = 0; i < (this.opts.workers ?? 1); i++) await this.addWorker();
     this.state = 'running';
   }

@@ -1,18 +1,32 @@
 import type { KernelConfig } from '@tensorflow/tfjs-core';
-import { getKernel, registerKernel } from '@tensorflow/tfjs-core';
+import { getKernel, registerKernel, unregisterKernel } from '@tensorflow/tfjs-core';
 import { conv2DBackpropFilterConfig } from './conv2d-backprop-filter.ts';
+import { conv2DBackpropInputConfig } from './conv2d-backprop-input.ts';
 
 /** Kernels that training needs but tfjs-backend-wasm 4.22 does not ship. */
-const WASM_TRAINING_KERNELS: readonly KernelConfig[] = [conv2DBackpropFilterConfig];
+const MISSING_WASM_KERNELS: readonly KernelConfig[] = [conv2DBackpropFilterConfig];
+
+/** Kernels that tfjs-backend-wasm 4.22 ships, but too slowly for training; ours replace them. */
+const REPLACED_WASM_KERNELS: readonly KernelConfig[] = [conv2DBackpropInputConfig];
 
 /**
- * Registers the missing wasm training kernels with tfjs-core. Idempotent: a kernel that is
- * already registered (by an earlier call or by a newer tfjs) is left alone.
+ * Registers the wasm training kernels with tfjs-core. Idempotent: a missing kernel that is already
+ * registered (by an earlier call or by a newer tfjs) is left alone; a replaced kernel is swapped for
+ * ours unless ours is already the registered one.
  */
 export function registerWasmTrainingKernels(): void {
-  for (const config of WASM_TRAINING_KERNELS) {
-    // getKernel is typed as non-null but returns undefined for unknown kernels.
-    const existing = getKernel(config.kernelName, config.backendName) as KernelConfig | undefined;
-    if (existing === undefined) registerKernel(config);
+  for (const config of MISSING_WASM_KERNELS) {
+    if (registered(config) === undefined) registerKernel(config);
   }
+  for (const config of REPLACED_WASM_KERNELS) {
+    const existing = registered(config);
+    if (existing?.kernelFunc === config.kernelFunc) continue;
+    if (existing !== undefined) unregisterKernel(config.kernelName, config.backendName);
+    registerKernel(config);
+  }
+}
+
+function registered(config: KernelConfig): KernelConfig | undefined {
+  // getKernel is typed as non-null but returns undefined for unknown kernels.
+  return getKernel(config.kernelName, config.backendName) as KernelConfig | undefined;
 }

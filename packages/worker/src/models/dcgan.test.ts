@@ -52,10 +52,10 @@ function lossValue(f: () => tf.Scalar): number {
 
 /** Analytic gradients of `f` w.r.t. every variable of `vars`, by variable name. */
 function analytic(f: () => tf.Scalar, vars: tf.Variable[]): Map<string, Float32Array> {
-  return tf.tidy(() => {
-    const { grads } = tf.variableGrads(f, vars);
-    return new Map(Object.entries(grads).map(([k, g]) => [k, Float32Array.from(g.dataSync())]));
-  });
+  const { value, grads } = tf.variableGrads(f, vars);
+  const out = new Map(Object.entries(grads).map(([k, g]) => [k, Float32Array.from(g.dataSync())]));
+  tf.dispose([value, ...Object.values(grads)]);
+  return out;
 }
 
 /** f at entry `i` of `v` moved by -h, 0 and +h (float32 losses read as float64); restores `v`. */
@@ -101,7 +101,10 @@ const CHECKS: Check[] = [
   { loss: 'G', param: 'g/dc2/b' },
 ];
 
-function gradientsOn(backend: 'wasm' | 'cpu'): { d: Map<string, Float32Array>; g: Map<string, Float32Array> } {
+function gradientsOn(backend: 'wasm' | 'cpu'): {
+  d: Map<string, Float32Array>;
+  g: Map<string, Float32Array>;
+} {
   tf.setBackend(backend);
   return { d: analytic(dLoss, nets.d.vars), g: analytic(gLoss, nets.g.vars) };
 }
@@ -113,7 +116,12 @@ describe('DCGAN networks', () => {
     tf.setBackend('wasm');
     const [imgShape, min, max, logitShape] = tf.tidy(() => {
       const img = nets.generate(tf.mul(z, 20) as tf.Tensor2D); // large z pushes tanh towards saturation
-      return [img.shape, tf.min(img).dataSync()[0]!, tf.max(img).dataSync()[0]!, nets.discriminate(img).shape];
+      return [
+        img.shape,
+        tf.min(img).dataSync()[0]!,
+        tf.max(img).dataSync()[0]!,
+        nets.discriminate(img).shape,
+      ];
     });
     expect(imgShape).toEqual([N, 28, 28, 1]);
     expect(min).toBeGreaterThanOrEqual(-1);
@@ -134,7 +142,8 @@ describe('DCGAN networks', () => {
         // differences disagree has a kink within h, where no finite difference is a derivative. Skip
         // those; check the two largest entries that are smooth at this scale.
         let checked = 0;
-        for (const i of byMagnitude(g!).slice(0, 8)) {
+        const grad = g!;
+        for (const i of byMagnitude(grad).slice(0, 8)) {
           const [down, mid, up] = probe(f, v, i, h);
           const forward = (up - mid) / h;
           const backward = (mid - down) / h;
@@ -142,10 +151,11 @@ describe('DCGAN networks', () => {
           // Rounding of the float32 losses (a few ulps of |loss|) divided by the step.
           const noise = (1e-6 * Math.max(1, Math.abs(mid))) / h;
           if (Math.abs(forward - backward) > 0.02 * Math.abs(central) + noise) continue;
-          const a = g![i]!;
-          expect(Math.abs(a - central), `${loss} loss, ${param}[${i}]: analytic ${a} vs finite difference ${central}`).toBeLessThanOrEqual(
-            0.05 * Math.abs(central) + noise / 4,
-          );
+          const a = grad[i]!;
+          expect(
+            Math.abs(a - central),
+            `${loss} loss, ${param}[${i}]: analytic ${a} vs finite difference ${central}`,
+          ).toBeLessThanOrEqual(0.05 * Math.abs(central) + noise / 4);
           if (++checked === 2) break;
         }
         expect(checked, `${param}: entries smooth enough to check`).toBeGreaterThan(0);
@@ -164,7 +174,9 @@ describe('DCGAN networks', () => {
         for (const x of c) scale = Math.max(scale, Math.abs(x));
         expect(scale, `${name} has a gradient`).toBeGreaterThan(0);
         for (let i = 0; i < c.length; i++) {
-          expect(Math.abs(w[i]! - c[i]!), `${name}[${i}]: wasm ${w[i]} vs cpu ${c[i]}`).toBeLessThanOrEqual(1e-3 * scale);
+          expect(Math.abs(w[i]! - c[i]!), `${name}[${i}]: wasm ${w[i]} vs cpu ${c[i]}`).toBeLessThanOrEqual(
+            1e-3 * scale,
+          );
         }
       }
     }
@@ -175,7 +187,10 @@ describe('cGAN networks', () => {
   it('builds a cGAN that refuses to run without labels and conditions on them', () => {
     tf.setBackend('wasm');
     const cgan = buildDcgan({ ...SHAPE, numClasses: 3 }, new Rng(5));
-    const z = tf.tensor2d(new Rng(99).fillNormal(new Float32Array(N * SHAPE.latentDim)), [N, SHAPE.latentDim]);
+    const z = tf.tensor2d(new Rng(99).fillNormal(new Float32Array(N * SHAPE.latentDim)), [
+      N,
+      SHAPE.latentDim,
+    ]);
     const real = tf.tensor4d(uniform(new Rng(7), N * 28 * 28), [N, 28, 28, 1]);
     try {
       expect(cgan.g.get('fc/w').shape).toEqual([SHAPE.latentDim + 3, 7 * 7 * 2 * SHAPE.baseFilters]);
@@ -190,7 +205,9 @@ describe('cGAN networks', () => {
         expect(cgan.discriminate(img, y0).shape).toEqual([N]);
         // Different labels give different images and different logits.
         expect(tf.max(tf.abs(tf.sub(img, cgan.generate(z, y2)))).dataSync()[0]).toBeGreaterThan(0);
-        expect(tf.max(tf.abs(tf.sub(cgan.discriminate(real, y0), cgan.discriminate(real, y2)))).dataSync()[0]).toBeGreaterThan(0);
+        expect(
+          tf.max(tf.abs(tf.sub(cgan.discriminate(real, y0), cgan.discriminate(real, y2)))).dataSync()[0],
+        ).toBeGreaterThan(0);
       });
     } finally {
       cgan.dispose();

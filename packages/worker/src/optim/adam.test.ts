@@ -9,7 +9,11 @@ import { Adam, type AdamOptions } from './adam.ts';
  *   alpha_t = lr sqrt(1 - b2^t) / (1 - b1^t),  x_t = x - alpha_t m_t / (sqrt(v_t) + eps)
  * i.e. eps is added to the un-corrected sqrt(v_t). Computed in float64.
  */
-function referenceAdam(x0: readonly number[], grads: readonly (readonly number[])[], o: Required<AdamOptions>): number[][] {
+function referenceAdam(
+  x0: readonly number[],
+  grads: readonly (readonly number[])[],
+  o: Required<AdamOptions>,
+): number[][] {
   const x = [...x0];
   const m = x0.map(() => 0);
   const v = x0.map(() => 0);
@@ -29,7 +33,11 @@ function referenceAdam(x0: readonly number[], grads: readonly (readonly number[]
 }
 
 /** Textbook form with eps added to the bias-corrected sqrt(v_hat): used only to show the test can tell them apart. */
-function textbookAdam(x0: readonly number[], grads: readonly (readonly number[])[], o: Required<AdamOptions>): number[] {
+function textbookAdam(
+  x0: readonly number[],
+  grads: readonly (readonly number[])[],
+  o: Required<AdamOptions>,
+): number[] {
   const x = [...x0];
   const m = x0.map(() => 0);
   const v = x0.map(() => 0);
@@ -85,7 +93,9 @@ function expectNear(actual: ArrayLike<number>, expected: readonly number[], rtol
   for (let i = 0; i < expected.length; i++) {
     const e = expected[i]!;
     const a = actual[i]!;
-    expect(Math.abs(a - e), `index ${i}: ${a} vs ${e}`).toBeLessThanOrEqual(rtol * Math.max(Math.abs(e), 1e-3));
+    expect(Math.abs(a - e), `index ${i}: ${a} vs ${e}`).toBeLessThanOrEqual(
+      rtol * Math.max(Math.abs(e), 1e-3),
+    );
   }
 }
 
@@ -181,11 +191,12 @@ describe('Adam', () => {
     step(opt, GRADS[1]!);
 
     // Expected second step: the same moments, one tenth of the step size.
+    const [first, second] = [GRADS[0]!, GRADS[1]!];
     const m: number[] = [];
     const v: number[] = [];
     const expected = before.map((xi, i) => {
-      const g0 = GRADS[0]![i]!;
-      const g1 = GRADS[1]![i]!;
+      const g0 = first[i]!;
+      const g1 = second[i]!;
       m[i] = OPTS.beta1 * (1 - OPTS.beta1) * g0 + (1 - OPTS.beta1) * g1;
       v[i] = OPTS.beta2 * (1 - OPTS.beta2) * g0 * g0 + (1 - OPTS.beta2) * g1 * g1;
       const alpha = ((OPTS.lr / 10) * Math.sqrt(1 - OPTS.beta2 ** 2)) / (1 - OPTS.beta1 ** 2);

@@ -1,0 +1,249 @@
+/**
+ * `npm run bench`: training throughput of Gantry's trainer against PyTorch on the same DCGAN, and a
+ * sweep's throughput on all cores against one trial at a time, measured in one invocation so the
+ * ratios compare like with like on a noisy machine. Writes bench/results/latest.json.
+ *
+ *   npm run bench [-- --repeats 3 --steps 8 --sweep-steps 60]
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { LocalStack } from '../packages/coordinator/src/local-stack/index.ts';
+import { compileSweepSpec, createLogger, type TrialJob } from '../packages/shared/src/index.ts';
+import { initBackend } from '../packages/worker/src/backend.ts';
+import { loadDataset } from '../packages/worker/src/data/datasets.ts';
+import { GanTrainer } from '../packages/worker/src/trainer.ts';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const { values: args } = parseArgs({
+  options: {
+    repeats: { type: 'string', default: '3' },
+    steps: { type: 'string', default: '8' },
+    'sweep-steps': { type: 'string', default: '60' },
+    'skip-sweep': { type: 'boolean', default: false },
+  },
+});
+const REPEATS = Number(args.repeats);
+const STEPS = Number(args.steps);
+const BATCH = 64;
+const LATENT = 100;
+const FILTERS = 64;
+const say = (s: string) => process.stdout.write(`${s}\n`);
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+};
+
+async function gantryDcgan(): Promise<{
+  imgPerSec: number[];
+  gflops: number[];
+  backend: string;
+  device: string;
+}> {
+  const info = await initBackend('wasm');
+  const data = await loadDataset('fashion-mnist', 'train');
+  const job: TrialJob = {
+    v: 1,
+    sweepId: 'bench',
+    trialId: 'bench-t000',
+    index: 0,
+    model: 'dcgan',
+    dataset: 'fashion-mnist',
+    seed: 1,
+    steps: 1_000_000,
+    checkpointEvery: 1_000_000,
+    params: {
+      lr_g: 2e-4,
+      lr_d: 2e-4,
+      beta1: 0.5,
+      beta2: 0.999,
+      batch_size: BATCH,
+      latent_dim: LATENT,
+      base_filters: FILTERS,
+    },
+  };
+  const trainer = new GanTrainer(job, data);
+  for (let i = 0; i < 2; i++) trainer.trainStep();
+  const imgPerSec: number[] = [];
+  const gflops: number[] = [];
+  for (let r = 0; r < REPEATS; r++) {
+    const t0 = performance.now();
+    for (let i = 0; i < STEPS; i++) trainer.trainStep();
+    const s = (performance.now() - t0) / 1000;
+    imgPerSec.push((STEPS * BATCH) / s);
+    gflops.push((STEPS * trainer.flopsPerStep()) / s / 1e9);
+  }
+  trainer.dispose();
+  return { imgPerSec, gflops, backend: info.backend, device: info.device };
+}
+
+function pytorchDcgan(): { imgPerSec: number[]; version: string } | { skipped: string } {
+  const python = '/usr/bin/python3';
+  const probe = spawnSync(python, ['-c', 'import torch; print(torch.__version__)'], { encoding: 'utf8' });
+  if (probe.status !== 0)
+    return { skipped: `PyTorch not available at ${python} (apt-get install python3-torch)` };
+  const imgPerSec: number[] = [];
+  for (let r = 0; r < REPEATS; r++) {
+    const res = spawnSync(
+      python,
+      [
+        join(here, 'dcgan_pytorch.py'),
+        '--batch',
+        String(BATCH),
+        '--latent',
+        String(LATENT),
+        '--filters',
+        String(FILTERS),
+        '--steps',
+        String(STEPS),
+        '--threads',
+        '1',
+      ],
+      { encoding: 'utf8' },
+    );
+    if (res.status !== 0) return { skipped: `PyTorch run failed: ${res.stderr.slice(-500)}` };
+    imgPerSec.push(
+      (JSON.parse(res.stdout.trim().split('\n').at(-1)!) as { images_per_sec: number }).images_per_sec,
+    );
+  }
+  return { imgPerSec, version: probe.stdout.trim() };
+}
+
+/** Wall time of a `trials`-trial sweep on one worker running `concurrency` trials at once. */
+async function sweepSeconds(trials: number, concurrency: number, steps: number): Promise<number> {
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    GANTRY_PORT: '0',
+    GANTRY_WORKER_CONCURRENCY: String(concurrency),
+    GANTRY_PREFIX: `bench-${Date.now()}`,
+  };
+  delete env.REDIS_URL;
+  delete env.S3_ENDPOINT;
+  const stack = new LocalStack({
+    workers: 1,
+    persist: false,
+    env,
+    dataDir: join(here, 'results', 'stack'),
+    log: createLogger('bench', 'silent'),
+  });
+  await stack.start();
+  try {
+    const c = stack.coordinator!;
+    await new Promise<void>((resolve, reject) => {
+      const end = Date.now() + 120_000;
+      const poll = async () =>
+        (await c.workers()).length > 0
+          ? resolve()
+          : Date.now() > end
+            ? reject(new Error('worker did not start'))
+            : setTimeout(poll, 200);
+      void poll();
+    });
+    const spec = compileSweepSpec({
+      name: 'bench-sweep',
+      model: 'dcgan',
+      dataset: 'fashion-mnist',
+      method: 'random',
+      seed: 1,
+      budget: { trials, parallel: trials, steps },
+      checkpoint: { every_steps: steps },
+      parameters: { batch_size: { value: 32 }, base_filters: { value: 32 }, latent_dim: { value: 64 } },
+    });
+    const t0 = performance.now();
+    const { id } = await c.submit(spec);
+    for (;;) {
+      const s = await c.store.get(id);
+      if (s && ['completed', 'failed', 'cancelled'].includes(s.state)) {
+        if (s.state !== 'completed') throw new Error(`bench sweep ${s.state}`);
+        return (performance.now() - t0) / 1000;
+      }
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  } finally {
+    await stack.close();
+  }
+}
+
+say(
+  `bench: DCGAN 28x28, batch ${BATCH}, base_filters ${FILTERS}, latent ${LATENT}; ${REPEATS} repeats of ${STEPS} steps`,
+);
+const g = await gantryDcgan();
+const pt = pytorchDcgan();
+const gMed = median(g.imgPerSec);
+const gflopsMed = median(g.gflops);
+say(
+  `gantry  (${g.backend}, ${g.device}, 1 thread): ${gMed.toFixed(1)} img/s  ${gflopsMed.toFixed(1)} GFLOP/s   [${g.imgPerSec.map((x) => x.toFixed(1)).join(', ')}]`,
+);
+let ratio: number | null = null;
+let ptMed: number | null = null;
+if ('skipped' in pt) {
+  say(`pytorch: skipped: ${pt.skipped}`);
+} else {
+  ptMed = median(pt.imgPerSec);
+  ratio = gMed / ptMed;
+  say(
+    `pytorch (${pt.version}, CPU, 1 thread):      ${ptMed.toFixed(1)} img/s   [${pt.imgPerSec.map((x) => x.toFixed(1)).join(', ')}]`,
+  );
+  say(
+    `ratio gantry/pytorch per core: ${ratio.toFixed(2)}x (medians; per-repeat ratios ${g.imgPerSec.map((x, i) => (x / pt.imgPerSec[i]!).toFixed(2)).join(', ')})`,
+  );
+}
+
+let sweep: {
+  cores: number;
+  trials: number;
+  sequential_s: number;
+  parallel_s: number;
+  speedup: number;
+  trials_per_hour: number;
+  trials_per_hour_sequential: number;
+} | null = null;
+if (!args['skip-sweep']) {
+  const cores = availableParallelism();
+  const trials = cores;
+  const steps = Number(args['sweep-steps']);
+  say(`sweep: ${trials} trials x ${steps} steps on one worker: concurrency ${cores} vs 1`);
+  const par = await sweepSeconds(trials, cores, steps);
+  const seq = await sweepSeconds(trials, 1, steps);
+  sweep = {
+    cores,
+    trials,
+    sequential_s: seq,
+    parallel_s: par,
+    speedup: seq / par,
+    trials_per_hour: (trials / par) * 3600,
+    trials_per_hour_sequential: (trials / seq) * 3600,
+  };
+  say(
+    `sweep: one at a time ${seq.toFixed(1)} s (${sweep.trials_per_hour_sequential.toFixed(0)} trials/h), all cores ${par.toFixed(1)} s (${sweep.trials_per_hour.toFixed(0)} trials/h): ${(par / seq).toFixed(2)}x the time, speedup ${sweep.speedup.toFixed(2)}x`,
+  );
+}
+
+const results = {
+  date: new Date().toISOString(),
+  machine: { cores: availableParallelism(), node: process.version },
+  dcgan: {
+    batch: BATCH,
+    base_filters: FILTERS,
+    latent_dim: LATENT,
+    gantry_img_s: gMed,
+    gantry_gflops: gflopsMed,
+    pytorch_img_s: ptMed,
+    ratio,
+    repeats: {
+      gantry_img_s: g.imgPerSec,
+      gantry_gflops: g.gflops,
+      pytorch_img_s: 'skipped' in pt ? null : pt.imgPerSec,
+    },
+    backend: g.device,
+  },
+  sweep,
+};
+await mkdir(join(here, 'results'), { recursive: true });
+await writeFile(join(here, 'results', 'latest.json'), `${JSON.stringify(results, null, 2)}\n`);
+say(`wrote ${join(here, 'results', 'latest.json')}`);
+process.exit(0);

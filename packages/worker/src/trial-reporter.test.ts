@@ -1,0 +1,164 @@
+import {
+  type CheckpointRef,
+  decodeTrial,
+  encodeTrial,
+  type RedisKeys,
+  redisKeys,
+  type TrialMetrics,
+} from '@gantry/shared';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
+import { uniqueId } from '../../../test/support/infra.ts';
+import { TrialReporter } from './trial-reporter.ts';
+
+const JOB = 'sw-fence-t000';
+const TRIAL = 'sw-fence-t000';
+const TOKEN_A = 'token-a';
+const TOKEN_B = 'token-b';
+
+let redis: Redis;
+let keys: RedisKeys;
+
+const point = (step: number): TrialMetrics => ({
+  step,
+  d_loss: 1.25,
+  g_loss: 0.75,
+  d_real: 0.6,
+  d_fake: 0.4,
+  images_per_sec: 1000,
+  t: 1_700_000_000_000 + step,
+  worker: 'w1',
+});
+
+const ref = (step: number, worker = 'w1'): CheckpointRef => ({
+  step,
+  manifestKey: `sweeps/sw-fence/trials/${TRIAL}/checkpoints/${step}/${worker}/manifest.json`,
+  worker,
+  t: 1_700_000_000_000 + step,
+});
+
+const reporter = (token: string) => new TrialReporter(redis, keys, JOB, token, TRIAL);
+
+async function trial() {
+  return decodeTrial(await redis.hgetall(keys.trial(TRIAL)));
+}
+
+async function history(): Promise<TrialMetrics[]> {
+  return (await redis.lrange(keys.trialHistory(TRIAL), 0, -1)).map((s) => JSON.parse(s) as TrialMetrics);
+}
+
+beforeAll(() => {
+  redis = new Redis(inject('redisUrl'));
+});
+
+afterAll(async () => {
+  await redis.quit();
+});
+
+beforeEach(async () => {
+  // A fresh prefix per test: the state as the coordinator leaves it when it queues the trial, and the
+  // job lock as BullMQ holds it for the worker with token A.
+  keys = redisKeys(uniqueId('g'));
+  await redis.hset(
+    keys.trial(TRIAL),
+    encodeTrial({
+      id: TRIAL,
+      sweepId: 'sw-fence',
+      index: 0,
+      state: 'queued',
+      step: 0,
+      steps: 1000,
+      attempts: 0,
+    }),
+  );
+  await redis.set(keys.jobLock(JOB), TOKEN_A);
+});
+
+describe('TrialReporter', () => {
+  it('applies fields, appends a history point and increments a counter while it holds the lock', async () => {
+    expect(
+      await reporter(TOKEN_A).update({ state: 'running', worker: 'w1', step: 10 }, point(10), 'attempts'),
+    ).toBe('ok');
+    expect(await trial()).toMatchObject({
+      state: 'running',
+      worker: 'w1',
+      step: 10,
+      attempts: 1,
+      steps: 1000,
+    });
+    expect(await history()).toEqual([point(10)]);
+
+    expect(await reporter(TOKEN_A).update({ step: 20, metrics: point(20) }, point(20))).toBe('ok');
+    expect(await trial()).toMatchObject({ state: 'running', step: 20, attempts: 1, metrics: point(20) });
+    expect(await history()).toEqual([point(10), point(20)]);
+
+    // Fields only: no history point, no counter.
+    expect(await reporter(TOKEN_A).update({ step: 25 })).toBe('ok');
+    expect(await trial()).toMatchObject({ step: 25, attempts: 1 });
+    expect(await history()).toHaveLength(2);
+  });
+
+  it('changes nothing for a worker whose token no longer holds the lock', async () => {
+    await reporter(TOKEN_A).update({ state: 'running', step: 10 }, point(10));
+    const before = await redis.hgetall(keys.trial(TRIAL));
+    expect(await reporter(TOKEN_B).update({ step: 99, worker: 'w2' }, point(99), 'attempts')).toBe(
+      'lock-lost',
+    );
+    expect(await redis.hgetall(keys.trial(TRIAL))).toEqual(before);
+    expect(await history()).toEqual([point(10)]);
+
+    // The lock expired altogether: refused as well.
+    await redis.del(keys.jobLock(JOB));
+    expect(await reporter(TOKEN_A).update({ step: 11 })).toBe('lock-lost');
+    expect((await trial())?.step).toBe(10);
+  });
+
+  it('moves the checkpoint pointer forward only, and only for the lock holder', async () => {
+    const a = reporter(TOKEN_A);
+    const checkpoints = async () =>
+      (await redis.lrange(keys.trialCheckpoints(TRIAL), 0, -1)).map((s) => JSON.parse(s) as CheckpointRef);
+    const samples = async () =>
+      (await redis.lrange(keys.trialSamples(TRIAL), 0, -1)).map((s) => JSON.parse(s) as unknown);
+
+    expect(await a.commitCheckpoint(ref(100), 'samples/100.png')).toBe('ok');
+    expect((await trial())?.latestCheckpoint).toEqual(ref(100));
+    expect(await redis.hget(keys.trial(TRIAL), 'checkpointStep')).toBe('100');
+    expect(await checkpoints()).toEqual([ref(100)]);
+    expect(await samples()).toEqual([{ step: 100, key: 'samples/100.png', t: ref(100).t }]);
+
+    expect(await a.commitCheckpoint(ref(50), 'samples/50.png')).toBe('stale');
+    expect(await a.commitCheckpoint(ref(100, 'w2'), 'samples/100b.png')).toBe('stale');
+    expect((await trial())?.latestCheckpoint).toEqual(ref(100));
+
+    expect(await reporter(TOKEN_B).commitCheckpoint(ref(200, 'w2'), 'samples/200.png')).toBe('lock-lost');
+    expect((await trial())?.latestCheckpoint).toEqual(ref(100));
+    expect(await checkpoints()).toEqual([ref(100)]);
+    expect(await samples()).toHaveLength(1);
+
+    expect(await a.commitCheckpoint(ref(200), 'samples/200.png')).toBe('ok');
+    expect((await trial())?.latestCheckpoint).toEqual(ref(200));
+    expect(await checkpoints()).toEqual([ref(100), ref(200)]);
+  });
+
+  it('lets the new lock holder move the pointer after a takeover, and refuses the old one', async () => {
+    expect(await reporter(TOKEN_A).commitCheckpoint(ref(100), 's/100.png')).toBe('ok');
+    // BullMQ hands the stalled job to another worker: the lock now holds its token.
+    await redis.set(keys.jobLock(JOB), TOKEN_B);
+    expect(await reporter(TOKEN_A).commitCheckpoint(ref(300), 's/300.png')).toBe('lock-lost');
+    expect(await reporter(TOKEN_B).commitCheckpoint(ref(200, 'w2'), 's/200.png')).toBe('ok');
+    expect((await trial())?.latestCheckpoint).toEqual(ref(200, 'w2'));
+  });
+
+  it('refuses every write once the coordinator cancelled the trial, keeping the cancelled state', async () => {
+    const a = reporter(TOKEN_A);
+    expect(await a.update({ state: 'running', step: 10 })).toBe('ok');
+    expect(await a.commitCheckpoint(ref(100), 's/100.png')).toBe('ok');
+    await redis.hset(keys.trial(TRIAL), 'state', 'cancelled');
+
+    expect(await a.update({ state: 'completed', step: 1000, endedAt: 1 }, point(1000))).toBe('cancelled');
+    expect(await a.commitCheckpoint(ref(200), 's/200.png')).toBe('cancelled');
+    expect(await trial()).toMatchObject({ state: 'cancelled', step: 10, latestCheckpoint: ref(100) });
+    expect((await trial())?.endedAt).toBeUndefined();
+    expect(await history()).toEqual([]);
+  });
+});
