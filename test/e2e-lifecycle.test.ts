@@ -60,7 +60,7 @@ describe('trial lifecycle across real worker processes', () => {
     const holder = workers.find((w) => w.id === running.worker)!;
     holder.child.kill('SIGTERM');
     expect(await holder.exited).toBe(0);
-    const stoppedAt = (await c.store.trial(id)).latestCheckpoint!.step;
+    const stoppedAt = (await c.store.trial(id))!.latestCheckpoint!.step;
     expect(stoppedAt % 100).not.toBe(0); // a shutdown checkpoint, not a scheduled one
     expect(stoppedAt).toBeGreaterThanOrEqual(running.step);
 
@@ -98,7 +98,7 @@ describe('trial lifecycle across real worker processes', () => {
       30_000,
     );
     expect(freed.id).toBe('w1');
-    const t = (await c.store.trial(trialIds[0]))!;
+    const t = (await c.store.trial(trialIds[0]!))!;
     expect(t.state).toBe('cancelled');
     expect(t.step).toBeLessThan(5000);
     expect((await c.store.get(sweepId))!.state).toBe('cancelled');
@@ -118,13 +118,13 @@ describe('trial lifecycle across real worker processes', () => {
     expect(t.state).toBe('diverged');
     expect(t.reason).toMatch(/non-finite .* at step 7/);
     expect(t.attempts).toBe(1);
-    const job = (await c.queue.getJob(trialIds[0]))!;
+    const job = (await c.queue.getJob(trialIds[0]!))!;
     await waitFor(
       'the job to fail',
       async () => ((await job.getState()) === 'failed' ? true : undefined),
       10_000,
     );
-    expect((await c.queue.getJob(trialIds[0]))!.attemptsMade).toBe(1);
+    expect((await c.queue.getJob(trialIds[0]!))!.attemptsMade).toBe(1);
     await waitFor(
       'the sweep to end',
       async () => ((await c.store.get(sweepId))!.state === 'failed' ? true : undefined),

@@ -28,13 +28,18 @@ for (const c of cases) {
     const ms = (performance.now() - t0) / reps;
     console.log(`${name} dy ${c.dy} f ${c.f}: ${ms.toFixed(2)} ms, ${(flops / ms / 1e6).toFixed(2)} GFLOP/s`);
   };
-  const ours = () => tf.engine().runKernel('Conv2DBackpropInput', { dy, filter: f }, attrs) as unknown as tf.TensorInfo;
+  const ours = () =>
+    tf.engine().runKernel('Conv2DBackpropInput', { dy, filter: f }, attrs) as unknown as tf.TensorInfo;
   const old = () => stock.kernelFunc({ inputs: { dy, filter: f }, backend, attrs } as never) as tf.TensorInfo;
   const a = backend.readSync(old().dataId) as Float32Array;
   const t = tf.engine().runKernel('Conv2DBackpropInput', { dy, filter: f }, attrs) as tf.Tensor;
   const b = t.dataSync();
-  let err = 0, mx = 0;
-  for (let i = 0; i < a.length; i++) { err = Math.max(err, Math.abs(a[i]! - b[i]!)); mx = Math.max(mx, Math.abs(a[i]!)); }
+  let err = 0,
+    mx = 0;
+  for (let i = 0; i < a.length; i++) {
+    err = Math.max(err, Math.abs(a[i]! - b[i]!));
+    mx = Math.max(mx, Math.abs(a[i]!));
+  }
   console.log('max abs diff', err, 'max', mx);
   t.dispose();
   if (!process.argv.includes('--no-stock')) time('stock', old, 3);
