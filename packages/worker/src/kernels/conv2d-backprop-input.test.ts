@@ -159,6 +159,29 @@ const cases: Case[] = [
       [0, 0],
     ],
   },
+  // Paddings of a kernel's size or more: whole dy rows and columns see only padding.
+  {
+    x: [2, 5, 6, 16],
+    filter: [3, 3, 16, 2],
+    strides: 1,
+    pad: [
+      [0, 0],
+      [3, 4],
+      [0, 5],
+      [0, 0],
+    ],
+  },
+  {
+    x: [2, 5, 6, 2],
+    filter: [3, 2, 2, 3],
+    strides: 2,
+    pad: [
+      [0, 0],
+      [5, 1],
+      [2, 4],
+      [0, 0],
+    ],
+  },
   {
     x: [2, 8, 8, 16],
     filter: [5, 5, 16, 3],

@@ -73,10 +73,15 @@ interface Geometry {
  *   phases is a stride-1 convolution of dy with a spatially flipped, channel-transposed sub-filter,
  *   run by the wasm Conv2D kernel and interleaved into dx.
  *
- * Measured on the 2-core dev machine (single-threaded wasm, SIMD), medians under background load:
- * dy [64,7,7,128], filter [4,4,64,128], stride 2 'same': stock 480-670 ms; GEMM ~52-59 ms;
- * sub-pixel ~45 ms (18 GFLOP/s). dy [64,14,14,64], filter [4,4,1,64]: stock ~56 ms; GEMM 2.4 ms;
- * sub-pixel 13 ms. Sub-pixel ties or wins from CI = 16 up, hence the `'auto'` rule.
+ * Measured on the 2-core dev machine (single-threaded wasm with SIMD, under background load; medians
+ * over runs, min in brackets), per call:
+ * - dy [64,7,7,128], filter [4,4,64,128], stride 2 'same' (-> [64,14,14,64], 822 MFLOP): stock
+ *   440-670 ms (1.2-1.9 GFLOP/s); GEMM 52-62 ms [46]; sub-pixel 45-56 ms [42], 15-18 GFLOP/s.
+ * - dy [64,14,14,64], filter [4,4,1,64], stride 2 'same' (-> [64,28,28,1], 26 MFLOP): stock
+ *   13-56 ms; GEMM 2.4-3.8 ms [2.2], 7-11 GFLOP/s; sub-pixel 9-13 ms.
+ * Across CI = 1..128 (CO = 128, 4x4 kernel, strides 1 and 2) sub-pixel ties or wins from CI = 16 up
+ * and loses 2-10x below, hence the `'auto'` rule. One DCGAN training step (batch 64) went from
+ * ~2.7 s to ~1.1-1.2 s.
  */
 export function conv2DBackpropInput(
   args: Conv2DBackpropInputArgs,
@@ -98,7 +103,7 @@ export function conv2DBackpropInput(
   const g = geometry(dy, filter, attrs);
   const algorithm = options.algorithm ?? 'auto';
   const maxColumnElements = options.maxColumnElements ?? DEFAULT_MAX_COLUMN_ELEMENTS;
-  if (g.batch * g.inH * g.inW * g.inC * g.outH * g.outW * g.outC === 0) {
+  if (g.batch * g.inH * g.inW * g.inC * g.outH * g.outW * g.outC * g.kH * g.kW === 0) {
     // Nothing to sum over (or nothing to write): dx is all zeros.
     const zeros = backend.makeOutput([g.batch, g.inH, g.inW, g.inC], 'float32');
     backend.typedArrayFromHeap(zeros).fill(0);
