@@ -17,6 +17,8 @@ const TFJS_NODE_PACKAGES = ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node'
  * backend first and falls back to `wasm`. Throws when the requested backend cannot be set up.
  */
 export async function initBackend(requested?: BackendName): Promise<BackendInfo> {
+  // Production mode: skips tfjs' debug checks and its console banners (workers log through pino).
+  tf.enableProdMode();
   if (requested === undefined) {
     try {
       return await initTensorflow();
