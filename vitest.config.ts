@@ -4,6 +4,8 @@ export default defineConfig({
   test: {
     include: ['packages/*/src/**/*.test.ts', 'test/**/*.test.ts'],
     pool: 'forks',
+    // gc() lets the leak tests measure live memory rather than garbage not yet collected.
+    poolOptions: { forks: { execArgv: ['--expose-gc'] } },
     globalSetup: ['test/support/global-setup.ts'],
     testTimeout: 60_000,
     hookTimeout: 120_000,
