@@ -88,6 +88,14 @@ describe('trial lifecycle across real worker processes', () => {
       async () => ((await c.store.trial(trialIds[0]!))?.step ?? 0) >= 10 || undefined,
       120_000,
     );
+    // While it runs, the worker's /metrics has the trial's series and says which backend it uses.
+    const [worker] = await c.workers();
+    const during = await (await fetch(worker!.metricsUrl)).text();
+    expect(during).toMatch(
+      new RegExp(`gantry_trial_step\\{sweep="${sweepId}",trial="${trialIds[0]}"\\} \\d+`),
+    );
+    expect(during).toMatch(/gantry_trial_images_per_second\{/);
+    expect(during).toMatch(/gantry_worker_info\{worker="w1",backend="wasm",device="cpu \(wasm/);
     await c.scheduler.cancel(sweepId);
     const freed = await waitFor(
       'the worker to be idle',
@@ -102,6 +110,10 @@ describe('trial lifecycle across real worker processes', () => {
     expect(t.state).toBe('cancelled');
     expect(t.step).toBeLessThan(5000);
     expect((await c.store.get(sweepId))!.state).toBe('cancelled');
+    // A trial that left the worker leaves no series behind.
+    const after = await (await fetch(worker!.metricsUrl)).text();
+    expect(after).not.toMatch(/gantry_trial_step\{/);
+    expect(after).toMatch(/gantry_worker_trial_attempts_total\{outcome="cancelled"\} 1/);
   }, 300_000);
 
   it('a NaN loss ends the trial as diverged, with its reason, without retries', async () => {

@@ -4,12 +4,13 @@ import {
   backend_util,
   Conv2DBackpropFilter,
   type Conv2DBackpropFilterAttrs,
-  getKernel,
   type KernelConfig,
   type KernelFunc,
   type NamedTensorInfoMap,
   type TensorInfo,
 } from '@tensorflow/tfjs-core';
+import { type ConvGeometry, convGeometry } from './conv-geometry.ts';
+import { wasmKernel } from './wasm-kernel.ts';
 
 /**
  * Upper bound on the number of floats in one patches matrix (64 MiB of wasm heap).
@@ -22,23 +23,6 @@ export interface Conv2DBackpropFilterArgs {
   inputs: NamedTensorInfoMap;
   backend: BackendWasm;
   attrs: Conv2DBackpropFilterAttrs;
-}
-
-/** Geometry of one backprop-filter call, in NHWC / [KH, KW, CI, CO] terms. */
-interface Geometry {
-  batch: number;
-  inH: number;
-  inW: number;
-  inC: number;
-  outH: number;
-  outW: number;
-  outC: number;
-  kH: number;
-  kW: number;
-  strideH: number;
-  strideW: number;
-  padTop: number;
-  padLeft: number;
 }
 
 /**
@@ -63,10 +47,7 @@ export function conv2DBackpropFilter(
     throw new Error(`Conv2DBackpropFilter (wasm): only NHWC is supported, got ${attrs.dataFormat}`);
   }
   const g = geometry(x, dy, attrs);
-  const matMul = getKernel(BatchMatMul, 'wasm') as KernelConfig | undefined;
-  if (matMul === undefined) {
-    throw new Error('Conv2DBackpropFilter (wasm): BatchMatMul kernel for wasm is not registered');
-  }
+  const matMul = wasmKernel(BatchMatMul, 'Conv2DBackpropFilter');
 
   const rows = g.kH * g.kW * g.inC;
   const totalCols = g.batch * g.outH * g.outW;
@@ -107,7 +88,7 @@ function chunkProduct(
   matMul: KernelConfig,
   x: TensorInfo,
   dy: TensorInfo,
-  g: Geometry,
+  g: ConvGeometry,
   col0: number,
   cols: number,
 ): TensorInfo {
@@ -140,7 +121,7 @@ function chunkProduct(
  * x[b, oh*sh - padTop + kh, ow*sw - padLeft + kw, ci], or 0 where that lies in the padding.
  * Loops run (kh, kw) outermost so only CI output rows are live at a time.
  */
-function fillPatchesT(out: Float32Array, x: Float32Array, g: Geometry, col0: number, cols: number): void {
+function fillPatchesT(out: Float32Array, x: Float32Array, g: ConvGeometry, col0: number, cols: number): void {
   const { inH, inW, inC, outH, outW, kH, kW, strideH, strideW, padTop, padLeft } = g;
   const outHW = outH * outW;
   for (let kh = 0; kh < kH; kh++) {
@@ -166,7 +147,7 @@ function fillPatchesT(out: Float32Array, x: Float32Array, g: Geometry, col0: num
   }
 }
 
-function geometry(x: TensorInfo, dy: TensorInfo, attrs: Conv2DBackpropFilterAttrs): Geometry {
+function geometry(x: TensorInfo, dy: TensorInfo, attrs: Conv2DBackpropFilterAttrs): ConvGeometry {
   if (x.shape.length !== 4 || dy.shape.length !== 4) {
     throw new Error(`Conv2DBackpropFilter (wasm): x and dy must be rank 4, got ${x.shape} and ${dy.shape}`);
   }
@@ -184,21 +165,7 @@ function geometry(x: TensorInfo, dy: TensorInfo, attrs: Conv2DBackpropFilterAttr
   if (dy.shape.some((d, i) => d !== expected[i])) {
     throw new Error(`Conv2DBackpropFilter (wasm): dy shape ${dy.shape} does not match expected ${expected}`);
   }
-  return {
-    batch: info.batchSize,
-    inH: info.inHeight,
-    inW: info.inWidth,
-    inC: info.inChannels,
-    outH: info.outHeight,
-    outW: info.outWidth,
-    outC: info.outChannels,
-    kH: info.filterHeight,
-    kW: info.filterWidth,
-    strideH: info.strideHeight,
-    strideW: info.strideWidth,
-    padTop: info.padInfo.top,
-    padLeft: info.padInfo.left,
-  };
+  return convGeometry(info);
 }
 
 /** Kernel config to register with tfjs for the wasm backend. */

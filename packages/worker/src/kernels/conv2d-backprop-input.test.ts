@@ -9,6 +9,7 @@ import {
   conv2DBackpropInputConfig,
 } from './conv2d-backprop-input.ts';
 import { registerWasmTrainingKernels } from './index.ts';
+import { expectClose, randomData, runOn, size } from './test-support.ts';
 
 type Shape4 = [number, number, number, number];
 type Pad =
@@ -24,51 +25,6 @@ interface Case {
   strides: number | [number, number];
   pad: Pad;
   dimRoundingMode?: 'floor' | 'round' | 'ceil';
-}
-
-/** Deterministic uniform(-1, 1) data (mulberry32). */
-function randomData(size: number, seed: number): Float32Array {
-  let s = seed >>> 0;
-  const out = new Float32Array(size);
-  for (let i = 0; i < size; i++) {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    out[i] = ((t ^ (t >>> 14)) >>> 0) / 2147483648 - 1;
-  }
-  return out;
-}
-
-const size = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);
-
-/** Runs `fn` on a backend and returns a copy of the resulting tensor's values. */
-async function runOn(backend: 'wasm' | 'cpu', fn: () => tf.Tensor): Promise<Float32Array> {
-  await tf.setBackend(backend);
-  const t = tf.tidy(fn);
-  const values = Float32Array.from(t.dataSync());
-  t.dispose();
-  return values;
-}
-
-/** |a - b| <= rtol * (|b| + max|b|) elementwise: relative tolerance scaled to the tensor's magnitude. */
-function expectClose(actual: Float32Array, expected: Float32Array, rtol = 1e-4): void {
-  expect(actual.length).toBe(expected.length);
-  let scale = 0;
-  for (const v of expected) scale = Math.max(scale, Math.abs(v));
-  let worst = 0;
-  let worstAt = -1;
-  for (let i = 0; i < expected.length; i++) {
-    const e = expected[i] as number;
-    const a = actual[i] as number;
-    // Written so that NaN in `actual` counts as a failure.
-    const excess = Number.isFinite(a) ? Math.abs(a - e) - rtol * (Math.abs(e) + scale) : Infinity;
-    if (excess > worst) {
-      worst = excess;
-      worstAt = i;
-    }
-  }
-  expect(worstAt, `index ${worstAt}: ${actual[worstAt]} vs ${expected[worstAt]}`).toBe(-1);
 }
 
 function dyShape(c: Case): Shape4 {

@@ -1,13 +1,18 @@
 import type { KernelConfig } from '@tensorflow/tfjs-core';
 import { getKernel, registerKernel, unregisterKernel } from '@tensorflow/tfjs-core';
+import { batchMatMulConfig } from './batch-mat-mul.ts';
 import { conv2DBackpropFilterConfig } from './conv2d-backprop-filter.ts';
 import { conv2DBackpropInputConfig } from './conv2d-backprop-input.ts';
+import { rememberStockKernel } from './stock-kernels.ts';
 
 /** Kernels that training needs but tfjs-backend-wasm 4.22 does not ship. */
 const MISSING_WASM_KERNELS: readonly KernelConfig[] = [conv2DBackpropFilterConfig];
 
-/** Kernels that tfjs-backend-wasm 4.22 ships, but too slowly for training; ours replace them. */
-const REPLACED_WASM_KERNELS: readonly KernelConfig[] = [conv2DBackpropInputConfig];
+/**
+ * Kernels that tfjs-backend-wasm 4.22 ships, but too slowly for training; ours replace them (and may
+ * fall back on the stock ones, kept aside in stock-kernels.ts).
+ */
+const REPLACED_WASM_KERNELS: readonly KernelConfig[] = [conv2DBackpropInputConfig, batchMatMulConfig];
 
 /**
  * Registers the wasm training kernels with tfjs-core. Idempotent: a missing kernel that is already
@@ -21,7 +26,10 @@ export function registerWasmTrainingKernels(): void {
   for (const config of REPLACED_WASM_KERNELS) {
     const existing = registered(config);
     if (existing?.kernelFunc === config.kernelFunc) continue;
-    if (existing !== undefined) unregisterKernel(config.kernelName, config.backendName);
+    if (existing !== undefined) {
+      rememberStockKernel(existing);
+      unregisterKernel(config.kernelName, config.backendName);
+    }
     registerKernel(config);
   }
 }
