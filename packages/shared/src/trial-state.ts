@@ -22,8 +22,8 @@ export const TERMINAL_TRIAL_STATES: ReadonlySet<TrialState> = new Set([
   'cancelled',
 ]);
 
-/** One point of a trial's step history, as reported by the worker that trains it. */
-export interface TrialMetrics {
+/** The scalars a training step reports. */
+export interface StepMetrics {
   step: number;
   d_loss: number;
   g_loss: number;
@@ -32,6 +32,10 @@ export interface TrialMetrics {
   /** Mean sigmoid(D(G(z))) over the batch. */
   d_fake: number;
   images_per_sec: number;
+}
+
+/** One point of a trial's step history, as reported by the worker that trains it. */
+export interface TrialMetrics extends StepMetrics {
   /** Unix milliseconds. */
   t: number;
   /** Worker that produced the point; a resumed trial's history shows the hand-over. */

@@ -1,4 +1,4 @@
-import type { ObjectStoreConfig, TrialJob } from '@gantry/shared';
+import type { ObjectStoreConfig, StepMetrics, TrialJob } from '@gantry/shared';
 import type { BackendName } from './backend.ts';
 
 /** Parent -> trainer child: what to train. Sent once, right after the fork. */
@@ -40,14 +40,8 @@ export interface ReadyMessage {
   startStep: number;
 }
 
-export interface ProgressMessage {
+export interface ProgressMessage extends StepMetrics {
   type: 'progress';
-  step: number;
-  d_loss: number;
-  g_loss: number;
-  d_real: number;
-  d_fake: number;
-  images_per_sec: number;
 }
 
 /** Child -> parent: a checkpoint's objects are in the store; commit the pointer (fenced). */

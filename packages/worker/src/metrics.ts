@@ -1,3 +1,4 @@
+import type { StepMetrics } from '@gantry/shared';
 import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
 
 /** A worker's Prometheus registry. Per-trial series are removed when the trial leaves this worker. */
@@ -67,18 +68,7 @@ export class WorkerMetrics {
     collectDefaultMetrics({ register: this.registry, prefix: 'gantry_worker_' });
   }
 
-  observe(
-    sweep: string,
-    trial: string,
-    m: {
-      step: number;
-      d_loss: number;
-      g_loss: number;
-      d_real: number;
-      d_fake: number;
-      images_per_sec: number;
-    },
-  ): void {
+  observe(sweep: string, trial: string, m: StepMetrics): void {
     const l = { sweep, trial };
     this.step.set(l, m.step);
     this.dLoss.set(l, m.d_loss);

@@ -1,8 +1,8 @@
-import { MODEL_NAMES, parseTrialJob, Rng } from '@gantry/shared';
+import { MODEL_NAMES, parseTrialJob } from '@gantry/shared';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from './backend.ts';
-import { type Dataset, FASHION_MNIST_CLASSES } from './data/datasets.ts';
+import { fakeDataset } from './testing/fake-dataset.ts';
 import { GanTrainer } from './trainer.ts';
 
 const STEPS = 2000;
@@ -14,83 +14,74 @@ const RSS_GROWTH_LIMIT_MB = 40;
 const gc = (globalThis as { gc?: () => void }).gc;
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
-function fakeDataset(): Dataset {
-  const rng = new Rng(11);
-  const count = 512;
-  return {
-    name: 'fashion-mnist',
-    images: Float32Array.from({ length: count * 784 }, () => rng.uniform() * 2 - 1),
-    labels: Uint8Array.from({ length: count }, () => rng.int(10)),
-    count,
-    height: 28,
-    width: 28,
-    channels: 1,
-    numClasses: 10,
-    classNames: FASHION_MNIST_CLASSES,
-  };
-}
-
 describe('training does not leak', () => {
   beforeAll(async () => {
     await initBackend('wasm');
   });
 
-  it.each(MODEL_NAMES)(
-    '%s keeps its tensor count constant and resident memory flat over 2,000 steps',
-    async (model) => {
-      const trainer = new GanTrainer(
-        parseTrialJob({
-          v: 1,
-          sweepId: 'leak',
-          trialId: 'leak-t000',
-          index: 0,
-          model,
-          dataset: 'fashion-mnist',
-          seed: 5,
-          steps: STEPS,
-          checkpointEvery: 500,
-          params: { lr_g: 2e-4, lr_d: 2e-4, beta1: 0.5, beta2: 0.999, batch_size: 8, latent_dim: 8, base_filters: 4 },
-        }),
-        fakeDataset(),
-      );
-      const tensors: number[] = [];
-      const rssMb: number[] = [];
-      const heapMb: number[] = [];
-      const wasmMb: number[] = [];
-      const backend = tf.backend() as unknown as { wasm: { HEAPU8: Uint8Array } };
-      for (let i = 1; i <= STEPS; i++) {
-        trainer.trainStep();
-        // What a worker does around steps: checkpoints and sample grids.
-        if (i % 500 === 0) {
-          trainer.exportState();
-          trainer.sample(16);
-        }
-        if (i % 100 === 0) {
-          // Yield so the test runner's RPC is answered during this long synchronous loop.
-          await new Promise((r) => setImmediate(r));
-          gc?.();
-          const mem = process.memoryUsage();
-          tensors.push(tf.memory().numTensors);
-          rssMb.push(mem.rss / 2 ** 20);
-          heapMb.push(mem.heapUsed / 2 ** 20);
-          wasmMb.push(backend.wasm.HEAPU8.length / 2 ** 20);
-        }
+  it.each(
+    MODEL_NAMES,
+  )('%s keeps its tensor count constant and resident memory flat over 2,000 steps', async (model) => {
+    const trainer = new GanTrainer(
+      parseTrialJob({
+        v: 1,
+        sweepId: 'leak',
+        trialId: 'leak-t000',
+        index: 0,
+        model,
+        dataset: 'fashion-mnist',
+        seed: 5,
+        steps: STEPS,
+        checkpointEvery: 500,
+        params: {
+          lr_g: 2e-4,
+          lr_d: 2e-4,
+          beta1: 0.5,
+          beta2: 0.999,
+          batch_size: 8,
+          latent_dim: 8,
+          base_filters: 4,
+        },
+      }),
+      fakeDataset(11, 512),
+    );
+    const tensors: number[] = [];
+    const rssMb: number[] = [];
+    const heapMb: number[] = [];
+    const wasmMb: number[] = [];
+    const backend = tf.backend() as unknown as { wasm: { HEAPU8: Uint8Array } };
+    for (let i = 1; i <= STEPS; i++) {
+      trainer.trainStep();
+      // What a worker does around steps: checkpoints and sample grids.
+      if (i % 500 === 0) {
+        trainer.exportState();
+        trainer.sample(16);
       }
-      trainer.dispose();
-      const fmt = (xs: number[]) => xs.map((m) => m.toFixed(1)).join(', ');
-      expect(new Set(tensors).size, `tensor counts every 100 steps: ${tensors.join(', ')}`).toBe(1);
-      // Skip the first 300 steps (warm-up: kernels, caches, heap sizing), then compare the run's two halves.
-      const early = (xs: number[]) => xs.slice(3, 11);
-      const late = (xs: number[]) => xs.slice(12);
-      expect(wasmMb.at(-1), `wasm heap (MB) every 100 steps: ${fmt(wasmMb)}`).toBe(wasmMb[3]);
-      expect(
-        median(late(heapMb)) - median(early(heapMb)),
-        `JS heap after GC (MB) every 100 steps: ${fmt(heapMb)}`,
-      ).toBeLessThan(gc ? HEAP_GROWTH_LIMIT_MB : 4 * HEAP_GROWTH_LIMIT_MB);
-      expect(median(late(rssMb)) - median(early(rssMb)), `RSS (MB) every 100 steps: ${fmt(rssMb)}`).toBeLessThan(
-        RSS_GROWTH_LIMIT_MB,
-      );
-    },
-    240_000,
-  );
+      if (i % 100 === 0) {
+        // Yield so the test runner's RPC is answered during this long synchronous loop.
+        await new Promise((r) => setImmediate(r));
+        gc?.();
+        const mem = process.memoryUsage();
+        tensors.push(tf.memory().numTensors);
+        rssMb.push(mem.rss / 2 ** 20);
+        heapMb.push(mem.heapUsed / 2 ** 20);
+        wasmMb.push(backend.wasm.HEAPU8.length / 2 ** 20);
+      }
+    }
+    trainer.dispose();
+    const fmt = (xs: number[]) => xs.map((m) => m.toFixed(1)).join(', ');
+    expect(new Set(tensors).size, `tensor counts every 100 steps: ${tensors.join(', ')}`).toBe(1);
+    // Skip the first 300 steps (warm-up: kernels, caches, heap sizing), then compare the run's two halves.
+    const early = (xs: number[]) => xs.slice(3, 11);
+    const late = (xs: number[]) => xs.slice(12);
+    expect(wasmMb.at(-1), `wasm heap (MB) every 100 steps: ${fmt(wasmMb)}`).toBe(wasmMb[3]);
+    expect(
+      median(late(heapMb)) - median(early(heapMb)),
+      `JS heap after GC (MB) every 100 steps: ${fmt(heapMb)}`,
+    ).toBeLessThan(gc ? HEAP_GROWTH_LIMIT_MB : 4 * HEAP_GROWTH_LIMIT_MB);
+    expect(
+      median(late(rssMb)) - median(early(rssMb)),
+      `RSS (MB) every 100 steps: ${fmt(rssMb)}`,
+    ).toBeLessThan(RSS_GROWTH_LIMIT_MB);
+  }, 240_000);
 });

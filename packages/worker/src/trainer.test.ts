@@ -1,26 +1,9 @@
-import { parseTrialJob, Rng, type TrialJob } from '@gantry/shared';
+import { parseTrialJob, type TrialJob } from '@gantry/shared';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from './backend.ts';
-import { type Dataset, FASHION_MNIST_CLASSES } from './data/datasets.ts';
+import { fakeDataset } from './testing/fake-dataset.ts';
 import { GanTrainer, type StepStats, type TrainerState } from './trainer.ts';
-
-/** 256 random images in [-1, 1] with random labels: enough to exercise the loop without loading a file. */
-function fakeDataset(seed = 7): Dataset {
-  const rng = new Rng(seed);
-  const count = 256;
-  return {
-    name: 'fashion-mnist',
-    images: Float32Array.from({ length: count * 784 }, () => rng.uniform() * 2 - 1),
-    labels: Uint8Array.from({ length: count }, () => rng.int(10)),
-    count,
-    height: 28,
-    width: 28,
-    channels: 1,
-    numClasses: 10,
-    classNames: FASHION_MNIST_CLASSES,
-  };
-}
 
 function job(overrides: Partial<Pick<TrialJob, 'seed' | 'model'>> = {}): TrialJob {
   return parseTrialJob({
