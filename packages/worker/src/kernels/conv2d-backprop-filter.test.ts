@@ -73,6 +73,30 @@ const cases: Case[] = [
   },
   { x: [2, 6, 6, 3], filter: [3, 3, 3, 2], strides: 2, pad: 1 },
   { x: [2, 7, 7, 2], filter: [4, 4, 2, 3], strides: 2, pad: 1, dimRoundingMode: 'ceil' },
+  // Stride larger than the kernel; paddings of a kernel's size or more (windows wholly in the padding).
+  { x: [2, 9, 9, 16], filter: [2, 2, 16, 3], strides: 4, pad: 'same' },
+  {
+    x: [2, 5, 6, 16],
+    filter: [3, 3, 16, 2],
+    strides: 1,
+    pad: [
+      [0, 0],
+      [3, 4],
+      [0, 5],
+      [0, 0],
+    ],
+  },
+  {
+    x: [2, 5, 6, 2],
+    filter: [3, 2, 2, 3],
+    strides: 2,
+    pad: [
+      [0, 0],
+      [5, 1],
+      [2, 4],
+      [0, 0],
+    ],
+  },
 ];
 
 /**
@@ -119,7 +143,7 @@ describe('Conv2DBackpropFilter (wasm) vs cpu', () => {
     expectClose(wasm, cpu);
   });
 
-  it('accumulates chunks when patchesT exceeds the bound, without leaking', async () => {
+  it('accumulates chunks when the patches matrix exceeds the bound, without leaking', async () => {
     const c: Case = { x: [3, 9, 9, 4], filter: [5, 5, 4, 6], strides: 2, pad: 'same' };
     const x = randomData(size(c.x), 3);
     const dy = randomData(size(outShape(c)), 4);

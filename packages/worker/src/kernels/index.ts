@@ -3,7 +3,11 @@ import { getKernel, registerKernel, unregisterKernel } from '@tensorflow/tfjs-co
 import { batchMatMulConfig } from './batch-mat-mul.ts';
 import { conv2DBackpropFilterConfig } from './conv2d-backprop-filter.ts';
 import { conv2DBackpropInputConfig } from './conv2d-backprop-input.ts';
+import { greaterConfig } from './greater.ts';
+import { castConfig, identityConfig } from './identity.ts';
+import { leakyReluConfig } from './leaky-relu.ts';
 import { rememberStockKernel } from './stock-kernels.ts';
+import { meanConfig, sumConfig } from './sum-mean.ts';
 
 /** Kernels that training needs but tfjs-backend-wasm 4.22 does not ship. */
 const MISSING_WASM_KERNELS: readonly KernelConfig[] = [conv2DBackpropFilterConfig];
@@ -12,7 +16,16 @@ const MISSING_WASM_KERNELS: readonly KernelConfig[] = [conv2DBackpropFilterConfi
  * Kernels that tfjs-backend-wasm 4.22 ships, but too slowly for training; ours replace them (and may
  * fall back on the stock ones, kept aside in stock-kernels.ts).
  */
-const REPLACED_WASM_KERNELS: readonly KernelConfig[] = [conv2DBackpropInputConfig, batchMatMulConfig];
+const REPLACED_WASM_KERNELS: readonly KernelConfig[] = [
+  conv2DBackpropInputConfig,
+  batchMatMulConfig,
+  sumConfig,
+  meanConfig,
+  identityConfig,
+  castConfig,
+  leakyReluConfig,
+  greaterConfig,
+];
 
 /**
  * Registers the wasm training kernels with tfjs-core. Idempotent: a missing kernel that is already

@@ -1,0 +1,42 @@
+import type { backend_util } from '@tensorflow/tfjs-core';
+
+/**
+ * Geometry of one 2-D convolution in forward terms, NHWC: x [B, inH, inW, inC] * filter
+ * [kH, kW, inC, outC] -> y [B, outH, outW, outC], y[b, oy, ox] = sum over taps of
+ * x[b, oy*strideH - padTop + kh, ox*strideW - padLeft + kw] . filter[kh, kw]. The backward kernels
+ * (input and filter gradients) describe their problem by the forward convolution they differentiate.
+ */
+export interface ConvGeometry {
+  batch: number;
+  inH: number;
+  inW: number;
+  inC: number;
+  outH: number;
+  outW: number;
+  outC: number;
+  kH: number;
+  kW: number;
+  strideH: number;
+  strideW: number;
+  padTop: number;
+  padLeft: number;
+}
+
+/** The fields of tfjs' own convolution info that our kernels use (dilation 1 only). */
+export function convGeometry(info: backend_util.Conv2DInfo): ConvGeometry {
+  return {
+    batch: info.batchSize,
+    inH: info.inHeight,
+    inW: info.inWidth,
+    inC: info.inChannels,
+    outH: info.outHeight,
+    outW: info.outWidth,
+    outC: info.outChannels,
+    kH: info.filterHeight,
+    kW: info.filterWidth,
+    strideH: info.strideHeight,
+    strideW: info.strideWidth,
+    padTop: info.padInfo.top,
+    padLeft: info.padInfo.left,
+  };
+}

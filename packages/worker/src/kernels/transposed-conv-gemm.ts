@@ -1,0 +1,133 @@
+import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+import { BatchMatMul, type KernelConfig, type TensorInfo } from '@tensorflow/tfjs-core';
+import type { ConvGeometry } from './conv-geometry.ts';
+import { wasmKernel } from './wasm-kernel.ts';
+
+/**
+ * Transposed convolution (the input gradient of the forward convolution `g` describes) by GEMM + col2im:
+ * cols[B*OH*OW, KH*KW*CI] = dy[B*OH*OW, CO] @ W'[CO, KH*KW*CI] (W' the filter transposed) by the wasm
+ * BatchMatMul, then each row of cols is scatter-added into dx at its window. `maxColumnElements` bounds
+ * the columns matrix; larger problems are split along the dy positions, each chunk adding into dx.
+ * Returns dx [B, inH, inW, inC]; the caller owns it.
+ */
+export function transposedConvGemm(
+  backend: BackendWasm,
+  dy: TensorInfo,
+  filter: TensorInfo,
+  g: ConvGeometry,
+  maxColumnElements: number,
+): TensorInfo {
+  const matMul = wasmKernel(BatchMatMul, 'Conv2DBackpropInput');
+  const dx = backend.makeOutput([g.batch, g.inH, g.inW, g.inC], 'float32');
+  backend.typedArrayFromHeap(dx).fill(0);
+  const taps = g.kH * g.kW * g.inC;
+  const totalRows = g.batch * g.outH * g.outW;
+  let weights: TensorInfo | undefined;
+  try {
+    weights = backend.makeOutput([g.outC, taps], 'float32');
+    transposeInto(
+      backend.typedArrayFromHeap(weights) as Float32Array,
+      backend.typedArrayFromHeap(filter) as Float32Array,
+      taps,
+      g.outC,
+    );
+    const chunkRows = Math.max(1, Math.min(totalRows, Math.floor(maxColumnElements / taps)));
+    for (let row0 = 0; row0 < totalRows; row0 += chunkRows) {
+      const rows = Math.min(chunkRows, totalRows - row0);
+      const cols = chunkColumns(backend, matMul, dy, weights, g, row0, rows);
+      try {
+        // Views are taken after every allocation: a heap growth detaches older ones.
+        col2im(
+          backend.typedArrayFromHeap(dx) as Float32Array,
+          backend.typedArrayFromHeap(cols) as Float32Array,
+          g,
+          row0,
+          rows,
+        );
+      } finally {
+        backend.disposeData(cols.dataId);
+      }
+    }
+  } catch (err) {
+    backend.disposeData(dx.dataId);
+    throw err;
+  } finally {
+    if (weights !== undefined) backend.disposeData(weights.dataId);
+  }
+  return dx;
+}
+
+/** out[c, r] = src[r, c] for src [rows, cols]. */
+function transposeInto(out: Float32Array, src: Float32Array, rows: number, cols: number): void {
+  for (let r = 0; r < rows; r++) {
+    const s = r * cols;
+    for (let c = 0, o = r; c < cols; c++, o += rows) out[o] = src[s + c] as number;
+  }
+}
+
+/** dy[rows starting at row0] @ W' -> [rows, KH*KW*CI]. */
+function chunkColumns(
+  backend: BackendWasm,
+  matMul: KernelConfig,
+  dy: TensorInfo,
+  weights: TensorInfo,
+  g: ConvGeometry,
+  row0: number,
+  rows: number,
+): TensorInfo {
+  const wholeDy = row0 === 0 && rows === g.batch * g.outH * g.outW;
+  // The whole dy is used in place (BatchMatMul only reshapes it); a chunk needs its own copy.
+  const dyChunk = wholeDy ? undefined : backend.makeOutput([rows, g.outC], 'float32');
+  try {
+    if (dyChunk !== undefined) {
+      const dyData = backend.typedArrayFromHeap(dy);
+      backend.typedArrayFromHeap(dyChunk).set(dyData.subarray(row0 * g.outC, (row0 + rows) * g.outC));
+    }
+    const a: TensorInfo = dyChunk ?? { dataId: dy.dataId, shape: [rows, g.outC], dtype: 'float32' };
+    return matMul.kernelFunc({
+      inputs: { a, b: weights },
+      backend,
+      attrs: { transposeA: false, transposeB: false },
+    }) as TensorInfo;
+  } finally {
+    if (dyChunk !== undefined) backend.disposeData(dyChunk.dataId);
+  }
+}
+
+/**
+ * Adds row (b, oy, ox) - row0 of cols, laid out (kh, kw, ci), into
+ * dx[b, oy*sh - padTop + kh, ox*sw - padLeft + kw, :], skipping taps that fall in the padding.
+ */
+function col2im(dx: Float32Array, cols: Float32Array, g: ConvGeometry, row0: number, rows: number): void {
+  const { inH, inW, inC, outH, outW, kH, kW, strideH, strideW, padTop, padLeft } = g;
+  const taps = kH * kW * inC;
+  const rowStride = inW * inC;
+  let b = Math.floor(row0 / (outH * outW));
+  let oy = Math.floor((row0 - b * outH * outW) / outW);
+  let ox = row0 - (b * outH + oy) * outW;
+  for (let r = 0; r < rows; r++) {
+    const iy0 = oy * strideH - padTop;
+    const ix0 = ox * strideW - padLeft;
+    // Taps inside the image: kh in [khLo, khHi), kw in [kwLo, kwHi).
+    const khLo = Math.max(0, -iy0);
+    const khHi = Math.min(kH, inH - iy0);
+    const kwLo = Math.max(0, -ix0);
+    const kwHi = Math.min(kW, inW - ix0);
+    const imageBase = b * inH * rowStride;
+    const colBase = r * taps;
+    for (let kh = khLo; kh < khHi; kh++) {
+      let o = imageBase + (iy0 + kh) * rowStride + (ix0 + kwLo) * inC;
+      let c = colBase + (kh * kW + kwLo) * inC;
+      const end = c + (kwHi - kwLo) * inC;
+      // (kw, ci) for consecutive kw are consecutive in both cols and dx: one contiguous run.
+      for (; c < end; c++, o++) dx[o] = (dx[o] as number) + (cols[c] as number);
+    }
+    if (++ox === outW) {
+      ox = 0;
+      if (++oy === outH) {
+        oy = 0;
+        b++;
+      }
+    }
+  }
+}
