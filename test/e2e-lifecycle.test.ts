@@ -75,9 +75,15 @@ describe('trial lifecycle across real worker processes', () => {
     expect(done.state).toBe('completed');
     expect(done.worker).not.toBe(holder.id);
     expect(done.resumedFrom).toBe(stoppedAt);
-    // Shutdown gave the job back without counting a failed attempt.
-    const job = await c.queue.getJob(id);
-    expect(job?.attemptsMade).toBe(0);
+    // Shutdown gave the job back without counting an attempt: the only one counted is the completion.
+    await waitFor(
+      'the job to complete',
+      async () => (await c.queue.getJobState(id)) === 'completed' || undefined,
+      10_000,
+    );
+    const job = (await c.queue.getJob(id))!;
+    expect(job.attemptsMade).toBe(1);
+    expect(job.stacktrace).toEqual([]);
   }, 300_000);
 
   it('cancelling a sweep stops its running trial and frees the worker', async () => {
