@@ -3,7 +3,7 @@
  * sweep's throughput on all cores against one trial at a time, measured in one invocation so the
  * ratios compare like with like on a noisy machine. Writes bench/results/latest.json.
  *
- *   npm run bench [-- --repeats 3 --steps 8 --sweep-steps 60]
+ *   npm run bench [-- --repeats 3 --steps 8 --sweep-steps 200]
  */
 import { spawnSync } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
@@ -22,7 +22,7 @@ const { values: args } = parseArgs({
   options: {
     repeats: { type: 'string', default: '3' },
     steps: { type: 'string', default: '8' },
-    'sweep-steps': { type: 'string', default: '60' },
+    'sweep-steps': { type: 'string', default: '200' },
     'skip-sweep': { type: 'boolean', default: false },
   },
 });
