@@ -43,9 +43,9 @@ describe.each(['cpu', 'wasm'] as const)('batchNorm on %s', (backend) => {
     expect(
       maxRelDiff(batchNorm(x, gamma as tf.Tensor1D, beta as tf.Tensor1D), batchNormAutograd(x, gamma, beta)),
     ).toBeLessThan(1e-5);
-    ours.forEach((g, i) =>
-      expect(maxRelDiff(g, ref[i]!), `gradient ${['x', 'gamma', 'beta'][i]}`).toBeLessThan(1e-4),
-    );
+    ours.forEach((g, i) => {
+      expect(maxRelDiff(g, ref[i]!), `gradient ${['x', 'gamma', 'beta'][i]}`).toBeLessThan(1e-4);
+    });
   });
 
   it('has the LeakyRelu gradient dy * step(x, alpha), x = 0 included', () => {
