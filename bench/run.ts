@@ -3,7 +3,7 @@
  * sweep's throughput on all cores against one trial at a time, measured in one invocation so the
  * ratios compare like with like on a noisy machine. Writes bench/results/latest.json.
  *
- *   npm run bench [-- --repeats 3 --steps 8 --sweep-steps 200]
+ *   npm run bench [-- --repeats 5 --steps 8 --sweep-steps 200 --skip-sweep]
  */
 import { spawnSync } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
@@ -20,7 +20,7 @@ import { GanTrainer } from '../packages/worker/src/trainer.ts';
 const here = dirname(fileURLToPath(import.meta.url));
 const { values: args } = parseArgs({
   options: {
-    repeats: { type: 'string', default: '3' },
+    repeats: { type: 'string', default: '5' },
     steps: { type: 'string', default: '8' },
     'sweep-steps': { type: 'string', default: '200' },
     'skip-sweep': { type: 'boolean', default: false },
@@ -38,12 +38,8 @@ const median = (xs: number[]) => {
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 };
 
-async function gantryDcgan(): Promise<{
-  imgPerSec: number[];
-  gflops: number[];
-  backend: string;
-  device: string;
-}> {
+/** Gantry's trainer on wasm, warmed up; each call of `repeat()` times STEPS steps. */
+async function gantryDcgan() {
   const info = await initBackend('wasm');
   const data = await loadDataset('fashion-mnist', 'train');
   const job: TrialJob = {
@@ -68,49 +64,34 @@ async function gantryDcgan(): Promise<{
   };
   const trainer = new GanTrainer(job, data);
   for (let i = 0; i < 2; i++) trainer.trainStep();
-  const imgPerSec: number[] = [];
-  const gflops: number[] = [];
-  for (let r = 0; r < REPEATS; r++) {
-    const t0 = performance.now();
-    for (let i = 0; i < STEPS; i++) trainer.trainStep();
-    const s = (performance.now() - t0) / 1000;
-    imgPerSec.push((STEPS * BATCH) / s);
-    gflops.push((STEPS * trainer.flopsPerStep()) / s / 1e9);
-  }
-  trainer.dispose();
-  return { imgPerSec, gflops, backend: info.backend, device: info.device };
+  return {
+    ...info,
+    repeat(): { imgPerSec: number; gflops: number } {
+      const t0 = performance.now();
+      for (let i = 0; i < STEPS; i++) trainer.trainStep();
+      const s = (performance.now() - t0) / 1000;
+      return { imgPerSec: (STEPS * BATCH) / s, gflops: (STEPS * trainer.flopsPerStep()) / s / 1e9 };
+    },
+    dispose: () => trainer.dispose(),
+  };
 }
 
-function pytorchDcgan(): { imgPerSec: number[]; version: string } | { skipped: string } {
-  const python = '/usr/bin/python3';
-  const probe = spawnSync(python, ['-c', 'import torch; print(torch.__version__)'], { encoding: 'utf8' });
+const PYTHON = '/usr/bin/python3';
+
+/** PyTorch's version, or why the PyTorch row is skipped. */
+function pytorchVersion(): { version: string } | { skipped: string } {
+  const probe = spawnSync(PYTHON, ['-c', 'import torch; print(torch.__version__)'], { encoding: 'utf8' });
   if (probe.status !== 0)
-    return { skipped: `PyTorch not available at ${python} (apt-get install python3-torch)` };
-  const imgPerSec: number[] = [];
-  for (let r = 0; r < REPEATS; r++) {
-    const res = spawnSync(
-      python,
-      [
-        join(here, 'dcgan_pytorch.py'),
-        '--batch',
-        String(BATCH),
-        '--latent',
-        String(LATENT),
-        '--filters',
-        String(FILTERS),
-        '--steps',
-        String(STEPS),
-        '--threads',
-        '1',
-      ],
-      { encoding: 'utf8' },
-    );
-    if (res.status !== 0) return { skipped: `PyTorch run failed: ${res.stderr.slice(-500)}` };
-    imgPerSec.push(
-      (JSON.parse(res.stdout.trim().split('\n').at(-1)!) as { images_per_sec: number }).images_per_sec,
-    );
-  }
-  return { imgPerSec, version: probe.stdout.trim() };
+    return { skipped: `PyTorch not available at ${PYTHON} (apt-get install python3-torch)` };
+  return { version: probe.stdout.trim() };
+}
+
+/** One PyTorch run of STEPS timed steps (after its own warm-up), in images/s. */
+function pytorchRepeat(): number {
+  const args = ['--batch', BATCH, '--latent', LATENT, '--filters', FILTERS, '--steps', STEPS, '--threads', 1];
+  const res = spawnSync(PYTHON, [join(here, 'dcgan_pytorch.py'), ...args.map(String)], { encoding: 'utf8' });
+  if (res.status !== 0) throw new Error(`PyTorch run failed: ${res.stderr.slice(-500)}`);
+  return (JSON.parse(res.stdout.trim().split('\n').at(-1)!) as { images_per_sec: number }).images_per_sec;
 }
 
 /** Wall time of a `trials`-trial sweep on one worker running `concurrency` trials at once. */
@@ -171,25 +152,35 @@ async function sweepSeconds(trials: number, concurrency: number, steps: number):
 say(
   `bench: DCGAN 28x28, batch ${BATCH}, base_filters ${FILTERS}, latent ${LATENT}; ${REPEATS} repeats of ${STEPS} steps`,
 );
+// Repeats alternate between the two, so that load from elsewhere on the machine hits both alike.
 const g = await gantryDcgan();
-const pt = pytorchDcgan();
-const gMed = median(g.imgPerSec);
-const gflopsMed = median(g.gflops);
+const pt = pytorchVersion();
+const gRuns: { imgPerSec: number; gflops: number }[] = [];
+const ptRuns: number[] = [];
+for (let r = 0; r < REPEATS; r++) {
+  gRuns.push(g.repeat());
+  if ('version' in pt) ptRuns.push(pytorchRepeat());
+}
+g.dispose();
+const gImg = gRuns.map((x) => x.imgPerSec);
+const gMed = median(gImg);
+const gflopsMed = median(gRuns.map((x) => x.gflops));
 say(
-  `gantry  (${g.backend}, ${g.device}, 1 thread): ${gMed.toFixed(1)} img/s  ${gflopsMed.toFixed(1)} GFLOP/s   [${g.imgPerSec.map((x) => x.toFixed(1)).join(', ')}]`,
+  `gantry  (${g.backend}, ${g.device}, 1 thread): ${gMed.toFixed(1)} img/s  ${gflopsMed.toFixed(1)} GFLOP/s   [${gImg.map((x) => x.toFixed(1)).join(', ')}]`,
 );
 let ratio: number | null = null;
 let ptMed: number | null = null;
 if ('skipped' in pt) {
   say(`pytorch: skipped: ${pt.skipped}`);
 } else {
-  ptMed = median(pt.imgPerSec);
+  ptMed = median(ptRuns);
   ratio = gMed / ptMed;
+  const perRepeat = gImg.map((x, i) => x / ptRuns[i]!);
   say(
-    `pytorch (${pt.version}, CPU, 1 thread):      ${ptMed.toFixed(1)} img/s   [${pt.imgPerSec.map((x) => x.toFixed(1)).join(', ')}]`,
+    `pytorch (${pt.version}, CPU, 1 thread):      ${ptMed.toFixed(1)} img/s   [${ptRuns.map((x) => x.toFixed(1)).join(', ')}]`,
   );
   say(
-    `ratio gantry/pytorch per core: ${ratio.toFixed(2)}x (medians; per-repeat ratios ${g.imgPerSec.map((x, i) => (x / pt.imgPerSec[i]!).toFixed(2)).join(', ')})`,
+    `ratio gantry/pytorch per core: ${ratio.toFixed(2)}x (medians); per repeat ${perRepeat.map((x) => x.toFixed(2)).join(', ')}, median ${median(perRepeat).toFixed(2)}x`,
   );
 }
 
@@ -235,9 +226,9 @@ const results = {
     pytorch_img_s: ptMed,
     ratio,
     repeats: {
-      gantry_img_s: g.imgPerSec,
-      gantry_gflops: g.gflops,
-      pytorch_img_s: 'skipped' in pt ? null : pt.imgPerSec,
+      gantry_img_s: gImg,
+      gantry_gflops: gRuns.map((x) => x.gflops),
+      pytorch_img_s: 'skipped' in pt ? null : ptRuns,
     },
     backend: g.device,
   },
