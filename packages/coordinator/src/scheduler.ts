@@ -119,8 +119,20 @@ export class Scheduler {
     this.log.info({ sweepId: sweep.id, trialId: t.id, params: t.params }, 'trial queued');
   }
 
-  /** Cancels a sweep: waiting jobs are removed, running ones are told to stop. */
-  async cancel(sweepId: string): Promise<StoredSweep> {
+  /**
+   * Cancels a sweep: waiting jobs are removed, running ones are told to stop. Runs between scheduler
+   * passes, so a pass never acts on the sweep's state from before the cancellation.
+   */
+  cancel(sweepId: string): Promise<StoredSweep> {
+    const done = this.pass.then(() => this.cancelNow(sweepId));
+    this.pass = done.then(
+      () => undefined,
+      () => undefined,
+    );
+    return done;
+  }
+
+  private async cancelNow(sweepId: string): Promise<StoredSweep> {
     const sweep = await this.store.get(sweepId);
     if (!sweep) throw new NotFoundError('sweep', sweepId);
     if (sweep.state === 'completed' || sweep.state === 'failed' || sweep.state === 'cancelled') {

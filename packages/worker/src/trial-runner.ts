@@ -126,6 +126,8 @@ export async function runTrialAttempt(
       stop,
       send,
     );
+    // A trial that finished before the stop reached its trainer is done, whatever the reason for stopping.
+    if (outcome.state === 'completed') return outcome;
     if (stopReason === 'shutdown') {
       await job.moveToWait(token);
       throw new WaitingError();
