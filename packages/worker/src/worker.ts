@@ -82,8 +82,6 @@ export class GantryWorker {
     await this.sub.subscribe(this.keys.control);
     this.sub.on('message', (_channel, message) => this.onControl(message));
 
-    const s3 = this.config.s3;
-    const store = { ...s3, endpoint: s3.endpoint };
     this.bullRedis = this.redis.duplicate();
     this.bull = new Worker(
       TRIAL_QUEUE,
@@ -101,7 +99,7 @@ export class GantryWorker {
           const outcome: TrialOutcome = await runTrialAttempt(job, token ?? '', ctrl.signal, {
             redis: this.redis!,
             keys: this.keys,
-            store,
+            store: this.config.s3,
             workerId: this.id,
             backend: this.backend?.backend,
             fashionMnistDir: this.config.worker.fashionMnistDir,

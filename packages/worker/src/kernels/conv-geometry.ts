@@ -1,4 +1,4 @@
-import type { backend_util } from '@tensorflow/tfjs-core';
+import { backend_util, type Conv2DBackpropFilterAttrs } from '@tensorflow/tfjs-core';
 
 /**
  * Geometry of one 2-D convolution in forward terms, NHWC: x [B, inH, inW, inC] * filter
@@ -39,4 +39,33 @@ export function convGeometry(info: backend_util.Conv2DInfo): ConvGeometry {
     padTop: info.padInfo.top,
     padLeft: info.padInfo.left,
   };
+}
+
+/**
+ * Geometry of the forward convolution x [inputShape] * filter [filterShape] that a backward kernel
+ * differentiates, checking that its `dy` has that convolution's output shape.
+ * @throws Error naming `kernel` when dy does not match.
+ */
+export function backwardConvGeometry(
+  kernel: string,
+  inputShape: [number, number, number, number],
+  filterShape: [number, number, number, number],
+  attrs: Pick<Conv2DBackpropFilterAttrs, 'strides' | 'pad' | 'dimRoundingMode'>,
+  dyShape: readonly number[],
+): ConvGeometry {
+  const info = backend_util.computeConv2DInfo(
+    inputShape,
+    filterShape,
+    attrs.strides,
+    1,
+    attrs.pad,
+    attrs.dimRoundingMode,
+    false,
+    'channelsLast',
+  );
+  const expected = [info.batchSize, info.outHeight, info.outWidth, info.outChannels];
+  if (dyShape.some((d, i) => d !== expected[i])) {
+    throw new Error(`${kernel} (wasm): dy shape ${dyShape} does not match expected ${expected}`);
+  }
+  return convGeometry(info);
 }

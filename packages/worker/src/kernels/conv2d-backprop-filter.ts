@@ -1,7 +1,6 @@
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import {
   BatchMatMul,
-  backend_util,
   Conv2DBackpropFilter,
   type Conv2DBackpropFilterAttrs,
   type KernelConfig,
@@ -9,7 +8,7 @@ import {
   type NamedTensorInfoMap,
   type TensorInfo,
 } from '@tensorflow/tfjs-core';
-import { type ConvGeometry, convGeometry } from './conv-geometry.ts';
+import { backwardConvGeometry, type ConvGeometry } from './conv-geometry.ts';
 import { wasmKernel } from './wasm-kernel.ts';
 
 /**
@@ -184,21 +183,13 @@ function geometry(x: TensorInfo, dy: TensorInfo, attrs: Conv2DBackpropFilterAttr
   if (x.shape.length !== 4 || dy.shape.length !== 4) {
     throw new Error(`Conv2DBackpropFilter (wasm): x and dy must be rank 4, got ${x.shape} and ${dy.shape}`);
   }
-  const info = backend_util.computeConv2DInfo(
+  return backwardConvGeometry(
+    'Conv2DBackpropFilter',
     x.shape as [number, number, number, number],
     attrs.filterShape,
-    attrs.strides,
-    1,
-    attrs.pad,
-    attrs.dimRoundingMode,
-    false,
-    'channelsLast',
+    attrs,
+    dy.shape,
   );
-  const expected = [info.batchSize, info.outHeight, info.outWidth, info.outChannels];
-  if (dy.shape.some((d, i) => d !== expected[i])) {
-    throw new Error(`Conv2DBackpropFilter (wasm): dy shape ${dy.shape} does not match expected ${expected}`);
-  }
-  return convGeometry(info);
 }
 
 /** Kernel config to register with tfjs for the wasm backend. */

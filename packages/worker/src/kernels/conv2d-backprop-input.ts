@@ -1,6 +1,5 @@
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import {
-  backend_util,
   Conv2DBackpropInput,
   type Conv2DBackpropInputAttrs,
   type KernelConfig,
@@ -8,7 +7,7 @@ import {
   type NamedTensorInfoMap,
   type TensorInfo,
 } from '@tensorflow/tfjs-core';
-import { type ConvGeometry, convGeometry } from './conv-geometry.ts';
+import { backwardConvGeometry, type ConvGeometry } from './conv-geometry.ts';
 import { transposedConvGemm } from './transposed-conv-gemm.ts';
 import { transposedConvSubPixel } from './transposed-conv-subpixel.ts';
 
@@ -100,21 +99,13 @@ function geometry(dy: TensorInfo, filter: TensorInfo, attrs: Conv2DBackpropInput
         `${dy.shape}, ${filter.shape} and ${attrs.inputShape}`,
     );
   }
-  const info = backend_util.computeConv2DInfo(
+  return backwardConvGeometry(
+    'Conv2DBackpropInput',
     attrs.inputShape,
     filter.shape as [number, number, number, number],
-    attrs.strides,
-    1,
-    attrs.pad,
-    attrs.dimRoundingMode,
-    false,
-    'channelsLast',
+    attrs,
+    dy.shape,
   );
-  const expected = [info.batchSize, info.outHeight, info.outWidth, info.outChannels];
-  if (dy.shape.some((d, i) => d !== expected[i])) {
-    throw new Error(`Conv2DBackpropInput (wasm): dy shape ${dy.shape} does not match expected ${expected}`);
-  }
-  return convGeometry(info);
 }
 
 /** Kernel config to register with tfjs for the wasm backend, in place of the stock one. */
