@@ -1,4 +1,6 @@
+import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import * as tf from '@tensorflow/tfjs-core';
+import { initGemm } from './kernels/gemm/index.ts';
 import { registerWasmTrainingKernels } from './kernels/index.ts';
 
 /** tfjs backends the worker can train on. */
@@ -42,7 +44,13 @@ async function initWasm(): Promise<BackendInfo> {
   await activate('wasm');
   const simd = (await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT')) === true;
   const threads = wasm.getThreadsCount();
-  const features = [simd ? 'simd' : 'no simd', ...(threads > 1 ? [`${threads} threads`] : [])];
+  // Gantry's matrix product (kernels/gemm) where relaxed SIMD compiles; XNNPACK's otherwise.
+  const gemm = simd ? await initGemm(tf.backend() as BackendWasm) : undefined;
+  const features = [
+    simd ? 'simd' : 'no simd',
+    ...(gemm ? ['fma gemm'] : []),
+    ...(threads > 1 ? [`${threads} threads`] : []),
+  ];
   return { backend: 'wasm', device: `cpu (wasm, ${features.join(', ')})` };
 }
 

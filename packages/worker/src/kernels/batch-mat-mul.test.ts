@@ -102,7 +102,7 @@ describe('BatchMatMul (wasm) vs cpu', () => {
     const b = randomData(size(c.b), 2);
     const cpu = await runOn('cpu', () => matMul(c, a, b));
     expectClose(await runOn('wasm', () => matMul(c, a, b)), cpu);
-    for (const plan of ['direct', 'swapped'] as const) expectClose(direct(c, a, b, { plan }), cpu);
+    for (const plan of ['direct', 'swapped', 'gemm'] as const) expectClose(direct(c, a, b, { plan }), cpu);
   });
 
   it('returns zeros for an empty shared dimension and nothing for an empty batch', async () => {

@@ -10,6 +10,7 @@ import {
   type NamedTensorInfoMap,
   type TensorInfo,
 } from '@tensorflow/tfjs-core';
+import { type Gemm, gemmFor, heapPtr } from './gemm/index.ts';
 import { stockKernel, stockSetup } from './stock-kernels.ts';
 import { transpose2d } from './wasm-kernel.ts';
 
@@ -25,10 +26,12 @@ export interface BatchMatMulOptions {
    * `'direct'`: op(A) @ op(B) with each transposed operand materialised; `'swapped'`:
    * (op(B)^T @ op(A)^T)^T, which needs no copy of an operand whose transpose flag is set; `'stock'`:
    * the stock kernel as it is; `'auto'`: whichever of direct, swapped and (for a small product with a
-   * transposed operand) the stock kernel is estimated to be fastest.
+   * transposed operand) the stock kernel is estimated to be fastest; `'gemm'`: Gantry's own product
+   * (gemm/), where it is available. `'auto'` uses Gantry's product where it is available and
+   * {@link suitsGemm} the sizes, else picks among the others.
    * @default 'auto'
    */
-  plan?: 'auto' | 'direct' | 'swapped' | 'stock';
+  plan?: 'auto' | 'direct' | 'swapped' | 'stock' | 'gemm';
 }
 
 /** Arguments of the kernel function, as tfjs passes them. */
@@ -82,6 +85,10 @@ export function batchMatMul(args: BatchMatMulArgs, options: BatchMatMulOptions =
     backend.typedArrayFromHeap(out).fill(0);
     return out;
   }
+  const gemm = plan === 'auto' || plan === 'gemm' ? gemmFor(backend) : undefined;
+  if (gemm !== undefined && (plan === 'gemm' || suitsGemm(m, k, n))) {
+    return gemmProduct(backend, gemm, a, b, attrs, p);
+  }
   // Each operand's stored matrix: A is [K, M] when transposed, else [M, K]; B is [N, K] or [K, N].
   const aStored = attrs.transposeA ? [k, m] : [m, k];
   const bStored = attrs.transposeB ? [n, k] : [k, n];
@@ -98,6 +105,49 @@ export function batchMatMul(args: BatchMatMulArgs, options: BatchMatMulOptions =
     out = sliceBySlice(backend, a, b, attrs, p, plan);
   }
   return { dataId: out.dataId, shape: outShape, dtype: 'float32' };
+}
+
+/**
+ * Products that Gantry's product runs faster than XNNPACK: at least a 4x8 tile of output (its unit of
+ * work; thinner results waste most of each tile) and enough work to amortise packing.
+ */
+export function suitsGemm(m: number, k: number, n: number): boolean {
+  return m >= 4 && n >= 8 && m * n * k >= MIN_SLICE_MACS;
+}
+
+/**
+ * op(A) @ op(B) by Gantry's product, every matrix of a batch in place: transposes are strides, so
+ * nothing is copied.
+ */
+function gemmProduct(
+  backend: BackendWasm,
+  gemm: Gemm,
+  a: TensorInfo,
+  b: TensorInfo,
+  attrs: BatchMatMulAttrs,
+  p: Problem,
+): TensorInfo {
+  const { m, k, n, batchA, batchB, outShape } = p;
+  const out = backend.makeOutput(outShape, 'float32');
+  // Byte offsets stay valid when the heap grows (only typed-array views are detached).
+  gemm.reserve(n);
+  const aBase = heapPtr(backend, a);
+  const bBase = heapPtr(backend, b);
+  const cBase = heapPtr(backend, out);
+  // A is stored [K, M] when transposed, else [M, K]; B is stored [N, K] or [K, N].
+  const aStrides = attrs.transposeA ? { rowStride: 4, colStride: 4 * m } : { rowStride: 4 * k, colStride: 4 };
+  const bStrides = attrs.transposeB ? { rowStride: 4, colStride: 4 * k } : { rowStride: 4 * n, colStride: 4 };
+  for (let i = 0; i < Math.max(batchA, batchB); i++) {
+    gemm.multiply(
+      m,
+      k,
+      n,
+      { ptr: aBase + (batchA === 1 ? 0 : i) * 4 * m * k, ...aStrides },
+      { ptr: bBase + (batchB === 1 ? 0 : i) * 4 * k * n, ...bStrides },
+      { ptr: cBase + i * 4 * m * n, rowStride: 4 * n },
+    );
+  }
+  return out;
 }
 
 /** Sizes of one call; undefined where tfjs' own rules (checked by the stock kernel) do not hold. */

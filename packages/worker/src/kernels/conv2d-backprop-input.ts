@@ -8,6 +8,7 @@ import {
   type TensorInfo,
 } from '@tensorflow/tfjs-core';
 import { backwardConvGeometry, type ConvGeometry } from './conv-geometry.ts';
+import { gemmFor } from './gemm/index.ts';
 import { transposedConvGemm } from './transposed-conv-gemm.ts';
 import { transposedConvSubPixel } from './transposed-conv-subpixel.ts';
 
@@ -27,7 +28,8 @@ export const SUB_PIXEL_MIN_CHANNELS = 16;
 export interface Conv2DBackpropInputOptions {
   /**
    * `'gemm'` (GEMM + col2im), `'sub-pixel'` (one stride-1 XNNPACK convolution per stride phase), or
-   * `'auto'`: sub-pixel when the result has at least {@link SUB_PIXEL_MIN_CHANNELS} channels.
+   * `'auto'`: GEMM where Gantry's matrix product is available (kernels/gemm), else sub-pixel when the
+   *   result has at least {@link SUB_PIXEL_MIN_CHANNELS} channels.
    * @default 'auto'
    */
   algorithm?: 'auto' | 'gemm' | 'sub-pixel';
@@ -46,8 +48,9 @@ export interface Conv2DBackpropInputArgs {
  * Gradient of conv2d w.r.t. its input, dx[b, oy*s - pad + k, :] += dy[b, oy, :] . filter[k]^T, and
  * so the forward pass of conv2dTranspose, for the wasm backend. It replaces tfjs-backend-wasm 4.22's
  * own kernel, a naive loop nest (~1.2-1.7 GFLOP/s). Two algorithms, both handing the arithmetic to
- * the backend's XNNPACK kernels: GEMM + col2im ({@link transposedConvGemm}) and sub-pixel
- * convolution ({@link transposedConvSubPixel}).
+ * the registered wasm kernels (BatchMatMul and Conv2D: Gantry's matrix product where it is available,
+ * else XNNPACK): GEMM + col2im ({@link transposedConvGemm}) and sub-pixel convolution
+ * ({@link transposedConvSubPixel}).
  *
  * Measured on the 2-core dev machine (single-threaded wasm with SIMD, under background load; medians
  * over runs, min in brackets), per call:
@@ -56,8 +59,9 @@ export interface Conv2DBackpropInputArgs {
  * - dy [64,14,14,64], filter [4,4,1,64], stride 2 'same' (-> [64,28,28,1], 26 MFLOP): stock
  *   13-56 ms; GEMM 2.4-3.8 ms [2.2], 7-11 GFLOP/s; sub-pixel 9-13 ms.
  * Across CI = 1..128 (CO = 128, 4x4 kernel, strides 1 and 2) sub-pixel ties or wins from CI = 16 up
- * and loses 2-10x below, hence the `'auto'` rule. One DCGAN training step (batch 64) went from
- * ~2.7 s to ~1.1-1.2 s.
+ * and loses 2-10x below, hence the `'auto'` rule without Gantry's product. One DCGAN training step
+ * (batch 64) went from ~2.7 s to ~1.1-1.2 s. With Gantry's product (kernels/gemm), the first shape,
+ * 8 calls alternating: GEMM 30-34 ms against sub-pixel 33-47 ms, so `'auto'` takes GEMM there.
  */
 export function conv2DBackpropInput(
   args: Conv2DBackpropInputArgs,
@@ -85,7 +89,9 @@ export function conv2DBackpropInput(
     backend.typedArrayFromHeap(zeros).fill(0);
     return zeros;
   }
-  const subPixel = algorithm === 'sub-pixel' || (algorithm === 'auto' && g.inC >= SUB_PIXEL_MIN_CHANNELS);
+  const subPixel =
+    algorithm === 'sub-pixel' ||
+    (algorithm === 'auto' && gemmFor(backend) === undefined && g.inC >= SUB_PIXEL_MIN_CHANNELS);
   return subPixel
     ? transposedConvSubPixel(backend, dy, filter, g)
     : transposedConvGemm(backend, dy, filter, g, maxColumnElements);

@@ -1,6 +1,7 @@
 import type { KernelConfig } from '@tensorflow/tfjs-core';
 import { getKernel, registerKernel, unregisterKernel } from '@tensorflow/tfjs-core';
 import { batchMatMulConfig } from './batch-mat-mul.ts';
+import { conv2DConfig } from './conv2d.ts';
 import { conv2DBackpropFilterConfig } from './conv2d-backprop-filter.ts';
 import { conv2DBackpropInputConfig } from './conv2d-backprop-input.ts';
 import { greaterConfig } from './greater.ts';
@@ -17,6 +18,7 @@ const MISSING_WASM_KERNELS: readonly KernelConfig[] = [conv2DBackpropFilterConfi
  * fall back on the stock ones, kept aside in stock-kernels.ts).
  */
 const REPLACED_WASM_KERNELS: readonly KernelConfig[] = [
+  conv2DConfig,
   conv2DBackpropInputConfig,
   batchMatMulConfig,
   sumConfig,

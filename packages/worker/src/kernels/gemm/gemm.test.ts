@@ -1,0 +1,133 @@
+import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+import * as tf from '@tensorflow/tfjs-core';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { initBackend } from '../../backend.ts';
+import { randomData } from '../test-support.ts';
+import { type Gemm, gemmFor, heapPtr, KC } from './index.ts';
+
+let backend: BackendWasm;
+let gemm: Gemm;
+
+beforeAll(async () => {
+  const info = await initBackend('wasm');
+  backend = tf.backend() as BackendWasm;
+  const bound = gemmFor(backend);
+  // Node 20 on x86-64 and arm64 compiles relaxed SIMD once the V8 flag is set; the suite needs it.
+  expect(bound, `Gantry's product is unavailable here (${info.device})`).toBeDefined();
+  gemm = bound as Gemm;
+  expect(info.device).toContain('fma gemm');
+});
+
+/** op(A) @ op(B) in float64 from the stored matrices, the reference. */
+function reference(
+  a: Float32Array,
+  b: Float32Array,
+  m: number,
+  k: number,
+  n: number,
+  ta: boolean,
+  tb: boolean,
+) {
+  const c = new Float64Array(m * n);
+  for (let i = 0; i < m; i++) {
+    for (let j = 0; j < n; j++) {
+      let s = 0;
+      for (let p = 0; p < k; p++)
+        s += (a[ta ? p * m + i : i * k + p] as number) * (b[tb ? j * k + p : p * n + j] as number);
+      c[i * n + j] = s;
+    }
+  }
+  return c;
+}
+
+/** Gantry's product on stored matrices, op(A) by strides; C gets a row stride of ldc >= n floats. */
+function product(
+  a: Float32Array,
+  b: Float32Array,
+  m: number,
+  k: number,
+  n: number,
+  ta: boolean,
+  tb: boolean,
+  ldc = n,
+) {
+  const at = tf.tensor1d(a);
+  const bt = tf.tensor1d(b);
+  // Sentinels around and between C's rows: the product must write exactly the m x n elements.
+  const ct = tf.fill([m * ldc + 8], 7);
+  try {
+    gemm.reserve(n);
+    gemm.multiply(
+      m,
+      k,
+      n,
+      { ptr: heapPtr(backend, at), rowStride: ta ? 4 : 4 * k, colStride: ta ? 4 * m : 4 },
+      { ptr: heapPtr(backend, bt), rowStride: tb ? 4 : 4 * n, colStride: tb ? 4 * k : 4 },
+      { ptr: heapPtr(backend, ct), rowStride: 4 * ldc },
+    );
+    // A copy (the wasm backend reads by slicing the heap).
+    return ct.dataSync() as Float32Array;
+  } finally {
+    tf.dispose([at, bt, ct]);
+  }
+}
+
+describe("Gantry's matrix product (wasm, relaxed SIMD) vs float64", () => {
+  const sizes: [number, number, number][] = [
+    [1, 1, 1],
+    [4, 1, 8],
+    [3, 5, 7],
+    [5, 9, 9],
+    [4, 8, 16],
+    [13, 37, 29],
+    [8, KC, 8],
+    [9, KC + 1, 17],
+    [6, 2 * KC + 3, 11],
+    [64, 100, 392],
+    [130, 3 * KC, 24],
+  ];
+  for (const [m, k, n] of sizes) {
+    for (const ta of [false, true]) {
+      for (const tb of [false, true]) {
+        it(`${m}x${k} @ ${k}x${n}${ta ? ' A^T' : ''}${tb ? ' B^T' : ''}`, () => {
+          const a = randomData(m * k, m + k);
+          const b = randomData(k * n, k + n);
+          const ldc = n + 3;
+          const got = product(a, b, m, k, n, ta, tb, ldc);
+          const want = reference(a, b, m, k, n, ta, tb);
+          for (let i = 0; i < m; i++) {
+            for (let j = 0; j < ldc; j++) {
+              const v = got[i * ldc + j] as number;
+              if (j >= n) {
+                expect(v, `padding at [${i}][${j}] was written`).toBe(7);
+                continue;
+              }
+              const w = want[i * n + j] as number;
+              // float32 accumulation of k products of magnitude <= 1.
+              expect(Math.abs(v - w), `[${i}][${j}]: ${v} vs ${w}`).toBeLessThanOrEqual(2e-6 * k + 1e-6);
+            }
+          }
+          for (let t = m * ldc; t < got.length; t++) expect(got[t]).toBe(7);
+        });
+      }
+    }
+  }
+
+  it('writes zeros for an empty sum', () => {
+    const got = product(new Float32Array(0), new Float32Array(0), 3, 0, 9, false, false);
+    expect(Array.from(got.subarray(0, 27))).toEqual(new Array(27).fill(0));
+  });
+
+  it('keeps working when the heap grows between calls', () => {
+    const a = randomData(20 * 30, 1);
+    const b = randomData(30 * 12, 2);
+    const first = Array.from(product(a, b, 20, 30, 12, false, false));
+    // 256 MiB more tensors than before forces the emscripten heap to grow.
+    const big = tf.zeros([64 * 1024 * 1024]);
+    try {
+      expect(Array.from(product(a, b, 20, 30, 12, false, false))).toEqual(first);
+    } finally {
+      big.dispose();
+    }
+  });
+});

@@ -1,0 +1,182 @@
+import { setFlagsFromString } from 'node:v8';
+import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+import type { TensorInfo } from '@tensorflow/tfjs-core';
+import wabtInit from 'wabt';
+import { gemmModuleWat } from './wat.ts';
+
+/**
+ * Depth of one K block: B's packed block is KC x 8 floats per panel (8 KiB, L1-resident while a row
+ * block sweeps the panels) and A's packed block KC x 4. 256 measured best of 128/256/512/1024 on the
+ * DCGAN shapes, within the machine's noise of 512.
+ */
+export const KC = 256;
+
+/** One matrix operand in the wasm heap: element [i][j] at byte ptr + i*rowStride + j*colStride. */
+export interface MatrixRef {
+  ptr: number;
+  rowStride: number;
+  colStride: number;
+}
+
+/** The parts of the emscripten module behind tfjs-backend-wasm that this file uses (not in its typings). */
+interface EmscriptenModule {
+  HEAPF32: Float32Array;
+  _malloc(bytes: number): number;
+  _free(ptr: number): void;
+  asm?: { memory?: unknown };
+}
+
+/** The WebAssembly JS API (Node's typings here do not declare it). */
+interface WasmApi {
+  Memory: abstract new (...args: never[]) => object;
+  Module: new (bytes: Uint8Array) => object;
+  Instance: new (module: object, imports: object) => { exports: Record<string, unknown> };
+}
+const WASM = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
+
+function emscripten(backend: BackendWasm): EmscriptenModule {
+  return backend.wasm as unknown as EmscriptenModule;
+}
+
+type GemmExport = (
+  a: number,
+  asi: number,
+  ask: number,
+  b: number,
+  bsk: number,
+  bsj: number,
+  c: number,
+  ldc: number,
+  m: number,
+  k: number,
+  n: number,
+  kcmax: number,
+  scratch: number,
+) => void;
+
+/** Gantry's matrix product bound to one wasm backend's memory (see wat.ts for the method). */
+export class Gemm {
+  private scratchPtr = 0;
+  private scratchBytes = 0;
+
+  constructor(
+    private readonly backend: BackendWasm,
+    private readonly run: GemmExport,
+    /** Whether multiply-adds are fused (relaxed SIMD available). */
+    readonly fused: boolean,
+  ) {}
+
+  /**
+   * c[m][n] = a[m][k] @ b[k][n], all float32 in this backend's heap; c has unit column stride and must not
+   * overlap a or b. Call `reserve(n)` first when the operands are views taken from the heap: it may grow
+   * the heap (which moves nothing, but detaches typed-array views).
+   */
+  multiply(
+    m: number,
+    k: number,
+    n: number,
+    a: MatrixRef,
+    b: MatrixRef,
+    c: { ptr: number; rowStride: number },
+  ): void {
+    if (m <= 0 || n <= 0) return;
+    if (k <= 0) {
+      for (let i = 0; i < m; i++) {
+        const row = (c.ptr + i * c.rowStride) >> 2;
+        emscripten(this.backend).HEAPF32.fill(0, row, row + n);
+      }
+      return;
+    }
+    this.reserve(n);
+    this.run(
+      a.ptr,
+      a.rowStride,
+      a.colStride,
+      b.ptr,
+      b.rowStride,
+      b.colStride,
+      c.ptr,
+      c.rowStride,
+      m,
+      k,
+      n,
+      KC,
+      this.scratchPtr,
+    );
+  }
+
+  /** Makes sure the scratch for products with n columns exists (packed B, packed A and the edge tile). */
+  reserve(n: number): void {
+    const bytes = 4 * (KC * 8 * Math.ceil(n / 8) + 4 * KC + 32);
+    if (bytes <= this.scratchBytes) return;
+    const wasm = emscripten(this.backend);
+    if (this.scratchPtr !== 0) wasm._free(this.scratchPtr);
+    this.scratchPtr = wasm._malloc(bytes);
+    if (this.scratchPtr === 0) throw new Error(`gemm: could not allocate ${bytes} bytes of wasm scratch`);
+    this.scratchBytes = bytes;
+  }
+}
+
+/** Byte address of a tensor's data in the wasm heap. */
+export function heapPtr(backend: BackendWasm, t: TensorInfo): number {
+  return backend.typedArrayFromHeap(t).byteOffset;
+}
+
+let compiled: Promise<{ module: object; fused: boolean } | undefined> | undefined;
+const instances = new WeakMap<BackendWasm, Gemm>();
+let disabled = process.env.GANTRY_WASM_GEMM === 'off';
+
+/**
+ * Compiles the product once per process. It is used only with fused multiply-adds: relaxed SIMD is
+ * enabled in V8 here (Node 20 ships it behind a flag; later versions by default). Without it, the plain
+ * multiply-then-add kernel measured no faster than XNNPACK, which the stock kernels then keep using.
+ */
+function compile(): Promise<{ module: object; fused: boolean } | undefined> {
+  compiled ??= (async () => {
+    try {
+      setFlagsFromString('--experimental-wasm-relaxed-simd');
+      const wabt = await wabtInit();
+      const parsed = wabt.parseWat('gantry-gemm.wat', gemmModuleWat(true), {
+        simd: true,
+        relaxed_simd: true,
+      });
+      try {
+        const { buffer } = parsed.toBinary({});
+        return { module: new WASM.Module(buffer), fused: true };
+      } finally {
+        parsed.destroy();
+      }
+    } catch {
+      return undefined;
+    }
+  })();
+  return compiled;
+}
+
+/**
+ * Binds the product to `backend`'s memory. Returns undefined (and the wasm kernels keep to XNNPACK) where
+ * relaxed SIMD cannot be compiled or GANTRY_WASM_GEMM=off.
+ */
+export async function initGemm(backend: BackendWasm): Promise<Gemm | undefined> {
+  if (disabled) return undefined;
+  const existing = instances.get(backend);
+  if (existing) return existing;
+  const c = await compile();
+  if (c === undefined) return undefined;
+  const memory = emscripten(backend).asm?.memory;
+  if (!(memory instanceof WASM.Memory)) return undefined;
+  const instance = new WASM.Instance(c.module, { env: { memory } });
+  const gemm = new Gemm(backend, instance.exports.gemm as GemmExport, c.fused);
+  instances.set(backend, gemm);
+  return gemm;
+}
+
+/** The product bound to `backend`, if initGemm succeeded and it is enabled. */
+export function gemmFor(backend: BackendWasm): Gemm | undefined {
+  return disabled ? undefined : instances.get(backend);
+}
+
+/** Turns Gantry's product off or back on (benchmarks and tests compare it with XNNPACK). */
+export function setGemmEnabled(enabled: boolean): void {
+  disabled = !enabled;
+}

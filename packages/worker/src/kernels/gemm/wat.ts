@@ -1,0 +1,195 @@
+/**
+ * WebAssembly text of Gantry's matrix product, C = A @ B in float32, compiled at run time (gemm.ts) into
+ * a module that shares the wasm backend's memory, so operands are used where tfjs keeps them.
+ *
+ * The layout is the classic one of GotoBLAS / BLIS, cut down to what one core needs:
+ * - K is cut into blocks of `kc`; for each block, B's rows are packed into panels of 8 columns
+ *   ([kc][8] each, zero-padded past N), so the micro-kernel reads B contiguously from cache;
+ * - for each block of 4 rows of A, the [4][kc] slice is packed k-major ([kc][4]), zero-padded past M;
+ * - the micro-kernel computes a 4x8 tile of C in 8 SIMD accumulators: per k, one splat load of each
+ *   A value and two loads of B, then 8 multiply-adds (`f32x4.relaxed_madd`, a fused multiply-add where
+ *   the CPU has one, when `fma`; otherwise a multiply then an add). 8 accumulators, 2 B vectors and the
+ *   splat fit the 16 SIMD registers of x86-64; 6x8 was measured to spill and run at half the speed.
+ * Tiles at the bottom and right edges go through a 4x8 scratch tile so C needs no padding.
+ *
+ * Strides are in bytes, so transposed operands cost nothing: A[i][k] is at a + i*asi + k*ask and B[k][j]
+ * at b + k*bsk + j*bsj. Packing is scalar except for B rows of whole panels with bsj = 4.
+ */
+export function gemmModuleWat(fma: boolean): string {
+  const madd = (a: string, b: string, c: string) =>
+    fma ? `(f32x4.relaxed_madd ${a} ${b} ${c})` : `(f32x4.add (f32x4.mul ${a} ${b}) ${c})`;
+  const rows = [0, 1, 2, 3];
+  const acc = rows.flatMap((r) => [`$c${r}0`, `$c${r}1`]);
+  return `(module
+(import "env" "memory" (memory 0))
+
+;; 4x8 tile of C (row stride ldc bytes) = [accumulate ? C : 0] + Ap[kc][4] @ Bp[kc][8]
+(func $tile (param $ap i32) (param $bp i32) (param $c i32) (param $ldc i32) (param $kc i32) (param $accumulate i32)
+  ${acc.map((v) => `(local ${v} v128)`).join(' ')}
+  (local $b0 v128) (local $b1 v128) (local $av v128) (local $end i32) (local $cr i32)
+  (if (local.get $accumulate) (then
+    (local.set $cr (local.get $c))
+    ${rows
+      .map(
+        (r) => `(local.set $c${r}0 (v128.load (local.get $cr)))
+    (local.set $c${r}1 (v128.load offset=16 (local.get $cr)))
+    (local.set $cr (i32.add (local.get $cr) (local.get $ldc)))`,
+      )
+      .join('\n    ')}))
+  (local.set $end (i32.add (local.get $ap) (i32.shl (local.get $kc) (i32.const 4))))
+  (loop $k
+    (local.set $b0 (v128.load (local.get $bp)))
+    (local.set $b1 (v128.load offset=16 (local.get $bp)))
+    ${rows
+      .map(
+        (r) => `(local.set $av (v128.load32_splat offset=${4 * r} (local.get $ap)))
+    (local.set $c${r}0 ${madd('(local.get $av)', '(local.get $b0)', `(local.get $c${r}0)`)})
+    (local.set $c${r}1 ${madd('(local.get $av)', '(local.get $b1)', `(local.get $c${r}1)`)})`,
+      )
+      .join('\n    ')}
+    (local.set $ap (i32.add (local.get $ap) (i32.const 16)))
+    (local.set $bp (i32.add (local.get $bp) (i32.const 32)))
+    (br_if $k (i32.lt_u (local.get $ap) (local.get $end))))
+  (local.set $cr (local.get $c))
+  ${rows
+    .map(
+      (r) => `(v128.store (local.get $cr) (local.get $c${r}0))
+  (v128.store offset=16 (local.get $cr) (local.get $c${r}1))
+  (local.set $cr (i32.add (local.get $cr) (local.get $ldc)))`,
+    )
+    .join('\n  ')})
+
+;; Ap[kc][4] from rows [0, rows) of A (rows <= 4; missing rows are zeros)
+(func $packA (param $a i32) (param $asi i32) (param $ask i32) (param $rows i32) (param $kc i32) (param $dst i32)
+  (local $r i32) (local $k i32) (local $src i32) (local $d i32)
+  (loop $r
+    (local.set $d (i32.add (local.get $dst) (i32.shl (local.get $r) (i32.const 2))))
+    (if (i32.lt_u (local.get $r) (local.get $rows))
+      (then
+        (local.set $src (i32.add (local.get $a) (i32.mul (local.get $r) (local.get $asi))))
+        (local.set $k (i32.const 0))
+        (loop $k
+          (f32.store (local.get $d) (f32.load (local.get $src)))
+          (local.set $src (i32.add (local.get $src) (local.get $ask)))
+          (local.set $d (i32.add (local.get $d) (i32.const 16)))
+          (local.set $k (i32.add (local.get $k) (i32.const 1)))
+          (br_if $k (i32.lt_u (local.get $k) (local.get $kc)))))
+      (else
+        (local.set $k (i32.const 0))
+        (loop $k
+          (f32.store (local.get $d) (f32.const 0))
+          (local.set $d (i32.add (local.get $d) (i32.const 16)))
+          (local.set $k (i32.add (local.get $k) (i32.const 1)))
+          (br_if $k (i32.lt_u (local.get $k) (local.get $kc))))))
+    (local.set $r (i32.add (local.get $r) (i32.const 1)))
+    (br_if $r (i32.lt_u (local.get $r) (i32.const 4)))))
+
+;; Bp: panel p holds [kc][8] of columns [8p, 8p + 8) of B's rows [0, kc); columns past n are zeros
+(func $packB (param $b i32) (param $bsk i32) (param $bsj i32) (param $kc i32) (param $n i32) (param $dst i32)
+  (local $k i32) (local $j i32) (local $row i32) (local $src i32) (local $d i32) (local $panel i32) (local $full i32)
+  (local.set $panel (i32.shl (local.get $kc) (i32.const 5)))
+  (local.set $full (i32.and (local.get $n) (i32.const -8)))
+  (loop $k
+    (local.set $row (i32.add (local.get $b) (i32.mul (local.get $k) (local.get $bsk))))
+    (local.set $d (i32.add (local.get $dst) (i32.shl (local.get $k) (i32.const 5))))
+    (local.set $j (i32.const 0))
+    (if (i32.eq (local.get $bsj) (i32.const 4))
+      (then
+        (local.set $src (local.get $row))
+        (block $done (loop $vec
+          (br_if $done (i32.ge_u (local.get $j) (local.get $full)))
+          (v128.store (local.get $d) (v128.load (local.get $src)))
+          (v128.store offset=16 (local.get $d) (v128.load offset=16 (local.get $src)))
+          (local.set $src (i32.add (local.get $src) (i32.const 32)))
+          (local.set $d (i32.add (local.get $d) (local.get $panel)))
+          (local.set $j (i32.add (local.get $j) (i32.const 8)))
+          (br $vec)))))
+    ;; remaining columns one by one (all of them when B's columns are strided)
+    (block $done (loop $col
+      (br_if $done (i32.ge_u (local.get $j) (local.get $n)))
+      (f32.store
+        (i32.add (local.get $d) (i32.shl (i32.and (local.get $j) (i32.const 7)) (i32.const 2)))
+        (f32.load (i32.add (local.get $row) (i32.mul (local.get $j) (local.get $bsj)))))
+      (local.set $j (i32.add (local.get $j) (i32.const 1)))
+      (if (i32.eqz (i32.and (local.get $j) (i32.const 7)))
+        (then (local.set $d (i32.add (local.get $d) (local.get $panel)))))
+      (br $col)))
+    ;; zeros up to the end of the last panel
+    (block $done (loop $pad
+      (br_if $done (i32.eqz (i32.and (local.get $j) (i32.const 7))))
+      (f32.store (i32.add (local.get $d) (i32.shl (i32.and (local.get $j) (i32.const 7)) (i32.const 2))) (f32.const 0))
+      (local.set $j (i32.add (local.get $j) (i32.const 1)))
+      (br $pad)))
+    (local.set $k (i32.add (local.get $k) (i32.const 1)))
+    (br_if $k (i32.lt_u (local.get $k) (local.get $kc)))))
+
+;; C[m][n] (row stride ldc bytes) = A @ B, m, k, n > 0. Scratch: kcmax * 8 * ceil(n / 8) + 4 * kcmax + 32 floats.
+(func (export "gemm") (param $a i32) (param $asi i32) (param $ask i32) (param $b i32) (param $bsk i32) (param $bsj i32)
+    (param $c i32) (param $ldc i32) (param $m i32) (param $k i32) (param $n i32) (param $kcmax i32) (param $scratch i32)
+  (local $k0 i32) (local $kc i32) (local $i i32) (local $j i32) (local $ap i32) (local $bp i32) (local $tile i32)
+  (local $rows i32) (local $cols i32) (local $crow i32) (local $r i32) (local $q i32) (local $accumulate i32)
+  (local.set $ap (i32.add (local.get $scratch)
+    (i32.shl (i32.mul (local.get $kcmax) (i32.and (i32.add (local.get $n) (i32.const 7)) (i32.const -8))) (i32.const 2))))
+  (local.set $tile (i32.add (local.get $ap) (i32.shl (local.get $kcmax) (i32.const 4))))
+  (local.set $k0 (i32.const 0))
+  (loop $kblock
+    (local.set $kc (i32.sub (local.get $k) (local.get $k0)))
+    (if (i32.gt_u (local.get $kc) (local.get $kcmax)) (then (local.set $kc (local.get $kcmax))))
+    (local.set $accumulate (i32.ne (local.get $k0) (i32.const 0)))
+    (call $packB (i32.add (local.get $b) (i32.mul (local.get $k0) (local.get $bsk)))
+      (local.get $bsk) (local.get $bsj) (local.get $kc) (local.get $n) (local.get $scratch))
+    (local.set $i (i32.const 0))
+    (loop $rowblock
+      (local.set $rows (i32.sub (local.get $m) (local.get $i)))
+      (if (i32.gt_u (local.get $rows) (i32.const 4)) (then (local.set $rows (i32.const 4))))
+      (call $packA
+        (i32.add (i32.add (local.get $a) (i32.mul (local.get $i) (local.get $asi))) (i32.mul (local.get $k0) (local.get $ask)))
+        (local.get $asi) (local.get $ask) (local.get $rows) (local.get $kc) (local.get $ap))
+      (local.set $crow (i32.add (local.get $c) (i32.mul (local.get $i) (local.get $ldc))))
+      (local.set $bp (local.get $scratch))
+      (local.set $j (i32.const 0))
+      (loop $panel
+        (local.set $cols (i32.sub (local.get $n) (local.get $j)))
+        (if (i32.gt_u (local.get $cols) (i32.const 8)) (then (local.set $cols (i32.const 8))))
+        (if (i32.and (i32.eq (local.get $rows) (i32.const 4)) (i32.eq (local.get $cols) (i32.const 8)))
+          (then
+            (call $tile (local.get $ap) (local.get $bp) (i32.add (local.get $crow) (i32.shl (local.get $j) (i32.const 2)))
+              (local.get $ldc) (local.get $kc) (local.get $accumulate)))
+          (else
+            ;; edge tile: through the scratch tile, copying the valid part in (when accumulating) and out
+            (if (local.get $accumulate) (then
+              (local.set $r (i32.const 0))
+              (loop $in
+                (local.set $q (i32.const 0))
+                (loop $inc
+                  (if (i32.and (i32.lt_u (local.get $r) (local.get $rows)) (i32.lt_u (local.get $q) (local.get $cols)))
+                    (then (f32.store
+                      (i32.add (local.get $tile) (i32.shl (i32.add (i32.shl (local.get $r) (i32.const 3)) (local.get $q)) (i32.const 2)))
+                      (f32.load (i32.add (i32.add (local.get $crow) (i32.mul (local.get $r) (local.get $ldc)))
+                        (i32.shl (i32.add (local.get $j) (local.get $q)) (i32.const 2)))))))
+                  (local.set $q (i32.add (local.get $q) (i32.const 1)))
+                  (br_if $inc (i32.lt_u (local.get $q) (i32.const 8))))
+                (local.set $r (i32.add (local.get $r) (i32.const 1)))
+                (br_if $in (i32.lt_u (local.get $r) (i32.const 4))))))
+            (call $tile (local.get $ap) (local.get $bp) (local.get $tile) (i32.const 32) (local.get $kc) (local.get $accumulate))
+            (local.set $r (i32.const 0))
+            (loop $out
+              (local.set $q (i32.const 0))
+              (loop $outc
+                (f32.store
+                  (i32.add (i32.add (local.get $crow) (i32.mul (local.get $r) (local.get $ldc)))
+                    (i32.shl (i32.add (local.get $j) (local.get $q)) (i32.const 2)))
+                  (f32.load (i32.add (local.get $tile) (i32.shl (i32.add (i32.shl (local.get $r) (i32.const 3)) (local.get $q)) (i32.const 2)))))
+                (local.set $q (i32.add (local.get $q) (i32.const 1)))
+                (br_if $outc (i32.lt_u (local.get $q) (local.get $cols))))
+              (local.set $r (i32.add (local.get $r) (i32.const 1)))
+              (br_if $out (i32.lt_u (local.get $r) (local.get $rows))))))
+        (local.set $bp (i32.add (local.get $bp) (i32.shl (local.get $kc) (i32.const 5))))
+        (local.set $j (i32.add (local.get $j) (i32.const 8)))
+        (br_if $panel (i32.lt_u (local.get $j) (local.get $n))))
+      (local.set $i (i32.add (local.get $i) (i32.const 4)))
+      (br_if $rowblock (i32.lt_u (local.get $i) (local.get $m))))
+    (local.set $k0 (i32.add (local.get $k0) (local.get $kc)))
+    (br_if $kblock (i32.lt_u (local.get $k0) (local.get $k)))))
+)`;
+}
