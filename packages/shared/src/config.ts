@@ -19,6 +19,7 @@ const envSchema = z.object({
   GANTRY_PORT: z.coerce.number().int().min(0).max(65535).default(8080),
   GANTRY_API_URL: z.string().url().default('http://127.0.0.1:8080'),
   GANTRY_BACKEND: z.enum(['tensorflow', 'wasm', 'cpu']).optional(),
+  GANTRY_WASM_GEMM: z.enum(['on', 'off']).default('on'),
   GANTRY_WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(256).optional(),
   GANTRY_WORKER_ID: z
     .string()
@@ -46,6 +47,8 @@ export interface GantryConfig {
   api: { host: string; port: number; url: string };
   worker: {
     backend?: 'tensorflow' | 'wasm' | 'cpu';
+    /** On `wasm`: Gantry's matrix product (true) or XNNPACK's (false). */
+    wasmGemm: boolean;
     concurrency?: number;
     id?: string;
     metricsPort: number;
@@ -86,6 +89,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): GantryConfig {
     api: { host: e.GANTRY_HOST, port: e.GANTRY_PORT, url: e.GANTRY_API_URL },
     worker: {
       backend: e.GANTRY_BACKEND,
+      wasmGemm: e.GANTRY_WASM_GEMM === 'on',
       concurrency: e.GANTRY_WORKER_CONCURRENCY,
       id: e.GANTRY_WORKER_ID,
       metricsPort: e.GANTRY_METRICS_PORT,

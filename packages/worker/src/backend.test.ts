@@ -1,7 +1,9 @@
 import { createRequire } from 'node:module';
+import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
 import { initBackend } from './backend.ts';
+import { gemmFor } from './kernels/gemm/index.ts';
 
 const require = createRequire(import.meta.url);
 const installed = (pkg: string) => {
@@ -36,6 +38,16 @@ describe('backend selection', () => {
       expect(info.device).toMatch(/^cpu \(wasm/);
     },
   );
+
+  it("uses Gantry's matrix product on wasm unless told not to", async () => {
+    const backend = () => tf.backend() as BackendWasm;
+    const off = await initBackend('wasm', { wasmGemm: false });
+    expect(off.device).not.toContain('fma gemm');
+    expect(gemmFor(backend())).toBeUndefined();
+    const on = await initBackend('wasm');
+    expect(on.device).toBe('cpu (wasm, simd, fma gemm)');
+    expect(gemmFor(backend())?.fused).toBe(true);
+  });
 
   it('selects the cpu and wasm backends on request', async () => {
     expect((await initBackend('cpu')).backend).toBe('cpu');

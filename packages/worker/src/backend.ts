@@ -1,7 +1,13 @@
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import * as tf from '@tensorflow/tfjs-core';
-import { initGemm } from './kernels/gemm/index.ts';
+import { initGemm, setGemmEnabled } from './kernels/gemm/index.ts';
 import { registerWasmTrainingKernels } from './kernels/index.ts';
+
+/** How a backend is set up. */
+export interface BackendOptions {
+  /** On `wasm`: use Gantry's matrix product where relaxed SIMD compiles (else XNNPACK's). @default true */
+  wasmGemm?: boolean;
+}
 
 /** tfjs backends the worker can train on. */
 export type BackendName = 'tensorflow' | 'wasm' | 'cpu';
@@ -18,34 +24,39 @@ const TFJS_NODE_PACKAGES = ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node'
  * Selects and initialises a tfjs backend. Without `requested`, tries the native `tensorflow`
  * backend first and falls back to `wasm`. Throws when the requested backend cannot be set up.
  */
-export async function initBackend(requested?: BackendName): Promise<BackendInfo> {
+export async function initBackend(
+  requested?: BackendName,
+  options: BackendOptions = {},
+): Promise<BackendInfo> {
   // Production mode: skips tfjs' debug checks and its console banners (workers log through pino).
   tf.enableProdMode();
   if (requested === undefined) {
     try {
       return await initTensorflow();
     } catch {
-      return initWasm();
+      return initWasm(options);
     }
   }
   switch (requested) {
     case 'tensorflow':
       return initTensorflow();
     case 'wasm':
-      return initWasm();
+      return initWasm(options);
     case 'cpu':
       return initCpu();
   }
 }
 
-async function initWasm(): Promise<BackendInfo> {
+async function initWasm(options: BackendOptions): Promise<BackendInfo> {
   const wasm = await import('@tensorflow/tfjs-backend-wasm');
   registerWasmTrainingKernels();
   await activate('wasm');
   const simd = (await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT')) === true;
   const threads = wasm.getThreadsCount();
   // Gantry's matrix product (kernels/gemm) where relaxed SIMD compiles; XNNPACK's otherwise.
-  const gemm = simd ? await initGemm(tf.backend() as BackendWasm) : undefined;
+  const wanted = simd && options.wasmGemm !== false;
+  setGemmEnabled(wanted);
+  const gemm = wanted ? await initGemm(tf.backend() as BackendWasm) : undefined;
   const features = [
     simd ? 'simd' : 'no simd',
     ...(gemm ? ['fma gemm'] : []),

@@ -11,6 +11,8 @@ export interface StartMessage {
   writer: string;
   store: ObjectStoreConfig;
   backend?: BackendName;
+  /** See TrialRunnerDeps.wasmGemm. */
+  wasmGemm?: boolean;
   fashionMnistDir?: string;
   /** Send a progress message every this many steps. */
   progressEvery: number;

@@ -31,7 +31,7 @@ async function run(start: StartMessage): Promise<void> {
   const { job } = start;
   const store = new ObjectStore(start.store);
   const checkpoints = new CheckpointStore(store, job.sweepId, job.trialId);
-  const info = await initBackend(start.backend);
+  const info = await initBackend(start.backend, { wasmGemm: start.wasmGemm });
   const data = await loadDataset(job.dataset, 'train', { dir: start.fashionMnistDir });
   const trainer = new GanTrainer(job, data, start.faultNanAtStep);
   if (start.resumeFrom) trainer.importState(await checkpoints.read(start.resumeFrom));

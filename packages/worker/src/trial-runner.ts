@@ -27,6 +27,8 @@ export interface TrialRunnerDeps {
   store: ObjectStoreConfig;
   workerId: string;
   backend?: BackendName;
+  /** On `wasm`, whether the trainer uses Gantry's matrix product. @default true */
+  wasmGemm?: boolean;
   fashionMnistDir?: string;
   metrics: WorkerMetrics;
   log: Logger;
@@ -248,6 +250,7 @@ function superviseChild(
       writer: `${deps.workerId}-${Date.now().toString(36)}`,
       store: deps.store,
       backend: deps.backend,
+      wasmGemm: deps.wasmGemm,
       fashionMnistDir: deps.fashionMnistDir,
       progressEvery: deps.progressEvery ?? 10,
       faultNanAtStep: deps.faultNanAtStep,

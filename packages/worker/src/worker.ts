@@ -64,7 +64,7 @@ export class GantryWorker {
   async start(): Promise<void> {
     if (this.state !== 'created') throw new Error(`worker ${this.id} already ${this.state}`);
     this.state = 'running';
-    this.backend = await initBackend(this.config.worker.backend);
+    this.backend = await initBackend(this.config.worker.backend, { wasmGemm: this.config.worker.wasmGemm });
     const onGpu = this.backend.backend === 'tensorflow' && this.backend.device === 'gpu';
     const gpus = onGpu ? detectGpus(this.opts.env ?? process.env) : [];
     this.devices = new DevicePool(gpus);
@@ -102,6 +102,7 @@ export class GantryWorker {
             store: this.config.s3,
             workerId: this.id,
             backend: this.backend?.backend,
+            wasmGemm: this.config.worker.wasmGemm,
             fashionMnistDir: this.config.worker.fashionMnistDir,
             metrics: this.metrics,
             log: this.log,

@@ -124,7 +124,7 @@ export function heapPtr(backend: BackendWasm, t: TensorInfo): number {
 
 let compiled: Promise<{ module: object; fused: boolean } | undefined> | undefined;
 const instances = new WeakMap<BackendWasm, Gemm>();
-let disabled = process.env.GANTRY_WASM_GEMM === 'off';
+let disabled = false;
 
 /**
  * Compiles the product once per process. It is used only with fused multiply-adds: relaxed SIMD is
@@ -155,7 +155,7 @@ function compile(): Promise<{ module: object; fused: boolean } | undefined> {
 
 /**
  * Binds the product to `backend`'s memory. Returns undefined (and the wasm kernels keep to XNNPACK) where
- * relaxed SIMD cannot be compiled or GANTRY_WASM_GEMM=off.
+ * relaxed SIMD cannot be compiled or the product is turned off (setGemmEnabled).
  */
 export async function initGemm(backend: BackendWasm): Promise<Gemm | undefined> {
   if (disabled) return undefined;
@@ -176,7 +176,7 @@ export function gemmFor(backend: BackendWasm): Gemm | undefined {
   return disabled ? undefined : instances.get(backend);
 }
 
-/** Turns Gantry's product off or back on (benchmarks and tests compare it with XNNPACK). */
+/** Turns Gantry's product off or back on (GANTRY_WASM_GEMM; benchmarks and tests compare it with XNNPACK). */
 export function setGemmEnabled(enabled: boolean): void {
   disabled = !enabled;
 }
