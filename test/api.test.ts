@@ -455,6 +455,47 @@ describe('reading sweeps, trials and workers', () => {
     expect(res.json()).toEqual({ workers: [fresh] });
   });
 
+  it('serves Prometheus HTTP service discovery: itself and every live worker, by role', async () => {
+    const coord = await startCoordinator();
+    const now = Date.now();
+    const info = (id: string, metricsUrl: string, lastHeartbeat: number): WorkerInfo => ({
+      id,
+      host: 'gpu-node-1',
+      pid: 1,
+      backend: 'wasm',
+      device: 'cpu',
+      concurrency: 1,
+      busyTrials: [],
+      metricsUrl,
+      lastHeartbeat,
+      startedAt: now - 60_000,
+    });
+    const keys = redisKeys(coord.config.prefix);
+    const workers = [
+      info('w1', 'http://10.0.0.7:9100/metrics', now - 1000),
+      info('w2', 'http://gpu-node-2:41234/metrics', now - 2000),
+      info('w-stale', 'http://10.0.0.9:9100/metrics', now - 10 * 60_000),
+    ];
+    for (const w of workers) await coord.redis.hset(keys.workers, w.id, JSON.stringify(w));
+    const sd = (query: string) =>
+      coord.app.inject({
+        method: 'GET',
+        url: `/v1/prometheus/targets${query}`,
+        headers: { host: 'coord:8080' },
+      });
+    const byWorker = (body: { labels: Record<string, string> }[]) =>
+      [...body].sort((a, b) => (a.labels.worker ?? '').localeCompare(b.labels.worker ?? ''));
+    expect(byWorker((await sd('?role=worker')).json())).toEqual([
+      { targets: ['10.0.0.7:9100'], labels: { worker: 'w1' } },
+      { targets: ['gpu-node-2:41234'], labels: { worker: 'w2' } },
+    ]);
+    expect((await sd('?role=coordinator')).json()).toEqual([{ targets: ['coord:8080'], labels: {} }]);
+    expect((await sd('')).json()).toHaveLength(3);
+    const bad = await sd('?role=gpu');
+    expect(bad.statusCode).toBe(400);
+    expect(errorOf(bad).message).toMatch(/^role: /);
+  });
+
   it('answers /healthz with 200 while running', async () => {
     const coord = await startCoordinator();
     const res = await get(coord, '/healthz');

@@ -45,6 +45,19 @@ export class SpecValidationError extends GantryError {
   }
 }
 
+/** Thrown for a bad request parameter (query string, path); names the parameter. */
+export class BadRequestError extends GantryError {
+  readonly issues: readonly FieldIssue[];
+  constructor(field: string, message: string) {
+    super('BAD_REQUEST', 400, `${field}: ${message}`);
+    this.issues = [{ path: field, message }];
+  }
+
+  override toJSON(): { code: string; message: string; issues: readonly FieldIssue[] } {
+    return { code: this.code, message: this.message, issues: this.issues };
+  }
+}
+
 /** Thrown when a request body or spec exceeds its size limit. */
 export class PayloadTooLargeError extends GantryError {
   constructor(what: string, limitBytes: number) {

@@ -1,4 +1,5 @@
 import {
+  BadRequestError,
   compileSweepSpec,
   GantryError,
   LIMITS,
@@ -15,6 +16,16 @@ import type { Registry } from 'prom-client';
 import type { Scheduler } from '../scheduler.ts';
 import type { SweepStore } from '../sweep-store.ts';
 import { sweepView, trialSummary } from './views.ts';
+
+/** host:port of a worker's metrics URL (Prometheus scrapes /metrics there), or undefined if malformed. */
+function metricsTarget(url: string): string | undefined {
+  try {
+    const u = new URL(url);
+    return u.port ? `${u.hostname}:${u.port}` : u.host || undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 /** What the HTTP API needs from the coordinator. */
 export interface ApiDeps {
@@ -114,6 +125,24 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
   });
 
   app.get('/v1/workers', async () => ({ workers: await deps.workers() }));
+
+  // Prometheus HTTP service discovery (infra/prometheus/prometheus.yml): the coordinator itself, at the
+  // address Prometheus reached it by, and every worker with a live heartbeat, at its metrics address.
+  app.get<{ Querystring: { role?: string } }>('/v1/prometheus/targets', async (req) => {
+    const role = req.query.role ?? 'all';
+    if (!['all', 'coordinator', 'worker'].includes(role)) {
+      throw new BadRequestError('role', `must be coordinator, worker or absent, got ${JSON.stringify(role)}`);
+    }
+    const groups: { targets: string[]; labels: Record<string, string> }[] = [];
+    if (role !== 'worker' && req.headers.host) groups.push({ targets: [req.headers.host], labels: {} });
+    if (role !== 'coordinator') {
+      for (const w of await deps.workers()) {
+        const target = metricsTarget(w.metricsUrl);
+        if (target) groups.push({ targets: [target], labels: { worker: w.id } });
+      }
+    }
+    return groups;
+  });
 
   app.get('/healthz', async (_req, reply) => {
     const ok = await deps.ready();
