@@ -1,5 +1,6 @@
 import {
   ConflictError,
+  DEFAULT_HEALTH,
   type Logger,
   NotFoundError,
   TERMINAL_TRIAL_STATES,
@@ -108,6 +109,8 @@ export class Scheduler {
       steps: sweep.spec.budget.steps,
       checkpointEvery: sweep.spec.checkpoint.every_steps,
       params: t.params,
+      // Sweeps stored before health settings existed run with the defaults.
+      health: sweep.spec.health ?? DEFAULT_HEALTH,
     };
     await this.queue.add('train', payload, {
       jobId: t.id,

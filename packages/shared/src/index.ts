@@ -1,5 +1,6 @@
 export * from './config.ts';
 export * from './errors.ts';
+export * from './health.ts';
 export * from './keys.ts';
 export * from './limits.ts';
 export * from './logger.ts';

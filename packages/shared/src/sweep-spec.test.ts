@@ -1,9 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { PayloadTooLargeError, SpecValidationError } from './errors.ts';
+import { DEFAULT_HEALTH } from './health.ts';
 import { LIMITS } from './limits.ts';
 import { compileSweepSpec, parseSweepSpec } from './sweep-spec.ts';
 
-/** The example of DESIGN.md, except the metric: `fld` needs the quality classifier (see the test below). */
+/** The example of DESIGN.md with the metric g_loss (DESIGN's `fld` is tested below). */
 const DESIGN_YAML = `
 name: dcgan-lr            # lowercase letters, digits, '-'; at most 63 characters
 model: dcgan              # dcgan | cgan to start; wgan-gp, progan, srgan, pix2pix later
@@ -70,6 +71,8 @@ describe('parseSweepSpec accepts valid specs', () => {
         lr_d: { kind: 'values', values: [1e-4, 2e-4] },
         batch_size: { kind: 'value', value: 64 },
       },
+      configurations: [],
+      health: DEFAULT_HEALTH,
     });
   });
 
@@ -106,7 +109,45 @@ describe('parseSweepSpec accepts valid specs', () => {
       budget: { trials: 1, parallel: 1, steps: 50 },
       checkpoint: { every_steps: 100 },
       parameters: {},
+      configurations: [],
+      health: DEFAULT_HEALTH,
     });
+  });
+
+  it('accepts the DESIGN example with its metric fld, which the quality evaluation reports', () => {
+    expect(parseSweepSpec(DESIGN_YAML.replace('name: g_loss', 'name: fld')).metric.name).toBe('fld');
+  });
+
+  it('merges a partial health block over the documented defaults', () => {
+    const spec = compileSweepSpec({
+      ...base(),
+      health: { eval_every_steps: 20, d_dominance: { policy: 'restart', lr_scale: { d: 0.1 } } },
+    });
+    expect(spec.health.eval_every_steps).toBe(20);
+    expect(spec.health.eval_samples).toBe(DEFAULT_HEALTH.eval_samples);
+    expect(spec.health.d_dominance).toEqual({
+      ...DEFAULT_HEALTH.d_dominance,
+      policy: 'restart',
+      lr_scale: { g: 1, d: 0.1 },
+    });
+    expect(spec.health.divergence).toEqual(DEFAULT_HEALTH.divergence);
+    expect(DEFAULT_HEALTH.divergence.policy).toBe('stop');
+  });
+
+  it("plans one trial per entry of 'configurations' with method list", () => {
+    const spec = compileSweepSpec({
+      ...base(),
+      method: 'list',
+      parameters: { batch_size: { value: 16 } },
+      configurations: [
+        { lr_g: 2e-4, lr_d: 2e-4 },
+        { lr_g: 2e-5, lr_d: 2e-3 },
+      ],
+    });
+    expect(spec.configurations).toEqual([
+      { lr_g: 2e-4, lr_d: 2e-4 },
+      { lr_g: 2e-5, lr_d: 2e-3 },
+    ]);
   });
 
   it('accepts a name of exactly the maximum length and boundary parameter values', () => {
@@ -338,9 +379,50 @@ describe('parseSweepSpec rejects invalid specs naming the field', () => {
     expect(unknown[0]?.message).not.toMatch(/not available yet/);
   });
 
-  it("rejects the DESIGN example's metric 'fld' at metric.name until the quality classifier exists", () => {
-    const issues = issuesOf(() => parseSweepSpec(DESIGN_YAML.replace('name: g_loss', 'name: fld')));
-    expect(issues.map((i) => i.path)).toEqual(['metric.name']);
+  it('rejects metric fld without quality evaluations, at health.eval_every_steps', () => {
+    const yaml = `${DESIGN_YAML.replace('name: g_loss', 'name: fld')}health: {eval_every_steps: 0}\n`;
+    expect(pathsOf(() => parseSweepSpec(yaml))).toEqual(['health.eval_every_steps']);
+  });
+
+  it('rejects bad health settings naming each field', () => {
+    const paths = pathsOf(() =>
+      compileSweepSpec({
+        ...base(),
+        health: {
+          eval_samples: 8,
+          divergence: { policy: 'explode', loss_max: -1 },
+          d_dominance: { d_real_min: 1.5, window: 10 },
+          oops: 1,
+        },
+      }),
+    );
+    expect(paths.sort()).toEqual(
+      [
+        'health.d_dominance.d_real_min',
+        'health.d_dominance.window',
+        'health.divergence.loss_max',
+        'health.divergence.policy',
+        'health.eval_samples',
+        'health.oops',
+      ].sort(),
+    );
+  });
+
+  it("rejects bad 'configurations' naming the entry and parameter", () => {
+    expect(pathsOf(() => compileSweepSpec({ ...base(), method: 'list' }))).toEqual(['configurations']);
+    expect(
+      pathsOf(() => compileSweepSpec({ ...base(), method: 'random', configurations: [{ lr_g: 1e-3 }] })),
+    ).toEqual(['configurations']);
+    expect(
+      pathsOf(() =>
+        compileSweepSpec({
+          ...base(),
+          method: 'list',
+          parameters: { lr_d: { values: [1e-4, 2e-4] } },
+          configurations: [{ lr_g: 1e-3 }, { lr_g: -1, depth: 3 }],
+        }),
+      ).sort(),
+    ).toEqual(['configurations.1.depth', 'configurations.1.lr_g', 'parameters.lr_d']);
   });
 
   it.each([

@@ -1,6 +1,7 @@
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { z } from 'zod';
 import { type FieldIssue, PayloadTooLargeError, SpecValidationError } from './errors.ts';
+import { type HealthConfig, healthSchema } from './health.ts';
 import { LIMITS } from './limits.ts';
 import {
   checkParamValue,
@@ -11,8 +12,21 @@ import {
   PLANNED_MODELS,
 } from './models.ts';
 
-/** Metrics a trial reports at its end and a sweep can rank by. */
-export const METRIC_NAMES = ['g_loss', 'd_loss', 'd_real', 'd_fake', 'images_per_sec'] as const;
+/**
+ * Metrics a trial reports at its end and a sweep can rank by. The loss and D scores are averages over the
+ * last tenth of the run; `fld`, `class_coverage` and `class_kl` come from the quality evaluation at the
+ * last step (they need `health.eval_every_steps` > 0).
+ */
+export const METRIC_NAMES = [
+  'g_loss',
+  'd_loss',
+  'd_real',
+  'd_fake',
+  'images_per_sec',
+  'fld',
+  'class_coverage',
+  'class_kl',
+] as const;
 export type MetricName = (typeof METRIC_NAMES)[number];
 
 /** How one parameter is searched: a constant, a list (grid or random choice) or a distribution (random). */
@@ -31,12 +45,16 @@ export interface SweepSpec {
   name: string;
   model: ModelName;
   dataset: (typeof DATASET_NAMES)[number];
-  method: 'grid' | 'random';
+  /** `list`: one trial per entry of `configurations`, in order. */
+  method: 'grid' | 'random' | 'list';
   metric: { name: MetricName; goal: 'minimize' | 'maximize' };
   seed: number;
   budget: { trials: number; parallel: number; steps: number };
   checkpoint: { every_steps: number };
   parameters: Record<string, ParameterSpec>;
+  /** `method: list` only: each trial's parameters (over `parameters` constants and model defaults). */
+  configurations: Record<string, number>[];
+  health: HealthConfig;
 }
 
 const posInt = (max: number) =>
@@ -62,17 +80,14 @@ const rawSpecSchema = z.strictObject({
     });
   }),
   dataset: z.enum(DATASET_NAMES, { message: `must be one of ${DATASET_NAMES.join(', ')}` }),
-  method: z.enum(['grid', 'random'], { message: 'must be grid or random' }).default('random'),
+  method: z.enum(['grid', 'random', 'list'], { message: 'must be grid, random or list' }).default('random'),
   metric: z
     .strictObject({
       name: z.string().superRefine((m, ctx) => {
         if ((METRIC_NAMES as readonly string[]).includes(m)) return;
         ctx.addIssue({
           code: 'custom',
-          message:
-            m === 'fld'
-              ? `metric 'fld' needs the quality classifier, which is not available yet; available: ${METRIC_NAMES.join(', ')}`
-              : `unknown metric '${m}'; available: ${METRIC_NAMES.join(', ')}`,
+          message: `unknown metric '${m}'; available: ${METRIC_NAMES.join(', ')}`,
         });
       }),
       goal: z.enum(['minimize', 'maximize'], { message: 'must be minimize or maximize' }),
@@ -91,6 +106,11 @@ const rawSpecSchema = z.strictObject({
   }),
   checkpoint: z.strictObject({ every_steps: posInt(LIMITS.maxSteps) }).default({ every_steps: 100 }),
   parameters: z.record(z.string(), z.unknown()).default({}),
+  configurations: z
+    .array(z.record(z.string(), z.unknown()), { message: 'must be a list of parameter mappings' })
+    .max(LIMITS.maxTrials, `at most ${LIMITS.maxTrials} configurations`)
+    .optional(),
+  health: healthSchema,
 });
 
 function zodPath(path: readonly PropertyKey[]): string {
@@ -128,7 +148,7 @@ function isRecord(v: unknown): v is Record<string, unknown> {
 /** Validates one entry of `parameters` against the model's definition; pushes issues, returns the spec if valid. */
 function parseParameter(
   model: ModelName,
-  method: 'grid' | 'random',
+  method: 'grid' | 'random' | 'list',
   name: string,
   raw: unknown,
   issues: FieldIssue[],
@@ -188,10 +208,10 @@ function parseParameter(
     issues.push({ path: `${path}.distribution`, message: 'must be uniform, log_uniform or int_uniform' });
     return undefined;
   }
-  if (method === 'grid') {
+  if (method === 'grid' || method === 'list') {
     issues.push({
       path: `${path}.distribution`,
-      message: "grid search needs 'value' or 'values', not a distribution",
+      message: `${method} search needs 'value' or 'values', not a distribution`,
     });
     return undefined;
   }
@@ -247,7 +267,7 @@ export function compileSweepSpec(input: unknown): SweepSpec {
     const method = input.method ?? 'random';
     if (
       (MODEL_NAMES as readonly unknown[]).includes(input.model) &&
-      (method === 'grid' || method === 'random') &&
+      (method === 'grid' || method === 'random' || method === 'list') &&
       isRecord(input.parameters)
     ) {
       for (const [name, value] of Object.entries(input.parameters)) {
@@ -263,6 +283,15 @@ export function compileSweepSpec(input: unknown): SweepSpec {
   for (const [name, value] of Object.entries(raw.parameters)) {
     const p = parseParameter(model, raw.method, name, value, issues);
     if (p) parameters[name] = p;
+  }
+  const configurations = checkConfigurations(model, raw.method, raw.configurations, parameters, issues);
+  if (raw.metric.name === 'fld' || raw.metric.name === 'class_coverage' || raw.metric.name === 'class_kl') {
+    if (raw.health.eval_every_steps === 0) {
+      issues.push({
+        path: 'health.eval_every_steps',
+        message: `must be > 0 when the sweep's metric is ${raw.metric.name} (it comes from the quality evaluation)`,
+      });
+    }
   }
   if (issues.length === 0 && raw.method === 'grid') {
     const size = gridSize(parameters);
@@ -284,7 +313,54 @@ export function compileSweepSpec(input: unknown): SweepSpec {
     budget: raw.budget,
     checkpoint: raw.checkpoint,
     parameters,
+    configurations,
+    health: raw.health,
   };
+}
+
+/** Validates `configurations` against `method` and the model; returns the parsed list (empty unless list). */
+function checkConfigurations(
+  model: ModelName,
+  method: 'grid' | 'random' | 'list',
+  raw: Record<string, unknown>[] | undefined,
+  parameters: Record<string, ParameterSpec>,
+  issues: FieldIssue[],
+): Record<string, number>[] {
+  if (method !== 'list') {
+    if (raw !== undefined) issues.push({ path: 'configurations', message: "only with method 'list'" });
+    return [];
+  }
+  if (raw === undefined || raw.length === 0) {
+    issues.push({ path: 'configurations', message: "is required with method 'list': a non-empty list" });
+    return [];
+  }
+  for (const [name, p] of Object.entries(parameters)) {
+    if (p.kind !== 'value') {
+      issues.push({
+        path: `parameters.${name}`,
+        message: "with method 'list', parameters hold constants only ({value})",
+      });
+    }
+  }
+  const defs = MODEL_PARAMS[model];
+  return raw.map((config, i) => {
+    const out: Record<string, number> = {};
+    for (const [name, value] of Object.entries(config)) {
+      const def = defs[name];
+      const path = `configurations.${i}.${name}`;
+      if (!def) {
+        issues.push({
+          path,
+          message: `unknown parameter for model '${model}'; known: ${Object.keys(defs).join(', ')}`,
+        });
+        continue;
+      }
+      const problem = checkParamValue(def, value);
+      if (problem) issues.push({ path, message: problem });
+      else out[name] = value as number;
+    }
+    return out;
+  });
 }
 
 /**

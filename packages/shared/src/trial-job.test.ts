@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { InvalidJobPayloadError } from './errors.ts';
+import { DEFAULT_HEALTH } from './health.ts';
 import { MODEL_PARAMS } from './models.ts';
 import { parseTrialJob } from './trial-job.ts';
 
@@ -41,9 +42,11 @@ function rejectedPaths(data: unknown): string[] {
 }
 
 describe('parseTrialJob', () => {
-  it('accepts a valid payload and returns it unchanged', () => {
+  it('accepts a valid payload and returns it unchanged, with the default health settings filled in', () => {
     const job = validJob();
-    expect(parseTrialJob(structuredClone(job))).toEqual(job);
+    expect(parseTrialJob(structuredClone(job))).toEqual({ ...job, health: DEFAULT_HEALTH });
+    const custom = { ...job, health: { ...DEFAULT_HEALTH, eval_every_steps: 10 } };
+    expect(parseTrialJob(structuredClone(custom))).toEqual(custom);
   });
 
   it('accepts a cgan payload on mnist', () => {

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { InvalidJobPayloadError } from './errors.ts';
+import { type HealthConfig, healthSchema } from './health.ts';
 import { LIMITS } from './limits.ts';
 import { checkParamValue, DATASET_NAMES, MODEL_NAMES, MODEL_PARAMS, type ModelName } from './models.ts';
 
@@ -20,10 +21,16 @@ const trialJobSchema = z.strictObject({
   steps: z.number().int().min(1).max(LIMITS.maxSteps),
   checkpointEvery: z.number().int().min(1).max(LIMITS.maxSteps),
   params: z.record(z.string(), z.number()),
+  /** Health watching of the trial; absent in jobs from before it existed, which get the defaults. */
+  health: healthSchema,
 });
 
 /** What the coordinator puts in a BullMQ job and a worker trains: one trial, every parameter resolved. */
-export type TrialJob = z.infer<typeof trialJobSchema> & { model: ModelName };
+export type TrialJob = Omit<z.infer<typeof trialJobSchema>, 'health'> & {
+  model: ModelName;
+  /** Filled with the defaults by parseTrialJob when absent. */
+  health?: HealthConfig;
+};
 
 /**
  * Validates a job payload as read by a worker, including each parameter against the model's definition.

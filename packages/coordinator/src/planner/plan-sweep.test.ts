@@ -198,3 +198,18 @@ describe('sampleParameter', () => {
     );
   });
 });
+
+describe('planSweep: list', () => {
+  it('plans one trial per configuration, in order, over the constants and the model defaults', () => {
+    const s = spec({
+      method: 'list',
+      seed: 5,
+      parameters: { batch_size: { value: 16 } },
+      configurations: [{ lr_g: 2e-4 }, { lr_g: 2e-5, lr_d: 2e-3, batch_size: 8 }],
+    });
+    expect(planSweep(s)).toEqual([
+      { index: 0, seed: deriveSeed(5, 0), params: { ...defaults, batch_size: 16, lr_g: 2e-4 } },
+      { index: 1, seed: deriveSeed(5, 1), params: { ...defaults, batch_size: 8, lr_g: 2e-5, lr_d: 2e-3 } },
+    ]);
+  });
+});

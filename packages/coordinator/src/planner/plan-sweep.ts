@@ -15,12 +15,22 @@ function withDefaults(spec: SweepSpec, chosen: Record<string, number>): Record<s
 }
 
 /**
- * Expands a sweep into trials. Grid: the cartesian product of every `values` list (last parameter varies
+ * Expands a sweep into trials. List: one trial per configuration, over the `value` constants. Grid: the cartesian product of every `values` list (last parameter varies
  * fastest, in the spec's key order). Random: `budget.trials` draws, trial i from an Rng seeded by
  * (spec.seed, i), parameters drawn in sorted-name order, so any trial can be re-derived on its own.
  */
 export function planSweep(spec: SweepSpec): PlannedTrial[] {
   const names = Object.keys(spec.parameters);
+  if (spec.method === 'list') {
+    const constants: Record<string, number> = {};
+    for (const [name, p] of Object.entries(spec.parameters))
+      if (p.kind === 'value') constants[name] = p.value;
+    return spec.configurations.map((c, index) => ({
+      index,
+      seed: deriveSeed(spec.seed, index),
+      params: withDefaults(spec, { ...constants, ...c }),
+    }));
+  }
   if (spec.method === 'grid') {
     let combos: Record<string, number>[] = [{}];
     for (const name of names) {
