@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Installs what Gantry needs on a fresh machine, and nothing twice:
-//   - Debian packages: redis-server (queue), dataset-fashion-mnist (training data)
+//   - Debian packages: redis-server (queue), dataset-fashion-mnist (training data), prometheus (prometheus and
+//     promtool, for the tests of infra/prometheus and the dashboards)
 //   - pnpm (pinned, through npx) and the workspace's npm packages (frozen lockfile)
 // Run by `npm test` and `npm run demo`; safe to run again (it checks before installing).
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -30,6 +31,7 @@ const debian = [
     pkg: 'dataset-fashion-mnist',
     present: () => existsSync('/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz'),
   },
+  { pkg: 'prometheus', present: () => existsSync('/usr/bin/promtool') },
 ];
 const missing = debian.filter((d) => !d.present()).map((d) => d.pkg);
 if (missing.length > 0) {

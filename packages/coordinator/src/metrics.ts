@@ -1,7 +1,14 @@
-import { SWEEP_STATES, TRIAL_STATES } from '@gantry/shared';
+import { type MetricName, SWEEP_STATES, TRIAL_STATES, type TrialRecord } from '@gantry/shared';
 import type { Queue } from 'bullmq';
 import { collectDefaultMetrics, Gauge, Registry } from 'prom-client';
 import type { SweepStore } from './sweep-store.ts';
+
+/** A trial's value of `metric`: its result once completed, else the latest step or evaluation. */
+function objectiveOf(t: TrialRecord, metric: MetricName): number | undefined {
+  if (t.result !== undefined) return t.result;
+  if (metric === 'fld' || metric === 'class_coverage' || metric === 'class_kl') return t.quality?.[metric];
+  return t.metrics?.[metric];
+}
 
 /** The coordinator's Prometheus registry: trials and sweeps by state, queue job counts, live workers. */
 export function coordinatorMetrics(
@@ -51,6 +58,26 @@ export function coordinatorMetrics(
         'prioritized',
       );
       for (const [state, n] of Object.entries(counts)) this.set({ state }, n);
+    },
+  });
+  new Gauge({
+    name: 'gantry_trial_objective',
+    help: "Each trial's current value of its sweep's metric (final when completed), for sweeps not yet ended",
+    labelNames: ['sweep', 'trial', 'metric'] as const,
+    registers: [registry],
+    async collect() {
+      // Series of sweeps that ended disappear: label values stay bounded by the active sweeps.
+      this.reset();
+      for (const id of await store.activeIds()) {
+        const sweep = await store.get(id);
+        if (!sweep) continue;
+        const metric = sweep.spec.metric.name;
+        for (const t of await store.trials(sweep.trialIds)) {
+          const value = objectiveOf(t, metric);
+          if (value !== undefined && Number.isFinite(value))
+            this.set({ sweep: id, trial: t.id, metric }, value);
+        }
+      }
     },
   });
   new Gauge({

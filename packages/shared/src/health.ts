@@ -54,8 +54,10 @@ export const healthSchema = z
         d_real_min: fraction.default(0.95),
         /** ... and mean D(G(z)) at or below this, on every step of the window. */
         d_fake_max: fraction.default(0.05),
-        /** Or: mean D loss over the window at or below this while G loss climbs across it. */
+        /** Or: mean D loss over the window at or below this while G loss climbs across it ... */
         d_loss_max: positive.default(0.05),
+        /** ... by more than this fraction (second half of the window against the first). */
+        g_loss_rise: z.number().min(0, 'must be >= 0').max(10).default(0.2),
         window_steps: z.number().int('must be an integer').min(2, 'must be >= 2').max(100_000).default(100),
         lr_scale: lrScale(1, 0.5),
       })

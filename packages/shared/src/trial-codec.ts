@@ -1,4 +1,5 @@
-import type { CheckpointRef, TrialMetrics, TrialRecord, TrialState } from './trial-state.ts';
+import type { TrialHealth } from './health.ts';
+import type { CheckpointRef, TrialMetrics, TrialQuality, TrialRecord, TrialState } from './trial-state.ts';
 
 /** Redis hash <-> TrialRecord. Numbers and JSON are stored as strings; absent fields stay absent. */
 export function encodeTrial(t: Partial<TrialRecord>): Record<string, string> {
@@ -33,6 +34,8 @@ export function decodeTrial(h: Record<string, string>): TrialRecord | undefined 
     summary: json<Record<string, number>>(h.summary),
     result: num(h.result),
     latestCheckpoint: json<CheckpointRef>(h.latestCheckpoint),
+    quality: json<TrialQuality>(h.quality),
+    health: json<TrialHealth>(h.health),
     createdAt: num(h.createdAt) ?? 0,
     startedAt: num(h.startedAt),
     endedAt: num(h.endedAt),

@@ -1,3 +1,5 @@
+import type { TrialHealth } from './health.ts';
+
 /** Lifecycle of a sweep. */
 export const SWEEP_STATES = ['queued', 'running', 'completed', 'failed', 'cancelled'] as const;
 export type SweepState = (typeof SWEEP_STATES)[number];
@@ -32,6 +34,20 @@ export interface StepMetrics {
   /** Mean sigmoid(D(G(z))) over the batch. */
   d_fake: number;
   images_per_sec: number;
+  /** Global L2 norms of each network's gradient (absent in points from before they were reported). */
+  g_grad_norm?: number;
+  d_grad_norm?: number;
+}
+
+/** The last quality evaluation of a trial (README, "Quality metrics"). */
+export interface TrialQuality {
+  step: number;
+  fld: number;
+  class_coverage: number;
+  class_kl: number;
+  diversity_ratio: number;
+  /** cGAN only. */
+  cond_accuracy?: number;
 }
 
 /** One point of a trial's step history, as reported by the worker that trains it. */
@@ -48,6 +64,8 @@ export interface CheckpointRef {
   manifestKey: string;
   worker: string;
   t: number;
+  /** Health restarts before this checkpoint: a checkpoint after a restart supersedes later steps. */
+  restarts?: number;
 }
 
 /** A trial as stored in Redis and served by the API. */
@@ -71,6 +89,10 @@ export interface TrialRecord {
   /** Final value of the sweep's metric (from `summary`), once completed. */
   result?: number;
   latestCheckpoint?: CheckpointRef;
+  /** Last quality evaluation. */
+  quality?: TrialQuality;
+  /** Health restarts and detections (README, "GAN health"). */
+  health?: TrialHealth;
   createdAt: number;
   startedAt?: number;
   endedAt?: number;

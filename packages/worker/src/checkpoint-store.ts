@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { CorruptCheckpointError, type ObjectStore, objectKeys } from '@gantry/shared';
 import { packArrays, unpackArrays } from './tensor-pack.ts';
-import type { TrainerState } from './trainer.ts';
+import type { TrainerHealthState, TrainerState } from './trainer.ts';
 
 /** Written last; a checkpoint without it does not exist. */
 export interface CheckpointManifest {
@@ -12,6 +12,8 @@ export interface CheckpointManifest {
   createdAt: number;
   rng: number[];
   optimizerSteps: { g: number; d: number };
+  /** Health restarts and learning-rate multipliers (absent before health handling existed). */
+  health?: TrainerHealthState;
   objects: { name: 'g' | 'd' | 'opt_g' | 'opt_d'; key: string; bytes: number; sha256: string }[];
 }
 
@@ -55,6 +57,7 @@ export class CheckpointStore {
       createdAt: Date.now(),
       rng: state.rng,
       optimizerSteps: { g: state.optG.t, d: state.optD.t },
+      ...(state.health ? { health: state.health } : {}),
       objects,
     };
     const manifestKey = `${dir}manifest.json`;
@@ -105,6 +108,7 @@ export class CheckpointStore {
       d,
       optG: { t: manifest.optimizerSteps.g, arrays: opt_g },
       optD: { t: manifest.optimizerSteps.d, arrays: opt_d },
+      ...(manifest.health ? { health: manifest.health } : {}),
     };
   }
 }

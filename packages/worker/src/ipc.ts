@@ -1,4 +1,4 @@
-import type { ObjectStoreConfig, StepMetrics, TrialJob } from '@gantry/shared';
+import type { HealthDetection, ObjectStoreConfig, StepMetrics, TrialJob, TrialQuality } from '@gantry/shared';
 import type { BackendName } from './backend.ts';
 
 /** Parent -> trainer child: what to train. Sent once, right after the fork. */
@@ -52,6 +52,8 @@ export interface CheckpointMessage {
   step: number;
   manifestKey: string;
   sampleKey: string;
+  /** Health restarts so far (orders the checkpoint pointer). */
+  restarts: number;
 }
 
 export interface DoneMessage {
@@ -63,6 +65,25 @@ export interface DoneMessage {
 /** Child -> parent: training produced a non-finite value; retrying cannot help. */
 export interface DivergedMessage {
   type: 'diverged';
+  step: number;
+  reason: string;
+}
+
+/** Child -> parent: a quality evaluation's scores. */
+export interface EvalMessage {
+  type: 'eval';
+  quality: TrialQuality;
+}
+
+/** Child -> parent: a health detector fired and its policy was applied (`t` is set by the parent). */
+export interface HealthMessage {
+  type: 'health';
+  detection: Omit<HealthDetection, 't'>;
+}
+
+/** Child -> parent: a health rule stopped the trial (state `stopped`, not retried). */
+export interface HaltedMessage {
+  type: 'halted';
   step: number;
   reason: string;
 }
@@ -87,5 +108,8 @@ export type ChildMessage =
   | CheckpointMessage
   | DoneMessage
   | DivergedMessage
+  | EvalMessage
+  | HealthMessage
+  | HaltedMessage
   | StoppedMessage
   | FailedMessage;

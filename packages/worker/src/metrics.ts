@@ -1,4 +1,8 @@
-import type { StepMetrics } from '@gantry/shared';
+import { DETECTORS, type HealthDetection, type StepMetrics, type TrialQuality } from '@gantry/shared';
+
+/** What a detection can do, as counted (a policy of `off` counts nothing). */
+const ACTIONS = ['stop', 'restart', 'warn'] as const;
+
 import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
 
 /** A worker's Prometheus registry. Per-trial series are removed when the trial leaves this worker. */
@@ -64,8 +68,96 @@ export class WorkerMetrics {
     registers: [this.registry],
   });
 
+  readonly gradNorm = new Gauge({
+    name: 'gantry_trial_grad_norm',
+    help: "Global L2 norm of a network's gradient at the last step (network g or d)",
+    labelNames: [...this.trialLabels, 'network'] as const,
+    registers: [this.registry],
+  });
+  readonly lastStepTime = new Gauge({
+    name: 'gantry_trial_last_step_timestamp_seconds',
+    help: 'Unix time of the last reported training step',
+    labelNames: this.trialLabels,
+    registers: [this.registry],
+  });
+  readonly fld = this.trialGauge(
+    'gantry_trial_fld',
+    'Frechet distance of classifier features to the real data (last evaluation; lower is better)',
+  );
+  readonly coverage = this.trialGauge(
+    'gantry_trial_class_coverage',
+    "Fraction of the data's classes the generated samples cover (last evaluation)",
+  );
+  readonly classKl = this.trialGauge(
+    'gantry_trial_class_kl',
+    "KL of the generated class histogram from the data's, nats (last evaluation)",
+  );
+  readonly diversity = this.trialGauge(
+    'gantry_trial_diversity_ratio',
+    "Generated feature diversity over the real data's (last evaluation)",
+  );
+  readonly condAccuracy = this.trialGauge(
+    'gantry_trial_cond_accuracy',
+    'cGAN: classifier accuracy on the conditioned class (last evaluation)',
+  );
+  readonly evalStep = this.trialGauge('gantry_trial_eval_step', 'Step of the last quality evaluation');
+  readonly restarts = this.trialGauge('gantry_trial_restarts', 'Health restarts of the trial so far');
+  readonly detections = new Counter({
+    name: 'gantry_trial_detections_total',
+    help: 'Health detections of a trial on this worker, by detector and action',
+    labelNames: [...this.trialLabels, 'detector', 'action'] as const,
+    registers: [this.registry],
+  });
+  readonly workerDetections = new Counter({
+    name: 'gantry_worker_health_detections_total',
+    help: 'Health detections on this worker, by detector and action (kept when trials leave)',
+    labelNames: ['detector', 'action'] as const,
+    registers: [this.registry],
+  });
+  /** Per-trial series labelled by sweep and trial only, removed together when the trial leaves. */
+  private readonly perTrial: (Gauge<string> | Counter<string>)[];
+  /** Detector/action pairs each trial has counted (`sweep/trial` -> labels), to remove them too. */
+  private readonly detectionLabels = new Map<string, Set<string>>();
+
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'gantry_worker_' });
+    this.perTrial = [
+      this.step,
+      this.dLoss,
+      this.gLoss,
+      this.dReal,
+      this.dFake,
+      this.imagesPerSec,
+      this.gradNorm,
+      this.lastStepTime,
+      this.fld,
+      this.coverage,
+      this.classKl,
+      this.diversity,
+      this.condAccuracy,
+      this.evalStep,
+      this.restarts,
+    ];
+    // Every detector/action pair exists from the start, at 0, so rates and dashboards see them.
+    for (const detector of DETECTORS)
+      for (const action of ACTIONS) this.workerDetections.inc({ detector, action }, 0);
+  }
+
+  /** Creates a trial's health series at 0 when it starts on this worker (restarts as recorded so far). */
+  startTrial(sweep: string, trial: string, restarts: number): void {
+    this.restarts.set({ sweep, trial }, restarts);
+    const seen = new Set<string>();
+    for (const detector of DETECTORS) {
+      for (const action of ACTIONS) {
+        this.detections.inc({ sweep, trial, detector, action }, 0);
+        seen.add(JSON.stringify([detector, action]));
+      }
+    }
+    this.detectionLabels.set(`${sweep}/${trial}`, seen);
+  }
+
+  private trialGauge(name: string, help: string): Gauge<'sweep' | 'trial'> {
+    return new Gauge({ name, help, labelNames: this.trialLabels, registers: [this.registry] });
   }
 
   observe(sweep: string, trial: string, m: StepMetrics): void {
@@ -76,11 +168,40 @@ export class WorkerMetrics {
     this.dReal.set(l, m.d_real);
     this.dFake.set(l, m.d_fake);
     this.imagesPerSec.set(l, m.images_per_sec);
+    if (m.g_grad_norm !== undefined) this.gradNorm.set({ ...l, network: 'g' }, m.g_grad_norm);
+    if (m.d_grad_norm !== undefined) this.gradNorm.set({ ...l, network: 'd' }, m.d_grad_norm);
+    this.lastStepTime.set(l, Date.now() / 1000);
+  }
+
+  observeQuality(sweep: string, trial: string, q: TrialQuality): void {
+    const l = { sweep, trial };
+    this.fld.set(l, q.fld);
+    this.coverage.set(l, q.class_coverage);
+    this.classKl.set(l, q.class_kl);
+    this.diversity.set(l, q.diversity_ratio);
+    if (q.cond_accuracy !== undefined) this.condAccuracy.set(l, q.cond_accuracy);
+    this.evalStep.set(l, q.step);
+  }
+
+  observeDetection(sweep: string, trial: string, d: HealthDetection, restarts: number): void {
+    this.detections.inc({ sweep, trial, detector: d.detector, action: d.action });
+    const key = `${sweep}/${trial}`;
+    const seen = this.detectionLabels.get(key) ?? new Set<string>();
+    seen.add(JSON.stringify([d.detector, d.action]));
+    this.detectionLabels.set(key, seen);
+    this.workerDetections.inc({ detector: d.detector, action: d.action });
+    this.restarts.set({ sweep, trial }, restarts);
   }
 
   /** Drops every series of a trial (metric hygiene: finished trials do not linger). */
   forget(sweep: string, trial: string): void {
-    for (const g of [this.step, this.dLoss, this.gLoss, this.dReal, this.dFake, this.imagesPerSec])
-      g.remove({ sweep, trial });
+    for (const m of this.perTrial) (m as Gauge<string>).remove({ sweep, trial });
+    for (const network of ['g', 'd']) this.gradNorm.remove({ sweep, trial, network });
+    const key = `${sweep}/${trial}`;
+    for (const pair of this.detectionLabels.get(key) ?? []) {
+      const [detector, action] = JSON.parse(pair) as [string, string];
+      this.detections.remove({ sweep, trial, detector, action });
+    }
+    this.detectionLabels.delete(key);
   }
 }

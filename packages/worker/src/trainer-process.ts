@@ -4,13 +4,21 @@
  * Talks to the parent only over the IPC channel (messages in ipc.ts).
  */
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
-import { ObjectStore, objectKeys } from '@gantry/shared';
+import {
+  DEFAULT_HEALTH,
+  type HealthAction,
+  ObjectStore,
+  objectKeys,
+  type TrialQuality,
+} from '@gantry/shared';
 import { initBackend } from './backend.ts';
 import { CheckpointStore } from './checkpoint-store.ts';
 import { loadDataset } from './data/datasets.ts';
+import { type Finding, HealthMonitor } from './health/monitor.ts';
 import type { ChildMessage, CommitResultMessage, ParentMessage, StartMessage } from './ipc.ts';
+import { QualityEvaluator } from './quality/evaluator.ts';
 import { encodeImageGrid } from './sample-grid.ts';
-import { GanTrainer, type StepStats } from './trainer.ts';
+import { GanTrainer, type StepStats, type TrainerState } from './trainer.ts';
 
 let stopRequest: { checkpoint: boolean } | undefined;
 let pendingCommit: ((ok: boolean) => void) | undefined;
@@ -34,7 +42,18 @@ async function run(start: StartMessage): Promise<void> {
   const info = await initBackend(start.backend, { wasmGemm: start.wasmGemm });
   const data = await loadDataset(job.dataset, 'train', { dir: start.fashionMnistDir });
   const trainer = new GanTrainer(job, data, start.faultNanAtStep);
-  if (start.resumeFrom) trainer.importState(await checkpoints.read(start.resumeFrom));
+  // Checkpoints this process may rewind to (health restarts), oldest first; a fresh run can go back to
+  // its initial weights, kept in memory.
+  const rewindPoints: { step: number; manifestKey?: string; state?: TrainerState }[] = [];
+  if (start.resumeFrom) {
+    trainer.importState(await checkpoints.read(start.resumeFrom));
+    rewindPoints.push({ step: trainer.step, manifestKey: start.resumeFrom });
+  } else {
+    rewindPoints.push({ step: 0, state: trainer.exportState() });
+  }
+  const health = job.health ?? DEFAULT_HEALTH;
+  const monitor = new HealthMonitor(health);
+  const evaluator = health.eval_every_steps > 0 ? await QualityEvaluator.load(job.dataset) : undefined;
   await send({ type: 'ready', backend: info.backend, device: info.device, startStep: trainer.step });
 
   const tail = Math.max(1, Math.floor(job.steps / 10));
@@ -44,7 +63,10 @@ async function run(start: StartMessage): Promise<void> {
   let lastRate = 0;
 
   const checkpoint = async (): Promise<boolean> => {
-    const manifestKey = await checkpoints.write(trainer.exportState(), start.writer);
+    const { restarts } = trainer.health;
+    // Objects are immutable: after a restart the same step is written again under another writer name.
+    const writer = restarts > 0 ? `${start.writer}-r${restarts}` : start.writer;
+    const manifestKey = await checkpoints.write(trainer.exportState(), writer);
     const sampleKey = objectKeys.sample(job.sweepId, job.trialId, trainer.step);
     const png = encodeImageGrid(trainer.sample(64), {
       count: 64,
@@ -59,9 +81,58 @@ async function run(start: StartMessage): Promise<void> {
     const committed = new Promise<boolean>((resolve) => {
       pendingCommit = resolve;
     });
-    await send({ type: 'checkpoint', step: trainer.step, manifestKey, sampleKey });
-    return committed;
+    await send({ type: 'checkpoint', step: trainer.step, manifestKey, sampleKey, restarts });
+    const ok = await committed;
+    if (ok) rewindPoints.push({ step: trainer.step, manifestKey });
+    return ok;
   };
+
+  const evaluate = (): TrialQuality | undefined => {
+    if (!evaluator) return undefined;
+    return { step: trainer.step, ...evaluator.evaluate(trainer, health.eval_samples) };
+  };
+
+  /**
+   * Applies a finding's policy. Returns 'stop' when the trial ends here (the parent has been told),
+   * 'restart' after rewinding, 'warn' to train on.
+   */
+  const act = async (f: Finding): Promise<HealthAction> => {
+    const rule = health[f.detector];
+    let action: HealthAction = rule.policy === 'off' || rule.policy === 'warn' ? 'warn' : rule.policy;
+    // Non-finite weights cannot be trained on: stop unless a restart rewinds them.
+    if (f.fatal && action === 'warn') action = 'stop';
+    if (action === 'restart' && trainer.health.restarts >= health.max_restarts) action = 'stop';
+    if (action === 'restart') {
+      // The newest checkpoint from before the problem began (the initial weights if none).
+      const target = [...rewindPoints].reverse().find((p) => p.step < f.since) ?? rewindPoints[0]!;
+      const state = target.state ?? (await checkpoints.read(target.manifestKey!));
+      const keep = trainer.health;
+      trainer.importState(state);
+      // importState takes the checkpoint's multipliers; the restart count and scale go on from now.
+      trainer.importState({ ...state, health: keep });
+      trainer.applyRestart(rule.lr_scale);
+      monitor.reset();
+      await send({
+        type: 'health',
+        detection: { detector: f.detector, step: f.step, action, reason: f.reason, restartFrom: target.step },
+      });
+      return action;
+    }
+    const reason =
+      action === 'stop' && f.detector !== 'divergence'
+        ? `stopped by health rule ${f.detector}: ${f.reason}`
+        : f.reason;
+    await send({
+      type: 'health',
+      detection: { detector: f.detector, step: f.step, action, reason: f.reason },
+    });
+    if (action === 'stop') {
+      if (f.detector === 'divergence') await send({ type: 'diverged', step: f.step, reason });
+      else await send({ type: 'halted', step: f.step, reason });
+    }
+    return action;
+  };
+  let lastQuality: TrialQuality | undefined;
 
   while (trainer.step < job.steps) {
     if (stopRequest) {
@@ -70,19 +141,33 @@ async function run(start: StartMessage): Promise<void> {
       return;
     }
     const s = trainer.trainStep();
-    const bad = (['d_loss', 'g_loss', 'd_real', 'd_fake'] as const).find((k) => !Number.isFinite(s[k]));
-    if (bad) {
-      await send({
-        type: 'diverged',
-        step: s.step,
-        reason: `non-finite ${bad} (${s[bad]}) at step ${s.step}`,
-      });
-      return;
+    const last = s.step === job.steps;
+    const findings = monitor.observeStep(s);
+    if (evaluator && (s.step % health.eval_every_steps === 0 || last) && findings.every((f) => !f.fatal)) {
+      lastQuality = evaluate();
+      if (lastQuality) {
+        await send({ type: 'eval', quality: lastQuality });
+        findings.push(...monitor.observeEval(s.step, lastQuality));
+      }
+    }
+    let rewound = false;
+    for (const f of findings) {
+      const action = await act(f);
+      if (action === 'stop') return;
+      if (action === 'restart') {
+        rewound = true;
+        break;
+      }
+    }
+    if (rewound) {
+      recent.length = 0;
+      windowSteps = 0;
+      windowStart = performance.now();
+      continue;
     }
     recent.push(s);
     if (recent.length > tail) recent.shift();
     windowSteps += 1;
-    const last = s.step === job.steps;
     if (s.step % start.progressEvery === 0 || last) {
       const now = performance.now();
       lastRate = (windowSteps * job.params.batch_size!) / ((now - windowStart) / 1000);
@@ -98,6 +183,11 @@ async function run(start: StartMessage): Promise<void> {
   const summary: Record<string, number> = { images_per_sec: lastRate };
   for (const k of ['d_loss', 'g_loss', 'd_real', 'd_fake'] as const) {
     summary[k] = recent.reduce((a, r) => a + r[k], 0) / Math.max(1, recent.length);
+  }
+  // The last evaluation is at the last step: the sweep can rank by its scores.
+  if (lastQuality) {
+    const { step: _step, ...scores } = lastQuality;
+    Object.assign(summary, scores);
   }
   await send({ type: 'done', step: trainer.step, summary });
 }

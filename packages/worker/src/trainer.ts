@@ -14,6 +14,21 @@ export interface StepStats {
   g_loss: number;
   d_real: number;
   d_fake: number;
+  /** Global L2 norm of the generator's and the discriminator's gradients in this step. */
+  g_grad_norm: number;
+  d_grad_norm: number;
+}
+
+/** Learning-rate multipliers of each network (health restarts scale them). */
+export interface LrScale {
+  g: number;
+  d: number;
+}
+
+/** What health handling adds to a trainer's state, so a resumed trial keeps its restarts and rates. */
+export interface TrainerHealthState {
+  restarts: number;
+  lrScale: LrScale;
 }
 
 /** Everything needed to continue a run bit-for-bit: both networks, both optimizers, step and Rng. */
@@ -24,6 +39,8 @@ export interface TrainerState {
   d: NamedArray[];
   optG: { t: number; arrays: NamedArray[] };
   optD: { t: number; arrays: NamedArray[] };
+  /** Absent in checkpoints from before health handling: no restarts, rates as configured. */
+  health?: TrainerHealthState;
 }
 
 /**
@@ -40,6 +57,7 @@ export class GanTrainer {
   private readonly latent: number;
   private readonly conditional: boolean;
   private stepCount = 0;
+  private healthState: TrainerHealthState = { restarts: 0, lrScale: { g: 1, d: 1 } };
 
   /**
    * @param faultNanAtStep fault injection for tests: real batches are NaN from this step on, so that the
@@ -128,7 +146,8 @@ export class GanTrainer {
         fakeLogits = tf.keep(nets.discriminate(fake, fakeLabels));
         return discriminatorLoss(realLogits, fakeLogits);
       }, nets.d.vars);
-      this.optD.apply(nets.d.vars.map((v) => dRes.grads[v.name]!));
+      const dGrads = nets.d.vars.map((v) => dRes.grads[v.name]!);
+      this.optD.apply(dGrads);
 
       const gLabels = this.randomLabels();
       const z = this.noise();
@@ -136,20 +155,32 @@ export class GanTrainer {
         () => generatorLoss(nets.discriminate(nets.generate(z, gLabels), gLabels)),
         nets.g.vars,
       );
-      this.optG.apply(nets.g.vars.map((v) => gRes.grads[v.name]!));
+      const gGrads = nets.g.vars.map((v) => gRes.grads[v.name]!);
+      this.optG.apply(gGrads);
+      const norm = (grads: tf.Tensor[]) => tf.sqrt(tf.addN(grads.map((g) => tf.sum(tf.square(g)))));
       return tf.stack([
         dRes.value,
         gRes.value,
         tf.mean(tf.sigmoid(realLogits!)),
         tf.mean(tf.sigmoid(fakeLogits!)),
+        norm(gGrads),
+        norm(dGrads),
       ]);
     });
-    const [dLoss, gLoss, dReal, dFake] = out.dataSync();
+    const [dLoss, gLoss, dReal, dFake, gNorm, dNorm] = out.dataSync();
     out.dispose();
     realLogits?.dispose();
     fakeLogits?.dispose();
     this.stepCount += 1;
-    return { step: this.stepCount, d_loss: dLoss!, g_loss: gLoss!, d_real: dReal!, d_fake: dFake! };
+    return {
+      step: this.stepCount,
+      d_loss: dLoss!,
+      g_loss: gLoss!,
+      d_real: dReal!,
+      d_fake: dFake!,
+      g_grad_norm: gNorm!,
+      d_grad_norm: dNorm!,
+    };
   }
 
   /**
@@ -177,6 +208,57 @@ export class GanTrainer {
     });
   }
 
+  /**
+   * `count` images for quality evaluation from a fixed noise batch (an Rng of its own, other than the
+   * sample grid's), in batches of `batch`; for cGAN, labels cycle through the classes. NHWC in [-1, 1].
+   */
+  evalSamples(count: number, batch = 256): { images: Float32Array; labels?: Int32Array } {
+    const rng = new Rng((this.job.seed ^ 0x3c3c3c3c) >>> 0);
+    const { height, width, channels, numClasses } = this.data;
+    const px = height * width * channels;
+    const images = new Float32Array(count * px);
+    const labels = this.conditional
+      ? Int32Array.from({ length: count }, (_, i) => i % numClasses)
+      : undefined;
+    for (let i0 = 0; i0 < count; i0 += batch) {
+      const n = Math.min(batch, count - i0);
+      const z = rng.fillNormal(new Float32Array(n * this.latent));
+      tf.tidy(() => {
+        const y = labels
+          ? (tf
+              .oneHot(tf.tensor1d(labels.subarray(i0, i0 + n), 'int32'), numClasses)
+              .toFloat() as tf.Tensor2D)
+          : undefined;
+        images.set(this.nets.generate(tf.tensor2d(z, [n, this.latent]), y).dataSync(), i0 * px);
+      });
+    }
+    return { images, labels };
+  }
+
+  /** Restarts and learning-rate multipliers so far. */
+  get health(): TrainerHealthState {
+    return { restarts: this.healthState.restarts, lrScale: { ...this.healthState.lrScale } };
+  }
+
+  /**
+   * Records a health restart: multiplies each network's learning rate by `scale` (on top of earlier
+   * restarts) and counts it. The caller has already restored the weights to rewind to.
+   */
+  applyRestart(scale: LrScale): void {
+    const s = this.healthState.lrScale;
+    this.setHealth({
+      restarts: this.healthState.restarts + 1,
+      lrScale: { g: s.g * scale.g, d: s.d * scale.d },
+    });
+  }
+
+  private setHealth(h: TrainerHealthState): void {
+    this.healthState = { restarts: h.restarts, lrScale: { ...h.lrScale } };
+    const p = this.job.params;
+    this.optG.setLearningRate(p.lr_g! * h.lrScale.g);
+    this.optD.setLearningRate(p.lr_d! * h.lrScale.d);
+  }
+
   exportState(): TrainerState {
     return {
       step: this.stepCount,
@@ -185,6 +267,7 @@ export class GanTrainer {
       d: this.nets.d.export(),
       optG: this.optG.exportState(),
       optD: this.optD.exportState(),
+      health: this.health,
     };
   }
 
@@ -195,6 +278,7 @@ export class GanTrainer {
     this.optD.importState(state.optD);
     this.rng.setState(state.rng);
     this.stepCount = state.step;
+    this.setHealth(state.health ?? { restarts: 0, lrScale: { g: 1, d: 1 } });
   }
 
   dispose(): void {

@@ -122,7 +122,7 @@ describe('TrialReporter', () => {
 
     expect(await a.commitCheckpoint(ref(100), 'samples/100.png')).toBe('ok');
     expect((await trial())?.latestCheckpoint).toEqual(ref(100));
-    expect(await redis.hget(keys.trial(TRIAL), 'checkpointStep')).toBe('100');
+    expect(await redis.hget(keys.trial(TRIAL), 'checkpointOrder')).toBe('100');
     expect(await checkpoints()).toEqual([ref(100)]);
     expect(await samples()).toEqual([{ step: 100, key: 'samples/100.png', t: ref(100).t }]);
 
@@ -138,6 +138,16 @@ describe('TrialReporter', () => {
     expect(await a.commitCheckpoint(ref(200), 'samples/200.png')).toBe('ok');
     expect((await trial())?.latestCheckpoint).toEqual(ref(200));
     expect(await checkpoints()).toEqual([ref(100), ref(200)]);
+
+    // A health restart rewound training to step 100: its checkpoints supersede step 200, and each
+    // further restart supersedes the one before.
+    const restarted = (step: number, restarts: number): CheckpointRef => ({ ...ref(step), restarts });
+    expect(await a.commitCheckpoint(restarted(150, 1), 'samples/150.png')).toBe('ok');
+    expect((await trial())?.latestCheckpoint).toEqual(restarted(150, 1));
+    expect(await a.commitCheckpoint(ref(300), 'samples/300.png')).toBe('stale');
+    expect(await a.commitCheckpoint(restarted(120, 1), 'samples/120.png')).toBe('stale');
+    expect(await a.commitCheckpoint(restarted(100, 2), 'samples/100c.png')).toBe('ok');
+    expect((await trial())?.latestCheckpoint).toEqual(restarted(100, 2));
   });
 
   it('lets the new lock holder move the pointer after a takeover, and refuses the old one', async () => {

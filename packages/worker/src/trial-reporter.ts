@@ -32,13 +32,18 @@ const COMMIT_CHECKPOINT = `
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
 if redis.call('EXISTS', KEYS[2]) == 0 then return -3 end
 if redis.call('HGET', KEYS[2], 'state') == 'cancelled' then return -2 end
-local cur = tonumber(redis.call('HGET', KEYS[2], 'checkpointStep') or '-1')
+local cur = tonumber(redis.call('HGET', KEYS[2], 'checkpointOrder') or '-1')
 if cur >= tonumber(ARGV[2]) then return 0 end
-redis.call('HSET', KEYS[2], 'checkpointStep', ARGV[2], 'latestCheckpoint', ARGV[3])
+redis.call('HSET', KEYS[2], 'checkpointOrder', ARGV[2], 'latestCheckpoint', ARGV[3])
 redis.call('RPUSH', KEYS[3], ARGV[3])
 redis.call('RPUSH', KEYS[4], ARGV[4])
 return 1
 `;
+
+/** Order of a checkpoint for the pointer: restarts first, then step (steps stay below 2^32). */
+export function checkpointOrder(ref: Pick<CheckpointRef, 'step' | 'restarts'>): number {
+  return (ref.restarts ?? 0) * 2 ** 32 + ref.step;
+}
 
 export type FenceResult = 'ok' | 'stale' | 'lock-lost' | 'cancelled' | 'missing';
 const RESULT: Record<number, FenceResult> = {
@@ -81,7 +86,11 @@ export class TrialReporter {
     return RESULT[res] ?? 'lock-lost';
   }
 
-  /** Moves the trial's latest-checkpoint pointer forward to `ref` (never backward). */
+  /**
+   * Moves the trial's latest-checkpoint pointer forward to `ref` (never backward). Checkpoints are ordered
+   * by (health restarts, step): after a restart rewound training, its checkpoints supersede the later
+   * steps of the abandoned run.
+   */
   async commitCheckpoint(ref: CheckpointRef, sampleKey: string): Promise<FenceResult> {
     const res = (await this.redis.eval(
       COMMIT_CHECKPOINT,
@@ -91,7 +100,7 @@ export class TrialReporter {
       this.keys.trialCheckpoints(this.trialId),
       this.keys.trialSamples(this.trialId),
       this.token,
-      String(ref.step),
+      String(checkpointOrder(ref)),
       JSON.stringify(ref),
       JSON.stringify({ step: ref.step, key: sampleKey, t: ref.t }),
     )) as number;

@@ -2,12 +2,15 @@ import { type ChildProcess, fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import {
   decodeTrial,
+  type HealthDetection,
   type Logger,
   type ObjectStoreConfig,
   parseTrialJob,
   type RedisKeys,
+  type TrialHealth,
   type TrialJob,
   type TrialMetrics,
+  type TrialRecord,
 } from '@gantry/shared';
 import { type Job, UnrecoverableError, WaitingError } from 'bullmq';
 import type { Redis } from 'ioredis';
@@ -20,6 +23,9 @@ const TRAINER_ENTRY = fileURLToPath(new URL('../bin/gantry-trainer.mjs', import.
 
 /** Why a running attempt is being stopped from outside. */
 export type AbortReason = 'cancel' | 'shutdown';
+
+/** Detections kept on a trial record (the newest). */
+const MAX_DETECTIONS = 50;
 
 export interface TrialRunnerDeps {
   redis: Redis;
@@ -43,7 +49,7 @@ export interface TrialRunnerDeps {
 }
 
 export interface TrialOutcome {
-  state: 'completed' | 'cancelled';
+  state: 'completed' | 'cancelled' | 'stopped';
   step: number;
   summary?: Record<string, number>;
 }
@@ -122,6 +128,7 @@ export async function runTrialAttempt(
       child,
       payload,
       resume?.manifestKey,
+      trial?.health ?? { restarts: 0, detections: [] },
       deps,
       reporter,
       log,
@@ -129,7 +136,7 @@ export async function runTrialAttempt(
       send,
     );
     // A trial that finished before the stop reached its trainer is done, whatever the reason for stopping.
-    if (outcome.state === 'completed') return outcome;
+    if (outcome.state === 'completed' || outcome.state === 'stopped') return outcome;
     if (stopReason === 'shutdown') {
       await job.moveToWait(token);
       throw new WaitingError();
@@ -157,12 +164,14 @@ function superviseChild(
   child: ChildProcess,
   job: TrialJob,
   resumeFrom: string | undefined,
+  health: TrialHealth,
   deps: TrialRunnerDeps,
   reporter: TrialReporter,
   log: Logger,
   stop: (reason: 'lock-lost' | 'cancel') => void,
   send: (m: ParentMessage) => void,
 ): Promise<TrialOutcome> {
+  deps.metrics.startTrial(job.sweepId, job.trialId, health.restarts);
   return new Promise<TrialOutcome>((resolve, reject) => {
     let settled: { ok: TrialOutcome } | { err: Error } | undefined;
     let failure: string | undefined;
@@ -187,7 +196,13 @@ function superviseChild(
         }
         case 'checkpoint': {
           const res = await reporter.commitCheckpoint(
-            { step: m.step, manifestKey: m.manifestKey, worker: deps.workerId, t: Date.now() },
+            {
+              step: m.step,
+              manifestKey: m.manifestKey,
+              worker: deps.workerId,
+              t: Date.now(),
+              restarts: m.restarts,
+            },
             m.sampleKey,
           );
           log.info({ step: m.step, result: res }, 'checkpoint commit');
@@ -206,6 +221,35 @@ function superviseChild(
             }),
           );
           settled = { ok: { state: 'completed', step: m.step, summary: m.summary } };
+          return;
+        case 'eval':
+          deps.metrics.observeQuality(job.sweepId, job.trialId, m.quality);
+          fenced(await reporter.update({ quality: m.quality }));
+          return;
+        case 'health': {
+          const detection: HealthDetection = { ...m.detection, t: Date.now() };
+          if (detection.action === 'restart') health.restarts += 1;
+          health.detections = [...health.detections, detection].slice(-MAX_DETECTIONS);
+          deps.metrics.observeDetection(job.sweepId, job.trialId, detection, health.restarts);
+          const fields: Partial<TrialRecord> = { health };
+          if (detection.action === 'restart') fields.step = detection.restartFrom;
+          log.warn(
+            {
+              detector: detection.detector,
+              step: detection.step,
+              action: detection.action,
+              restartFrom: detection.restartFrom,
+            },
+            `health: ${detection.reason}`,
+          );
+          fenced(await reporter.update(fields));
+          return;
+        }
+        case 'halted':
+          fenced(
+            await reporter.update({ state: 'stopped', step: m.step, reason: m.reason, endedAt: Date.now() }),
+          );
+          settled = { ok: { state: 'stopped', step: m.step } };
           return;
         case 'diverged':
           await reporter.update({ state: 'diverged', step: m.step, reason: m.reason, endedAt: Date.now() });

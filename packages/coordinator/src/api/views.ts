@@ -14,6 +14,8 @@ export function trialSummary(t: TrialRecord) {
     worker: t.worker,
     reason: t.reason,
     metrics: t.metrics,
+    quality: t.quality,
+    health: t.health ? { restarts: t.health.restarts, last: t.health.detections.at(-1) } : undefined,
     result: t.result,
   };
 }

@@ -71,6 +71,9 @@ export interface TrialRow {
   reason?: string;
   result?: number;
   metrics?: { d_loss: number; g_loss: number; images_per_sec: number; step: number };
+  quality?: { step: number; fld: number; class_coverage: number };
+  /** Restarts and the newest health detection. */
+  health?: { restarts: number; last?: { detector: string; step: number; action: string; reason: string } };
 }
 
 export interface SweepDetail {

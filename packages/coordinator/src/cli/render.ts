@@ -21,10 +21,16 @@ export function trialLine(t: TrialRow): string {
   const filled = Math.round(frac * BAR);
   const bar = `[${'#'.repeat(filled)}${'.'.repeat(BAR - filled)}]`;
   const m = t.metrics;
-  const stats = m ? `D ${fmt(m.d_loss)} G ${fmt(m.g_loss)} ${fmt(m.images_per_sec, 1)} img/s` : '';
+  const quality = t.quality ? ` FLD ${fmt(t.quality.fld, 2)}` : '';
+  const stats = m ? `D ${fmt(m.d_loss)} G ${fmt(m.g_loss)}${quality} ${fmt(m.images_per_sec, 1)} img/s` : '';
   const why = t.reason && TERMINAL.has(t.state) && t.state !== 'completed' ? `  (${t.reason})` : '';
+  const h = t.health?.last;
+  const flag =
+    h && !why
+      ? `  [${h.detector} at step ${h.step}: ${h.action}${t.health!.restarts ? `, ${t.health!.restarts} restart(s)` : ''}]`
+      : '';
   const id = t.id.slice(t.id.lastIndexOf('-') + 1);
-  return `  ${id.padEnd(5)} ${t.state.padEnd(9)} ${bar} ${String(t.step).padStart(6)}/${t.steps}  ${stats}${why}`;
+  return `  ${id.padEnd(5)} ${t.state.padEnd(9)} ${bar} ${String(t.step).padStart(6)}/${t.steps}  ${stats}${why}${flag}`;
 }
 
 export function sweepHeader(s: SweepDetail): string {

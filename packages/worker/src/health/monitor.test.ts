@@ -1,0 +1,126 @@
+import { DEFAULT_HEALTH, type HealthConfig } from '@gantry/shared';
+import { describe, expect, it } from 'vitest';
+import type { QualityScores } from '../quality/scores.ts';
+import type { StepStats } from '../trainer.ts';
+import { HealthMonitor } from './monitor.ts';
+
+const healthy = (step: number, over: Partial<StepStats> = {}): StepStats => ({
+  step,
+  d_loss: 1.2,
+  g_loss: 0.9,
+  d_real: 0.6,
+  d_fake: 0.4,
+  g_grad_norm: 2,
+  d_grad_norm: 3,
+  ...over,
+});
+
+const config = (over: Partial<HealthConfig> = {}): HealthConfig => ({ ...DEFAULT_HEALTH, ...over });
+
+const good: QualityScores = { fld: 10, class_coverage: 1, class_kl: 0.05, diversity_ratio: 0.95 };
+
+describe('HealthMonitor', () => {
+  it('stays silent over a long healthy run with noisy scalars and improving FLD', () => {
+    const m = new HealthMonitor(config());
+    for (let step = 1; step <= 5000; step++) {
+      const wobble = Math.sin(step / 7) * 0.3;
+      expect(
+        m.observeStep(
+          healthy(step, { d_real: 0.6 + wobble / 2, d_fake: 0.4 - wobble / 2, g_loss: 0.9 + wobble }),
+        ),
+      ).toEqual([]);
+      if (step % 250 === 0) expect(m.observeEval(step, { ...good, fld: 100 / step })).toEqual([]);
+    }
+  });
+
+  it('reports a non-finite value as fatal divergence at once, even with the detector off', () => {
+    const m = new HealthMonitor(config({ divergence: { ...DEFAULT_HEALTH.divergence, policy: 'off' } }));
+    const [f] = m.observeStep(healthy(7, { d_grad_norm: Number.NaN }));
+    expect(f).toMatchObject({ detector: 'divergence', step: 7, since: 7, fatal: true });
+    expect(f?.reason).toMatch(/non-finite d_grad_norm/);
+  });
+
+  it('reports loss and gradient-norm explosions past their bounds, once per episode', () => {
+    const m = new HealthMonitor(config());
+    expect(m.observeStep(healthy(1, { g_loss: 51 }))[0]?.reason).toMatch(/g_loss 51.000 exceeds 50/);
+    expect(m.observeStep(healthy(2, { g_loss: 80 }))).toEqual([]);
+    // A flicker back to health does not end the episode; 20 healthy steps do.
+    expect(m.observeStep(healthy(3))).toEqual([]);
+    expect(m.observeStep(healthy(4, { d_loss: -60 }))).toEqual([]);
+    for (let step = 5; step < 25; step++) expect(m.observeStep(healthy(step))).toEqual([]);
+    const [f] = m.observeStep(healthy(25, { d_grad_norm: 2000 }));
+    expect(f?.reason).toMatch(/d gradient norm 2.00e\+3 exceeds 1000/);
+    expect(f?.fatal).toBeUndefined();
+  });
+
+  it('reports discriminator dominance after exactly window_steps dominated steps, not before', () => {
+    const window = 20;
+    const m = new HealthMonitor(
+      config({ d_dominance: { ...DEFAULT_HEALTH.d_dominance, window_steps: window } }),
+    );
+    for (let step = 1; step <= 30; step++) m.observeStep(healthy(step));
+    for (let step = 31; step < 31 + window - 1; step++) {
+      expect(m.observeStep(healthy(step, { d_real: 0.99, d_fake: 0.01 }))).toEqual([]);
+    }
+    const [f] = m.observeStep(healthy(31 + window - 1, { d_real: 0.99, d_fake: 0.01 }));
+    expect(f).toMatchObject({ detector: 'd_dominance', step: 50, since: 31 });
+    // One interruption ends the episode; a full window of dominance reports again.
+    m.observeStep(healthy(51));
+    let again = 0;
+    for (let step = 52; step < 52 + window; step++)
+      again += m.observeStep(healthy(step, { d_real: 0.99, d_fake: 0.01 })).length;
+    expect(again).toBe(1);
+  });
+
+  it('reports dominance when D loss is near zero while G loss climbs', () => {
+    const m = new HealthMonitor(config({ d_dominance: { ...DEFAULT_HEALTH.d_dominance, window_steps: 10 } }));
+    const found = [];
+    for (let step = 1; step <= 10; step++) {
+      // D(x) 0.9 is short of the 0.95 bound: only the loss rule can fire.
+      found.push(
+        ...m.observeStep(healthy(step, { d_loss: 0.01, g_loss: 3 + step, d_real: 0.9, d_fake: 0.02 })),
+      );
+    }
+    expect(found).toHaveLength(1);
+    expect(found[0]?.reason).toMatch(/G loss climbs/);
+  });
+
+  it('reports mode collapse from coverage, KL or diversity at an evaluation', () => {
+    const m = new HealthMonitor(config());
+    expect(m.observeEval(250, good)).toEqual([]);
+    const [f] = m.observeEval(500, { ...good, class_coverage: 0.2, diversity_ratio: 0.1 });
+    expect(f).toMatchObject({ detector: 'mode_collapse', step: 500, since: 250 });
+    expect(f?.reason).toMatch(/class coverage 0.200 < 0.5.*diversity 0.100/);
+    expect(m.observeEval(750, { ...good, class_kl: 2 })).toEqual([]); // same episode
+    expect(m.observeEval(1000, good)).toEqual([]);
+    expect(m.observeEval(1250, { ...good, class_kl: 2 })[0]?.reason).toMatch(/class KL 2.000 > 1/);
+  });
+
+  it('reports non-convergence after patience_evals evaluations without relative improvement', () => {
+    const m = new HealthMonitor(
+      config({ non_convergence: { ...DEFAULT_HEALTH.non_convergence, patience_evals: 3 } }),
+    );
+    expect(m.observeEval(100, { ...good, fld: 50 })).toEqual([]);
+    expect(m.observeEval(200, { ...good, fld: 40 })).toEqual([]);
+    expect(m.observeEval(300, { ...good, fld: 39.9 })).toEqual([]); // < 1% better: not an improvement
+    expect(m.observeEval(400, { ...good, fld: 45 })).toEqual([]);
+    const [f] = m.observeEval(500, { ...good, fld: 41 });
+    expect(f).toMatchObject({ detector: 'non_convergence', step: 500, since: 200 });
+  });
+
+  it('forgets its history on reset (after a restart)', () => {
+    const m = new HealthMonitor(config({ d_dominance: { ...DEFAULT_HEALTH.d_dominance, window_steps: 5 } }));
+    for (let step = 1; step <= 4; step++) m.observeStep(healthy(step, { d_real: 0.99, d_fake: 0.01 }));
+    m.reset();
+    for (let step = 1; step <= 4; step++)
+      expect(m.observeStep(healthy(step, { d_real: 0.99, d_fake: 0.01 }))).toEqual([]);
+    expect(m.observeStep(healthy(5, { d_real: 0.99, d_fake: 0.01 }))).toHaveLength(1);
+  });
+
+  it('ignores a detector whose policy is off', () => {
+    const m = new HealthMonitor(
+      config({ mode_collapse: { ...DEFAULT_HEALTH.mode_collapse, policy: 'off' } }),
+    );
+    expect(m.observeEval(100, { ...good, class_coverage: 0 })).toEqual([]);
+  });
+});

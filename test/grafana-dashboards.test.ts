@@ -1,0 +1,420 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createLogger } from '@gantry/shared';
+import { afterAll, describe, expect, it } from 'vitest';
+import { LocalStack } from '../packages/coordinator/src/local-stack/index.ts';
+import { testEnv } from './support/infra.ts';
+import {
+  findExecutable,
+  type LocalPrometheus,
+  type PromSample,
+  startPrometheus,
+} from './support/prometheus.ts';
+import { waitFor } from './support/wait-for.ts';
+
+const root = join(import.meta.dirname, '..');
+const grafanaDir = join(root, 'infra', 'grafana');
+const prometheusDir = join(root, 'infra', 'prometheus');
+
+interface DataSourceRef {
+  type?: string;
+  uid?: string;
+}
+interface Target {
+  refId?: string;
+  expr?: string;
+  datasource?: DataSourceRef;
+}
+interface Panel {
+  id?: number;
+  type: string;
+  title?: string;
+  datasource?: DataSourceRef;
+  targets?: Target[];
+  panels?: Panel[];
+  gridPos?: { h: number; w: number; x: number; y: number };
+}
+interface Variable {
+  name: string;
+  type: string;
+  datasource?: DataSourceRef;
+  definition?: string;
+  query?: string | { query?: string };
+}
+interface Dashboard {
+  uid?: string;
+  title?: string;
+  schemaVersion?: number;
+  panels?: Panel[];
+  templating?: { list?: Variable[] };
+}
+/** One target of one panel: what Grafana sends to Prometheus. */
+interface PanelQuery {
+  dashboard: string;
+  panel: string;
+  refId: string;
+  expr: string;
+}
+
+/** Panels that hold no query. */
+const LAYOUT_PANELS = new Set(['row', 'text', 'dashlist', 'news']);
+/** Grafana's built-in variables, as this test fills them in. */
+const BUILTINS: Record<string, string> = {
+  __rate_interval: '1m',
+  __interval: '15s',
+  __interval_ms: '15000',
+  __range: '1h',
+  __range_s: '3600',
+  __range_ms: '3600000',
+};
+
+const dashboardFiles = (await readdir(join(grafanaDir, 'dashboards')))
+  .filter((f) => f.endsWith('.json'))
+  .sort();
+const dashboards = await Promise.all(
+  dashboardFiles.map(async (file) => ({
+    file,
+    text: await readFile(join(grafanaDir, 'dashboards', file), 'utf8'),
+  })),
+);
+const datasourceYaml = await readFile(
+  join(grafanaDir, 'provisioning', 'datasources', 'prometheus.yml'),
+  'utf8',
+);
+const providerYaml = await readFile(join(grafanaDir, 'provisioning', 'dashboards', 'gantry.yml'), 'utf8');
+/** The uid of the provisioned datasource (the file is simple enough to read without a YAML parser). */
+const datasourceUid = /^\s*uid:\s*['"]?([\w-]+)['"]?\s*$/m.exec(datasourceYaml)?.[1];
+
+function parse(d: { file: string; text: string }): Dashboard {
+  return JSON.parse(d.text) as Dashboard;
+}
+
+/** Every panel, rows' nested panels included. */
+function allPanels(d: Dashboard): Panel[] {
+  return (d.panels ?? []).flatMap((p) => [p, ...(p.panels ?? [])]);
+}
+
+function queriesOf(file: string, d: Dashboard): PanelQuery[] {
+  return allPanels(d)
+    .filter((p) => !LAYOUT_PANELS.has(p.type))
+    .flatMap((p) =>
+      (p.targets ?? []).map((t) => ({
+        dashboard: file,
+        panel: p.title ?? `#${p.id}`,
+        refId: t.refId ?? '?',
+        expr: t.expr ?? '',
+      })),
+    );
+}
+
+const allQueries = dashboards.flatMap((d) => queriesOf(d.file, parse(d)));
+
+function variableQuery(v: Variable): string {
+  return typeof v.query === 'string' ? v.query : (v.query?.query ?? v.definition ?? '');
+}
+
+/** Variable names an expression refers to: `$x`, `${x}`, `${x:fmt}`, `[[x]]`. */
+function variablesIn(expr: string): string[] {
+  return [...expr.matchAll(/\$\{(\w+)(?::\w+)?\}|\[\[(\w+)(?::\w+)?\]\]|\$(\w+)/g)].map(
+    (m) => m[1] ?? m[2] ?? m[3]!,
+  );
+}
+
+/** Fills in variables as Grafana would for a single selected value; throws on one it does not know. */
+function substitute(expr: string, vars: Record<string, string>): string {
+  return expr.replace(/\$\{(\w+)(?::\w+)?\}|\[\[(\w+)(?::\w+)?\]\]|\$(\w+)/g, (m, a, b, c) => {
+    const name = (a ?? b ?? c) as string;
+    const value = vars[name] ?? BUILTINS[name];
+    if (value === undefined) throw new Error(`unknown variable ${m} in ${expr}`);
+    return value;
+  });
+}
+
+describe('Grafana provisioning and dashboards (static)', () => {
+  it('provisions a Prometheus datasource and a file provider for the dashboards', () => {
+    expect(datasourceUid).toBe('gantry-prometheus');
+    expect(datasourceYaml).toMatch(/^\s*type:\s*prometheus\s*$/m);
+    expect(datasourceYaml).toMatch(/^\s*url:\s*\S+/m);
+    expect(providerYaml).toMatch(/^\s*type:\s*file\s*$/m);
+    expect(providerYaml).toMatch(/^\s*path:\s*\S+/m);
+    expect(dashboardFiles).toEqual(expect.arrayContaining(['sweep-overview.json', 'trial-detail.json']));
+  });
+
+  it.each(dashboards.map((d) => [d.file, d] as const))('%s is a dashboard of unique panels', (_f, d) => {
+    const dash = parse(d);
+    expect(dash.uid).toMatch(/^[\w-]{1,40}$/);
+    expect(dash.title).toBeTruthy();
+    expect(dash.schemaVersion).toBeGreaterThanOrEqual(36);
+    const panels = allPanels(dash);
+    expect(panels.length).toBeGreaterThan(0);
+    const ids = panels.map((p) => p.id);
+    expect(new Set(ids).size, 'panel ids are unique').toBe(ids.length);
+    for (const p of panels) {
+      expect(p.gridPos, `gridPos of ${p.title}`).toBeDefined();
+      expect(p.gridPos!.x + p.gridPos!.w, `width of ${p.title}`).toBeLessThanOrEqual(24);
+    }
+  });
+
+  it('dashboard uids are unique', () => {
+    const uids = dashboards.map((d) => parse(d).uid);
+    expect(new Set(uids).size).toBe(uids.length);
+  });
+
+  it('every panel queries the provisioned datasource, with a PromQL expression per target', () => {
+    const problems: string[] = [];
+    for (const d of dashboards) {
+      for (const p of allPanels(parse(d))) {
+        if (LAYOUT_PANELS.has(p.type)) continue;
+        const where = `${d.file}: panel "${p.title}"`;
+        if (p.datasource?.type !== 'prometheus' || p.datasource.uid !== datasourceUid)
+          problems.push(`${where}: datasource ${JSON.stringify(p.datasource)}`);
+        if (!p.targets?.length) problems.push(`${where}: no targets`);
+        const refIds = (p.targets ?? []).map((t) => t.refId);
+        if (new Set(refIds).size !== refIds.length) problems.push(`${where}: duplicate refIds`);
+        for (const t of p.targets ?? []) {
+          if (!t.expr?.trim()) problems.push(`${where}: target ${t.refId} has no expr`);
+          if (t.datasource && t.datasource.uid !== datasourceUid)
+            problems.push(`${where}: target ${t.refId} datasource ${JSON.stringify(t.datasource)}`);
+        }
+      }
+    }
+    expect(problems).toEqual([]);
+    expect(allQueries.length).toBeGreaterThan(10);
+  });
+
+  it('template variables are label_values queries on the datasource, and every variable used is defined', () => {
+    const problems: string[] = [];
+    for (const d of dashboards) {
+      const dash = parse(d);
+      const vars = dash.templating?.list ?? [];
+      const names = new Set(vars.map((v) => v.name));
+      for (const v of vars.filter((x) => x.type === 'query')) {
+        if (v.datasource?.uid !== datasourceUid) problems.push(`${d.file}: variable ${v.name} datasource`);
+        if (!/^label_values\(.+,\s*\w+\)$/.test(variableQuery(v)))
+          problems.push(`${d.file}: variable ${v.name} query ${variableQuery(v)}`);
+      }
+      const used = [
+        ...queriesOf(d.file, dash).flatMap((q) => variablesIn(q.expr)),
+        ...vars.flatMap((v) => variablesIn(variableQuery(v))),
+      ];
+      for (const name of used)
+        if (!names.has(name) && !(name in BUILTINS)) problems.push(`${d.file}: undefined variable $${name}`);
+    }
+    expect(problems).toEqual([]);
+    const detail = parse(dashboards.find((d) => d.file === 'trial-detail.json')!);
+    expect(detail.templating?.list?.map((v) => v.name)).toEqual(['sweep', 'trial']);
+  });
+
+  it('the dashboards show what the issue lists', () => {
+    const exprs = (file: string) =>
+      allQueries
+        .filter((q) => q.dashboard === file)
+        .map((q) => q.expr)
+        .join('\n');
+    // Sweep overview: trials by state, leaderboard by metric, queue depth, worker pool.
+    for (const m of ['gantry_trials', 'gantry_trial_objective', 'gantry_queue_jobs', 'gantry_workers'])
+      expect(exprs('sweep-overview.json')).toContain(m);
+    // Trial detail: losses, D scores, gradient norms, FLD, coverage, images/s, detections.
+    for (const m of [
+      'gantry_trial_d_loss',
+      'gantry_trial_g_loss',
+      'gantry_trial_d_real',
+      'gantry_trial_d_fake',
+      'gantry_trial_grad_norm',
+      'gantry_trial_fld',
+      'gantry_trial_class_coverage',
+      'gantry_trial_images_per_second',
+      'gantry_trial_detections_total',
+    ])
+      expect(exprs('trial-detail.json')).toContain(m);
+  });
+
+  it('every expression is valid PromQL (promtool)', async ({ skip }) => {
+    const promtool = await findExecutable('promtool');
+    if (promtool === undefined) return skip('promtool is not installed (apt-get install prometheus)');
+    // promtool checks PromQL in rule files: one recording rule per panel target, variables filled in.
+    const vars = { sweep: 's', trial: 't' };
+    const rules = allQueries.map(
+      (q, i) =>
+        `      - record: gantry_dashboard_query_${i}\n        expr: ${JSON.stringify(substitute(q.expr, vars))}`,
+    );
+    const dir = await mkdtemp(join(tmpdir(), 'gantry-dash-'));
+    try {
+      const file = join(dir, 'dashboard-queries.yml');
+      await writeFile(file, `groups:\n  - name: dashboards\n    rules:\n${rules.join('\n')}\n`);
+      const r = spawnSync(promtool, ['check', 'rules', file], { encoding: 'utf8' });
+      const index = allQueries
+        .map((q, i) => `${i}: ${q.dashboard} "${q.panel}" ${q.refId}: ${q.expr}`)
+        .join('\n');
+      expect(r.status, `${r.stdout}${r.stderr}\nqueries by rule number:\n${index}`).toBe(0);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+/**
+ * The Prometheus config of infra/prometheus/prometheus.yml, pointed at a test coordinator and scraping every
+ * second. Text substitution keeps the file itself under test (its jobs, discovery and rule_files).
+ */
+function testPrometheusConfig(text: string, coordinatorUrl: string): string {
+  const urls = text.match(/http:\/\/127\.0\.0\.1:8080/g) ?? [];
+  expect(urls.length, 'coordinator URLs in prometheus.yml').toBeGreaterThanOrEqual(2);
+  return text
+    .replaceAll('http://127.0.0.1:8080', coordinatorUrl)
+    .replace(/^(\s*(?:scrape_interval|evaluation_interval|refresh_interval):)\s*\S+/gm, '$1 1s')
+    .replace(/^(\s*scrape_timeout:)\s*\S+/gm, '$1 1s');
+}
+
+/** `label_values(metric{...}, label)` as the PromQL Grafana would send for it. */
+function labelValuesQuery(q: string): { expr: string; label: string } {
+  const m = /^label_values\((.+),\s*(\w+)\)$/.exec(q);
+  if (!m) throw new Error(`not a label_values query: ${q}`);
+  return { expr: `group by (${m[2]}) (${m[1]})`, label: m[2]! };
+}
+
+const prometheusBin = await findExecutable('prometheus');
+
+describe('Grafana dashboards against a real Prometheus and worker', () => {
+  let stack: LocalStack | undefined;
+  let prom: LocalPrometheus | undefined;
+  let dataDir: string | undefined;
+  let sweep: string | undefined;
+
+  afterAll(async () => {
+    // A trial left running (the test failed before cancelling it) would otherwise be checkpointed and
+    // handed back to the queue on close.
+    if (sweep) await stack?.coordinator?.scheduler.cancel(sweep).catch(() => {});
+    await prom?.close();
+    await stack?.close();
+    if (dataDir) await rm(dataDir, { recursive: true, force: true });
+  });
+
+  it('every panel query is valid and returns series for a running trial', async ({ skip }) => {
+    if (prometheusBin === undefined) return skip('prometheus is not installed (apt-get install prometheus)');
+    dataDir = await mkdtemp(join(tmpdir(), 'gantry-dash-stack-'));
+    stack = new LocalStack({
+      workers: 1,
+      persist: false,
+      dataDir,
+      env: testEnv({ GANTRY_PORT: '0' }),
+      log: createLogger('dashboards-test', 'silent'),
+      schedulerIntervalMs: 250,
+    });
+    await stack.start();
+    const coordinator = stack.coordinator!;
+    await waitFor('the worker to register', async () => (await coordinator.workers())[0], 60_000);
+
+    const res = await fetch(`${stack.apiUrl}/v1/sweeps`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        name: 'dashboards',
+        model: 'dcgan',
+        dataset: 'mnist',
+        method: 'grid',
+        metric: { name: 'g_loss', goal: 'minimize' },
+        budget: { trials: 1, parallel: 1, steps: 100_000 },
+        checkpoint: { every_steps: 100_000 },
+        health: { eval_every_steps: 20 },
+        parameters: { batch_size: { value: 16 }, base_filters: { value: 8 }, latent_dim: { value: 16 } },
+      }),
+    });
+    const created = (await res.json()) as { id: string; trialIds: string[] };
+    expect(res.status, JSON.stringify(created)).toBe(201);
+    sweep = created.id;
+    const trial = created.trialIds[0]!;
+
+    const config = testPrometheusConfig(
+      await readFile(join(prometheusDir, 'prometheus.yml'), 'utf8'),
+      stack.apiUrl,
+    );
+    const ruleFiles = (await readdir(join(prometheusDir, 'rules'))).filter((f) => f.endsWith('.yml'));
+    const files: Record<string, string> = {};
+    for (const f of ruleFiles) files[`rules/${f}`] = await readFile(join(prometheusDir, 'rules', f), 'utf8');
+    prom = await startPrometheus({ config, files });
+    const p = prom;
+
+    const vectorOf = async (expr: string): Promise<PromSample[] | string> => {
+      const r = await p.query(expr);
+      if (r.status !== 'success') return `error ${r.errorType}: ${r.error}`;
+      const result = r.data?.result;
+      if (r.data?.resultType === 'scalar') return [{ metric: {}, value: result as [number, string] }];
+      return Array.isArray(result)
+        ? (result as PromSample[])
+        : `unexpected result type ${r.data?.resultType}`;
+    };
+    await waitFor(
+      `Prometheus to scrape trial ${trial} from the worker`,
+      async () => {
+        const v = await vectorOf(`gantry_trial_step{sweep="${created.id}", trial="${trial}"}`);
+        return typeof v !== 'string' && v.length > 0 ? true : undefined;
+      },
+      45_000,
+    );
+
+    // Both jobs found their targets through the coordinator's discovery endpoint; the worker keeps its id.
+    const up = await vectorOf('up == 1');
+    expect(
+      typeof up === 'string' ? up : up.map((s) => `${s.metric.job}/${s.metric.worker ?? ''}`).sort(),
+    ).toEqual(['gantry-coordinator/', 'gantry-workers/worker-1']);
+    expect(await vectorOf('gantry_worker_info{exported_worker!=""}')).toEqual([]);
+
+    // Quality series appear after the first evaluation: poll every panel until all return series.
+    const vars = { sweep: created.id, trial };
+    const check = async (): Promise<string[]> => {
+      const failed: string[] = [];
+      for (const q of allQueries) {
+        const v = await vectorOf(substitute(q.expr, vars));
+        if (typeof v === 'string' || v.length === 0)
+          failed.push(
+            `${q.dashboard} "${q.panel}" ${q.refId}: ${typeof v === 'string' ? v : 'no series'}: ${q.expr}`,
+          );
+      }
+      for (const d of dashboards) {
+        for (const v of (parse(d).templating?.list ?? []).filter((x) => x.type === 'query')) {
+          const { expr, label } = labelValuesQuery(substitute(variableQuery(v), vars));
+          const r = await vectorOf(expr);
+          const values = typeof r === 'string' ? [] : r.map((s) => s.metric[label]);
+          const want = label === 'trial' ? trial : created.id;
+          if (!values.includes(want))
+            failed.push(`${d.file} variable ${v.name}: ${typeof r === 'string' ? r : `no ${want}`}: ${expr}`);
+        }
+      }
+      return failed;
+    };
+    let failed: string[] = [];
+    const deadline = Date.now() + 50_000;
+    for (;;) {
+      failed = await check();
+      if (failed.length === 0 || Date.now() > deadline) break;
+      await new Promise((r) => setTimeout(r, 1_000));
+    }
+    const names = await p.get<{ data?: string[] }>('/api/v1/label/__name__/values');
+    const scraped = (names.data ?? []).filter(
+      (n) => n.startsWith('gantry_') && !/^gantry_\w+?_(nodejs|process)_/.test(n),
+    );
+    expect(failed, `panel queries without series; gantry series scraped: ${scraped.join(', ')}`).toEqual([]);
+
+    // The alert rules load and evaluate against the real series without errors.
+    const rules = await p.get<{
+      data: { groups: { name: string; rules: { name: string; health: string; lastError?: string }[] }[] };
+    }>('/api/v1/rules');
+    const ruleErrors = rules.data.groups
+      .flatMap((g) => g.rules)
+      .filter((r) => r.health === 'err')
+      .map((r) => `${r.name}: ${r.lastError}`);
+    expect(rules.data.groups.length).toBeGreaterThan(0);
+    expect(ruleErrors).toEqual([]);
+
+    await coordinator.scheduler.cancel(created.id);
+    sweep = undefined;
+    await waitFor(
+      'the worker to be idle',
+      async () => ((await coordinator.workers())[0]?.busyTrials.length === 0 ? true : undefined),
+      30_000,
+    );
+  }, 150_000);
+});
