@@ -58,6 +58,9 @@ describe('CheckpointStore', () => {
     const s = state(120, 1);
     const key = await checkpoints.write(s, 'worker-a');
     expect(await checkpoints.read(key)).toEqual(s);
+    // With health restarts and learning-rate multipliers, which a resumed trial must keep.
+    const restarted = { ...state(130, 2), health: { restarts: 2, lrScale: { g: 10, d: 0.025 } } };
+    expect(await checkpoints.read(await checkpoints.write(restarted, 'worker-a'))).toEqual(restarted);
   });
 
   it('writes the objects under checkpoints/<step>/<writer>/ and the manifest after all of them', async () => {

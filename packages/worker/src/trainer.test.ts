@@ -185,6 +185,75 @@ describe('GanTrainer', () => {
     expect(losses(dcgan)).not.toEqual(losses(a.stats.slice(0, 1)));
   });
 
+  it('reports finite positive gradient norms that are the L2 norms of the applied update directions', () => {
+    withTrainer(job(), (t) => {
+      const [s] = steps(t, 1);
+      expect(s!.g_grad_norm).toBeGreaterThan(0);
+      expect(s!.d_grad_norm).toBeGreaterThan(0);
+      expect(Number.isFinite(s!.g_grad_norm + s!.d_grad_norm)).toBe(true);
+    });
+    // Reference: the same first step's gradients by tf.grads on the same weights and batch. Adam's first
+    // update is -lr * g / (|g| + eps) per element, so the weights alone cannot give the norm back; compute
+    // D's gradient directly instead, with the trainer's own networks and data stream.
+    withTrainer(job(), (t) => {
+      const before = t.exportState();
+      const [s] = steps(t, 1);
+      t.importState(before);
+      const dNorm = tf.tidy(() => {
+        const real = (t as unknown as { realBatch(): { x: tf.Tensor4D } }).realBatch();
+        const fake = t.nets.generate((t as unknown as { noise(): tf.Tensor2D }).noise());
+        const { grads } = tf.variableGrads(() => {
+          const r = t.nets.discriminate(real.x);
+          const f = t.nets.discriminate(fake);
+          return tf.add(tf.mean(tf.softplus(tf.neg(r))), tf.mean(tf.softplus(f))) as tf.Scalar;
+        }, t.nets.d.vars);
+        return Math.sqrt(
+          t.nets.d.vars.reduce((a, v) => a + (tf.sum(tf.square(grads[v.name]!)).dataSync()[0] as number), 0),
+        );
+      });
+      expect(dNorm).toBeCloseTo(s!.d_grad_norm, 3);
+    });
+  });
+
+  it('scales learning rates on a restart, and keeps restarts and rates through export and import', () => {
+    withTrainer(job(), (t) => {
+      expect(t.health).toEqual({ restarts: 0, lrScale: { g: 1, d: 1 } });
+      t.applyRestart({ g: 10, d: 0.5 });
+      t.applyRestart({ g: 0.5, d: 0.5 });
+      expect(t.health).toEqual({ restarts: 2, lrScale: { g: 5, d: 0.25 } });
+      const state = t.exportState();
+      expect(state.health).toEqual({ restarts: 2, lrScale: { g: 5, d: 0.25 } });
+      t.importState({ ...state, health: undefined });
+      expect(t.health).toEqual({ restarts: 0, lrScale: { g: 1, d: 1 } });
+      t.importState(state);
+      expect(t.health.lrScale).toEqual({ g: 5, d: 0.25 });
+    });
+    // A smaller learning rate moves the weights less: the multiplier reaches the optimiser.
+    const moved = (scale: number) =>
+      withTrainer(job(), (t) => {
+        t.applyRestart({ g: scale, d: scale });
+        const w0 = t.exportState().d[0]!.data.slice();
+        steps(t, 1);
+        const w1 = t.exportState().d[0]!.data;
+        return w1.reduce((a, x, i) => a + Math.abs(x - (w0[i] as number)), 0);
+      });
+    expect(moved(0.01)).toBeLessThan(moved(1) * 0.05);
+  });
+
+  it('generates the same evaluation samples every time, without disturbing training', () => {
+    const run = (evaluate: boolean) =>
+      withTrainer(job({ model: 'cgan' }), (t) => {
+        steps(t, 2);
+        const samples = evaluate ? [t.evalSamples(20, 8), t.evalSamples(20, 8)] : [];
+        return { samples, next: steps(t, 2) };
+      });
+    const a = run(true);
+    expect(a.samples[0]!.images).toEqual(a.samples[1]!.images);
+    expect(Array.from(a.samples[0]!.labels!)).toEqual(Array.from({ length: 20 }, (_, i) => i % 10));
+    expect(a.samples[0]!.images.length).toBe(20 * 28 * 28);
+    expect(run(false).next).toEqual(a.next);
+  });
+
   it('refuses a checkpoint of the other model', () => {
     const dcganState = withTrainer(job(), (t) => t.exportState());
     withTrainer(job({ model: 'cgan' }), (t) => {

@@ -9,7 +9,7 @@ import { init, type NamedArray, ParamStore } from '../models/param-store.ts';
 
 /** Width of the feature vector the quality metrics use (the classifier's penultimate layer). */
 export const FEATURE_DIM = 64;
-export const CLASSIFIER_ARCHITECTURE = 'gantry-classifier-v1';
+export const CLASSIFIER_ARCHITECTURE = 'gantry-classifier-v2';
 
 /** Where the project's trained classifiers live: `<dataset>.json` (manifest) and `<dataset>.bin` (weights). */
 export const CLASSIFIER_DIR = join(
@@ -52,8 +52,9 @@ export interface ClassifierManifest {
  * The small CNN whose features and predictions score generated images (FLD, class coverage, KL,
  * diversity, cGAN accuracy). Input [N, 28, 28, 1] in [-1, 1]:
  *   conv 3x3/2 32 -> ReLU -> conv 3x3 64 -> ReLU -> conv 3x3/2 64 -> ReLU -> conv 3x3/2 128 -> ReLU
- *   -> global average pool -> dense 64 -> ReLU (the features) -> dense classes (logits)
- * 138k parameters; ~13 MFLOP per image forward.
+ *   -> flatten (4x4x128) -> dense 64 -> ReLU (the features) -> dense classes (logits)
+ * 261k parameters (1 MB of float32); ~13 MFLOP per image forward. (v1 pooled globally before the dense
+ * layer: half the size, but 83% on Fashion-MNIST after 2 epochs where it needs 90%.)
  */
 export class Classifier {
   readonly params: ParamStore;
@@ -73,7 +74,7 @@ export class Classifier {
     p.add('c3/b', [64], init.zeros());
     p.add('c4/w', [3, 3, 64, 128], he(9 * 64));
     p.add('c4/b', [128], init.zeros());
-    p.add('fc1/w', [128, FEATURE_DIM], he(128));
+    p.add('fc1/w', [4 * 4 * 128, FEATURE_DIM], he(4 * 4 * 128));
     p.add('fc1/b', [FEATURE_DIM], init.zeros());
     p.add('fc2/w', [FEATURE_DIM, numClasses], he(FEATURE_DIM));
     p.add('fc2/b', [numClasses], init.zeros());
@@ -87,8 +88,8 @@ export class Classifier {
     h = tf.relu(conv(h, p('c2/w'), 1, p('c2/b')));
     h = tf.relu(conv(h, p('c3/w'), 2, p('c3/b')));
     h = tf.relu(conv(h, p('c4/w'), 2, p('c4/b')));
-    const pooled = tf.mean(h, [1, 2]) as tf.Tensor2D;
-    const features = tf.relu(dense(pooled, p('fc1/w'), p('fc1/b')));
+    const flat = tf.reshape(h, [h.shape[0], 4 * 4 * 128]) as tf.Tensor2D;
+    const features = tf.relu(dense(flat, p('fc1/w'), p('fc1/b')));
     return { features, logits: dense(features, p('fc2/w'), p('fc2/b')) };
   }
 
