@@ -108,6 +108,12 @@ export class WorkerMetrics {
     labelNames: [...this.trialLabels, 'detector', 'action'] as const,
     registers: [this.registry],
   });
+  readonly detectionStep = new Gauge({
+    name: 'gantry_trial_detection_step',
+    help: 'Step of the latest health detection of a trial, by detector (the reason is in the API and the log)',
+    labelNames: [...this.trialLabels, 'detector'] as const,
+    registers: [this.registry],
+  });
   readonly workerDetections = new Counter({
     name: 'gantry_worker_health_detections_total',
     help: 'Health detections on this worker, by detector and action (kept when trials leave)',
@@ -185,6 +191,7 @@ export class WorkerMetrics {
 
   observeDetection(sweep: string, trial: string, d: HealthDetection, restarts: number): void {
     this.detections.inc({ sweep, trial, detector: d.detector, action: d.action });
+    this.detectionStep.set({ sweep, trial, detector: d.detector }, d.step);
     const key = `${sweep}/${trial}`;
     const seen = this.detectionLabels.get(key) ?? new Set<string>();
     seen.add(JSON.stringify([d.detector, d.action]));
@@ -197,6 +204,7 @@ export class WorkerMetrics {
   forget(sweep: string, trial: string): void {
     for (const m of this.perTrial) (m as Gauge<string>).remove({ sweep, trial });
     for (const network of ['g', 'd']) this.gradNorm.remove({ sweep, trial, network });
+    for (const detector of DETECTORS) this.detectionStep.remove({ sweep, trial, detector });
     const key = `${sweep}/${trial}`;
     for (const pair of this.detectionLabels.get(key) ?? []) {
       const [detector, action] = JSON.parse(pair) as [string, string];

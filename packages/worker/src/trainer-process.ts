@@ -106,10 +106,10 @@ async function run(start: StartMessage): Promise<void> {
       // The newest checkpoint from before the problem began (the initial weights if none).
       const target = [...rewindPoints].reverse().find((p) => p.step < f.since) ?? rewindPoints[0]!;
       const state = target.state ?? (await checkpoints.read(target.manifestKey!));
-      const keep = trainer.health;
-      trainer.importState(state);
-      // importState takes the checkpoint's multipliers; the restart count and scale go on from now.
-      trainer.importState({ ...state, health: keep });
+      // The weights are the checkpoint's; the restart count and multipliers go on from now.
+      trainer.importState({ ...state, health: trainer.health });
+      // The abandoned run's later checkpoints are no place to rewind to.
+      while (rewindPoints.length > 1 && rewindPoints.at(-1)!.step > target.step) rewindPoints.pop();
       trainer.applyRestart(rule.lr_scale);
       monitor.reset();
       await send({

@@ -1,0 +1,60 @@
+import { describe, expect, it } from 'vitest';
+import { WorkerMetrics } from './metrics.ts';
+
+const step = {
+  step: 10,
+  d_loss: 1,
+  g_loss: 2,
+  d_real: 0.6,
+  d_fake: 0.4,
+  images_per_sec: 100,
+  g_grad_norm: 3,
+  d_grad_norm: 4,
+};
+
+describe('WorkerMetrics', () => {
+  it("removes every series of a trial when it leaves, and keeps the worker's own", async () => {
+    const m = new WorkerMetrics();
+    m.startTrial('s1', 't1', 0);
+    m.startTrial('s1', 't2', 0);
+    m.observe('s1', 't1', step);
+    m.observe('s1', 't2', step);
+    m.observeQuality('s1', 't1', {
+      step: 10,
+      fld: 12,
+      class_coverage: 1,
+      class_kl: 0.1,
+      diversity_ratio: 0.9,
+      cond_accuracy: 0.8,
+    });
+    m.observeDetection(
+      's1',
+      't1',
+      { detector: 'd_dominance', step: 10, action: 'restart', reason: 'r', t: 0 },
+      1,
+    );
+    const before = await m.registry.metrics();
+    expect(before).toMatch(/gantry_trial_grad_norm\{sweep="s1",trial="t1",network="g"\} 3/);
+    expect(before).toMatch(/gantry_trial_fld\{sweep="s1",trial="t1"\} 12/);
+    expect(before).toMatch(
+      /gantry_trial_detections_total\{sweep="s1",trial="t1",detector="d_dominance",action="restart"\} 1/,
+    );
+    expect(before).toMatch(
+      /gantry_trial_detections_total\{sweep="s1",trial="t1",detector="divergence",action="stop"\} 0/,
+    );
+    expect(before).toMatch(/gantry_trial_restarts\{sweep="s1",trial="t1"\} 1/);
+    expect(before).toMatch(/gantry_trial_detection_step\{sweep="s1",trial="t1",detector="d_dominance"\} 10/);
+
+    m.forget('s1', 't1');
+    const after = await m.registry.metrics();
+    expect(after).not.toMatch(/trial="t1"/);
+    expect(after).toMatch(/gantry_trial_step\{sweep="s1",trial="t2"\} 10/);
+    // The worker-level counter keeps its count, and every detector/action pair exists from the start.
+    expect(after).toMatch(
+      /gantry_worker_health_detections_total\{detector="d_dominance",action="restart"\} 1/,
+    );
+    expect(after).toMatch(
+      /gantry_worker_health_detections_total\{detector="mode_collapse",action="warn"\} 0/,
+    );
+  });
+});
