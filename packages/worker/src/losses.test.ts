@@ -2,7 +2,7 @@ import './gradients.ts';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from './backend.ts';
-import { discriminatorLoss, generatorLoss } from './losses.ts';
+import { discriminatorLoss, generatorLoss, gradientPenalty } from './losses.ts';
 
 const sigmoid = (x: number) => 1 / (1 + Math.exp(-x));
 /** log(1 + e^x) in float64 without overflow. */
@@ -121,4 +121,75 @@ describe('GAN losses', () => {
       expect(Math.abs(gg[i]! - fdG), `dG/df[${i}]`).toBeLessThan(5e-5);
     }
   });
+});
+
+describe('WGAN-GP gradient penalty and its second derivatives', () => {
+  const N = 3;
+  const shape: [number, number, number, number] = [N, 6, 6, 2];
+  const real = () => tf.randomUniform(shape, -1, 1, 'float32', 11) as tf.Tensor4D;
+  const fake = () => tf.randomUniform(shape, -1, 1, 'float32', 12) as tf.Tensor4D;
+  const eps = () => tf.tensor1d([0.2, 0.5, 0.9]);
+
+  for (const backend of ['cpu', 'wasm'] as const) {
+    it(`${backend}: a linear critic <w, x> has the closed form 10 (|w| - 1)^2 and gradient 20 (|w| - 1) w / |w|`, async () => {
+      await tf.setBackend(backend);
+      const wValues = Array.from({ length: 72 }, (_, i) => Math.sin(i) * 0.3);
+      const norm = Math.hypot(...wValues);
+      const { value, grad } = tf.tidy(() => {
+        const w = tf.tensor4d(wValues, [1, 6, 6, 2]);
+        const critic = (wt: tf.Tensor) => (x: tf.Tensor4D) => tf.sum(tf.mul(x, wt), [1, 2, 3]) as tf.Tensor1D;
+        const f = (wt: tf.Tensor) => gradientPenalty(critic(wt), real(), fake(), eps());
+        return { value: f(w).dataSync()[0]!, grad: Array.from(tf.grad(f)(w).dataSync()) };
+      });
+      expectRel(value, 10 * (norm - 1) ** 2, 1e-4, 'penalty');
+      grad.forEach((g, i) => {
+        expect(Math.abs(g - (20 * (norm - 1) * wValues[i]!) / norm), `dGP/dw[${i}]`).toBeLessThan(1e-4);
+      });
+    });
+
+    it(`${backend}: a conv + LeakyReLU + dense critic matches central differences where it is smooth`, async () => {
+      await tf.setBackend(backend);
+      const w1 = Array.from(tf.randomNormal([3, 3, 2, 4], 0, 0.4, 'float32', 21).dataSync());
+      const w2 = Array.from(tf.randomNormal([3 * 3 * 4, 1], 0, 0.4, 'float32', 22).dataSync());
+      const penalty = (a: tf.Tensor, b: tf.Tensor) => {
+        const critic = (x: tf.Tensor4D) => {
+          const h = tf.leakyRelu(tf.conv2d(x, a as tf.Tensor4D, 2, 'same'), 0.2);
+          return tf.reshape(tf.matMul(tf.reshape(h, [N, 36]), b as tf.Tensor2D), [N]) as tf.Tensor1D;
+        };
+        return gradientPenalty(critic, real(), fake(), eps());
+      };
+      const at = (v1: number[], v2: number[]) =>
+        tf.tidy(() => penalty(tf.tensor4d(v1, [3, 3, 2, 4]), tf.tensor2d(v2, [36, 1])).dataSync()[0]!);
+      const [g1, g2] = tf.tidy(() =>
+        tf
+          .grads(penalty)([tf.tensor4d(w1, [3, 3, 2, 4]), tf.tensor2d(w2, [36, 1])])
+          .map((g) => Array.from(g.dataSync())),
+      );
+      // Central differences at two step sizes; where they agree no kink of the LeakyReLU was crossed,
+      // and the analytic second derivative must match them.
+      const central = (which: 1 | 2, i: number, h: number) => {
+        const plus = [[...w1], [...w2]] as [number[], number[]];
+        const minus = [[...w1], [...w2]] as [number[], number[]];
+        plus[which - 1]![i]! += h;
+        minus[which - 1]![i]! -= h;
+        return (at(...plus) - at(...minus)) / (2 * h);
+      };
+      let checked = 0;
+      for (const [which, grads, count] of [
+        [1, g1!, w1.length],
+        [2, g2!, w2.length],
+      ] as const) {
+        for (let i = 0; i < count; i += 7) {
+          const coarse = central(which, i, 4e-3);
+          const fine = central(which, i, 2e-3);
+          if (Math.abs(coarse - fine) > 2e-3 * Math.max(1, Math.abs(fine))) continue;
+          expect(Math.abs(grads[i]! - fine), `w${which}[${i}]: ${grads[i]} vs ${fine}`).toBeLessThan(
+            3e-3 * Math.max(1, Math.abs(fine)),
+          );
+          checked += 1;
+        }
+      }
+      expect(checked).toBeGreaterThan(8);
+    });
+  }
 });

@@ -13,3 +13,26 @@ export function discriminatorLoss(realLogits: tf.Tensor1D, fakeLogits: tf.Tensor
 export function generatorLoss(fakeLogits: tf.Tensor1D): tf.Scalar {
   return tf.mean(tf.softplus(tf.neg(fakeLogits)));
 }
+
+/**
+ * The WGAN-GP gradient penalty (Gulrajani et al., 2017, Algorithm 1):
+ *   lambda * mean over the batch of (|grad_x D(x_hat)|_2 - 1)^2,  x_hat = eps * real + (1 - eps) * fake,
+ * with one eps in [0, 1] per sample ([N]). Differentiating it with respect to the critic's weights takes
+ * second derivatives of the critic: tfjs records the inner gradient's ops on the outer tape. Not every
+ * tfjs gradient is differentiable again (tanh's, which uses its saved output, gives wrong second
+ * derivatives); losses.test.ts checks the critic's ops against a closed form and finite differences on
+ * cpu and wasm.
+ */
+export function gradientPenalty(
+  critic: (x: tf.Tensor4D) => tf.Tensor1D,
+  real: tf.Tensor4D,
+  fake: tf.Tensor4D,
+  eps: tf.Tensor1D,
+  lambda = 10,
+): tf.Scalar {
+  const e = tf.reshape(eps, [-1, 1, 1, 1]);
+  const mixed = tf.add(tf.mul(e, real), tf.mul(tf.sub(1, e), fake)) as tf.Tensor4D;
+  const grad = tf.grad((x: tf.Tensor) => tf.sum(critic(x as tf.Tensor4D)))(mixed);
+  const norm = tf.sqrt(tf.add(tf.sum(tf.square(grad), [1, 2, 3]), 1e-12));
+  return tf.mul(lambda, tf.mean(tf.square(tf.sub(norm, 1)))) as tf.Scalar;
+}
