@@ -512,6 +512,26 @@ describe('reading sweeps, trials and workers', () => {
     expect(res.body).toMatch(/^gantry_trials\{state="queued"\} 3$/m);
     expect(res.body).toMatch(/^gantry_queue_jobs\{state="waiting"\} 2$/m);
   });
+
+  it("exposes each active sweep's trials' current metric value for leaderboards", async () => {
+    const coord = await startCoordinator();
+    const body = await submit(coord, yamlSpec({ trials: 2, parallel: 2 }));
+    const [t0, t1] = body.trialIds as [string, string];
+    const point = { step: 10, d_loss: 1, g_loss: 0.75, d_real: 0.6, d_fake: 0.4, images_per_sec: 50, t: 0 };
+    await coord.store.updateTrial(t0, { state: 'running', metrics: point });
+    await coord.store.updateTrial(t1, { state: 'completed', metrics: point, result: 0.5 });
+    const metrics = (await get(coord, '/metrics')).body;
+    const line = (trial: string) =>
+      new RegExp(
+        `^gantry_trial_objective\\{sweep="${body.id}",trial="${trial}",metric="g_loss"\\} ([0-9.]+)$`,
+        'm',
+      );
+    expect(metrics.match(line(t0))?.[1]).toBe('0.75');
+    expect(metrics.match(line(t1))?.[1]).toBe('0.5');
+    // Once the sweep ends its series go: label values stay bounded by the active sweeps.
+    await coord.scheduler.cancel(body.id);
+    expect((await get(coord, '/metrics')).body).not.toMatch(/gantry_trial_objective\{/);
+  });
 });
 
 describe('POST /v1/sweeps/:id/cancel', () => {
