@@ -257,15 +257,16 @@ describe('Grafana provisioning and dashboards (static)', () => {
 
 /**
  * The Prometheus config of infra/prometheus/prometheus.yml, pointed at a test coordinator and scraping every
- * second. Text substitution keeps the file itself under test (its jobs, discovery and rule_files).
+ * two seconds. Text substitution keeps the file itself under test (its jobs, discovery and rule_files).
  */
 function testPrometheusConfig(text: string, coordinatorUrl: string): string {
   const urls = text.match(/http:\/\/127\.0\.0\.1:8080/g) ?? [];
   expect(urls.length, 'coordinator URLs in prometheus.yml').toBeGreaterThanOrEqual(2);
   return text
     .replaceAll('http://127.0.0.1:8080', coordinatorUrl)
-    .replace(/^(\s*(?:scrape_interval|evaluation_interval|refresh_interval):)\s*\S+/gm, '$1 1s')
-    .replace(/^(\s*scrape_timeout:)\s*\S+/gm, '$1 1s');
+    .replace(/^(\s*(?:evaluation_interval|refresh_interval):)\s*\S+/gm, '$1 1s')
+    .replace(/^(\s*scrape_interval:)\s*\S+/gm, '$1 2s')
+    .replace(/^(\s*scrape_timeout:)\s*\S+/gm, '$1 2s');
 }
 
 /** `label_values(metric{...}, label)` as the PromQL Grafana would send for it. */
@@ -356,10 +357,18 @@ describe('Grafana dashboards against a real Prometheus and worker', () => {
     );
 
     // Both jobs found their targets through the coordinator's discovery endpoint; the worker keeps its id.
-    const up = await vectorOf('up == 1');
-    expect(
-      typeof up === 'string' ? up : up.map((s) => `${s.metric.job}/${s.metric.worker ?? ''}`).sort(),
-    ).toEqual(['gantry-coordinator/', 'gantry-workers/worker-1']);
+    // Polled: under the load of a full test run one scrape can miss its timeout.
+    const upTargets = async () => {
+      const up = await vectorOf('up == 1');
+      return typeof up === 'string' ? up : up.map((s) => `${s.metric.job}/${s.metric.worker ?? ''}`).sort();
+    };
+    const expected = ['gantry-coordinator/', 'gantry-workers/worker-1'];
+    await waitFor(
+      'both scrape jobs to be up',
+      async () => (JSON.stringify(await upTargets()) === JSON.stringify(expected) ? true : undefined),
+      30_000,
+    ).catch(() => undefined);
+    expect(await upTargets()).toEqual(expected);
     expect(await vectorOf('gantry_worker_info{exported_worker!=""}')).toEqual([]);
 
     // Quality series appear after the first evaluation: poll every panel until all return series.
