@@ -67,6 +67,7 @@ describe('GAN health detection and policies, end to end', () => {
       health: {
         eval_every_steps: 200,
         eval_samples: 128,
+        warmup_steps: 0,
         max_restarts: 1,
         divergence: { policy: 'stop' },
         d_dominance: { policy: 'restart', window_steps: 50, lr_scale: { g: 10, d: 0.025 } },

@@ -35,6 +35,11 @@ export const healthSchema = z
     eval_every_steps: z.number().int('must be an integer').min(0, 'must be >= 0').max(1_000_000).default(250),
     /** Generated images scored per evaluation. */
     eval_samples: z.number().int('must be an integer').min(64, 'must be >= 64').max(10_000).default(512),
+    /**
+     * Steps before d_dominance, mode_collapse and non_convergence may fire: early GAN training looks
+     * unhealthy by their measures (D ahead, few classes). Divergence is checked from the first step.
+     */
+    warmup_steps: z.number().int('must be an integer').min(0, 'must be >= 0').max(1_000_000).default(500),
     /** Restarts a trial may take, across all detectors. */
     max_restarts: z.number().int('must be an integer').min(0).max(10, 'must be <= 10').default(2),
     divergence: z

@@ -15,7 +15,12 @@ const healthy = (step: number, over: Partial<StepStats> = {}): StepStats => ({
   ...over,
 });
 
-const config = (over: Partial<HealthConfig> = {}): HealthConfig => ({ ...DEFAULT_HEALTH, ...over });
+/** The defaults without the warm-up, so that short scripted runs reach every detector. */
+const config = (over: Partial<HealthConfig> = {}): HealthConfig => ({
+  ...DEFAULT_HEALTH,
+  warmup_steps: 0,
+  ...over,
+});
 
 const good: QualityScores = { fld: 10, class_coverage: 1, class_kl: 0.05, diversity_ratio: 0.95 };
 
@@ -115,6 +120,19 @@ describe('HealthMonitor', () => {
     for (let step = 1; step <= 4; step++)
       expect(m.observeStep(healthy(step, { d_real: 0.99, d_fake: 0.01 }))).toEqual([]);
     expect(m.observeStep(healthy(5, { d_real: 0.99, d_fake: 0.01 }))).toHaveLength(1);
+  });
+
+  it('checks only divergence during the warm-up', () => {
+    const m = new HealthMonitor(
+      config({ warmup_steps: 30, d_dominance: { ...DEFAULT_HEALTH.d_dominance, window_steps: 10 } }),
+    );
+    const dominated = (step: number) => m.observeStep(healthy(step, { d_real: 0.99, d_fake: 0.01 }));
+    for (let step = 1; step <= 39; step++) expect(dominated(step)).toEqual([]);
+    expect(dominated(40)).toMatchObject([{ detector: 'd_dominance', since: 31 }]);
+    expect(m.observeEval(30, { ...good, class_coverage: 0 })).toEqual([]);
+    expect(m.observeStep(healthy(41, { g_loss: 99 }))[0]?.detector).toBe('divergence');
+    expect(m.observeEval(60, { ...good, class_coverage: 0 })[0]?.detector).toBe('mode_collapse');
+    expect(DEFAULT_HEALTH.warmup_steps).toBe(500);
   });
 
   it('ignores a detector whose policy is off', () => {

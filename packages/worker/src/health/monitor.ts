@@ -34,7 +34,8 @@ const fmt = (x: number) =>
  *   ratio < diversity_min.
  * - non_convergence (each evaluation): the best FLD has not improved by min_improvement (relative) for
  *   patience_evals evaluations.
- * Window and FLD history start afresh after a restart and in a new process (a resumed attempt).
+ * Only divergence is checked during the first warmup_steps steps. Window and FLD history start afresh after
+ * a restart and in a new process (a resumed attempt).
  */
 export class HealthMonitor {
   private readonly window: { dominant: boolean; dLoss: number; gLoss: number }[] = [];
@@ -96,7 +97,7 @@ export class HealthMonitor {
       this.episode(out, 'divergence', reason, s.step, s.step, DIVERGENCE_HOLD_STEPS);
     }
     const dom = this.cfg.d_dominance;
-    if (dom.policy !== 'off') {
+    if (dom.policy !== 'off' && s.step > this.cfg.warmup_steps) {
       this.window.push({
         dominant: s.d_real >= dom.d_real_min && s.d_fake <= dom.d_fake_max,
         dLoss: s.d_loss,
@@ -127,6 +128,7 @@ export class HealthMonitor {
     const out: Finding[] = [];
     const previous = this.lastEvalStep;
     this.lastEvalStep = step;
+    if (step <= this.cfg.warmup_steps) return out;
     const mc = this.cfg.mode_collapse;
     if (mc.policy !== 'off') {
       const problems: string[] = [];
