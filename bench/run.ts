@@ -3,7 +3,7 @@
  * sweep's throughput on all cores against one trial at a time, measured in one invocation so the
  * ratios compare like with like on a noisy machine. Writes bench/results/latest.json.
  *
- *   npm run bench [-- --repeats 5 --steps 8 --sweep-steps 200 --skip-sweep]
+ *   npm run bench [-- --repeats 5 --steps 8 --sweep-steps 200 --sweep-repeats 2 --skip-sweep]
  */
 import { spawnSync } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
@@ -23,6 +23,7 @@ const { values: args } = parseArgs({
     repeats: { type: 'string', default: '5' },
     steps: { type: 'string', default: '8' },
     'sweep-steps': { type: 'string', default: '200' },
+    'sweep-repeats': { type: 'string', default: '2' },
     'skip-sweep': { type: 'boolean', default: false },
   },
 });
@@ -95,7 +96,11 @@ function pytorchRepeat(): number {
 }
 
 /** Wall time of a `trials`-trial sweep on one worker running `concurrency` trials at once. */
-async function sweepSeconds(trials: number, concurrency: number, steps: number): Promise<number> {
+async function sweepSeconds(
+  trials: number,
+  concurrency: number,
+  steps: number,
+): Promise<{ seconds: number; trialSpans: string }> {
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     GANTRY_PORT: '0',
@@ -135,12 +140,19 @@ async function sweepSeconds(trials: number, concurrency: number, steps: number):
       parameters: { batch_size: { value: 32 }, base_filters: { value: 32 }, latent_dim: { value: 64 } },
     });
     const t0 = performance.now();
+    const submitted = Date.now();
     const { id } = await c.submit(spec);
     for (;;) {
       const s = await c.store.get(id);
       if (s && ['completed', 'failed', 'cancelled'].includes(s.state)) {
         if (s.state !== 'completed') throw new Error(`bench sweep ${s.state}`);
-        return (performance.now() - t0) / 1000;
+        const seconds = (performance.now() - t0) / 1000;
+        // Each trial's attempt, from submission: when it started and ended (trainer start-up included).
+        const spans = (await c.store.trials(s.trialIds)).map(
+          (t) =>
+            `${(((t.startedAt ?? submitted) - submitted) / 1000).toFixed(1)}-${(((t.endedAt ?? submitted) - submitted) / 1000).toFixed(1)} s`,
+        );
+        return { seconds, trialSpans: spans.join(', ') };
       }
       await new Promise((r) => setTimeout(r, 200));
     }
@@ -198,8 +210,23 @@ if (!args['skip-sweep']) {
   const trials = cores;
   const steps = Number(args['sweep-steps']);
   say(`sweep: ${trials} trials x ${steps} steps on one worker: concurrency ${cores} vs 1`);
-  const par = await sweepSeconds(trials, cores, steps);
-  const seq = await sweepSeconds(trials, 1, steps);
+  // Pairs in ABBA order (all cores, one at a time, one at a time, all cores, ...) so that a drift in the
+  // machine's speed hits both alike; the figures are medians, the ratio also per pair.
+  const pars: number[] = [];
+  const seqs: number[] = [];
+  for (let r = 0; r < Number(args['sweep-repeats']); r++) {
+    const order = r % 2 === 0 ? [cores, 1] : [1, cores];
+    for (const concurrency of order) {
+      const run = await sweepSeconds(trials, concurrency, steps);
+      (concurrency === 1 ? seqs : pars).push(run.seconds);
+      say(
+        `sweep: ${concurrency === 1 ? 'one at a time' : 'all cores    '} ${run.seconds.toFixed(1)} s; trial attempts from submission: ${run.trialSpans}`,
+      );
+    }
+  }
+  const par = median(pars);
+  const seq = median(seqs);
+  say(`sweep: time ratio per pair ${pars.map((p, i) => (p / seqs[i]!).toFixed(2)).join(', ')}`);
   sweep = {
     cores,
     trials,

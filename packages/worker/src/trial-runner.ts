@@ -19,6 +19,14 @@ import type { ChildMessage, ParentMessage } from './ipc.ts';
 import type { WorkerMetrics } from './metrics.ts';
 import { TrialReporter } from './trial-reporter.ts';
 
+/**
+ * V8 flags of trainer processes. A step makes ~550 tfjs kernel calls, each leaving short-lived JS objects;
+ * a 64 MiB young generation (default 16) makes scavenges rarer. Measured on the 2-core dev machine, DCGAN
+ * at batch 32 (base_filters 32), 100 steps, 4 alternating runs: 104.7-120.9 ms/step without, 95.7-107.0
+ * with (about 10% faster), for ~100 MB more resident memory per trainer.
+ */
+export const TRAINER_NODE_FLAGS = ['--max-semi-space-size=64'];
+
 const TRAINER_ENTRY = fileURLToPath(new URL('../bin/gantry-trainer.mjs', import.meta.url));
 
 /** Why a running attempt is being stopped from outside. */
@@ -104,7 +112,7 @@ export async function runTrialAttempt(
   const env = deps.gpu === undefined ? process.env : { ...process.env, CUDA_VISIBLE_DEVICES: deps.gpu };
   const child = fork(TRAINER_ENTRY, [], {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    execArgv: [],
+    execArgv: TRAINER_NODE_FLAGS,
     env,
   });
   const send = (m: ParentMessage) => {
