@@ -26,7 +26,7 @@ describe('ProGAN layers', () => {
       tf.tidy(() => {
         // One pixel with channels (3, 4): mean square 12.5.
         const p = pixelNorm(tf.tensor4d([3, 4], [1, 1, 1, 2]));
-        values(p).forEach((v, i) => expect(v).toBeCloseTo([3, 4][i]! / Math.sqrt(12.5), 5));
+        for (const [i, v] of values(p).entries()) expect(v).toBeCloseTo([3, 4][i]! / Math.sqrt(12.5), 5);
         // Two samples of one 1x1x2 feature map: per-feature std over the batch |a - b| / 2, averaged.
         const m = minibatchStd(tf.tensor4d([1, 10, 3, 4], [2, 1, 1, 2]));
         expect(m.shape).toEqual([2, 1, 1, 3]);
