@@ -4,14 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLogger } from '@gantry/shared';
 import { afterAll, describe, expect, it } from 'vitest';
-import { LocalStack } from '../packages/coordinator/src/local-stack/index.ts';
+import { findOnPath, LocalStack } from '../packages/coordinator/src/local-stack/index.ts';
 import { testEnv } from './support/infra.ts';
-import {
-  findExecutable,
-  type LocalPrometheus,
-  type PromSample,
-  startPrometheus,
-} from './support/prometheus.ts';
+import { type LocalPrometheus, type PromSample, startPrometheus } from './support/prometheus.ts';
 import { waitFor } from './support/wait-for.ts';
 
 const root = join(import.meta.dirname, '..');
@@ -232,7 +227,7 @@ describe('Grafana provisioning and dashboards (static)', () => {
   });
 
   it('every expression is valid PromQL (promtool)', async ({ skip }) => {
-    const promtool = await findExecutable('promtool');
+    const promtool = await findOnPath('promtool');
     if (promtool === undefined) return skip('promtool is not installed (apt-get install prometheus)');
     // promtool checks PromQL in rule files: one recording rule per panel target, variables filled in.
     const vars = { sweep: 's', trial: 't' };
@@ -276,7 +271,7 @@ function labelValuesQuery(q: string): { expr: string; label: string } {
   return { expr: `group by (${m[2]}) (${m[1]})`, label: m[2]! };
 }
 
-const prometheusBin = await findExecutable('prometheus');
+const prometheusBin = await findOnPath('prometheus');
 
 describe('Grafana dashboards against a real Prometheus and worker', () => {
   let stack: LocalStack | undefined;

@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { findExecutable } from './support/prometheus.ts';
+import { findOnPath } from '../packages/coordinator/src/local-stack/index.ts';
 
 const root = join(import.meta.dirname, '..');
 const infra = join(root, 'infra', 'prometheus');
@@ -15,7 +15,7 @@ const testFiles = readdirSync(testsDir)
   .filter((f) => f.endsWith('.yml'))
   .map((f) => join(testsDir, f));
 
-const promtool = await findExecutable('promtool');
+const promtool = await findOnPath('promtool');
 const SKIP_REASON = 'promtool is not installed (apt-get install prometheus; `npm test` installs it)';
 
 /** Runs promtool and returns its exit code with everything it printed, so a failure shows promtool's own words. */

@@ -1,9 +1,13 @@
-import { type ChildProcess, spawn } from 'node:child_process';
-import { constants as fsConstants } from 'node:fs';
-import { access, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
+import { spawn } from 'node:child_process';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { delimiter, dirname, join } from 'node:path';
+import { dirname, join } from 'node:path';
+import {
+  findOnPath,
+  pickFreePort,
+  sleep,
+  stopChild,
+} from '../../packages/coordinator/src/local-stack/index.ts';
 
 /** One element of an instant vector from the HTTP API. */
 export interface PromSample {
@@ -51,27 +55,12 @@ const STOP_GRACE_MS = 10_000;
 const PORT_RETRIES = 5;
 const LOG_TAIL_CHARS = 6_000;
 
-/** Path of an executable on PATH, or undefined. */
-export async function findExecutable(name: string): Promise<string | undefined> {
-  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
-    if (dir === '') continue;
-    const candidate = join(dir, name);
-    try {
-      await access(candidate, fsConstants.X_OK);
-      return candidate;
-    } catch {
-      // not in this directory
-    }
-  }
-  return undefined;
-}
-
 /**
  * Starts Debian's `prometheus` on a free loopback port with `config` (and `files`) in a fresh temp dir, and
  * resolves once `/-/ready` answers 200. Throws with Prometheus' log when it exits or is not ready in time.
  */
 export async function startPrometheus(opts: StartPrometheusOptions): Promise<LocalPrometheus> {
-  const bin = await findExecutable('prometheus');
+  const bin = await findOnPath('prometheus');
   if (bin === undefined) {
     throw new Error('prometheus was not found on PATH; install it with `apt-get install prometheus`');
   }
@@ -133,7 +122,7 @@ async function launch(
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> => {
     closing ??= (async () => {
-      await stopChild(child, exited);
+      await stopChild(child, exited, STOP_GRACE_MS);
       process.removeListener('exit', killOnExit);
       await rm(dir, { recursive: true, force: true });
     })();
@@ -143,7 +132,7 @@ async function launch(
   const deadline = Date.now() + readyTimeoutMs;
   for (;;) {
     if (spawnError !== undefined || child.exitCode !== null || child.signalCode !== null) {
-      await stopChild(child, exited);
+      await stopChild(child, exited, STOP_GRACE_MS);
       process.removeListener('exit', killOnExit);
       if (/address already in use/i.test(log)) throw new PortInUseError(`port ${port} is in use`);
       const why = spawnError?.message ?? `exited with ${child.exitCode ?? child.signalCode}`;
@@ -151,7 +140,7 @@ async function launch(
     }
     if (await isReady(url)) break;
     if (Date.now() > deadline) {
-      await stopChild(child, exited);
+      await stopChild(child, exited, STOP_GRACE_MS);
       process.removeListener('exit', killOnExit);
       throw new Error(`prometheus at ${url} was not ready after ${readyTimeoutMs} ms:\n${log.trim()}`);
     }
@@ -185,30 +174,4 @@ async function isReady(url: string): Promise<boolean> {
   } catch {
     return false;
   }
-}
-
-async function stopChild(child: ChildProcess, exited: Promise<void>): Promise<void> {
-  if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), STOP_GRACE_MS);
-  await exited;
-  clearTimeout(timer);
-}
-
-/** Binds an ephemeral port on 127.0.0.1 and releases it; the caller races other processes for it. */
-function pickFreePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.unref();
-    server.once('error', reject);
-    server.listen(0, HOST, () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      server.close(() => (port > 0 ? resolve(port) : reject(new Error('could not pick a free port'))));
-    });
-  });
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }

@@ -31,42 +31,17 @@ export class WorkerMetrics {
     registers: [this.registry],
   });
   private readonly trialLabels = ['sweep', 'trial'] as const;
-  readonly step = new Gauge({
-    name: 'gantry_trial_step',
-    help: 'Current training step',
-    labelNames: this.trialLabels,
-    registers: [this.registry],
-  });
-  readonly dLoss = new Gauge({
-    name: 'gantry_trial_d_loss',
-    help: 'Discriminator loss',
-    labelNames: this.trialLabels,
-    registers: [this.registry],
-  });
-  readonly gLoss = new Gauge({
-    name: 'gantry_trial_g_loss',
-    help: 'Generator loss',
-    labelNames: this.trialLabels,
-    registers: [this.registry],
-  });
-  readonly dReal = new Gauge({
-    name: 'gantry_trial_d_real',
-    help: 'Mean D(x) on real images',
-    labelNames: this.trialLabels,
-    registers: [this.registry],
-  });
-  readonly dFake = new Gauge({
-    name: 'gantry_trial_d_fake',
-    help: 'Mean D(G(z)) on generated images',
-    labelNames: this.trialLabels,
-    registers: [this.registry],
-  });
-  readonly imagesPerSec = new Gauge({
-    name: 'gantry_trial_images_per_second',
-    help: 'Training throughput (real images per second)',
-    labelNames: this.trialLabels,
-    registers: [this.registry],
-  });
+  /** Gauges labelled by sweep and trial only (trialGauge), removed together when the trial leaves. */
+  private readonly perTrial: Gauge<'sweep' | 'trial'>[] = [];
+  readonly step = this.trialGauge('gantry_trial_step', 'Current training step');
+  readonly dLoss = this.trialGauge('gantry_trial_d_loss', 'Discriminator loss');
+  readonly gLoss = this.trialGauge('gantry_trial_g_loss', 'Generator loss');
+  readonly dReal = this.trialGauge('gantry_trial_d_real', 'Mean D(x) on real images');
+  readonly dFake = this.trialGauge('gantry_trial_d_fake', 'Mean D(G(z)) on generated images');
+  readonly imagesPerSec = this.trialGauge(
+    'gantry_trial_images_per_second',
+    'Training throughput (real images per second)',
+  );
 
   readonly gradNorm = new Gauge({
     name: 'gantry_trial_grad_norm',
@@ -74,12 +49,10 @@ export class WorkerMetrics {
     labelNames: [...this.trialLabels, 'network'] as const,
     registers: [this.registry],
   });
-  readonly lastStepTime = new Gauge({
-    name: 'gantry_trial_last_step_timestamp_seconds',
-    help: 'Unix time of the last reported training step',
-    labelNames: this.trialLabels,
-    registers: [this.registry],
-  });
+  readonly lastStepTime = this.trialGauge(
+    'gantry_trial_last_step_timestamp_seconds',
+    'Unix time of the last reported training step',
+  );
   readonly fld = this.trialGauge(
     'gantry_trial_fld',
     'Frechet distance of classifier features to the real data (last evaluation; lower is better)',
@@ -120,30 +93,11 @@ export class WorkerMetrics {
     labelNames: ['detector', 'action'] as const,
     registers: [this.registry],
   });
-  /** Per-trial series labelled by sweep and trial only, removed together when the trial leaves. */
-  private readonly perTrial: (Gauge<string> | Counter<string>)[];
   /** Detector/action pairs each trial has counted (`sweep/trial` -> labels), to remove them too. */
   private readonly detectionLabels = new Map<string, Set<string>>();
 
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'gantry_worker_' });
-    this.perTrial = [
-      this.step,
-      this.dLoss,
-      this.gLoss,
-      this.dReal,
-      this.dFake,
-      this.imagesPerSec,
-      this.gradNorm,
-      this.lastStepTime,
-      this.fld,
-      this.coverage,
-      this.classKl,
-      this.diversity,
-      this.condAccuracy,
-      this.evalStep,
-      this.restarts,
-    ];
     // Every detector/action pair exists from the start, at 0, so rates and dashboards see them.
     for (const detector of DETECTORS)
       for (const action of ACTIONS) this.workerDetections.inc({ detector, action }, 0);
@@ -163,7 +117,9 @@ export class WorkerMetrics {
   }
 
   private trialGauge(name: string, help: string): Gauge<'sweep' | 'trial'> {
-    return new Gauge({ name, help, labelNames: this.trialLabels, registers: [this.registry] });
+    const gauge = new Gauge({ name, help, labelNames: this.trialLabels, registers: [this.registry] });
+    this.perTrial.push(gauge);
+    return gauge;
   }
 
   observe(sweep: string, trial: string, m: StepMetrics): void {
@@ -202,7 +158,7 @@ export class WorkerMetrics {
 
   /** Drops every series of a trial (metric hygiene: finished trials do not linger). */
   forget(sweep: string, trial: string): void {
-    for (const m of this.perTrial) (m as Gauge<string>).remove({ sweep, trial });
+    for (const g of this.perTrial) g.remove({ sweep, trial });
     for (const network of ['g', 'd']) this.gradNorm.remove({ sweep, trial, network });
     for (const detector of DETECTORS) this.detectionStep.remove({ sweep, trial, detector });
     const key = `${sweep}/${trial}`;

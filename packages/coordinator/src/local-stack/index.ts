@@ -2,6 +2,8 @@
  * Throwaway Redis and S3 servers for tests, demos and `gantry dev`.
  * @packageDocumentation
  */
+
+export { findOnPath, pickFreePort, sleep, stopChild } from './process-util.ts';
 export {
   isRedisReachable,
   type LocalRedis,

@@ -1,10 +1,10 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { constants as fsConstants } from 'node:fs';
-import { access, mkdir, mkdtemp, rm } from 'node:fs/promises';
-import { createConnection, createServer } from 'node:net';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
-import { delimiter, join } from 'node:path';
+import { join } from 'node:path';
 import { Redis } from 'ioredis';
+import { findOnPath, pickFreePort, sleep, stopChild } from './process-util.ts';
 
 /** A `redis-server` child process owned by this process. */
 export interface LocalRedis {
@@ -138,7 +138,7 @@ async function launch(
   let state: RedisState = 'starting';
   let closed: Promise<void> = Promise.resolve();
   const shutdown = async (): Promise<void> => {
-    await stopChild(child, exited);
+    await stopChild(child, exited, STOP_GRACE_MS);
     untrackChild(child);
     if (ownsDir) await rm(dir, { recursive: true, force: true });
   };
@@ -167,7 +167,7 @@ async function launch(
         (exitedEarly
           ? `exited with code ${child.exitCode ?? child.signalCode}`
           : 'did not answer PING in time');
-      await stopChild(child, exited);
+      await stopChild(child, exited, STOP_GRACE_MS);
       untrackChild(child);
       if (/address already in use/i.test(log)) throw new PortInUseError(`port ${port} is in use`);
       throw new Error(`redis-server on port ${port} ${reason}:\n${log.trim()}`);
@@ -196,15 +196,6 @@ function killLiveChildren(): void {
   for (const child of liveChildren) child.kill('SIGKILL');
 }
 
-async function stopChild(child: ChildProcess, exited: Promise<void>): Promise<void> {
-  // A child that failed to spawn has no pid and may never emit 'exit'.
-  if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), STOP_GRACE_MS);
-  await exited;
-  clearTimeout(timer);
-}
-
 /** Sends an inline `PING` and resolves true on `+PONG`. Never rejects. */
 function pingRaw(port: number, timeoutMs: number): Promise<boolean> {
   return new Promise((resolve) => {
@@ -222,36 +213,4 @@ function pingRaw(port: number, timeoutMs: number): Promise<boolean> {
       if (reply.includes('\r\n')) finish(reply.startsWith('+PONG'));
     });
   });
-}
-
-/** Binds an ephemeral port on 127.0.0.1 and releases it; the caller races other processes for it. */
-function pickFreePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.unref();
-    server.once('error', reject);
-    server.listen(0, HOST, () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      server.close(() => (port > 0 ? resolve(port) : reject(new Error('could not pick a free port'))));
-    });
-  });
-}
-
-async function findOnPath(name: string): Promise<string | undefined> {
-  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
-    if (dir === '') continue;
-    const candidate = join(dir, name);
-    try {
-      await access(candidate, fsConstants.X_OK);
-      return candidate;
-    } catch {
-      // not in this directory
-    }
-  }
-  return undefined;
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }

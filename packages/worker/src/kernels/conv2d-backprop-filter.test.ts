@@ -4,14 +4,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../backend.ts';
 import { conv2DBackpropFilter } from './conv2d-backprop-filter.ts';
 import { registerWasmTrainingKernels } from './index.ts';
-import { expectClose, randomData, runOn, size } from './test-support.ts';
-
-type Shape4 = [number, number, number, number];
-type Pad =
-  | 'same'
-  | 'valid'
-  | number
-  | [[number, number], [number, number], [number, number], [number, number]];
+import { expectClose, type ConvPad as Pad, randomData, runOn, type Shape4, size } from './test-support.ts';
 
 interface Case {
   x: Shape4;

@@ -9,14 +9,7 @@ import {
   conv2DBackpropInputConfig,
 } from './conv2d-backprop-input.ts';
 import { registerWasmTrainingKernels } from './index.ts';
-import { expectClose, randomData, runOn, size } from './test-support.ts';
-
-type Shape4 = [number, number, number, number];
-type Pad =
-  | 'same'
-  | 'valid'
-  | number
-  | [[number, number], [number, number], [number, number], [number, number]];
+import { expectClose, type ConvPad as Pad, randomData, runOn, type Shape4, size } from './test-support.ts';
 
 /** A Conv2DBackpropInput call, described by the forward conv2d it differentiates: x * filter -> dy. */
 interface Case {

@@ -5,14 +5,7 @@ import { initBackend } from '../backend.ts';
 import { conv2D, conv2DConfig } from './conv2d.ts';
 import { setGemmEnabled } from './gemm/index.ts';
 import { registerWasmTrainingKernels } from './index.ts';
-import { expectClose, randomData, runOn, size } from './test-support.ts';
-
-type Shape4 = [number, number, number, number];
-type Pad =
-  | 'same'
-  | 'valid'
-  | number
-  | [[number, number], [number, number], [number, number], [number, number]];
+import { expectClose, type ConvPad as Pad, randomData, runOn, type Shape4, size } from './test-support.ts';
 
 interface Case {
   x: Shape4;

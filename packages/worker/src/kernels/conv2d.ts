@@ -118,40 +118,35 @@ function convolve(
   const out = backend.makeOutput([g.batch, g.outH, g.outW, g.outC], 'float32');
   const pointwise =
     g.kH === 1 && g.kW === 1 && g.strideH === 1 && g.strideW === 1 && g.padTop === 0 && g.padLeft === 0;
-  if (pointwise) {
-    gemm.reserve(g.outC);
-    gemm.multiply(
-      rows,
-      depth,
-      g.outC,
-      { ptr: heapPtr(backend, x), rowStride: 4 * depth, colStride: 4 },
-      { ptr: heapPtr(backend, filter), rowStride: 4 * g.outC, colStride: 4 },
-      { ptr: heapPtr(backend, out), rowStride: 4 * g.outC },
-    );
-    return out;
-  }
-  const chunk = Math.max(1, Math.min(rows, Math.floor(maxPatchElements / depth)));
-  const patches = backend.makeOutput([chunk, depth], 'float32');
+  // A pointwise convolution multiplies x itself; any other gathers its windows into patches, in chunks.
+  const chunk = pointwise ? rows : Math.max(1, Math.min(rows, Math.floor(maxPatchElements / depth)));
+  const patches = pointwise ? undefined : backend.makeOutput([chunk, depth], 'float32');
   try {
     gemm.reserve(g.outC);
+    // Byte offsets, taken after every allocation; they stay valid if the heap grows.
+    const filterPtr = heapPtr(backend, filter);
+    const outPtr = heapPtr(backend, out);
     for (let row0 = 0; row0 < rows; row0 += chunk) {
       const count = Math.min(chunk, rows - row0);
-      im2col(backend, patches, x, g, row0, count);
-      // Byte offsets are taken after every allocation above and stay valid if the heap grows.
+      if (patches) im2col(backend, patches, x, g, row0, count);
       gemm.multiply(
         count,
         depth,
         g.outC,
-        { ptr: heapPtr(backend, patches), rowStride: 4 * depth, colStride: 4 },
-        { ptr: heapPtr(backend, filter), rowStride: 4 * g.outC, colStride: 4 },
-        { ptr: heapPtr(backend, out) + 4 * row0 * g.outC, rowStride: 4 * g.outC },
+        {
+          ptr: patches ? heapPtr(backend, patches) : heapPtr(backend, x),
+          rowStride: 4 * depth,
+          colStride: 4,
+        },
+        { ptr: filterPtr, rowStride: 4 * g.outC, colStride: 4 },
+        { ptr: outPtr + 4 * row0 * g.outC, rowStride: 4 * g.outC },
       );
     }
   } catch (err) {
     backend.disposeData(out.dataId);
     throw err;
   } finally {
-    backend.disposeData(patches.dataId);
+    if (patches) backend.disposeData(patches.dataId);
   }
   return out;
 }

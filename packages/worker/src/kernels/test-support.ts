@@ -16,6 +16,14 @@ export function randomData(size: number, seed: number): Float32Array {
   return out;
 }
 
+/** An NHWC or filter shape, and a conv2d padding, as the convolution kernel tests describe their cases. */
+export type Shape4 = [number, number, number, number];
+export type ConvPad =
+  | 'same'
+  | 'valid'
+  | number
+  | [[number, number], [number, number], [number, number], [number, number]];
+
 export const size = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);
 
 /** Runs `fn` on a backend and returns a copy of the resulting tensor's values. */
