@@ -12,6 +12,8 @@ export function redisKeys(prefix: string) {
     trialHistory: (id: string) => `${prefix}:trial:${id}:history`,
     trialCheckpoints: (id: string) => `${prefix}:trial:${id}:checkpoints`,
     trialSamples: (id: string) => `${prefix}:trial:${id}:samples`,
+    /** Staged trials: StageEvent JSON, oldest first. */
+    trialStages: (id: string) => `${prefix}:trial:${id}:stages`,
     workers: `${prefix}:workers`,
     /** Pub/sub channel on which the coordinator announces cancelled trials. */
     control: `${prefix}:control`,

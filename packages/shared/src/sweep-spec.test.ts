@@ -370,8 +370,8 @@ describe('parseSweepSpec rejects invalid specs naming the field', () => {
     expect(issues.find((i) => i.path === 'dataset')?.message).toBe('is required');
   });
 
-  it('rejects a planned model (progan) telling the user it is not available yet', () => {
-    const planned = issuesOf(() => compileSweepSpec({ ...base(), model: 'progan' }));
+  it('rejects a planned model (srgan) telling the user it is not available yet', () => {
+    const planned = issuesOf(() => compileSweepSpec({ ...base(), model: 'srgan' }));
     const unknown = issuesOf(() => compileSweepSpec({ ...base(), model: 'stylegan' }));
     expect(planned.map((i) => i.path)).toEqual(['model']);
     expect(planned[0]?.message).toMatch(/not available yet/);
@@ -506,5 +506,105 @@ describe('parseSweepSpec rejects invalid specs naming the field', () => {
     const err = caught as SpecValidationError;
     expect(err.toJSON()).toEqual({ code: 'INVALID_SPEC', message: err.message, issues: err.issues });
     expect(err.issues).toHaveLength(2);
+  });
+});
+
+describe('stages (progressive growing)', () => {
+  const progan = (stages: unknown, extra: Record<string, unknown> = {}) => ({
+    ...base(),
+    model: 'progan',
+    budget: { trials: 2, parallel: 1 },
+    stages,
+    ...extra,
+  });
+  const three = [
+    { resolution: 4, stable_steps: 300, batch_size: 64 },
+    { resolution: 8, fade_steps: 200, stable_steps: 300, batch_size: 32 },
+    { resolution: 16, stable_steps: 100 },
+  ];
+
+  it('fills fade_steps (stable_steps; 0 in the first stage) and sums the steps into budget.steps', () => {
+    const spec = compileSweepSpec(progan(three, { parameters: { base_filters: { values: [16, 32] } } }));
+    expect(spec.stages).toEqual([
+      { resolution: 4, fade_steps: 0, stable_steps: 300, batch_size: 64 },
+      { resolution: 8, fade_steps: 200, stable_steps: 300, batch_size: 32 },
+      // No batch size: the trial's batch_size parameter (resolved per trial, marked 0).
+      { resolution: 16, fade_steps: 100, stable_steps: 100, batch_size: 0 },
+    ]);
+    expect(spec.budget.steps).toBe(300 + 500 + 200);
+    expect(spec.parameters.base_filters).toEqual({ kind: 'values', values: [16, 32] });
+    // A budget.steps that agrees is fine; YAML works as well.
+    expect(compileSweepSpec(progan(three, { budget: { trials: 1, steps: 1000 } })).budget.steps).toBe(1000);
+    const yaml = `name: pg\nmodel: progan\ndataset: mnist\nbudget: {trials: 1}\nstages:\n  - {resolution: 4, stable_steps: 10}\n`;
+    expect(parseSweepSpec(yaml).stages).toEqual([
+      { resolution: 4, fade_steps: 0, stable_steps: 10, batch_size: 0 },
+    ]);
+  });
+
+  it('requires stages for progan and refuses them for other models', () => {
+    expect(pathsOf(() => compileSweepSpec(progan(undefined)))).toEqual(['stages']);
+    expect(pathsOf(() => compileSweepSpec({ ...base(), stages: three }))).toEqual(['stages']);
+    // dcgan still needs budget.steps.
+    expect(pathsOf(() => compileSweepSpec({ ...base(), budget: { trials: 1 } }))).toEqual(['budget.steps']);
+  });
+
+  it('names each bad stage field: order of resolutions, first fade, step counts, sums', () => {
+    const paths = pathsOf(() =>
+      compileSweepSpec(
+        progan([
+          { resolution: 4, fade_steps: 10, stable_steps: 5 },
+          { resolution: 16, stable_steps: 0 },
+          { resolution: 12, stable_steps: 5, batch_size: 2000, extra: 1 },
+        ]),
+      ),
+    );
+    expect(paths.sort()).toEqual([
+      'stages.1.stable_steps',
+      'stages.2.batch_size',
+      'stages.2.extra',
+      'stages.2.resolution',
+    ]);
+    const order = pathsOf(() =>
+      compileSweepSpec(
+        progan([
+          { resolution: 4, fade_steps: 10, stable_steps: 5 },
+          { resolution: 16, stable_steps: 5 },
+        ]),
+      ),
+    );
+    expect(order.sort()).toEqual(['stages.0.fade_steps', 'stages.1.resolution']);
+    expect(pathsOf(() => compileSweepSpec(progan(three, { budget: { trials: 1, steps: 7 } })))).toEqual([
+      'budget.steps',
+    ]);
+    expect(pathsOf(() => compileSweepSpec(progan([])))).toEqual(['stages']);
+    expect(
+      pathsOf(() =>
+        compileSweepSpec(
+          progan([
+            { resolution: 4, stable_steps: 600_000 },
+            { resolution: 8, stable_steps: 600_000 },
+          ]),
+        ),
+      ),
+    ).toEqual(['stages']);
+  });
+
+  it('checks progan and wgan-gp parameters against their own definitions', () => {
+    const spec = compileSweepSpec(
+      progan(three, { parameters: { drift: { value: 0.01 }, ema_decay: { values: [0, 0.99] } } }),
+    );
+    expect(spec.parameters.drift).toEqual({ kind: 'value', value: 0.01 });
+    expect(
+      pathsOf(() => compileSweepSpec(progan(three, { parameters: { ema_decay: { value: 1 } } }))),
+    ).toEqual(['parameters.ema_decay.value']);
+    const wgan = compileSweepSpec({
+      ...base(),
+      model: 'wgan-gp',
+      parameters: { n_critic: { values: [1, 5] } },
+    });
+    expect(wgan.parameters.n_critic).toEqual({ kind: 'values', values: [1, 5] });
+    expect(pathsOf(() => compileSweepSpec({ ...base(), parameters: { n_critic: { value: 5 } } }))).toEqual([
+      'parameters.n_critic',
+    ]);
   });
 });

@@ -10,6 +10,9 @@ import {
   MODEL_PARAMS,
   type ModelName,
   PLANNED_MODELS,
+  STAGE_RESOLUTIONS,
+  STAGED_MODELS,
+  type StageSpec,
 } from './models.ts';
 
 /**
@@ -49,12 +52,15 @@ export interface SweepSpec {
   method: 'grid' | 'random' | 'list';
   metric: { name: MetricName; goal: 'minimize' | 'maximize' };
   seed: number;
+  /** `steps`: a trial's training steps; for staged models the sum over its stages. */
   budget: { trials: number; parallel: number; steps: number };
   checkpoint: { every_steps: number };
   parameters: Record<string, ParameterSpec>;
   /** `method: list` only: each trial's parameters (over `parameters` constants and model defaults). */
   configurations: Record<string, number>[];
   health: HealthConfig;
+  /** Progressive growing (model progan) only: the stages in order, each its own queue job. */
+  stages?: StageSpec[];
 }
 
 const posInt = (max: number) =>
@@ -102,7 +108,8 @@ const rawSpecSchema = z.strictObject({
   budget: z.strictObject({
     trials: posInt(LIMITS.maxTrials).default(1),
     parallel: posInt(LIMITS.maxParallel).default(1),
-    steps: posInt(LIMITS.maxSteps),
+    /** Required except for staged models, where it defaults to the stages' sum. */
+    steps: posInt(LIMITS.maxSteps).optional(),
   }),
   checkpoint: z.strictObject({ every_steps: posInt(LIMITS.maxSteps) }).default({ every_steps: 100 }),
   parameters: z.record(z.string(), z.unknown()).default({}),
@@ -111,6 +118,26 @@ const rawSpecSchema = z.strictObject({
     .max(LIMITS.maxTrials, `at most ${LIMITS.maxTrials} configurations`)
     .optional(),
   health: healthSchema,
+  stages: z
+    .array(
+      z.strictObject({
+        resolution: z.number().refine((r) => (STAGE_RESOLUTIONS as readonly number[]).includes(r), {
+          message: `must be one of ${STAGE_RESOLUTIONS.join(', ')}`,
+        }),
+        fade_steps: z
+          .number()
+          .int('must be an integer')
+          .min(0, 'must be >= 0')
+          .max(LIMITS.maxSteps, `must be <= ${LIMITS.maxSteps}`)
+          .optional(),
+        stable_steps: posInt(LIMITS.maxSteps),
+        batch_size: posInt(1024).optional(),
+      }),
+      { message: 'must be a list of {resolution, fade_steps, stable_steps, batch_size}' },
+    )
+    .min(1, 'must list at least one stage')
+    .max(STAGE_RESOLUTIONS.length, `at most ${STAGE_RESOLUTIONS.length} stages`)
+    .optional(),
 });
 
 function zodPath(path: readonly PropertyKey[]): string {
@@ -264,6 +291,9 @@ export function compileSweepSpec(input: unknown): SweepSpec {
   if (!parsed.success) {
     // Report parameter problems too when the model and method they depend on are themselves valid.
     const issues = issuesFromZod(parsed.error, input);
+    const staged = STAGED_MODELS.has(input.model as ModelName);
+    if (!staged && isRecord(input.budget) && input.budget.steps === undefined)
+      issues.push({ path: 'budget.steps', message: 'is required' });
     const method = input.method ?? 'random';
     if (
       (MODEL_NAMES as readonly unknown[]).includes(input.model) &&
@@ -285,6 +315,22 @@ export function compileSweepSpec(input: unknown): SweepSpec {
     if (p) parameters[name] = p;
   }
   const configurations = checkConfigurations(model, raw.method, raw.configurations, parameters, issues);
+  const stages = checkStages(model, raw.stages, issues);
+  const stageSteps = stages?.reduce((n, s) => n + s.fade_steps + s.stable_steps, 0);
+  if (stageSteps !== undefined && stageSteps > LIMITS.maxSteps) {
+    issues.push({
+      path: 'stages',
+      message: `the stages add up to ${stageSteps} steps; the limit is ${LIMITS.maxSteps}`,
+    });
+  }
+  if (raw.budget.steps === undefined && !STAGED_MODELS.has(model)) {
+    issues.push({ path: 'budget.steps', message: 'is required' });
+  } else if (raw.budget.steps !== undefined && stageSteps !== undefined && raw.budget.steps !== stageSteps) {
+    issues.push({
+      path: 'budget.steps',
+      message: `must equal the stages' total of fade_steps + stable_steps (${stageSteps}), or be left out`,
+    });
+  }
   if (raw.metric.name === 'fld' || raw.metric.name === 'class_coverage' || raw.metric.name === 'class_kl') {
     if (raw.health.eval_every_steps === 0) {
       issues.push({
@@ -310,12 +356,59 @@ export function compileSweepSpec(input: unknown): SweepSpec {
     method: raw.method,
     metric: { name: raw.metric.name as MetricName, goal: raw.metric.goal },
     seed: raw.seed,
-    budget: raw.budget,
+    budget: { ...raw.budget, steps: raw.budget.steps ?? stageSteps! },
     checkpoint: raw.checkpoint,
     parameters,
     configurations,
     health: raw.health,
+    ...(stages ? { stages } : {}),
   };
+}
+
+/**
+ * Checks `stages` against the model: required for staged models, refused for the others. Stages start at
+ * 4x4 and double in resolution; each after the first fades in (fade_steps defaults to stable_steps), the
+ * first has nothing to fade from. A stage without batch_size takes the trial's `batch_size` parameter,
+ * marked 0 here and resolved per trial by {@link stageJobs}.
+ */
+function checkStages(
+  model: ModelName,
+  raw: { resolution: number; fade_steps?: number; stable_steps: number; batch_size?: number }[] | undefined,
+  issues: FieldIssue[],
+): StageSpec[] | undefined {
+  if (!STAGED_MODELS.has(model)) {
+    if (raw !== undefined)
+      issues.push({ path: 'stages', message: `only for staged models (${[...STAGED_MODELS].join(', ')})` });
+    return undefined;
+  }
+  if (raw === undefined) {
+    issues.push({
+      path: 'stages',
+      message: `is required for model '${model}': a list of {resolution, fade_steps, stable_steps, batch_size} from 4x4 up`,
+    });
+    return undefined;
+  }
+  return raw.map((s, i) => {
+    const path = `stages.${i}`;
+    const expected = 4 * 2 ** i;
+    if (s.resolution !== expected) {
+      issues.push({
+        path: `${path}.resolution`,
+        message: `must be ${expected}: stages start at 4x4 and double in resolution`,
+      });
+    }
+    if (i === 0 && (s.fade_steps ?? 0) !== 0)
+      issues.push({
+        path: `${path}.fade_steps`,
+        message: 'must be 0: the first stage has nothing to fade from',
+      });
+    return {
+      resolution: s.resolution,
+      fade_steps: i === 0 ? 0 : (s.fade_steps ?? s.stable_steps),
+      stable_steps: s.stable_steps,
+      batch_size: s.batch_size ?? 0,
+    };
+  });
 }
 
 /** Validates `configurations` against `method` and the model; returns the parsed list (empty unless list). */

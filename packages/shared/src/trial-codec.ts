@@ -1,5 +1,12 @@
 import type { TrialHealth } from './health.ts';
-import type { CheckpointRef, TrialMetrics, TrialQuality, TrialRecord, TrialState } from './trial-state.ts';
+import type {
+  CheckpointRef,
+  TrialMetrics,
+  TrialQuality,
+  TrialRecord,
+  TrialStage,
+  TrialState,
+} from './trial-state.ts';
 
 /** Redis hash <-> TrialRecord. Numbers and JSON are stored as strings; absent fields stay absent. */
 export function encodeTrial(t: Partial<TrialRecord>): Record<string, string> {
@@ -36,6 +43,8 @@ export function decodeTrial(h: Record<string, string>): TrialRecord | undefined 
     latestCheckpoint: json<CheckpointRef>(h.latestCheckpoint),
     quality: json<TrialQuality>(h.quality),
     health: json<TrialHealth>(h.health),
+    stage: json<TrialStage>(h.stage),
+    jobStage: num(h.jobStage),
     createdAt: num(h.createdAt) ?? 0,
     startedAt: num(h.startedAt),
     endedAt: num(h.endedAt),

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { InvalidJobPayloadError } from './errors.ts';
 import { DEFAULT_HEALTH } from './health.ts';
 import { MODEL_PARAMS } from './models.ts';
-import { parseTrialJob } from './trial-job.ts';
+import { jobStage, parseTrialJob, stageAlpha, stageEnd, trialJobId } from './trial-job.ts';
 
 function validJob(): Record<string, unknown> {
   return {
@@ -73,7 +73,7 @@ describe('parseTrialJob', () => {
     ['an empty trial id', { ...validJob(), trialId: '' }, ['trialId']],
     ['a trial id longer than 128 characters', { ...validJob(), trialId: 'a'.repeat(129) }, ['trialId']],
     ['a negative index', { ...validJob(), index: -1 }, ['index']],
-    ['an unknown model', { ...validJob(), model: 'progan' }, ['model']],
+    ['an unknown model', { ...validJob(), model: 'srgan' }, ['model']],
     ['an unknown dataset', { ...validJob(), dataset: 'cifar10' }, ['dataset']],
     ['zero steps', { ...validJob(), steps: 0 }, ['steps']],
     ['a seed beyond 32 bits', { ...validJob(), seed: 2 ** 32 }, ['seed']],
@@ -91,6 +91,56 @@ describe('parseTrialJob', () => {
       'params.batch_size',
       'params.gamma',
       'params.lr_g',
+    ]);
+  });
+});
+
+describe('staged jobs', () => {
+  const stages = [
+    { resolution: 4, fade_steps: 0, stable_steps: 300, batch_size: 64 },
+    { resolution: 8, fade_steps: 200, stable_steps: 300, batch_size: 0 },
+  ];
+  const progan = (stage: unknown) => ({
+    ...validJob(),
+    model: 'progan',
+    steps: 800,
+    params: Object.fromEntries(Object.entries(MODEL_PARAMS.progan).map(([name, def]) => [name, def.default])),
+    stage,
+  });
+
+  it('resolves a stage: global start step, batch size from the trial, end and alpha', () => {
+    const s1 = jobStage(stages, 1, { batch_size: 16 });
+    expect(s1).toEqual({
+      index: 1,
+      count: 2,
+      resolution: 8,
+      fade_steps: 200,
+      stable_steps: 300,
+      batch_size: 16,
+      start_step: 300,
+    });
+    expect(jobStage(stages, 0, { batch_size: 16 }).batch_size).toBe(64);
+    expect(stageEnd(s1)).toBe(800);
+    expect(stageAlpha(s1, 300)).toBe(0);
+    expect(stageAlpha(s1, 350)).toBe(0.25);
+    expect(stageAlpha(s1, 500)).toBe(1);
+    expect(stageAlpha(s1, 700)).toBe(1);
+    expect(stageAlpha(jobStage(stages, 0, {}), 0)).toBe(1);
+    expect(() => jobStage(stages, 2, {})).toThrow(/no stage 2/);
+    expect(trialJobId('sw-t001')).toBe('sw-t001');
+    expect(trialJobId('sw-t001', 2)).toBe('sw-t001-s2');
+    expect(parseTrialJob(progan(s1)).stage).toEqual(s1);
+  });
+
+  it('requires a stage for progan, refuses one elsewhere, and checks it against the trial', () => {
+    const s1 = jobStage(stages, 1, { batch_size: 16 });
+    expect(rejectedPaths(progan(undefined))).toEqual(['stage']);
+    expect(rejectedPaths({ ...validJob(), stage: s1 })).toEqual(['stage']);
+    expect(rejectedPaths(progan({ ...s1, index: 2 }))).toEqual(['stage.index']);
+    expect(rejectedPaths(progan({ ...s1, resolution: 12 }))).toEqual(['stage.resolution']);
+    expect(rejectedPaths({ ...progan(s1), steps: 700 })).toEqual(['stage']);
+    expect(rejectedPaths(progan({ ...jobStage(stages, 0, {}), fade_steps: 5 }))).toEqual([
+      'stage.fade_steps',
     ]);
   });
 });

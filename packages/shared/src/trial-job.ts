@@ -2,7 +2,16 @@ import { z } from 'zod';
 import { InvalidJobPayloadError } from './errors.ts';
 import { type HealthConfig, healthSchema } from './health.ts';
 import { LIMITS } from './limits.ts';
-import { checkParamValue, DATASET_NAMES, MODEL_NAMES, MODEL_PARAMS, type ModelName } from './models.ts';
+import {
+  checkParamValue,
+  DATASET_NAMES,
+  MODEL_NAMES,
+  MODEL_PARAMS,
+  type ModelName,
+  STAGE_RESOLUTIONS,
+  STAGED_MODELS,
+  type StageSpec,
+} from './models.ts';
 
 const idSchema = z.string().regex(/^[a-z0-9][a-z0-9-]{0,127}$/, 'must be lowercase letters, digits and -');
 
@@ -23,7 +32,68 @@ const trialJobSchema = z.strictObject({
   params: z.record(z.string(), z.number()),
   /** Health watching of the trial; absent in jobs from before it existed, which get the defaults. */
   health: healthSchema,
+  /** Staged models: the one stage this job trains. */
+  stage: z
+    .strictObject({
+      index: z.number().int().min(0),
+      count: z.number().int().min(1),
+      resolution: z.number().refine((r) => (STAGE_RESOLUTIONS as readonly number[]).includes(r), {
+        message: `must be one of ${STAGE_RESOLUTIONS.join(', ')}`,
+      }),
+      fade_steps: z.number().int().min(0),
+      stable_steps: z.number().int().min(1),
+      batch_size: z.number().int().min(1).max(1024),
+      /** Global step at which the stage begins (steps count on across stages). */
+      start_step: z.number().int().min(0),
+    })
+    .optional(),
 });
+
+/** The stage a staged job trains: its place in the trial, its resolution, steps and batch size. */
+export type JobStage = NonNullable<z.infer<typeof trialJobSchema>['stage']>;
+
+/** Last global step of a stage (exclusive). */
+export function stageEnd(stage: JobStage): number {
+  return stage.start_step + stage.fade_steps + stage.stable_steps;
+}
+
+/**
+ * Fade-in factor at global step `step` (the number of steps already taken) of `stage`: rises linearly from
+ * 0 to 1 over the fade steps, then stays 1; always 1 in a stage without fade.
+ */
+export function stageAlpha(stage: JobStage, step: number): number {
+  if (stage.fade_steps === 0) return 1;
+  return Math.min(1, Math.max(0, (step - stage.start_step) / stage.fade_steps));
+}
+
+/** The job stage `index` of a trial with `params`, from the spec's stages (a batch size of 0 = the trial's). */
+export function jobStage(
+  stages: readonly StageSpec[],
+  index: number,
+  params: Record<string, number>,
+): JobStage {
+  const s = stages[index];
+  if (!s) throw new Error(`no stage ${index} (the spec has ${stages.length})`);
+  let start = 0;
+  for (const earlier of stages.slice(0, index)) start += earlier.fade_steps + earlier.stable_steps;
+  return {
+    index,
+    count: stages.length,
+    resolution: s.resolution,
+    fade_steps: s.fade_steps,
+    stable_steps: s.stable_steps,
+    batch_size: s.batch_size > 0 ? s.batch_size : (params.batch_size ?? 64),
+    start_step: start,
+  };
+}
+
+/**
+ * The BullMQ job id of a trial's job: the trial id, or `<trialId>-s<stage>` for a stage of a staged trial,
+ * so that each stage is a job of its own and adding one twice is a no-op.
+ */
+export function trialJobId(trialId: string, stage?: number): string {
+  return stage === undefined ? trialId : `${trialId}-s${stage}`;
+}
 
 /** What the coordinator puts in a BullMQ job and a worker trains: one trial, every parameter resolved. */
 export type TrialJob = Omit<z.infer<typeof trialJobSchema>, 'health'> & {
@@ -58,6 +128,19 @@ export function parseTrialJob(data: unknown, jobId?: string): TrialJob {
     const def = defs[name];
     const problem = def ? checkParamValue(def, value) : `unknown parameter for ${job.model}`;
     if (problem) issues.push({ path: `params.${name}`, message: problem });
+  }
+  const staged = STAGED_MODELS.has(job.model);
+  if (staged && !job.stage) issues.push({ path: 'stage', message: `is required for model ${job.model}` });
+  if (!staged && job.stage)
+    issues.push({ path: 'stage', message: `only for staged models, not ${job.model}` });
+  if (staged && job.stage) {
+    const st = job.stage;
+    if (st.index >= st.count)
+      issues.push({ path: 'stage.index', message: `must be < stage.count (${st.count})` });
+    if (st.index === 0 && st.fade_steps !== 0)
+      issues.push({ path: 'stage.fade_steps', message: 'must be 0 in the first stage' });
+    if (stageEnd(st) > job.steps)
+      issues.push({ path: 'stage', message: `ends after the trial's ${job.steps} steps` });
   }
   if (issues.length > 0) throw new InvalidJobPayloadError(jobId, issues);
   return job;

@@ -29,14 +29,17 @@ export interface StepMetrics {
   step: number;
   d_loss: number;
   g_loss: number;
-  /** Mean sigmoid(D(x)) over the batch. */
+  /** Mean sigmoid(D(x)) over the batch; for a Wasserstein critic (wgan-gp, progan) its mean raw score. */
   d_real: number;
-  /** Mean sigmoid(D(G(z))) over the batch. */
+  /** Mean sigmoid(D(G(z))) over the batch; for a Wasserstein critic its mean raw score. */
   d_fake: number;
   images_per_sec: number;
   /** Global L2 norms of each network's gradient (absent in points from before they were reported). */
   g_grad_norm?: number;
   d_grad_norm?: number;
+  /** Staged models: the stage's resolution and fade-in factor at this step. */
+  resolution?: number;
+  alpha?: number;
 }
 
 /** The last quality evaluation of a trial (README, "Quality metrics"). */
@@ -68,6 +71,43 @@ export interface CheckpointRef {
   restarts?: number;
 }
 
+/** Where a staged trial (progressive growing) stands. */
+export interface TrialStage {
+  /** Stage being trained or next to train, 0-based. */
+  index: number;
+  count: number;
+  /** Image size of the stage (square). */
+  resolution: number;
+  /** Fade-in factor of the new layers at the last report: 0 to 1 over the fade steps, then 1. */
+  alpha: number;
+  /** Stages finished; a finished stage is never trained again. */
+  done: number;
+}
+
+/** One event of a staged trial's life, in the order they happened (API: the trial's `stageEvents`). */
+export interface StageEvent {
+  stage: number;
+  resolution: number;
+  /** `start`: an attempt began the stage (`step` = where it resumed); `done`: the stage finished. */
+  event: 'start' | 'done';
+  step: number;
+  worker: string;
+  /** BullMQ attempt of the stage's job, 1-based. */
+  attempt: number;
+  t: number;
+  /** `done`: the quality evaluation at the stage's last step, when this attempt made one. */
+  quality?: TrialQuality;
+}
+
+/** A sample grid written with a checkpoint. */
+export interface SampleRef {
+  step: number;
+  key: string;
+  t: number;
+  /** Image size of the grid's samples (staged models change it per stage). */
+  resolution?: number;
+}
+
 /** A trial as stored in Redis and served by the API. */
 export interface TrialRecord {
   id: string;
@@ -93,6 +133,10 @@ export interface TrialRecord {
   quality?: TrialQuality;
   /** Health restarts and detections (README, "GAN health"). */
   health?: TrialHealth;
+  /** Staged models only. */
+  stage?: TrialStage;
+  /** Staged models: the stage whose job the coordinator queued last. */
+  jobStage?: number;
   createdAt: number;
   startedAt?: number;
   endedAt?: number;
