@@ -2,7 +2,13 @@ import './gradients.ts';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from './backend.ts';
-import { discriminatorLoss, generatorLoss, gradientPenalty } from './losses.ts';
+import {
+  criticLoss,
+  discriminatorLoss,
+  generatorLoss,
+  gradientPenalty,
+  wassersteinGeneratorLoss,
+} from './losses.ts';
 
 const sigmoid = (x: number) => 1 / (1 + Math.exp(-x));
 /** log(1 + e^x) in float64 without overflow. */
@@ -120,6 +126,32 @@ describe('GAN losses', () => {
       expect(Math.abs(gf[i]! - fdF), `d/df[${i}]`).toBeLessThan(5e-5);
       expect(Math.abs(gg[i]! - fdG), `dG/df[${i}]`).toBeLessThan(5e-5);
     }
+  });
+});
+
+describe('Wasserstein losses', () => {
+  it('critic loss is mean D(fake) - mean D(real) + penalty + drift * mean D(real)^2, with that gradient', () => {
+    const penalty = 0.75;
+    const drift = 0.001;
+    const expected = mean(FAKE) - mean(REAL) + penalty + drift * mean(REAL.map((r) => r * r));
+    const [value, gr, gf] = tf.tidy(() => {
+      const f = (a: tf.Tensor, b: tf.Tensor) =>
+        criticLoss(a as tf.Tensor1D, b as tf.Tensor1D, tf.scalar(penalty), drift);
+      const v = f(tf.tensor1d(REAL), tf.tensor1d(FAKE)).dataSync()[0]!;
+      const [a, b] = tf.grads(f)([tf.tensor1d(REAL), tf.tensor1d(FAKE)]);
+      return [v, Array.from(a!.dataSync()), Array.from(b!.dataSync())];
+    }) as [number, number[], number[]];
+    expectRel(value, expected, 1e-5, 'critic loss');
+    const n = REAL.length;
+    for (const [i, r] of REAL.entries()) expect(gr[i]).toBeCloseTo((-1 + 2 * drift * r) / n, 6);
+    for (const g of gf) expect(g).toBeCloseTo(1 / n, 6);
+    // Without drift the critic loss is exactly the negated Wasserstein estimate plus the penalty.
+    const plain = tf.tidy(
+      () => criticLoss(tf.tensor1d(REAL), tf.tensor1d(FAKE), tf.scalar(0)).dataSync()[0]!,
+    );
+    expectRel(plain, mean(FAKE) - mean(REAL), 1e-5, 'no drift');
+    const g = tf.tidy(() => wassersteinGeneratorLoss(tf.tensor1d(FAKE)).dataSync()[0]!);
+    expectRel(g, -mean(FAKE), 1e-6, 'generator');
   });
 });
 

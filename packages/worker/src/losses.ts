@@ -15,6 +15,27 @@ export function generatorLoss(fakeLogits: tf.Tensor1D): tf.Scalar {
 }
 
 /**
+ * The Wasserstein critic's loss (Arjovsky et al., 2017; Gulrajani et al., 2017, Algorithm 1):
+ *   mean D(G(z)) - mean D(x) + penalty + drift * mean D(x)^2,
+ * the last term being ProGAN's (Karras et al., 2018, section A.1) that keeps scores from drifting far from 0.
+ */
+export function criticLoss(
+  realScores: tf.Tensor1D,
+  fakeScores: tf.Tensor1D,
+  penalty: tf.Scalar,
+  drift = 0,
+): tf.Scalar {
+  const w = tf.sub(tf.mean(fakeScores), tf.mean(realScores));
+  const base = tf.add(w, penalty);
+  return (drift > 0 ? tf.add(base, tf.mul(drift, tf.mean(tf.square(realScores)))) : base) as tf.Scalar;
+}
+
+/** The generator's Wasserstein loss: -mean D(G(z)). */
+export function wassersteinGeneratorLoss(fakeScores: tf.Tensor1D): tf.Scalar {
+  return tf.neg(tf.mean(fakeScores)) as tf.Scalar;
+}
+
+/**
  * The WGAN-GP gradient penalty (Gulrajani et al., 2017, Algorithm 1):
  *   lambda * mean over the batch of (|grad_x D(x_hat)|_2 - 1)^2,  x_hat = eps * real + (1 - eps) * fake,
  * with one eps in [0, 1] per sample ([N]). Differentiating it with respect to the critic's weights takes

@@ -11,6 +11,10 @@ import { init, ParamStore } from './param-store.ts';
  * G: z -> dense 7x7x2f -> BN, ReLU -> deconv 4x4/2 f -> BN, ReLU -> deconv 4x4/2 C -> tanh
  * D: x -> conv 4x4/2 f -> LReLU(0.2) -> conv 4x4/2 2f -> BN, LReLU(0.2) -> dense 1 (+ projection)
  * Weights N(0, 0.02), BN scale N(1, 0.02), as in the paper.
+ *
+ * With `critic` (WGAN-GP, Gulrajani et al., 2017, section 4) D has no batch norm, which would make each
+ * sample's score depend on the others and void the per-sample gradient penalty; its second conv has a
+ * bias instead.
  */
 export interface GanShape {
   height: number;
@@ -20,6 +24,8 @@ export interface GanShape {
   baseFilters: number;
   /** Number of classes when conditional, else 0. */
   numClasses: number;
+  /** D is a Wasserstein critic: no batch norm. @default false */
+  critic?: boolean;
 }
 
 export interface GanNetworks {
@@ -57,8 +63,11 @@ export function buildDcgan(shape: GanShape, rng: Rng): GanNetworks {
   d.add('c1/w', [4, 4, channels, f], wInit);
   d.add('c1/b', [f], init.zeros());
   d.add('c2/w', [4, 4, f, 2 * f], wInit);
-  d.add('bn2/gamma', [2 * f], gammaInit);
-  d.add('bn2/beta', [2 * f], init.zeros());
+  if (shape.critic) d.add('c2/b', [2 * f], init.zeros());
+  else {
+    d.add('bn2/gamma', [2 * f], gammaInit);
+    d.add('bn2/beta', [2 * f], init.zeros());
+  }
   d.add('fc/w', [feat, 1], wInit);
   d.add('fc/b', [1], init.zeros());
   if (numClasses > 0) d.add('embed', [numClasses, feat], wInit);
@@ -86,7 +95,9 @@ export function buildDcgan(shape: GanShape, rng: Rng): GanNetworks {
       checkLabels(labels);
       const n = x.shape[0];
       let h = tf.leakyRelu(conv(x, p(d, 'c1/w'), 2, p(d, 'c1/b')), 0.2);
-      h = tf.leakyRelu(batchNorm(conv(h, p(d, 'c2/w'), 2), p(d, 'bn2/gamma'), p(d, 'bn2/beta')), 0.2);
+      h = shape.critic
+        ? tf.leakyRelu(conv(h, p(d, 'c2/w'), 2, p(d, 'c2/b')), 0.2)
+        : tf.leakyRelu(batchNorm(conv(h, p(d, 'c2/w'), 2), p(d, 'bn2/gamma'), p(d, 'bn2/beta')), 0.2);
       const flat = tf.reshape(h, [n, feat]) as tf.Tensor2D;
       let logit = tf.reshape(dense(flat, p(d, 'fc/w'), p(d, 'fc/b')), [n]) as tf.Tensor1D;
       if (numClasses > 0 && labels) {

@@ -23,7 +23,10 @@ export class ParamStore {
     const full = `${this.scope}/${name}`;
     if (this.byName.has(full)) throw new Error(`duplicate parameter ${full}`);
     const size = shape.reduce((a, b) => a * b, 1);
-    const v = tf.variable(tf.tensor(init(size), shape, 'float32'), true, full);
+    const initial = tf.tensor(init(size), shape, 'float32');
+    const v = tf.variable(initial, true, full);
+    // The variable holds its own reference to the data: without this the initial tensor would outlive it.
+    initial.dispose();
     this.vars.push(v);
     this.byName.set(full, v);
     return v;
@@ -59,6 +62,44 @@ export class ParamStore {
     }
     if (given.size !== this.vars.length)
       throw new Error(`checkpoint has ${given.size} arrays for ${this.scope}, expected ${this.vars.length}`);
+  }
+
+  /**
+   * Assigns the variables that `arrays` holds under the same local name (the part after the scope, so
+   * another store's arrays fit), leaving the others as they are: how a grown network takes over the layers
+   * of the previous stage. Returns the local names left untouched. Arrays of names this store lacks are
+   * ignored; a shared name with another shape is an error.
+   */
+  importMatching(arrays: readonly NamedArray[]): string[] {
+    const local = (name: string) => name.slice(name.indexOf('/') + 1);
+    const given = new Map(arrays.map((a) => [local(a.name), a]));
+    const fresh: string[] = [];
+    for (const v of this.vars) {
+      const a = given.get(local(v.name));
+      if (!a) {
+        fresh.push(local(v.name));
+        continue;
+      }
+      if (a.shape.join('x') !== v.shape.join('x')) {
+        throw new Error(
+          `shape of ${a.name} is ${a.shape.join('x')}, expected ${v.shape.join('x')} for ${v.name}`,
+        );
+      }
+      tf.tidy(() => v.assign(tf.tensor(a.data, a.shape, 'float32')));
+    }
+    return fresh;
+  }
+
+  /** A store of new, non-trainable variables with this one's local names and values under `scope`. */
+  copy(scope: string): ParamStore {
+    const out = new ParamStore(scope);
+    for (const v of this.vars) {
+      const full = `${scope}/${v.name.slice(this.scope.length + 1)}`;
+      const c = tf.variable(v, false, full);
+      out.vars.push(c);
+      out.byName.set(full, c);
+    }
+    return out;
   }
 
   dispose(): void {

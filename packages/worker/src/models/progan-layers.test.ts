@@ -39,6 +39,28 @@ describe('ProGAN layers', () => {
           1, 1, 2, 2, 1, 1, 2, 2, 3, 3, 4, 4, 3, 3, 4, 4,
         ]);
         expect(values(fadeIn(tf.scalar(2), tf.scalar(10), 0.25))).toEqual([4]);
+        // The generator trains through upsampling: d/dx sum(up(x) * w) sums w over each 2x2 block.
+        const wUp = tf.tensor4d(
+          Array.from({ length: 2 * 4 * 4 * 2 }, (_, i) => i),
+          [2, 4, 4, 2],
+        );
+        const gUp = tf.grad((t: tf.Tensor) => tf.sum(tf.mul(upsample2x(t as tf.Tensor4D), wUp)))(
+          tf.zeros([2, 2, 2, 2]),
+        );
+        const wv = values(wUp);
+        const at = (n: number, y: number, x: number, c: number) => wv[((n * 4 + y) * 4 + x) * 2 + c]!;
+        const expected: number[] = [];
+        for (let n = 0; n < 2; n++)
+          for (let y = 0; y < 2; y++)
+            for (let x = 0; x < 2; x++)
+              for (let c = 0; c < 2; c++)
+                expected.push(
+                  at(n, 2 * y, 2 * x, c) +
+                    at(n, 2 * y, 2 * x + 1, c) +
+                    at(n, 2 * y + 1, 2 * x, c) +
+                    at(n, 2 * y + 1, 2 * x + 1, c),
+                );
+        expect(values(gUp)).toEqual(expected);
       });
       expect(() => fadeIn(tf.scalar(0), tf.scalar(1), 1.5)).toThrow(/alpha/);
       expect(equalizedScale(8)).toBeCloseTo(0.5, 10);

@@ -147,6 +147,18 @@ describe('Adam', () => {
     expect(() => opt.apply([tf.zeros([2])])).toThrow(/expected 2 gradients/);
   });
 
+  it('after reset() behaves as a new optimizer from the current weights (ProGAN stage starts)', () => {
+    const x = makeVar(X0);
+    const opt = makeAdam([x], OPTS);
+    for (const g of GRADS.slice(0, 2)) step(opt, g);
+    const from = Array.from(x.dataSync());
+    opt.reset();
+    expect(opt.steps).toBe(0);
+    const rest = GRADS.slice(2);
+    for (const g of rest) step(opt, g);
+    expectNear(x.dataSync(), referenceAdam(from, rest, OPTS)[rest.length - 1]!, 1e-5);
+  });
+
   it('continues identically after exportState / importState into a fresh optimizer', () => {
     const x = makeVar(X0);
     const opt = makeAdam([x], OPTS);

@@ -53,6 +53,14 @@ export class Adam {
     });
   }
 
+  /** Forgets the moments and the step count: a fresh optimizer over the same variables. */
+  reset(): void {
+    this.t = 0;
+    tf.tidy(() => {
+      for (const x of [...this.m, ...this.v]) x.assign(tf.zerosLike(x));
+    });
+  }
+
   /** Scales the learning rate, e.g. when a health rule restarts a trial. */
   setLearningRate(lr: number): void {
     this.opts.lr = lr;
