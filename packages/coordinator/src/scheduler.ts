@@ -1,11 +1,13 @@
 import {
   ConflictError,
   DEFAULT_HEALTH,
+  jobStage,
   type Logger,
   NotFoundError,
   TERMINAL_TRIAL_STATES,
   type TrialJob,
   type TrialRecord,
+  trialJobId,
 } from '@gantry/shared';
 import type { Queue } from 'bullmq';
 import type { StoredSweep, SweepStore } from './sweep-store.ts';
@@ -67,6 +69,13 @@ export class Scheduler {
         }
       }
     }
+    // A staged trial whose worker finished a stage goes on with the next stage's job, on any worker; it
+    // already holds its place among the parallel trials.
+    for (const t of trials) {
+      if (t.dispatched && t.state === 'queued' && t.stage && t.stage.done > (t.jobStage ?? 0)) {
+        if (t.stage.done < t.stage.count) await this.dispatch(sweep, t, t.stage.done);
+      }
+    }
     const live = trials.filter((t) => t.dispatched && !TERMINAL_TRIAL_STATES.has(t.state)).length;
     const waiting = trials.filter((t) => !t.dispatched && t.state === 'queued');
     const room = Math.max(0, sweep.spec.budget.parallel - live);
@@ -83,9 +92,10 @@ export class Scheduler {
   /** Records the end of a trial whose job the queue has finished but whose worker could not report it. */
   private async settleFromQueue(sweep: StoredSweep, t: Trial): Promise<void> {
     if (TERMINAL_TRIAL_STATES.has(t.state)) return;
-    const state = await this.queue.getJobState(t.id);
+    const jobId = trialJobId(t.id, t.jobStage);
+    const state = await this.queue.getJobState(jobId);
     if (state === 'failed') {
-      const job = await this.queue.getJob(t.id);
+      const job = await this.queue.getJob(jobId);
       t.state = 'failed';
       t.reason = job?.failedReason || 'job failed';
       await this.store.updateTrial(t.id, { state: 'failed', reason: t.reason, endedAt: Date.now() });
@@ -97,7 +107,9 @@ export class Scheduler {
     }
   }
 
-  private async dispatch(sweep: StoredSweep, t: Trial): Promise<void> {
+  /** Queues trial `t`'s job; for a staged model the job of stage `stage`. Adding a job twice is a no-op. */
+  private async dispatch(sweep: StoredSweep, t: Trial, stage = 0): Promise<void> {
+    const { stages } = sweep.spec;
     const payload: TrialJob = {
       v: 1,
       sweepId: sweep.id,
@@ -112,14 +124,22 @@ export class Scheduler {
       // Sweeps stored before health settings existed run with the defaults.
       health: sweep.spec.health ?? DEFAULT_HEALTH,
     };
-    await this.queue.add('train', payload, {
-      jobId: t.id,
+    if (stages) payload.stage = jobStage(stages, stage, t.params);
+    const jobId = trialJobId(t.id, stages ? stage : undefined);
+    await this.queue.add(stages ? `stage-${stage}` : 'train', payload, {
+      jobId,
       attempts: JOB_ATTEMPTS,
       backoff: { type: 'exponential', delay: 2000 },
     });
     t.dispatched = true;
-    await this.store.updateTrial(t.id, { dispatched: true });
-    this.log.info({ sweepId: sweep.id, trialId: t.id, params: t.params }, 'trial queued');
+    t.jobStage = stages ? stage : undefined;
+    await this.store.updateTrial(t.id, stages ? { dispatched: true, jobStage: stage } : { dispatched: true });
+    if (stages) {
+      this.log.info(
+        { sweepId: sweep.id, trialId: t.id, stage, resolution: payload.stage?.resolution, jobId },
+        stage === 0 ? 'trial queued (stage 0)' : `stage ${stage} queued`,
+      );
+    } else this.log.info({ sweepId: sweep.id, trialId: t.id, params: t.params }, 'trial queued');
   }
 
   /**
@@ -151,7 +171,7 @@ export class Scheduler {
         endedAt: Date.now(),
       });
       if (t.dispatched) {
-        const job = await this.queue.getJob(t.id);
+        const job = await this.queue.getJob(trialJobId(t.id, t.jobStage));
         const state = job ? await job.getState() : 'unknown';
         if (job && (state === 'waiting' || state === 'delayed' || state === 'prioritized'))
           await job.remove().catch(() => {});

@@ -6,6 +6,8 @@ import {
   trialId as makeTrialId,
   type RedisKeys,
   redisKeys,
+  type SampleRef,
+  type StageEvent,
   type SweepSpec,
   type SweepState,
   type TrialMetrics,
@@ -67,6 +69,10 @@ export class SweepStore {
         attempts: 0,
         createdAt: now,
       };
+      const first = spec.stages?.[0];
+      if (first && spec.stages) {
+        t.stage = { index: 0, count: spec.stages.length, resolution: first.resolution, alpha: 1, done: 0 };
+      }
       tx.hset(this.keys.trial(t.id), encodeTrial(t));
     });
     tx.zadd(this.keys.sweeps, now, id);
@@ -146,9 +152,16 @@ export class SweepStore {
     );
   }
 
-  async samples(id: string): Promise<{ step: number; key: string; t: number }[]> {
+  async samples(id: string): Promise<SampleRef[]> {
     return (await this.redis.lrange(this.keys.trialSamples(id), 0, -1)).map(
-      (r) => JSON.parse(r) as { step: number; key: string; t: number },
+      (r) => JSON.parse(r) as SampleRef,
+    );
+  }
+
+  /** A staged trial's stage starts and ends, oldest first. */
+  async stageEvents(id: string): Promise<StageEvent[]> {
+    return (await this.redis.lrange(this.keys.trialStages(id), 0, -1)).map(
+      (r) => JSON.parse(r) as StageEvent,
     );
   }
 }

@@ -14,7 +14,10 @@ export interface CheckpointManifest {
   optimizerSteps: { g: number; d: number };
   /** Health restarts and learning-rate multipliers (absent before health handling existed). */
   health?: TrainerHealthState;
-  objects: { name: 'g' | 'd' | 'opt_g' | 'opt_d'; key: string; bytes: number; sha256: string }[];
+  /** Staged models: the stage the weights belong to. */
+  stage?: number;
+  /** `ema`: the moving average of G's weights, for models that keep one. */
+  objects: { name: 'g' | 'd' | 'opt_g' | 'opt_d' | 'ema'; key: string; bytes: number; sha256: string }[];
 }
 
 const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
@@ -34,18 +37,20 @@ export class CheckpointStore {
   /** Uploads the state's objects, then the manifest; returns the manifest's key. */
   async write(state: TrainerState, writer: string): Promise<string> {
     const dir = objectKeys.checkpointDir(this.sweepId, this.trialId, state.step, writer);
-    const blobs = {
+    const blobs: Partial<Record<CheckpointManifest['objects'][number]['name'], Uint8Array>> = {
       g: packArrays(state.g),
       d: packArrays(state.d),
       opt_g: packArrays(state.optG.arrays),
       opt_d: packArrays(state.optD.arrays),
-    } as const;
+    };
+    if (state.ema) blobs.ema = packArrays(state.ema);
     const objects: CheckpointManifest['objects'] = [];
     await Promise.all(
       (Object.keys(blobs) as (keyof typeof blobs)[]).map(async (name) => {
         const key = `${dir}${name}.bin`;
-        await this.store.put(key, blobs[name], 'application/octet-stream');
-        objects.push({ name, key, bytes: blobs[name].length, sha256: sha256(blobs[name]) });
+        const blob = blobs[name]!;
+        await this.store.put(key, blob, 'application/octet-stream');
+        objects.push({ name, key, bytes: blob.length, sha256: sha256(blob) });
       }),
     );
     objects.sort((a, b) => a.name.localeCompare(b.name));
@@ -58,6 +63,7 @@ export class CheckpointStore {
       rng: state.rng,
       optimizerSteps: { g: state.optG.t, d: state.optD.t },
       ...(state.health ? { health: state.health } : {}),
+      ...(state.stage !== undefined ? { stage: state.stage } : {}),
       objects,
     };
     const manifestKey = `${dir}manifest.json`;
@@ -98,7 +104,7 @@ export class CheckpointStore {
       }
       arrays[o.name] = unpackArrays(bytes);
     }
-    const { g, d, opt_g, opt_d } = arrays;
+    const { g, d, opt_g, opt_d, ema } = arrays;
     if (!g || !d || !opt_g || !opt_d)
       throw new CorruptCheckpointError(this.trialId, manifestKey, 'objects missing');
     return {
@@ -109,6 +115,8 @@ export class CheckpointStore {
       optG: { t: manifest.optimizerSteps.g, arrays: opt_g },
       optD: { t: manifest.optimizerSteps.d, arrays: opt_d },
       ...(manifest.health ? { health: manifest.health } : {}),
+      ...(manifest.stage !== undefined ? { stage: manifest.stage } : {}),
+      ...(ema ? { ema } : {}),
     };
   }
 }

@@ -54,6 +54,8 @@ export interface CheckpointMessage {
   sampleKey: string;
   /** Health restarts so far (orders the checkpoint pointer). */
   restarts: number;
+  /** Image size of the sample grid. */
+  resolution: number;
 }
 
 export interface DoneMessage {

@@ -73,6 +73,18 @@ export class WorkerMetrics {
     'gantry_trial_cond_accuracy',
     'cGAN: classifier accuracy on the conditioned class (last evaluation)',
   );
+  readonly stage = this.trialGauge(
+    'gantry_trial_stage',
+    'Staged models (progan): the stage being trained, 0-based',
+  );
+  readonly resolution = this.trialGauge(
+    'gantry_trial_resolution',
+    'Staged models: image size of the stage being trained (pixels per side)',
+  );
+  readonly alpha = this.trialGauge(
+    'gantry_trial_alpha',
+    "Staged models: fade-in factor of the stage's new layers (0 to 1 over the fade steps, then 1)",
+  );
   readonly evalStep = this.trialGauge('gantry_trial_eval_step', 'Step of the last quality evaluation');
   readonly restarts = this.trialGauge('gantry_trial_restarts', 'Health restarts of the trial so far');
   readonly detections = new Counter({
@@ -122,6 +134,13 @@ export class WorkerMetrics {
     return gauge;
   }
 
+  /** Sets a staged trial's stage series when one of its stages starts on this worker. */
+  startStage(sweep: string, trial: string, stage: number, resolution: number, alpha: number): void {
+    this.stage.set({ sweep, trial }, stage);
+    this.resolution.set({ sweep, trial }, resolution);
+    this.alpha.set({ sweep, trial }, alpha);
+  }
+
   observe(sweep: string, trial: string, m: StepMetrics): void {
     const l = { sweep, trial };
     this.step.set(l, m.step);
@@ -132,6 +151,8 @@ export class WorkerMetrics {
     this.imagesPerSec.set(l, m.images_per_sec);
     if (m.g_grad_norm !== undefined) this.gradNorm.set({ ...l, network: 'g' }, m.g_grad_norm);
     if (m.d_grad_norm !== undefined) this.gradNorm.set({ ...l, network: 'd' }, m.d_grad_norm);
+    if (m.resolution !== undefined) this.resolution.set(l, m.resolution);
+    if (m.alpha !== undefined) this.alpha.set(l, m.alpha);
     this.lastStepTime.set(l, Date.now() / 1000);
   }
 

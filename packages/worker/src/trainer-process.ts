@@ -5,10 +5,12 @@
  */
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import {
+  CRITIC_MODELS,
   DEFAULT_HEALTH,
   type HealthAction,
   ObjectStore,
   objectKeys,
+  stageEnd,
   type TrialQuality,
 } from '@gantry/shared';
 import { initBackend } from './backend.ts';
@@ -18,7 +20,8 @@ import { type Finding, HealthMonitor } from './health/monitor.ts';
 import type { ChildMessage, CommitResultMessage, ParentMessage, StartMessage } from './ipc.ts';
 import { QualityEvaluator } from './quality/evaluator.ts';
 import { encodeImageGrid } from './sample-grid.ts';
-import { GanTrainer, type StepStats, type TrainerState } from './trainer.ts';
+import type { StepStats, TrainerState } from './trainer.ts';
+import { createTrainer } from './trainers.ts';
 
 let stopRequest: { checkpoint: boolean } | undefined;
 let pendingCommit: ((ok: boolean) => void) | undefined;
@@ -41,22 +44,30 @@ async function run(start: StartMessage): Promise<void> {
   const checkpoints = new CheckpointStore(store, job.sweepId, job.trialId);
   const info = await initBackend(start.backend, { wasmGemm: start.wasmGemm });
   const data = await loadDataset(job.dataset, 'train', { dir: start.fashionMnistDir });
-  const trainer = new GanTrainer(job, data, start.faultNanAtStep);
+  const trainer = createTrainer(job, data, start.faultNanAtStep);
+  // A staged job trains its stage's steps only; the others the whole trial.
+  const end = job.stage ? stageEnd(job.stage) : job.steps;
   // Checkpoints this process may rewind to (health restarts), oldest first; a fresh run can go back to
-  // its initial weights, kept in memory.
+  // its initial weights, kept in memory. A stage's first rewind point is where it started.
   const rewindPoints: { step: number; manifestKey?: string; state?: TrainerState }[] = [];
   if (start.resumeFrom) {
     trainer.importState(await checkpoints.read(start.resumeFrom));
     rewindPoints.push({ step: trainer.step, manifestKey: start.resumeFrom });
   } else {
-    rewindPoints.push({ step: 0, state: trainer.exportState() });
+    rewindPoints.push({ step: trainer.step, state: trainer.exportState() });
   }
   const health = job.health ?? DEFAULT_HEALTH;
-  const monitor = new HealthMonitor(health);
+  const monitor = new HealthMonitor(health, {
+    warmupFrom: job.stage?.start_step ?? 0,
+    critic: CRITIC_MODELS.has(job.model),
+  });
   const evaluator = health.eval_every_steps > 0 ? await QualityEvaluator.load(job.dataset) : undefined;
   await send({ type: 'ready', backend: info.backend, device: info.device, startStep: trainer.step });
 
-  const tail = Math.max(1, Math.floor(job.steps / 10));
+  const tail = Math.max(1, Math.floor((end - (job.stage?.start_step ?? 0)) / 10));
+  const { sampleShape } = trainer;
+  // Grids of every resolution come out about the same size: 64 px per image, at least 2x.
+  const gridScale = Math.max(2, Math.floor(64 / sampleShape.height));
   const recent: StepStats[] = [];
   let windowStart = performance.now();
   let windowSteps = 0;
@@ -70,18 +81,25 @@ async function run(start: StartMessage): Promise<void> {
     const sampleKey = objectKeys.sample(job.sweepId, job.trialId, trainer.step);
     const png = encodeImageGrid(trainer.sample(64), {
       count: 64,
-      height: data.height,
-      width: data.width,
-      channels: data.channels as 1,
+      height: sampleShape.height,
+      width: sampleShape.width,
+      channels: sampleShape.channels as 1,
       cols: 8,
       padding: 2,
-      scale: 2,
+      scale: gridScale,
     });
     await store.put(sampleKey, png, 'image/png');
     const committed = new Promise<boolean>((resolve) => {
       pendingCommit = resolve;
     });
-    await send({ type: 'checkpoint', step: trainer.step, manifestKey, sampleKey, restarts });
+    await send({
+      type: 'checkpoint',
+      step: trainer.step,
+      manifestKey,
+      sampleKey,
+      restarts,
+      resolution: sampleShape.height,
+    });
     const ok = await committed;
     if (ok) rewindPoints.push({ step: trainer.step, manifestKey });
     return ok;
@@ -134,14 +152,15 @@ async function run(start: StartMessage): Promise<void> {
   };
   let lastQuality: TrialQuality | undefined;
 
-  while (trainer.step < job.steps) {
+  while (trainer.step < end) {
     if (stopRequest) {
-      if (stopRequest.checkpoint && trainer.step > 0) await checkpoint();
+      if (stopRequest.checkpoint && trainer.step > rewindPoints[0]!.step) await checkpoint();
       await send({ type: 'stopped', step: trainer.step });
       return;
     }
+    const alpha = trainer.alpha;
     const s = trainer.trainStep();
-    const last = s.step === job.steps;
+    const last = s.step === end;
     const findings = monitor.observeStep(s);
     if (evaluator && (s.step % health.eval_every_steps === 0 || last) && findings.every((f) => !f.fatal)) {
       lastQuality = evaluate();
@@ -170,10 +189,12 @@ async function run(start: StartMessage): Promise<void> {
     windowSteps += 1;
     if (s.step % start.progressEvery === 0 || last) {
       const now = performance.now();
-      lastRate = (windowSteps * job.params.batch_size!) / ((now - windowStart) / 1000);
+      const batch = job.stage?.batch_size ?? job.params.batch_size!;
+      lastRate = (windowSteps * batch) / ((now - windowStart) / 1000);
       windowStart = now;
       windowSteps = 0;
-      await send({ type: 'progress', ...s, images_per_sec: lastRate });
+      const staged = job.stage ? { resolution: job.stage.resolution, alpha: alpha ?? 1 } : {};
+      await send({ type: 'progress', ...s, images_per_sec: lastRate, ...staged });
     }
     if (s.step % job.checkpointEvery === 0 || last) {
       if (!(await checkpoint())) return; // fenced: another worker owns the trial now

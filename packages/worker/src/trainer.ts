@@ -2,7 +2,13 @@ import './gradients.ts';
 import { Rng, type TrialJob } from '@gantry/shared';
 import * as tf from '@tensorflow/tfjs-core';
 import type { Dataset } from './data/datasets.ts';
-import { discriminatorLoss, generatorLoss } from './losses.ts';
+import {
+  criticLoss,
+  discriminatorLoss,
+  generatorLoss,
+  gradientPenalty,
+  wassersteinGeneratorLoss,
+} from './losses.ts';
 import { buildDcgan, dcganFlopsPerImage, type GanNetworks } from './models/dcgan.ts';
 import type { NamedArray } from './models/param-store.ts';
 import { Adam } from './optim/adam.ts';
@@ -12,6 +18,7 @@ export interface StepStats {
   step: number;
   d_loss: number;
   g_loss: number;
+  /** Mean sigmoid(D(x)); for a Wasserstein critic its mean raw score. */
   d_real: number;
   d_fake: number;
   /** Global L2 norm of the generator's and the discriminator's gradients in this step. */
@@ -41,21 +48,60 @@ export interface TrainerState {
   optD: { t: number; arrays: NamedArray[] };
   /** Absent in checkpoints from before health handling: no restarts, rates as configured. */
   health?: TrainerHealthState;
+  /** Staged models: the stage these weights were trained in. */
+  stage?: number;
+  /** Models with a moving average of G's weights (progan). */
+  ema?: NamedArray[];
+}
+
+/** What the trainer process, the evaluator and the bench need of a model's training loop. */
+export interface Trainer {
+  readonly job: TrialJob;
+  /** Steps taken (global across stages). */
+  readonly step: number;
+  /** Size of the images `sample` returns. */
+  readonly sampleShape: { height: number; width: number; channels: number };
+  /** Labels drive generation (cGAN). */
+  readonly conditional: boolean;
+  /** Staged models: the fade-in factor of the next step. */
+  readonly alpha?: number;
+  trainStep(): StepStats;
+  /** `count` images from a fixed noise batch, NHWC in [-1, 1], at `sampleShape`. */
+  sample(count?: number): Float32Array;
+  /** Images for quality evaluation at the classifier's size (the dataset's original 28x28), NHWC in [-1, 1]. */
+  evalSamples(count: number, batch?: number): { images: Float32Array; labels?: Int32Array };
+  /** Floating-point operations of one training step, approximately. */
+  flopsPerStep(): number;
+  readonly health: TrainerHealthState;
+  applyRestart(scale: LrScale): void;
+  exportState(): TrainerState;
+  importState(state: TrainerState): void;
+  dispose(): void;
+}
+
+/** The global L2 norm of a list of gradients, as a scalar tensor. */
+export function gradNorm(grads: readonly tf.Tensor[]): tf.Scalar {
+  return tf.sqrt(tf.addN(grads.map((g) => tf.sum(tf.square(g))))) as tf.Scalar;
 }
 
 /**
- * The adversarial training loop of one trial (DCGAN or cGAN): one discriminator update then one
- * generator update per step, non-saturating loss, Adam. Synchronous per step; the caller decides when
- * to yield, checkpoint or stop.
+ * The adversarial training loop of one trial for DCGAN, cGAN and WGAN-GP:
+ * - dcgan, cgan: one discriminator update then one generator update per step, non-saturating loss;
+ * - wgan-gp: `n_critic` critic updates (Wasserstein loss with gradient penalty, Gulrajani et al. 2017,
+ *   Algorithm 1), then one generator update per step;
+ * Adam for both networks. Synchronous per step; the caller decides when to yield, checkpoint or stop.
  */
-export class GanTrainer {
+export class GanTrainer implements Trainer {
   readonly nets: GanNetworks;
   private readonly rng: Rng;
   private readonly optG: Adam;
   private readonly optD: Adam;
   private readonly batch: number;
   private readonly latent: number;
-  private readonly conditional: boolean;
+  readonly conditional: boolean;
+  readonly sampleShape: { height: number; width: number; channels: number };
+  /** wgan-gp: a critic trained with the Wasserstein loss. */
+  private readonly wasserstein: boolean;
   private stepCount = 0;
   private healthState: TrainerHealthState = { restarts: 0, lrScale: { g: 1, d: 1 } };
 
@@ -72,6 +118,9 @@ export class GanTrainer {
     this.batch = p.batch_size!;
     this.latent = p.latent_dim!;
     this.conditional = job.model === 'cgan';
+    this.wasserstein = job.model === 'wgan-gp';
+    if (job.model === 'progan') throw new Error('progan trains with ProganTrainer');
+    this.sampleShape = { height: data.height, width: data.width, channels: data.channels };
     this.rng = new Rng(job.seed);
     this.nets = buildDcgan(
       {
@@ -81,6 +130,7 @@ export class GanTrainer {
         latentDim: this.latent,
         baseFilters: p.base_filters!,
         numClasses: this.conditional ? data.numClasses : 0,
+        critic: this.wasserstein,
       },
       this.rng,
     );
@@ -97,9 +147,12 @@ export class GanTrainer {
     const f = dcganFlopsPerImage(this.nets.shape);
     // D update: G fwd, D fwd on real and fake, D backward (~2x fwd) on both.
     // G update: G fwd, D fwd, D backward for the input gradient, G backward (~2x fwd).
-    const dUpdate = f.g + 2 * f.d + 2 * 2 * f.d;
+    // A gradient penalty adds D forward and backward on the mixed batch, and the backward of that backward
+    // (~2x again): about 5 more D forwards per critic update.
+    const dUpdate = f.g + 2 * f.d + 2 * 2 * f.d + (this.wasserstein ? 5 * f.d : 0);
     const gUpdate = f.g + f.d + 2 * f.d + 2 * f.g;
-    return this.batch * (dUpdate + gUpdate);
+    const critics = this.wasserstein ? this.job.params.n_critic! : 1;
+    return this.batch * (critics * dUpdate + gUpdate);
   }
 
   private noise(): tf.Tensor2D {
@@ -132,8 +185,12 @@ export class GanTrainer {
     return { x, y: tf.oneHot(tf.tensor1d(labels, 'int32'), this.data.numClasses).toFloat() as tf.Tensor2D };
   }
 
-  /** One D update and one G update. Returns the step's scalars (possibly non-finite: the caller checks). */
+  /**
+   * One step: one D update (n_critic for wgan-gp) and one G update. Returns the step's scalars (possibly
+   * non-finite: the caller checks).
+   */
   trainStep(): StepStats {
+    if (this.wasserstein) return this.wassersteinStep();
     const { nets } = this;
     let realLogits: tf.Tensor1D | undefined;
     let fakeLogits: tf.Tensor1D | undefined;
@@ -157,20 +214,62 @@ export class GanTrainer {
       );
       const gGrads = nets.g.vars.map((v) => gRes.grads[v.name]!);
       this.optG.apply(gGrads);
-      const norm = (grads: tf.Tensor[]) => tf.sqrt(tf.addN(grads.map((g) => tf.sum(tf.square(g)))));
       return tf.stack([
         dRes.value,
         gRes.value,
         tf.mean(tf.sigmoid(realLogits!)),
         tf.mean(tf.sigmoid(fakeLogits!)),
-        norm(gGrads),
-        norm(dGrads),
+        gradNorm(gGrads),
+        gradNorm(dGrads),
       ]);
     });
-    const [dLoss, gLoss, dReal, dFake, gNorm, dNorm] = out.dataSync();
-    out.dispose();
     realLogits?.dispose();
     fakeLogits?.dispose();
+    return this.finishStep(out);
+  }
+
+  /** n_critic critic updates with the gradient penalty, then one generator update. */
+  private wassersteinStep(): StepStats {
+    const { nets } = this;
+    const p = this.job.params;
+    // Scores computed inside the gradient function outlive it only through tf.keep; disposed below.
+    const kept: tf.Tensor[] = [];
+    const out = tf.tidy(() => {
+      let last: tf.Tensor[] = [];
+      for (let i = 0; i < p.n_critic!; i++) {
+        const real = this.realBatch().x;
+        const fake = nets.generate(this.noise());
+        const eps = tf.tensor1d(Float32Array.from({ length: this.batch }, () => this.rng.uniform()));
+        let scores: tf.Tensor[] = [];
+        const dRes = tf.variableGrads(() => {
+          const r = nets.discriminate(real);
+          const f = nets.discriminate(fake);
+          scores = [tf.keep(tf.mean(r)), tf.keep(tf.mean(f))];
+          kept.push(...scores);
+          const gp = gradientPenalty((x) => nets.discriminate(x), real, fake, eps, p.gp_lambda!);
+          return criticLoss(r, f, gp);
+        }, nets.d.vars);
+        const dGrads = nets.d.vars.map((v) => dRes.grads[v.name]!);
+        this.optD.apply(dGrads);
+        last = [dRes.value, ...scores, gradNorm(dGrads)];
+      }
+      const z = this.noise();
+      const gRes = tf.variableGrads(
+        () => wassersteinGeneratorLoss(nets.discriminate(nets.generate(z))),
+        nets.g.vars,
+      );
+      const gGrads = nets.g.vars.map((v) => gRes.grads[v.name]!);
+      this.optG.apply(gGrads);
+      const [dLoss, dReal, dFake, dNorm] = last as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor];
+      return tf.stack([dLoss, gRes.value, dReal, dFake, gradNorm(gGrads), dNorm]);
+    });
+    for (const t of kept) t.dispose();
+    return this.finishStep(out);
+  }
+
+  private finishStep(out: tf.Tensor): StepStats {
+    const [dLoss, gLoss, dReal, dFake, gNorm, dNorm] = out.dataSync();
+    out.dispose();
     this.stepCount += 1;
     return {
       step: this.stepCount,

@@ -2,6 +2,8 @@ import {
   type CheckpointRef,
   encodeTrial,
   type RedisKeys,
+  type SampleRef,
+  type StageEvent,
   type TrialMetrics,
   type TrialRecord,
 } from '@gantry/shared';
@@ -25,6 +27,7 @@ for i = 1, n do redis.call('HSET', KEYS[2], ARGV[2 + 2 * i - 1], ARGV[2 + 2 * i]
 local rest = 3 + 2 * n
 if ARGV[rest] ~= '' then redis.call('RPUSH', KEYS[3], ARGV[rest]) end
 if ARGV[rest + 1] ~= '' then redis.call('HINCRBY', KEYS[2], ARGV[rest + 1], 1) end
+if ARGV[rest + 2] ~= '' then redis.call('RPUSH', KEYS[4], ARGV[rest + 2]) end
 return 1
 `;
 
@@ -64,24 +67,30 @@ export class TrialReporter {
     private readonly trialId: string,
   ) {}
 
-  /** Sets fields of the trial hash; optionally appends a history point and increments a counter field. */
+  /**
+   * Sets fields of the trial hash; optionally appends a history point, increments a counter field and
+   * appends a stage event, all in one fenced write.
+   */
   async update(
     fields: Partial<TrialRecord>,
     history?: TrialMetrics,
     increment?: keyof TrialRecord,
+    stageEvent?: StageEvent,
   ): Promise<FenceResult> {
     const flat = Object.entries(encodeTrial(fields)).flat();
     const res = (await this.redis.eval(
       FENCED_UPDATE,
-      3,
+      4,
       this.keys.jobLock(this.jobId),
       this.keys.trial(this.trialId),
       this.keys.trialHistory(this.trialId),
+      this.keys.trialStages(this.trialId),
       this.token,
       String(flat.length / 2),
       ...flat,
       history ? JSON.stringify(history) : '',
       increment ?? '',
+      stageEvent ? JSON.stringify(stageEvent) : '',
     )) as number;
     return RESULT[res] ?? 'lock-lost';
   }
@@ -91,7 +100,13 @@ export class TrialReporter {
    * by (health restarts, step): after a restart rewound training, its checkpoints supersede the later
    * steps of the abandoned run.
    */
-  async commitCheckpoint(ref: CheckpointRef, sampleKey: string): Promise<FenceResult> {
+  async commitCheckpoint(ref: CheckpointRef, sampleKey: string, resolution?: number): Promise<FenceResult> {
+    const sample: SampleRef = {
+      step: ref.step,
+      key: sampleKey,
+      t: ref.t,
+      ...(resolution ? { resolution } : {}),
+    };
     const res = (await this.redis.eval(
       COMMIT_CHECKPOINT,
       4,
@@ -102,7 +117,7 @@ export class TrialReporter {
       this.token,
       String(checkpointOrder(ref)),
       JSON.stringify(ref),
-      JSON.stringify({ step: ref.step, key: sampleKey, t: ref.t }),
+      JSON.stringify(sample),
     )) as number;
     return RESULT[res] ?? 'lock-lost';
   }

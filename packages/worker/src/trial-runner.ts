@@ -3,14 +3,19 @@ import { fileURLToPath } from 'node:url';
 import {
   decodeTrial,
   type HealthDetection,
+  type JobStage,
   type Logger,
   type ObjectStoreConfig,
   parseTrialJob,
   type RedisKeys,
+  type StageEvent,
+  stageAlpha,
   type TrialHealth,
   type TrialJob,
   type TrialMetrics,
+  type TrialQuality,
   type TrialRecord,
+  type TrialStage,
 } from '@gantry/shared';
 import { type Job, UnrecoverableError, WaitingError } from 'bullmq';
 import type { Redis } from 'ioredis';
@@ -28,6 +33,17 @@ import { TrialReporter } from './trial-reporter.ts';
 export const TRAINER_NODE_FLAGS = ['--max-semi-space-size=64'];
 
 const TRAINER_ENTRY = fileURLToPath(new URL('../bin/gantry-trainer.mjs', import.meta.url));
+
+/** A staged trial's stage record: stage `index` (this job's or a later one), fade-in `alpha`, `done` finished. */
+function stageRecord(stage: JobStage, alpha: number, done: number, index = stage.index): TrialStage {
+  return {
+    index,
+    count: stage.count,
+    resolution: stage.resolution * 2 ** (index - stage.index),
+    alpha,
+    done,
+  };
+}
 
 /** Why a running attempt is being stopped from outside. */
 export type AbortReason = 'cancel' | 'shutdown';
@@ -57,7 +73,8 @@ export interface TrialRunnerDeps {
 }
 
 export interface TrialOutcome {
-  state: 'completed' | 'cancelled' | 'stopped';
+  /** `stage-completed`: a stage of a staged trial that is not its last; the coordinator queues the next. */
+  state: 'completed' | 'stage-completed' | 'cancelled' | 'stopped';
   step: number;
   summary?: Record<string, number>;
 }
@@ -90,24 +107,46 @@ export async function runTrialAttempt(
   const reporter = new TrialReporter(deps.redis, deps.keys, jobId, token, trialId);
   const trial = decodeTrial(await deps.redis.hgetall(deps.keys.trial(trialId)));
   if (trial?.state === 'cancelled') return { state: 'cancelled', step: trial.step };
+  const { stage } = payload;
+  if (stage && trial?.stage && trial.stage.done > stage.index) {
+    // Finished before (its end was recorded, then the attempt died before the job completed): never retrain.
+    log.info({ stage: stage.index }, 'stage already finished; nothing to train');
+    return { state: 'stage-completed', step: trial.step };
+  }
   const resume = trial?.latestCheckpoint;
+  const resumeStep = resume?.step ?? 0;
+  const stageEvent = (event: StageEvent['event'], step: number): StageEvent | undefined =>
+    stage && {
+      stage: stage.index,
+      resolution: stage.resolution,
+      event,
+      step,
+      worker: deps.workerId,
+      attempt: job.attemptsMade + 1,
+      t: Date.now(),
+    };
 
   const started = await reporter.update(
     {
       state: 'running',
       worker: deps.workerId,
       startedAt: Date.now(),
-      resumedFrom: resume?.step ?? 0,
+      resumedFrom: resumeStep,
       reason: '',
+      ...(stage ? { stage: stageRecord(stage, stageAlpha(stage, resumeStep), stage.index) } : {}),
     },
     undefined,
     'attempts',
+    stageEvent('start', resumeStep),
   );
   if (started === 'cancelled') return { state: 'cancelled', step: trial?.step ?? 0 };
   if (started === 'missing')
     throw new UnrecoverableError(`trial ${trialId} does not exist (job not created by a coordinator?)`);
   if (started !== 'ok') throw new Error(`trial ${trialId}: lock lost before start`);
-  log.info({ resumeFrom: resume?.step ?? 0 }, resume ? 'resuming trial from checkpoint' : 'starting trial');
+  log.info(
+    { resumeFrom: resumeStep, ...(stage ? { stage: stage.index, resolution: stage.resolution } : {}) },
+    resume ? 'resuming trial from checkpoint' : 'starting trial',
+  );
 
   const env = deps.gpu === undefined ? process.env : { ...process.env, CUDA_VISIBLE_DEVICES: deps.gpu };
   const child = fork(TRAINER_ENTRY, [], {
@@ -142,9 +181,11 @@ export async function runTrialAttempt(
       log,
       stop,
       send,
+      stageEvent,
     );
     // A trial that finished before the stop reached its trainer is done, whatever the reason for stopping.
-    if (outcome.state === 'completed' || outcome.state === 'stopped') return outcome;
+    if (outcome.state === 'completed' || outcome.state === 'stage-completed' || outcome.state === 'stopped')
+      return outcome;
     if (stopReason === 'shutdown') {
       await job.moveToWait(token);
       throw new WaitingError();
@@ -178,8 +219,19 @@ function superviseChild(
   log: Logger,
   stop: (reason: 'lock-lost' | 'cancel') => void,
   send: (m: ParentMessage) => void,
+  stageEvent: (event: StageEvent['event'], step: number) => StageEvent | undefined,
 ): Promise<TrialOutcome> {
+  let lastQuality: TrialQuality | undefined;
+  const doneEvent = (step: number): StageEvent | undefined => {
+    const e = stageEvent('done', step);
+    return e && lastQuality?.step === step ? { ...e, quality: lastQuality } : e;
+  };
   deps.metrics.startTrial(job.sweepId, job.trialId, health.restarts);
+  const { stage } = job;
+  if (stage) deps.metrics.startStage(job.sweepId, job.trialId, stage.index, stage.resolution, 0);
+  const lastStage = !stage || stage.index === stage.count - 1;
+  const stageFields = (alpha: number, done: number, index?: number): Partial<TrialRecord> =>
+    stage ? { stage: stageRecord(stage, alpha, done, index) } : {};
   return new Promise<TrialOutcome>((resolve, reject) => {
     let settled: { ok: TrialOutcome } | { err: Error } | undefined;
     let failure: string | undefined;
@@ -199,7 +251,9 @@ function superviseChild(
           deps.metrics.observe(job.sweepId, job.trialId, m);
           const point: TrialMetrics = { ...m, t: Date.now(), worker: deps.workerId };
           delete (point as Partial<{ type: string }>).type;
-          fenced(await reporter.update({ step: m.step, metrics: point }, point));
+          const fields: Partial<TrialRecord> = { step: m.step, metrics: point };
+          if (stage) Object.assign(fields, stageFields(m.alpha ?? 1, stage.index));
+          fenced(await reporter.update(fields, point));
           return;
         }
         case 'checkpoint': {
@@ -212,6 +266,7 @@ function superviseChild(
               restarts: m.restarts,
             },
             m.sampleKey,
+            m.resolution,
           );
           log.info({ step: m.step, result: res }, 'checkpoint commit');
           send({ type: 'commit-result', step: m.step, ok: res === 'ok' });
@@ -219,18 +274,44 @@ function superviseChild(
           return;
         }
         case 'done':
+          if (!lastStage && stage) {
+            // The trial waits in the queue for its next stage's job, which the coordinator adds.
+            fenced(
+              await reporter.update(
+                {
+                  state: 'queued',
+                  step: m.step,
+                  reason: '',
+                  ...stageFields(0, stage.index + 1, stage.index + 1),
+                },
+                undefined,
+                undefined,
+                doneEvent(m.step),
+              ),
+            );
+            log.info({ stage: stage.index, step: m.step }, 'stage finished');
+            settled = { ok: { state: 'stage-completed', step: m.step, summary: m.summary } };
+            return;
+          }
           fenced(
-            await reporter.update({
-              state: 'completed',
-              step: m.step,
-              summary: m.summary,
-              endedAt: Date.now(),
-              reason: '',
-            }),
+            await reporter.update(
+              {
+                state: 'completed',
+                step: m.step,
+                summary: m.summary,
+                endedAt: Date.now(),
+                reason: '',
+                ...(stage ? stageFields(1, stage.count) : {}),
+              },
+              undefined,
+              undefined,
+              doneEvent(m.step),
+            ),
           );
           settled = { ok: { state: 'completed', step: m.step, summary: m.summary } };
           return;
         case 'eval':
+          lastQuality = m.quality;
           deps.metrics.observeQuality(job.sweepId, job.trialId, m.quality);
           fenced(await reporter.update({ quality: m.quality }));
           return;

@@ -42,7 +42,8 @@ export class GantryWorker {
   private heartbeat?: NodeJS.Timeout;
   private backend?: BackendInfo;
   private startedAt = Date.now();
-  private readonly running = new Map<string, AbortController>();
+  /** Running attempts by job id, with their trial (a staged trial's job id names its stage). */
+  private readonly running = new Map<string, { ctrl: AbortController; trialId: string }>();
   private readonly keys;
   private concurrency = 1;
   private devices = new DevicePool([]);
@@ -88,7 +89,8 @@ export class GantryWorker {
       async (job, token, bullSignal) => {
         const ctrl = new AbortController();
         const jobId = job.id ?? '';
-        this.running.set(jobId, ctrl);
+        const trialId = typeof job.data?.trialId === 'string' ? job.data.trialId : jobId;
+        this.running.set(jobId, { ctrl, trialId });
         bullSignal?.addEventListener('abort', () => ctrl.abort('cancel' satisfies AbortReason), {
           once: true,
         });
@@ -154,9 +156,9 @@ export class GantryWorker {
       return;
     }
     if (msg.type !== 'cancel' || !Array.isArray(msg.trialIds)) return;
-    for (const id of msg.trialIds) {
-      const ctrl = typeof id === 'string' ? this.running.get(id) : undefined;
-      if (ctrl && !ctrl.signal.aborted) ctrl.abort('cancel' satisfies AbortReason);
+    const ids = new Set(msg.trialIds);
+    for (const { ctrl, trialId } of this.running.values()) {
+      if (ids.has(trialId) && !ctrl.signal.aborted) ctrl.abort('cancel' satisfies AbortReason);
     }
   }
 
@@ -169,7 +171,7 @@ export class GantryWorker {
       backend: this.backend?.backend ?? 'unknown',
       device: this.backend?.device ?? 'unknown',
       concurrency: this.concurrency,
-      busyTrials: [...this.running.keys()],
+      busyTrials: [...this.running.values()].map((r) => r.trialId),
       metricsUrl: this.metricsUrl,
       lastHeartbeat: Date.now(),
       startedAt: this.startedAt,
@@ -209,7 +211,7 @@ export class GantryWorker {
     this.closing ??= (async () => {
       this.state = 'closing';
       this.log.info({ running: this.running.size }, 'worker shutting down: checkpointing running trials');
-      for (const ctrl of this.running.values()) ctrl.abort('shutdown' satisfies AbortReason);
+      for (const { ctrl } of this.running.values()) ctrl.abort('shutdown' satisfies AbortReason);
       if (this.heartbeat) clearInterval(this.heartbeat);
       await this.bull?.close();
       await this.redis?.hdel(this.keys.workers, this.id).catch(() => {});

@@ -108,12 +108,13 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
     const trial = await deps.store.trial(req.params.id);
     if (!trial) throw new NotFoundError('trial', req.params.id);
     const { dispatched: _d, ...rest } = trial;
-    const [history, checkpoints, samples] = await Promise.all([
+    const [history, checkpoints, samples, stageEvents] = await Promise.all([
       deps.store.history(trial.id),
       deps.store.checkpoints(trial.id),
       deps.store.samples(trial.id),
+      trial.stage ? deps.store.stageEvents(trial.id) : undefined,
     ]);
-    return { ...rest, history, checkpoints, samples };
+    return { ...rest, history, checkpoints, samples, ...(stageEvents ? { stageEvents } : {}) };
   });
 
   app.get<{ Params: { id: string } }>('/v1/trials/:id/samples/latest.png', async (req, reply) => {
@@ -123,6 +124,19 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
     const png = await deps.objects.get(last.key);
     return reply.header('content-type', 'image/png').header('x-gantry-step', String(last.step)).send(png);
   });
+
+  app.get<{ Params: { id: string; step: string } }>(
+    '/v1/trials/:id/samples/:step.png',
+    async (req, reply) => {
+      const step = Number(req.params.step);
+      if (!Number.isInteger(step) || step < 0)
+        throw new BadRequestError('step', `must be a step number, got ${JSON.stringify(req.params.step)}`);
+      const sample = (await deps.store.samples(req.params.id)).findLast((s) => s.step === step);
+      if (!sample) throw new NotFoundError('sample', `${req.params.id} at step ${step}`);
+      const png = await deps.objects.get(sample.key);
+      return reply.header('content-type', 'image/png').header('x-gantry-step', String(step)).send(png);
+    },
+  );
 
   app.get('/v1/workers', async () => ({ workers: await deps.workers() }));
 

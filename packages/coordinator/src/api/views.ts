@@ -16,6 +16,7 @@ export function trialSummary(t: TrialRecord) {
     metrics: t.metrics,
     quality: t.quality,
     health: t.health ? { restarts: t.health.restarts, last: t.health.detections.at(-1) } : undefined,
+    stage: t.stage,
     result: t.result,
   };
 }

@@ -1,14 +1,20 @@
 import { readFile, writeFile } from 'node:fs/promises';
+import type { StageEvent } from '@gantry/shared';
 import type { Command } from 'commander';
 import type { ApiClient, SweepDetail } from './api-client.ts';
-import { formatParams, leaderboard, sweepHeader, trialLine } from './render.ts';
+import { formatParams, leaderboard, stageTable, sweepHeader, trialLine } from './render.ts';
 import { watchSweep } from './watch.ts';
 
 const say = (line = '') => process.stdout.write(`${line}\n`);
 
-/** Prints where a finished sweep's results are and how to fetch them. */
-export function printResults(s: SweepDetail): void {
+/** Prints where a finished sweep's results are and how to fetch them; staged trials get a stage table. */
+export async function printResults(s: SweepDetail, client: ApiClient): Promise<void> {
   for (const line of leaderboard(s)) say(line);
+  for (const t of s.trials.filter((row) => row.stage)) {
+    const detail = await client.get<{ stageEvents?: StageEvent[] }>(`/v1/trials/${t.id}`);
+    say(`stages of ${t.id}:`);
+    for (const line of stageTable(detail.stageEvents ?? [])) say(line);
+  }
   if (s.best)
     say(
       `best: ${s.best.trialId} ${s.best.metric}=${s.best.value.toFixed(4)} (${formatParams(s.best.params)})`,
@@ -35,7 +41,7 @@ export function registerClientCommands(program: Command, api: () => ApiClient): 
       say(`submitted sweep ${created.id} with ${created.trialIds.length} trials`);
       if (!opts.watch) return;
       const final = await watchSweep(api(), created.id, process.stdout);
-      printResults(final);
+      await printResults(final, api());
       if (final.state !== 'completed') process.exitCode = 1;
     });
 
@@ -72,11 +78,13 @@ export function registerClientCommands(program: Command, api: () => ApiClient): 
 
   program
     .command('samples')
-    .description("save a trial's latest sample grid as PNG")
+    .description("save a trial's latest sample grid (or the one of --step) as PNG")
     .argument('<trialId>')
     .requiredOption('-o, --output <file>', 'where to write the PNG')
-    .action(async (trialId: string, opts: { output: string }) => {
-      const png = await api().get<Buffer>(`/v1/trials/${trialId}/samples/latest.png`);
+    .option('-s, --step <step>', 'the grid written with the checkpoint of this step')
+    .action(async (trialId: string, opts: { output: string; step?: string }) => {
+      const which = opts.step === undefined ? 'latest' : encodeURIComponent(opts.step);
+      const png = await api().get<Buffer>(`/v1/trials/${trialId}/samples/${which}.png`);
       await writeFile(opts.output, png);
       say(`wrote ${opts.output} (${png.length} bytes)`);
     });

@@ -44,4 +44,16 @@ describe('trialLine', () => {
     );
     expect(line).toMatch(/\(g_loss 8\.53e\+3 exceeds 50\)$/);
   });
+
+  it('shows the stage, its resolution and the fade-in of a staged trial', () => {
+    const stage = { index: 1, count: 3, resolution: 8, alpha: 0.4242, done: 1 };
+    expect(trialLine(row({ stage }))).toMatch(/150\/300\s+stage 2\/3 8x8 fade 0\.42 D 1\.234/);
+    // Faded in: no alpha; waiting for the next stage's job: no fade either.
+    expect(trialLine(row({ stage: { ...stage, alpha: 1 } }))).toMatch(/stage 2\/3 8x8 D /);
+    expect(trialLine(row({ state: 'queued', stage: { ...stage, alpha: 0 } }))).toMatch(/stage 2\/3 8x8 D /);
+    expect(trialLine(row({ state: 'completed', stage: { ...stage, index: 2, done: 3 } }))).toMatch(
+      /stages 3\/3 D /,
+    );
+    expect(trialLine(row())).not.toMatch(/stage/);
+  });
 });

@@ -1,3 +1,4 @@
+import type { StageEvent } from '@gantry/shared';
 import type { SweepDetail, TrialRow } from './api-client.ts';
 
 const BAR = 24;
@@ -30,7 +31,39 @@ export function trialLine(t: TrialRow): string {
       ? `  [${h.detector} at step ${h.step}: ${h.action}${t.health!.restarts ? `, ${t.health!.restarts} restart(s)` : ''}]`
       : '';
   const id = t.id.slice(t.id.lastIndexOf('-') + 1);
-  return `  ${id.padEnd(5)} ${t.state.padEnd(9)} ${bar} ${String(t.step).padStart(6)}/${t.steps}  ${stats}${why}${flag}`;
+  return `  ${id.padEnd(5)} ${t.state.padEnd(9)} ${bar} ${String(t.step).padStart(6)}/${t.steps}  ${stageText(t)}${stats}${why}${flag}`;
+}
+
+/** `stage 2/3 16x16 fade 0.42 ` while a staged trial fades in, `stage 2/3 16x16 ` after; '' for others. */
+export function stageText(t: Pick<TrialRow, 'stage' | 'state'>): string {
+  const s = t.stage;
+  if (!s) return '';
+  if (s.done >= s.count) return `stages ${s.count}/${s.count} `;
+  const fade = s.alpha < 1 && t.state === 'running' ? ` fade ${s.alpha.toFixed(2)}` : '';
+  return `stage ${s.index + 1}/${s.count} ${s.resolution}x${s.resolution}${fade} `;
+}
+
+/**
+ * One line per stage of a staged trial from its stage events: resolution, wall time from its first start to
+ * its end, attempts, workers, the steps it covered and the FLD at its end.
+ */
+export function stageTable(events: readonly StageEvent[]): string[] {
+  const stages = [...new Set(events.map((e) => e.stage))].sort((a, b) => a - b);
+  const lines = ['  stage  res    wall      attempts  workers            steps        FLD at end'];
+  for (const stage of stages) {
+    const mine = events.filter((e) => e.stage === stage);
+    const starts = mine.filter((e) => e.event === 'start');
+    const done = mine.find((e) => e.event === 'done');
+    const first = starts[0];
+    const wall = first && done ? `${((done.t - first.t) / 1000).toFixed(1)} s` : first ? 'running' : '-';
+    const res = `${mine[0]!.resolution}x${mine[0]!.resolution}`;
+    const workers = [...new Set(starts.map((e) => e.worker))].join(',');
+    const steps = first ? `${first.step}-${done?.step ?? '…'}` : '-';
+    lines.push(
+      `  ${String(stage + 1).padEnd(6)} ${res.padEnd(6)} ${wall.padEnd(9)} ${String(starts.length).padEnd(9)} ${workers.padEnd(18)} ${steps.padEnd(12)} ${fmt(done?.quality?.fld, 2)}`,
+    );
+  }
+  return lines;
 }
 
 export function sweepHeader(s: SweepDetail): string {

@@ -20,10 +20,11 @@ export interface Dataset {
   /** One class index (0..numClasses-1) per image. */
   readonly labels: Uint8Array;
   readonly count: number;
-  readonly height: 28;
-  readonly width: 28;
-  readonly channels: 1;
-  readonly numClasses: 10;
+  /** 28 as loaded; 32 after {@link padDataset}. */
+  readonly height: number;
+  readonly width: number;
+  readonly channels: number;
+  readonly numClasses: number;
   /** Human-readable name of each class, indexed by label. */
   readonly classNames: readonly string[];
 }
@@ -216,4 +217,34 @@ function makeDataset(
     numClasses: NUM_CLASSES,
     classNames,
   };
+}
+
+const padded = new WeakMap<Dataset, Map<number, Dataset>>();
+
+/**
+ * The dataset with every image centred on a `size` x `size` canvas of background (-1): how progressive
+ * growing gets a power-of-two side (28 -> 32). Cached per dataset and size; images are copied once.
+ */
+export function padDataset(ds: Dataset, size: number): Dataset {
+  if (size === ds.height && size === ds.width) return ds;
+  if (size < ds.height || size < ds.width || (size - ds.height) % 2 !== 0 || (size - ds.width) % 2 !== 0)
+    throw new Error(`cannot pad ${ds.height}x${ds.width} images evenly to ${size}x${size}`);
+  const bySize = padded.get(ds) ?? new Map<number, Dataset>();
+  padded.set(ds, bySize);
+  const hit = bySize.get(size);
+  if (hit) return hit;
+  const { height: h, width: w, channels: c, count } = ds;
+  const top = (size - h) / 2;
+  const left = (size - w) / 2;
+  const images = new Float32Array(count * size * size * c).fill(-1);
+  for (let i = 0; i < count; i++) {
+    for (let y = 0; y < h; y++) {
+      const from = (i * h + y) * w * c;
+      const to = ((i * size + y + top) * size + left) * c;
+      images.set(ds.images.subarray(from, from + w * c), to);
+    }
+  }
+  const out: Dataset = { ...ds, images, height: size, width: size };
+  bySize.set(size, out);
+  return out;
 }

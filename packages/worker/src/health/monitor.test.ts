@@ -141,4 +141,27 @@ describe('HealthMonitor', () => {
     );
     expect(m.observeEval(100, { ...good, class_coverage: 0 })).toEqual([]);
   });
+
+  it('counts the warm-up from the start of a stage', () => {
+    const m = new HealthMonitor(
+      config({ warmup_steps: 30, d_dominance: { ...DEFAULT_HEALTH.d_dominance, window_steps: 10 } }),
+      { warmupFrom: 1000 },
+    );
+    const dominated = (step: number) => m.observeStep(healthy(step, { d_real: 0.99, d_fake: 0.01 }));
+    for (let step = 1001; step <= 1039; step++) expect(dominated(step)).toEqual([]);
+    expect(dominated(1040)).toMatchObject([{ detector: 'd_dominance', since: 1031 }]);
+    expect(m.observeEval(1030, { ...good, class_coverage: 0 })).toEqual([]);
+    expect(m.observeEval(1031, { ...good, class_coverage: 0 })[0]?.detector).toBe('mode_collapse');
+  });
+
+  it('skips d_dominance for a Wasserstein critic but still watches divergence and quality', () => {
+    const m = new HealthMonitor(config({ d_dominance: { ...DEFAULT_HEALTH.d_dominance, window_steps: 5 } }), {
+      critic: true,
+    });
+    // Critic scores far outside [0, 1] and a negative D loss are normal for WGAN.
+    for (let step = 1; step <= 50; step++)
+      expect(m.observeStep(healthy(step, { d_real: 3.5, d_fake: -4, d_loss: -7.5, g_loss: 4 }))).toEqual([]);
+    expect(m.observeStep(healthy(51, { d_loss: -80 }))[0]?.detector).toBe('divergence');
+    expect(m.observeEval(100, { ...good, class_coverage: 0 })[0]?.detector).toBe('mode_collapse');
+  });
 });

@@ -34,8 +34,10 @@ const fmt = (x: number) =>
  *   ratio < diversity_min.
  * - non_convergence (each evaluation): the best FLD has not improved by min_improvement (relative) for
  *   patience_evals evaluations.
- * Only divergence is checked during the first warmup_steps steps. Window and FLD history start afresh after
- * a restart and in a new process (a resumed attempt).
+ * Only divergence is checked during the first warmup_steps steps (of each stage, for staged models). Window
+ * and FLD history start afresh after a restart and in a new process (a resumed attempt, a new stage).
+ * Models with a Wasserstein critic (`critic`) skip d_dominance: their D scores are unbounded, not
+ * probabilities, and their D loss is negative by design.
  */
 export class HealthMonitor {
   private readonly window: { dominant: boolean; dLoss: number; gLoss: number }[] = [];
@@ -47,7 +49,18 @@ export class HealthMonitor {
   private evalsSinceBest = 0;
   private lastEvalStep = 0;
 
-  constructor(private readonly cfg: HealthConfig) {}
+  /**
+   * @param opts.warmupFrom the step warm-up counts from (a stage's first step). @default 0
+   * @param opts.critic the model's D is a Wasserstein critic. @default false
+   */
+  constructor(
+    private readonly cfg: HealthConfig,
+    private readonly opts: { warmupFrom?: number; critic?: boolean } = {},
+  ) {}
+
+  private get warmupEnd(): number {
+    return (this.opts.warmupFrom ?? 0) + this.cfg.warmup_steps;
+  }
 
   /** Forgets all history (after a restart rewound training). */
   reset(): void {
@@ -97,7 +110,7 @@ export class HealthMonitor {
       this.episode(out, 'divergence', reason, s.step, s.step, DIVERGENCE_HOLD_STEPS);
     }
     const dom = this.cfg.d_dominance;
-    if (dom.policy !== 'off' && s.step > this.cfg.warmup_steps) {
+    if (dom.policy !== 'off' && !this.opts.critic && s.step > this.warmupEnd) {
       this.window.push({
         dominant: s.d_real >= dom.d_real_min && s.d_fake <= dom.d_fake_max,
         dLoss: s.d_loss,
@@ -128,7 +141,7 @@ export class HealthMonitor {
     const out: Finding[] = [];
     const previous = this.lastEvalStep;
     this.lastEvalStep = step;
-    if (step <= this.cfg.warmup_steps) return out;
+    if (step <= this.warmupEnd) return out;
     const mc = this.cfg.mode_collapse;
     if (mc.policy !== 'off') {
       const problems: string[] = [];

@@ -1,5 +1,5 @@
 import type { DatasetName } from '../data/datasets.ts';
-import type { GanTrainer } from '../trainer.ts';
+import type { Trainer } from '../trainer.ts';
 import { type Classifier, type ClassifierManifest, loadClassifier } from './classifier.ts';
 import { type QualityScores, scoreSamples } from './scores.ts';
 
@@ -16,7 +16,7 @@ export class QualityEvaluator {
   }
 
   /** Generates `samples` images from the trainer's fixed evaluation noise and scores them. */
-  evaluate(trainer: GanTrainer, samples: number): QualityScores {
+  evaluate(trainer: Pick<Trainer, 'evalSamples'>, samples: number): QualityScores {
     const { images, labels } = trainer.evalSamples(samples);
     const { features, predictions } = this.classifier.describe(images, samples);
     return scoreSamples(features, predictions, this.manifest.stats, labels);

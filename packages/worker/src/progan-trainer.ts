@@ -1,0 +1,302 @@
+import './gradients.ts';
+import { type JobStage, Rng, stageAlpha, stageEnd, type TrialJob } from '@gantry/shared';
+import * as tf from '@tensorflow/tfjs-core';
+import type { Dataset } from './data/datasets.ts';
+import { criticLoss, gradientPenalty, wassersteinGeneratorLoss } from './losses.ts';
+import type { NamedArray, ParamStore } from './models/param-store.ts';
+import { buildProgan, type ProganNetworks, proganFlopsPerImage } from './models/progan.ts';
+import { downsample2x, fadeIn, upsample2x } from './models/progan-layers.ts';
+import { Adam } from './optim/adam.ts';
+import {
+  gradNorm,
+  type LrScale,
+  type StepStats,
+  type Trainer,
+  type TrainerHealthState,
+  type TrainerState,
+} from './trainer.ts';
+
+/** Side of the canvas progressive growing trains towards; 28x28 data sets are padded to it. */
+export const PROGAN_CANVAS = 32;
+
+/**
+ * One stage of a progressive-growing trial (Karras et al., 2018): the networks at the stage's resolution,
+ * WGAN-GP with the drift term, Adam, and an exponential moving average of G's weights that draws samples
+ * and evaluations.
+ *
+ * A stage starts from the previous stage's checkpoint: layers of lower resolutions keep their weights, the
+ * new ones their fresh initialisation, the optimizers start anew (the paper resets them at each stage) and
+ * the EMA takes over the old layers' averages. During the fade steps alpha rises from 0 to 1, blending the
+ * new layers in on both sides, real images included (section 3: they are upsampled from the lower
+ * resolution and blended the same way). A checkpoint of the stage itself resumes it exactly.
+ */
+export class ProganTrainer implements Trainer {
+  readonly nets: ProganNetworks;
+  readonly conditional = false;
+  readonly sampleShape: { height: number; width: number; channels: number };
+  readonly stage: JobStage;
+  private readonly ema: ParamStore;
+  private readonly rng: Rng;
+  private readonly optG: Adam;
+  private readonly optD: Adam;
+  private readonly batch: number;
+  private readonly latent: number;
+  /** The fresh initialisation, which new layers return to when the stage restarts from its start. */
+  private readonly initial: { g: NamedArray[]; d: NamedArray[] };
+  private stepCount: number;
+  private healthState: TrainerHealthState = { restarts: 0, lrScale: { g: 1, d: 1 } };
+
+  /**
+   * @param data images padded to {@link PROGAN_CANVAS} (padDataset).
+   * @param faultNanAtStep fault injection for tests (see GanTrainer).
+   */
+  constructor(
+    readonly job: TrialJob,
+    private readonly data: Dataset,
+    private readonly faultNanAtStep?: number,
+  ) {
+    if (!job.stage) throw new Error('a progan job needs its stage');
+    if (data.height !== PROGAN_CANVAS || data.width !== PROGAN_CANVAS)
+      throw new Error(
+        `progan trains on ${PROGAN_CANVAS}x${PROGAN_CANVAS} images, got ${data.height}x${data.width}`,
+      );
+    this.stage = job.stage;
+    const p = job.params;
+    const R = this.stage.resolution;
+    this.batch = this.stage.batch_size;
+    this.latent = p.latent_dim!;
+    this.sampleShape = { height: R, width: R, channels: data.channels };
+    this.rng = new Rng(job.seed);
+    this.nets = buildProgan(
+      { channels: data.channels, latentDim: this.latent, baseFilters: p.base_filters!, resolution: R },
+      this.rng,
+    );
+    this.initial = { g: this.nets.g.export(), d: this.nets.d.export() };
+    this.ema = this.nets.g.copy('g_ema');
+    this.optG = new Adam(this.nets.g.vars, { lr: p.lr_g!, beta1: p.beta1!, beta2: p.beta2! });
+    this.optD = new Adam(this.nets.d.vars, { lr: p.lr_d!, beta1: p.beta1!, beta2: p.beta2! });
+    this.stepCount = this.stage.start_step;
+  }
+
+  get step(): number {
+    return this.stepCount;
+  }
+
+  /** Fade-in factor of the next step. */
+  get alpha(): number {
+    return stageAlpha(this.stage, this.stepCount);
+  }
+
+  /** Last step of the stage (exclusive). */
+  get endStep(): number {
+    return stageEnd(this.stage);
+  }
+
+  flopsPerStep(): number {
+    const f = proganFlopsPerImage(this.nets.shape);
+    // Critic update: G fwd, D fwd + bwd on real and fake, and the penalty's D fwd, bwd and double bwd on the
+    // mixed batch (~5 D forwards). Generator update: G fwd + bwd, D fwd + bwd.
+    const dUpdate = f.g + 2 * 3 * f.d + 5 * f.d;
+    const gUpdate = 3 * f.g + 3 * f.d;
+    return this.batch * (this.job.params.n_critic! * dUpdate + gUpdate);
+  }
+
+  private noise(n = this.batch): tf.Tensor2D {
+    return tf.tensor2d(this.rng.fillNormal(new Float32Array(n * this.latent)), [n, this.latent]);
+  }
+
+  /**
+   * A batch of real images at the stage's resolution (box-filtered down from the canvas), blended with
+   * their own lower-resolution version while the stage fades in.
+   */
+  private realBatch(alpha: number): tf.Tensor4D {
+    const { height: h, width: w, channels: c, count } = this.data;
+    const px = h * w * c;
+    const images = new Float32Array(this.batch * px);
+    for (let i = 0; i < this.batch; i++) {
+      const j = this.rng.int(count);
+      images.set(this.data.images.subarray(j * px, (j + 1) * px), i * px);
+    }
+    if (this.faultNanAtStep !== undefined && this.stepCount + 1 >= this.faultNanAtStep)
+      images.fill(Number.NaN);
+    let x = tf.tensor4d(images, [this.batch, h, w, c]);
+    const R = this.stage.resolution;
+    if (R < h) x = tf.avgPool(x, h / R, h / R, 'valid');
+    if (R > 4 && alpha < 1) x = fadeIn(upsample2x(downsample2x(x)), x, alpha);
+    return x;
+  }
+
+  trainStep(): StepStats {
+    const { nets } = this;
+    const p = this.job.params;
+    const alpha = this.alpha;
+    const critic = (x: tf.Tensor4D) => nets.discriminate(x, alpha);
+    const kept: tf.Tensor[] = [];
+    const out = tf.tidy(() => {
+      let last: tf.Tensor[] = [];
+      for (let i = 0; i < p.n_critic!; i++) {
+        const real = this.realBatch(alpha);
+        const fake = nets.generate(this.noise(), alpha);
+        const eps = tf.tensor1d(Float32Array.from({ length: this.batch }, () => this.rng.uniform()));
+        let scores: tf.Tensor[] = [];
+        const dRes = tf.variableGrads(() => {
+          const r = critic(real);
+          const f = critic(fake);
+          scores = [tf.keep(tf.mean(r)), tf.keep(tf.mean(f))];
+          kept.push(...scores);
+          return criticLoss(r, f, gradientPenalty(critic, real, fake, eps, p.gp_lambda!), p.drift!);
+        }, nets.d.vars);
+        const dGrads = nets.d.vars.map((v) => dRes.grads[v.name] ?? tf.zerosLike(v));
+        this.optD.apply(dGrads);
+        last = [dRes.value, ...scores, gradNorm(dGrads)];
+      }
+      const z = this.noise();
+      const gRes = tf.variableGrads(
+        () => wassersteinGeneratorLoss(critic(nets.generate(z, alpha))),
+        nets.g.vars,
+      );
+      const gGrads = nets.g.vars.map((v) => gRes.grads[v.name] ?? tf.zerosLike(v));
+      this.optG.apply(gGrads);
+      this.updateEma();
+      const [dLoss, dReal, dFake, dNorm] = last as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor];
+      return tf.stack([dLoss, gRes.value, dReal, dFake, gradNorm(gGrads), dNorm]);
+    });
+    for (const t of kept) t.dispose();
+    const [dLoss, gLoss, dReal, dFake, gNorm, dNorm] = out.dataSync();
+    out.dispose();
+    this.stepCount += 1;
+    return {
+      step: this.stepCount,
+      d_loss: dLoss!,
+      g_loss: gLoss!,
+      d_real: dReal!,
+      d_fake: dFake!,
+      g_grad_norm: gNorm!,
+      d_grad_norm: dNorm!,
+    };
+  }
+
+  /** ema = decay * ema + (1 - decay) * w for every generator weight. */
+  private updateEma(): void {
+    const decay = this.job.params.ema_decay!;
+    tf.tidy(() => {
+      this.nets.g.vars.forEach((w, i) => {
+        const e = this.ema.vars[i]!;
+        e.assign(decay === 0 ? w : tf.add(tf.mul(e, decay), tf.mul(w, 1 - decay)));
+      });
+    });
+  }
+
+  /** Generates from the EMA weights, clipped to [-1, 1] (the generator's output is linear). */
+  private generateEma(z: tf.Tensor2D): tf.Tensor4D {
+    return tf.clipByValue(this.nets.generate(z, this.alpha, this.ema), -1, 1);
+  }
+
+  sample(count = 64): Float32Array {
+    const rng = new Rng((this.job.seed ^ 0x5a5a5a5a) >>> 0);
+    const z = rng.fillNormal(new Float32Array(count * this.latent));
+    return tf.tidy(() => this.generateEma(tf.tensor2d(z, [count, this.latent])).dataSync() as Float32Array);
+  }
+
+  /**
+   * Images for the classifier: the stage's output scaled up to the canvas (nearest neighbour) and the
+   * padding cropped off again, so that every stage is scored against the full-resolution data.
+   */
+  evalSamples(count: number, batch = 256): { images: Float32Array } {
+    const rng = new Rng((this.job.seed ^ 0x3c3c3c3c) >>> 0);
+    const R = this.stage.resolution;
+    const { height, width, channels } = this.data;
+    const crop = { top: (height - 28) / 2, left: (width - 28) / 2 };
+    const px = 28 * 28 * channels;
+    const images = new Float32Array(count * px);
+    for (let i0 = 0; i0 < count; i0 += batch) {
+      const n = Math.min(batch, count - i0);
+      const z = rng.fillNormal(new Float32Array(n * this.latent));
+      tf.tidy(() => {
+        let x = this.generateEma(tf.tensor2d(z, [n, this.latent]));
+        for (let r = R; r < height; r *= 2) x = upsample2x(x);
+        x = tf.slice(x, [0, crop.top, crop.left, 0], [n, 28, 28, channels]);
+        images.set(x.dataSync(), i0 * px);
+      });
+    }
+    return { images };
+  }
+
+  get health(): TrainerHealthState {
+    return { restarts: this.healthState.restarts, lrScale: { ...this.healthState.lrScale } };
+  }
+
+  applyRestart(scale: LrScale): void {
+    const s = this.healthState.lrScale;
+    this.setHealth({
+      restarts: this.healthState.restarts + 1,
+      lrScale: { g: s.g * scale.g, d: s.d * scale.d },
+    });
+  }
+
+  private setHealth(h: TrainerHealthState): void {
+    this.healthState = { restarts: h.restarts, lrScale: { ...h.lrScale } };
+    const p = this.job.params;
+    this.optG.setLearningRate(p.lr_g! * h.lrScale.g);
+    this.optD.setLearningRate(p.lr_d! * h.lrScale.d);
+  }
+
+  exportState(): TrainerState {
+    return {
+      step: this.stepCount,
+      rng: this.rng.getState(),
+      g: this.nets.g.export(),
+      d: this.nets.d.export(),
+      optG: this.optG.exportState(),
+      optD: this.optD.exportState(),
+      health: this.health,
+      stage: this.stage.index,
+      ema: this.ema.export(),
+    };
+  }
+
+  /**
+   * Restores a checkpoint of this stage exactly, or starts the stage from the previous stage's final
+   * checkpoint (grown networks, fresh optimizers).
+   * @throws Error for a checkpoint of any other stage or step.
+   */
+  importState(state: TrainerState): void {
+    const index = this.stage.index;
+    if (state.stage === index) {
+      this.nets.g.import(state.g);
+      this.nets.d.import(state.d);
+      if (!state.ema)
+        throw new Error(`checkpoint at step ${state.step} lacks the generator's moving average`);
+      this.ema.import(state.ema);
+      this.optG.importState(state.optG);
+      this.optD.importState(state.optD);
+    } else if (index > 0 && state.stage === index - 1) {
+      if (state.step !== this.stage.start_step) {
+        throw new Error(
+          `stage ${index} starts at step ${this.stage.start_step}, but stage ${state.stage}'s checkpoint is at step ${state.step}`,
+        );
+      }
+      // Layers the previous stage lacks start from this stage's initialisation, also after a rewind.
+      this.nets.g.import(this.initial.g);
+      this.nets.d.import(this.initial.d);
+      this.nets.g.importMatching(state.g);
+      this.nets.d.importMatching(state.d);
+      this.ema.importMatching(this.nets.g.export());
+      if (state.ema) this.ema.importMatching(state.ema);
+      this.optG.reset();
+      this.optD.reset();
+    } else {
+      throw new Error(`a checkpoint of stage ${state.stage ?? 'none'} cannot resume or start stage ${index}`);
+    }
+    this.rng.setState(state.rng);
+    this.stepCount = state.step;
+    this.setHealth(state.health ?? { restarts: 0, lrScale: { g: 1, d: 1 } });
+  }
+
+  dispose(): void {
+    this.nets.dispose();
+    this.ema.dispose();
+    this.optG.dispose();
+    this.optD.dispose();
+  }
+}
