@@ -83,6 +83,18 @@ try {
     const file = join(dir, `${t.id}.png`);
     await writeFile(file, Buffer.from(await res.arrayBuffer()));
     say(`demo: sample grid of ${t.id} (step ${res.headers.get('x-gantry-step')}): ${file}`);
+    // Staged trials: the grid at the end of every stage too, one per resolution.
+    if (!t.stage) continue;
+    const { stageEvents = [] } = await (await fetch(`${apiUrl}/v1/trials/${t.id}`)).json();
+    for (const e of stageEvents.filter((ev) => ev.event === 'done')) {
+      const grid = await fetch(`${apiUrl}/v1/trials/${t.id}/samples/${e.step}.png`);
+      if (!grid.ok) continue;
+      const stageFile = join(dir, `${t.id}-stage${e.stage + 1}-${e.resolution}x${e.resolution}.png`);
+      await writeFile(stageFile, Buffer.from(await grid.arrayBuffer()));
+      say(
+        `demo: stage ${e.stage + 1} (${e.resolution}x${e.resolution}) grid at step ${e.step}: ${stageFile}`,
+      );
+    }
   }
 } catch (err) {
   say(`demo: could not save the sample grids: ${err.message}`);
