@@ -2,19 +2,12 @@ import './gradients.ts';
 import { type JobStage, Rng, stageAlpha, stageEnd, type TrialJob } from '@gantry/shared';
 import * as tf from '@tensorflow/tfjs-core';
 import type { Dataset } from './data/datasets.ts';
-import { criticLoss, gradientPenalty, wassersteinGeneratorLoss } from './losses.ts';
 import type { NamedArray, ParamStore } from './models/param-store.ts';
 import { buildProgan, type ProganNetworks, proganFlopsPerImage } from './models/progan.ts';
 import { downsample2x, fadeIn, upsample2x } from './models/progan-layers.ts';
 import { Adam } from './optim/adam.ts';
-import {
-  gradNorm,
-  type LrScale,
-  type StepStats,
-  type Trainer,
-  type TrainerHealthState,
-  type TrainerState,
-} from './trainer.ts';
+import { HealthRates, type LrScale, type TrainerHealthState, wassersteinStep } from './train-step.ts';
+import type { StepStats, Trainer, TrainerState } from './trainer.ts';
 
 /** Side of the canvas progressive growing trains towards; 28x28 data sets are padded to it. */
 export const PROGAN_CANVAS = 32;
@@ -44,7 +37,7 @@ export class ProganTrainer implements Trainer {
   /** The fresh initialisation, which new layers return to when the stage restarts from its start. */
   private readonly initial: { g: NamedArray[]; d: NamedArray[] };
   private stepCount: number;
-  private healthState: TrainerHealthState = { restarts: 0, lrScale: { g: 1, d: 1 } };
+  private readonly rates: HealthRates;
 
   /**
    * @param data images padded to {@link PROGAN_CANVAS} (padDataset).
@@ -75,6 +68,7 @@ export class ProganTrainer implements Trainer {
     this.ema = this.nets.g.copy('g_ema');
     this.optG = new Adam(this.nets.g.vars, { lr: p.lr_g!, beta1: p.beta1!, beta2: p.beta2! });
     this.optD = new Adam(this.nets.d.vars, { lr: p.lr_d!, beta1: p.beta1!, beta2: p.beta2! });
+    this.rates = new HealthRates(this.optG, this.optD, { g: p.lr_g!, d: p.lr_d! });
     this.stepCount = this.stage.start_step;
   }
 
@@ -130,38 +124,21 @@ export class ProganTrainer implements Trainer {
     const { nets } = this;
     const p = this.job.params;
     const alpha = this.alpha;
-    const critic = (x: tf.Tensor4D) => nets.discriminate(x, alpha);
-    const kept: tf.Tensor[] = [];
-    const out = tf.tidy(() => {
-      let last: tf.Tensor[] = [];
-      for (let i = 0; i < p.n_critic!; i++) {
-        const real = this.realBatch(alpha);
-        const fake = nets.generate(this.noise(), alpha);
-        const eps = tf.tensor1d(Float32Array.from({ length: this.batch }, () => this.rng.uniform()));
-        let scores: tf.Tensor[] = [];
-        const dRes = tf.variableGrads(() => {
-          const r = critic(real);
-          const f = critic(fake);
-          scores = [tf.keep(tf.mean(r)), tf.keep(tf.mean(f))];
-          kept.push(...scores);
-          return criticLoss(r, f, gradientPenalty(critic, real, fake, eps, p.gp_lambda!), p.drift!);
-        }, nets.d.vars);
-        const dGrads = nets.d.vars.map((v) => dRes.grads[v.name] ?? tf.zerosLike(v));
-        this.optD.apply(dGrads);
-        last = [dRes.value, ...scores, gradNorm(dGrads)];
-      }
-      const z = this.noise();
-      const gRes = tf.variableGrads(
-        () => wassersteinGeneratorLoss(critic(nets.generate(z, alpha))),
-        nets.g.vars,
-      );
-      const gGrads = nets.g.vars.map((v) => gRes.grads[v.name] ?? tf.zerosLike(v));
-      this.optG.apply(gGrads);
-      this.updateEma();
-      const [dLoss, dReal, dFake, dNorm] = last as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor];
-      return tf.stack([dLoss, gRes.value, dReal, dFake, gradNorm(gGrads), dNorm]);
+    const out = wassersteinStep({
+      generate: (z) => nets.generate(z, alpha),
+      critic: (x) => nets.discriminate(x, alpha),
+      gVars: nets.g.vars,
+      dVars: nets.d.vars,
+      optG: this.optG,
+      optD: this.optD,
+      realBatch: () => this.realBatch(alpha),
+      noise: () => this.noise(),
+      mixing: () => tf.tensor1d(Float32Array.from({ length: this.batch }, () => this.rng.uniform())),
+      nCritic: p.n_critic!,
+      gpLambda: p.gp_lambda!,
+      drift: p.drift!,
     });
-    for (const t of kept) t.dispose();
+    this.updateEma();
     const [dLoss, gLoss, dReal, dFake, gNorm, dNorm] = out.dataSync();
     out.dispose();
     this.stepCount += 1;
@@ -223,22 +200,11 @@ export class ProganTrainer implements Trainer {
   }
 
   get health(): TrainerHealthState {
-    return { restarts: this.healthState.restarts, lrScale: { ...this.healthState.lrScale } };
+    return this.rates.state;
   }
 
   applyRestart(scale: LrScale): void {
-    const s = this.healthState.lrScale;
-    this.setHealth({
-      restarts: this.healthState.restarts + 1,
-      lrScale: { g: s.g * scale.g, d: s.d * scale.d },
-    });
-  }
-
-  private setHealth(h: TrainerHealthState): void {
-    this.healthState = { restarts: h.restarts, lrScale: { ...h.lrScale } };
-    const p = this.job.params;
-    this.optG.setLearningRate(p.lr_g! * h.lrScale.g);
-    this.optD.setLearningRate(p.lr_d! * h.lrScale.d);
+    this.rates.restart(scale);
   }
 
   exportState(): TrainerState {
@@ -290,7 +256,7 @@ export class ProganTrainer implements Trainer {
     }
     this.rng.setState(state.rng);
     this.stepCount = state.step;
-    this.setHealth(state.health ?? { restarts: 0, lrScale: { g: 1, d: 1 } });
+    this.rates.set(state.health);
   }
 
   dispose(): void {

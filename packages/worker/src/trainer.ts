@@ -2,16 +2,19 @@ import './gradients.ts';
 import { Rng, type TrialJob } from '@gantry/shared';
 import * as tf from '@tensorflow/tfjs-core';
 import type { Dataset } from './data/datasets.ts';
-import {
-  criticLoss,
-  discriminatorLoss,
-  generatorLoss,
-  gradientPenalty,
-  wassersteinGeneratorLoss,
-} from './losses.ts';
+import { discriminatorLoss, generatorLoss } from './losses.ts';
 import { buildDcgan, dcganFlopsPerImage, type GanNetworks } from './models/dcgan.ts';
 import type { NamedArray } from './models/param-store.ts';
 import { Adam } from './optim/adam.ts';
+import {
+  gradNorm,
+  HealthRates,
+  type LrScale,
+  type TrainerHealthState,
+  wassersteinStep,
+} from './train-step.ts';
+
+export type { LrScale, TrainerHealthState } from './train-step.ts';
 
 /** Scalars of one training step. */
 export interface StepStats {
@@ -24,18 +27,6 @@ export interface StepStats {
   /** Global L2 norm of the generator's and the discriminator's gradients in this step. */
   g_grad_norm: number;
   d_grad_norm: number;
-}
-
-/** Learning-rate multipliers of each network (health restarts scale them). */
-export interface LrScale {
-  g: number;
-  d: number;
-}
-
-/** What health handling adds to a trainer's state, so a resumed trial keeps its restarts and rates. */
-export interface TrainerHealthState {
-  restarts: number;
-  lrScale: LrScale;
 }
 
 /** Everything needed to continue a run bit-for-bit: both networks, both optimizers, step and Rng. */
@@ -79,11 +70,6 @@ export interface Trainer {
   dispose(): void;
 }
 
-/** The global L2 norm of a list of gradients, as a scalar tensor. */
-export function gradNorm(grads: readonly tf.Tensor[]): tf.Scalar {
-  return tf.sqrt(tf.addN(grads.map((g) => tf.sum(tf.square(g))))) as tf.Scalar;
-}
-
 /**
  * The adversarial training loop of one trial for DCGAN, cGAN and WGAN-GP:
  * - dcgan, cgan: one discriminator update then one generator update per step, non-saturating loss;
@@ -103,7 +89,7 @@ export class GanTrainer implements Trainer {
   /** wgan-gp: a critic trained with the Wasserstein loss. */
   private readonly wasserstein: boolean;
   private stepCount = 0;
-  private healthState: TrainerHealthState = { restarts: 0, lrScale: { g: 1, d: 1 } };
+  private readonly rates: HealthRates;
 
   /**
    * @param faultNanAtStep fault injection for tests: real batches are NaN from this step on, so that the
@@ -136,6 +122,7 @@ export class GanTrainer implements Trainer {
     );
     this.optG = new Adam(this.nets.g.vars, { lr: p.lr_g!, beta1: p.beta1!, beta2: p.beta2! });
     this.optD = new Adam(this.nets.d.vars, { lr: p.lr_d!, beta1: p.beta1!, beta2: p.beta2! });
+    this.rates = new HealthRates(this.optG, this.optD, { g: p.lr_g!, d: p.lr_d! });
   }
 
   get step(): number {
@@ -232,38 +219,20 @@ export class GanTrainer implements Trainer {
   private wassersteinStep(): StepStats {
     const { nets } = this;
     const p = this.job.params;
-    // Scores computed inside the gradient function outlive it only through tf.keep; disposed below.
-    const kept: tf.Tensor[] = [];
-    const out = tf.tidy(() => {
-      let last: tf.Tensor[] = [];
-      for (let i = 0; i < p.n_critic!; i++) {
-        const real = this.realBatch().x;
-        const fake = nets.generate(this.noise());
-        const eps = tf.tensor1d(Float32Array.from({ length: this.batch }, () => this.rng.uniform()));
-        let scores: tf.Tensor[] = [];
-        const dRes = tf.variableGrads(() => {
-          const r = nets.discriminate(real);
-          const f = nets.discriminate(fake);
-          scores = [tf.keep(tf.mean(r)), tf.keep(tf.mean(f))];
-          kept.push(...scores);
-          const gp = gradientPenalty((x) => nets.discriminate(x), real, fake, eps, p.gp_lambda!);
-          return criticLoss(r, f, gp);
-        }, nets.d.vars);
-        const dGrads = nets.d.vars.map((v) => dRes.grads[v.name]!);
-        this.optD.apply(dGrads);
-        last = [dRes.value, ...scores, gradNorm(dGrads)];
-      }
-      const z = this.noise();
-      const gRes = tf.variableGrads(
-        () => wassersteinGeneratorLoss(nets.discriminate(nets.generate(z))),
-        nets.g.vars,
-      );
-      const gGrads = nets.g.vars.map((v) => gRes.grads[v.name]!);
-      this.optG.apply(gGrads);
-      const [dLoss, dReal, dFake, dNorm] = last as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor];
-      return tf.stack([dLoss, gRes.value, dReal, dFake, gradNorm(gGrads), dNorm]);
+    const out = wassersteinStep({
+      generate: (z) => nets.generate(z),
+      critic: (x) => nets.discriminate(x),
+      gVars: nets.g.vars,
+      dVars: nets.d.vars,
+      optG: this.optG,
+      optD: this.optD,
+      realBatch: () => this.realBatch().x,
+      noise: () => this.noise(),
+      mixing: () => tf.tensor1d(Float32Array.from({ length: this.batch }, () => this.rng.uniform())),
+      nCritic: p.n_critic!,
+      gpLambda: p.gp_lambda!,
+      drift: 0,
     });
-    for (const t of kept) t.dispose();
     return this.finishStep(out);
   }
 
@@ -336,7 +305,7 @@ export class GanTrainer implements Trainer {
 
   /** Restarts and learning-rate multipliers so far. */
   get health(): TrainerHealthState {
-    return { restarts: this.healthState.restarts, lrScale: { ...this.healthState.lrScale } };
+    return this.rates.state;
   }
 
   /**
@@ -344,18 +313,7 @@ export class GanTrainer implements Trainer {
    * restarts) and counts it. The caller has already restored the weights to rewind to.
    */
   applyRestart(scale: LrScale): void {
-    const s = this.healthState.lrScale;
-    this.setHealth({
-      restarts: this.healthState.restarts + 1,
-      lrScale: { g: s.g * scale.g, d: s.d * scale.d },
-    });
-  }
-
-  private setHealth(h: TrainerHealthState): void {
-    this.healthState = { restarts: h.restarts, lrScale: { ...h.lrScale } };
-    const p = this.job.params;
-    this.optG.setLearningRate(p.lr_g! * h.lrScale.g);
-    this.optD.setLearningRate(p.lr_d! * h.lrScale.d);
+    this.rates.restart(scale);
   }
 
   exportState(): TrainerState {
@@ -377,7 +335,7 @@ export class GanTrainer implements Trainer {
     this.optD.importState(state.optD);
     this.rng.setState(state.rng);
     this.stepCount = state.step;
-    this.setHealth(state.health ?? { restarts: 0, lrScale: { g: 1, d: 1 } });
+    this.rates.set(state.health);
   }
 
   dispose(): void {

@@ -1,0 +1,108 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { criticLoss, gradientPenalty, wassersteinGeneratorLoss } from './losses.ts';
+import type { Adam } from './optim/adam.ts';
+
+/** Learning-rate multipliers of each network (health restarts scale them). */
+export interface LrScale {
+  g: number;
+  d: number;
+}
+
+/** What health handling adds to a trainer's state, so a resumed trial keeps its restarts and rates. */
+export interface TrainerHealthState {
+  restarts: number;
+  lrScale: LrScale;
+}
+
+/** A trainer's health restarts and the learning rates they scaled, applied to its two optimizers. */
+export class HealthRates {
+  private current: TrainerHealthState = { restarts: 0, lrScale: { g: 1, d: 1 } };
+
+  constructor(
+    private readonly optG: Adam,
+    private readonly optD: Adam,
+    private readonly lr: { g: number; d: number },
+  ) {}
+
+  get state(): TrainerHealthState {
+    return { restarts: this.current.restarts, lrScale: { ...this.current.lrScale } };
+  }
+
+  /** Counts a restart and multiplies each network's rate by `scale`, on top of earlier restarts. */
+  restart(scale: LrScale): void {
+    const s = this.current.lrScale;
+    this.set({ restarts: this.current.restarts + 1, lrScale: { g: s.g * scale.g, d: s.d * scale.d } });
+  }
+
+  /** Restores restarts and multipliers (none when a checkpoint predates health handling). */
+  set(h: TrainerHealthState = { restarts: 0, lrScale: { g: 1, d: 1 } }): void {
+    this.current = { restarts: h.restarts, lrScale: { ...h.lrScale } };
+    this.optG.setLearningRate(this.lr.g * h.lrScale.g);
+    this.optD.setLearningRate(this.lr.d * h.lrScale.d);
+  }
+}
+
+/** The global L2 norm of a list of gradients, as a scalar tensor. */
+export function gradNorm(grads: readonly tf.Tensor[]): tf.Scalar {
+  return tf.sqrt(tf.addN(grads.map((g) => tf.sum(tf.square(g))))) as tf.Scalar;
+}
+
+/** What one Wasserstein step needs of a model: its networks, variables, optimizers and batches. */
+export interface WassersteinModel {
+  generate(z: tf.Tensor2D): tf.Tensor4D;
+  critic(x: tf.Tensor4D): tf.Tensor1D;
+  gVars: readonly tf.Variable[];
+  dVars: readonly tf.Variable[];
+  optG: Adam;
+  optD: Adam;
+  realBatch(): tf.Tensor4D;
+  noise(): tf.Tensor2D;
+  /** One interpolation weight in [0, 1] per sample. */
+  mixing(): tf.Tensor1D;
+  nCritic: number;
+  gpLambda: number;
+  /** Weight of the drift term (0: none). */
+  drift: number;
+}
+
+/**
+ * One WGAN-GP step (Gulrajani et al., 2017, Algorithm 1): `nCritic` critic updates on the Wasserstein loss
+ * with gradient penalty (and drift), then one generator update. Returns a tensor of [D loss, G loss, mean
+ * critic score on real, on fake, |grad G|, |grad D|] (the last critic update's D values); call inside no
+ * tidy, it manages its own.
+ */
+export function wassersteinStep(m: WassersteinModel): tf.Tensor1D {
+  // Scores computed inside the gradient function outlive it only through tf.keep; disposed below.
+  const kept: tf.Tensor[] = [];
+  const out = tf.tidy(() => {
+    let last: tf.Tensor[] = [];
+    for (let i = 0; i < m.nCritic; i++) {
+      const real = m.realBatch();
+      const fake = m.generate(m.noise());
+      const eps = m.mixing();
+      let scores: tf.Tensor[] = [];
+      const dRes = tf.variableGrads(() => {
+        const r = m.critic(real);
+        const f = m.critic(fake);
+        scores = [tf.keep(tf.mean(r)), tf.keep(tf.mean(f))];
+        kept.push(...scores);
+        return criticLoss(r, f, gradientPenalty(m.critic, real, fake, eps, m.gpLambda), m.drift);
+      }, m.dVars as tf.Variable[]);
+      // A variable outside every path to the loss (none in practice) gets a zero gradient.
+      const dGrads = m.dVars.map((v) => dRes.grads[v.name] ?? tf.zerosLike(v));
+      m.optD.apply(dGrads);
+      last = [dRes.value, ...scores, gradNorm(dGrads)];
+    }
+    const z = m.noise();
+    const gRes = tf.variableGrads(
+      () => wassersteinGeneratorLoss(m.critic(m.generate(z))),
+      m.gVars as tf.Variable[],
+    );
+    const gGrads = m.gVars.map((v) => gRes.grads[v.name] ?? tf.zerosLike(v));
+    m.optG.apply(gGrads);
+    const [dLoss, dReal, dFake, dNorm] = last as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor];
+    return tf.stack([dLoss, gRes.value, dReal, dFake, gradNorm(gGrads), dNorm]) as tf.Tensor1D;
+  });
+  for (const t of kept) t.dispose();
+  return out;
+}
