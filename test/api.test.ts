@@ -195,7 +195,7 @@ describe('POST /v1/sweeps', () => {
       path: 'parameters.gamma',
     },
     { what: 'an uppercase name', send: 'json', body: jsonSpec({ name: 'Sweep' }), path: 'name' },
-    { what: 'a planned model', send: 'json', body: jsonSpec({ model: 'progan' }), path: 'model' },
+    { what: 'a planned model', send: 'json', body: jsonSpec({ model: 'srgan' }), path: 'model' },
     { what: 'an unknown dataset', send: 'json', body: jsonSpec({ dataset: 'cifar10' }), path: 'dataset' },
     { what: 'an unknown method', send: 'json', body: jsonSpec({ method: 'bayes' }), path: 'method' },
     {
@@ -415,6 +415,14 @@ describe('reading sweeps, trials and workers', () => {
     expect(res.headers['content-type']).toBe('image/png');
     expect(res.headers['x-gantry-step']).toBe('200');
     expect(res.rawPayload.equals(png(200))).toBe(true);
+    // Any recorded step by number (a staged trial's grid per resolution); unknown steps 404, junk 400.
+    const at100 = await get(coord, `/v1/trials/${id}/samples/100.png`);
+    expect(at100.statusCode).toBe(200);
+    expect(at100.rawPayload.equals(png(100))).toBe(true);
+    expect((await get(coord, `/v1/trials/${id}/samples/150.png`)).statusCode).toBe(404);
+    const junk = await get(coord, `/v1/trials/${id}/samples/first.png`);
+    expect(junk.statusCode).toBe(400);
+    expect(errorOf(junk).issues?.[0]?.path).toBe('step');
   });
 
   it('answers 404 NOT_FOUND when the recorded sample object is missing from the store', async () => {
@@ -591,5 +599,96 @@ describe('restarts', () => {
     expect(view.trials[0]?.result).toBe(1);
     expect(view.best).toMatchObject({ trialId: t0, value: 1 });
     expect(view.trials.find((t) => t.id === t2)?.state).toBe('queued');
+  });
+});
+
+describe('staged trials (progan)', () => {
+  const stagedSpec = `
+name: staged
+model: progan
+dataset: mnist
+seed: 3
+budget: {trials: 2, parallel: 1}
+parameters:
+  batch_size: {value: 8}
+stages:
+  - {resolution: 4, stable_steps: 10, batch_size: 16}
+  - {resolution: 8, fade_steps: 5, stable_steps: 10}
+  - {resolution: 16, stable_steps: 10}
+`;
+
+  it('queues one job per stage, in order, each once, across a coordinator restart', async () => {
+    const config = testConfig();
+    const first = await startCoordinator(config);
+    const sweep = await submit(first, stagedSpec);
+    const [t0, t1] = sweep.trialIds as [string, string];
+    const waiting = async (c: Coordinator) =>
+      (await c.queue.getJobs(['waiting'])).map((j) => ({ id: j.id, name: j.name, stage: j.data.stage }));
+    expect(await waiting(first)).toEqual([
+      {
+        id: `${t0}-s0`,
+        name: 'stage-0',
+        stage: {
+          index: 0,
+          count: 3,
+          resolution: 4,
+          fade_steps: 0,
+          stable_steps: 10,
+          batch_size: 16,
+          start_step: 0,
+        },
+      },
+    ]);
+    const trial = (await get(first, `/v1/trials/${t0}`)).json() as Record<string, unknown>;
+    expect(trial.steps).toBe(45);
+    expect(trial.stage).toEqual({ index: 0, count: 3, resolution: 4, alpha: 1, done: 0 });
+    expect(trial.stageEvents).toEqual([]);
+    await first.close();
+
+    // A worker finishes stage 0 (the trial waits for its next stage) while no coordinator runs.
+    const second = await startCoordinator(config);
+    const keys = redisKeys(config.prefix);
+    const finishStage = async (index: number, next: { index: number; resolution: number }) => {
+      await second.redis.hset(keys.trial(t0), {
+        state: 'queued',
+        stage: JSON.stringify({ ...next, count: 3, alpha: 0, done: index + 1 }),
+      });
+      await (await second.queue.getJob(`${t0}-s${index}`))?.remove();
+    };
+    await finishStage(0, { index: 1, resolution: 8 });
+    await second.scheduler.tick();
+    await second.scheduler.tick(); // a second pass adds nothing
+    expect(await waiting(second)).toEqual([
+      {
+        id: `${t0}-s1`,
+        name: 'stage-1',
+        // The trial's batch_size fills in for the stage's; steps count on from stage 0's 10.
+        stage: {
+          index: 1,
+          count: 3,
+          resolution: 8,
+          fade_steps: 5,
+          stable_steps: 10,
+          batch_size: 8,
+          start_step: 10,
+        },
+      },
+    ]);
+    // The staged trial keeps its place: the other trial (parallel 1) is not queued meanwhile.
+    expect((await get(second, `/v1/trials/${t1}`)).json()).toMatchObject({ state: 'queued' });
+
+    await finishStage(1, { index: 2, resolution: 16 });
+    await second.scheduler.tick();
+    expect((await waiting(second)).map((j) => [j.id, j.stage.start_step])).toEqual([[`${t0}-s2`, 25]]);
+    // The last stage ends the trial; then the next trial starts at its own stage 0.
+    await second.redis.hset(keys.trial(t0), { state: 'completed', summary: JSON.stringify({ g_loss: 1 }) });
+    await (await second.queue.getJob(`${t0}-s2`))?.remove();
+    await second.scheduler.tick();
+    expect((await waiting(second)).map((j) => j.id)).toEqual([`${t1}-s0`]);
+
+    // Cancelling removes the waiting stage job of the live trial.
+    const cancel = await second.app.inject({ method: 'POST', url: `/v1/sweeps/${sweep.id}/cancel` });
+    expect(cancel.statusCode).toBe(200);
+    expect(await waiting(second)).toEqual([]);
   });
 });

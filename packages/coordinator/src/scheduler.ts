@@ -92,6 +92,8 @@ export class Scheduler {
   /** Records the end of a trial whose job the queue has finished but whose worker could not report it. */
   private async settleFromQueue(sweep: StoredSweep, t: Trial): Promise<void> {
     if (TERMINAL_TRIAL_STATES.has(t.state)) return;
+    // The job of a stage recorded as done has nothing left to say (and may have been cleaned away).
+    if (t.stage && t.stage.done > (t.jobStage ?? 0)) return;
     const jobId = trialJobId(t.id, t.jobStage);
     const state = await this.queue.getJobState(jobId);
     if (state === 'failed') {

@@ -17,7 +17,8 @@ describe('WorkerMetrics', () => {
     const m = new WorkerMetrics();
     m.startTrial('s1', 't1', 0);
     m.startTrial('s1', 't2', 0);
-    m.observe('s1', 't1', step);
+    m.startStage('s1', 't1', 1, 8, 0);
+    m.observe('s1', 't1', { ...step, resolution: 8, alpha: 0.25 });
     m.observe('s1', 't2', step);
     m.observeQuality('s1', 't1', {
       step: 10,
@@ -36,6 +37,11 @@ describe('WorkerMetrics', () => {
     const before = await m.registry.metrics();
     expect(before).toMatch(/gantry_trial_grad_norm\{sweep="s1",trial="t1",network="g"\} 3/);
     expect(before).toMatch(/gantry_trial_fld\{sweep="s1",trial="t1"\} 12/);
+    // A staged trial's stage, resolution and fade-in; none for the unstaged one.
+    expect(before).toMatch(/gantry_trial_stage\{sweep="s1",trial="t1"\} 1/);
+    expect(before).toMatch(/gantry_trial_resolution\{sweep="s1",trial="t1"\} 8/);
+    expect(before).toMatch(/gantry_trial_alpha\{sweep="s1",trial="t1"\} 0.25/);
+    expect(before).not.toMatch(/gantry_trial_alpha\{sweep="s1",trial="t2"\}/);
     expect(before).toMatch(
       /gantry_trial_detections_total\{sweep="s1",trial="t1",detector="d_dominance",action="restart"\} 1/,
     );

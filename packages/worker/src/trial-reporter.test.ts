@@ -172,3 +172,79 @@ describe('TrialReporter', () => {
     expect(await history()).toEqual([]);
   });
 });
+
+describe('staged trials', () => {
+  it('appends stage events with the fenced update, and none for a stale lock holder', async () => {
+    const event = (step: number) => ({
+      stage: 1,
+      resolution: 8,
+      event: 'start' as const,
+      step,
+      worker: 'w1',
+      attempt: 1,
+      t: 1_700_000_000_000,
+    });
+    expect(
+      await reporter(TOKEN_A).update(
+        { stage: { index: 1, count: 3, resolution: 8, alpha: 0, done: 1 } },
+        undefined,
+        undefined,
+        event(40),
+      ),
+    ).toBe('ok');
+    expect(await reporter(TOKEN_B).update({ step: 99 }, undefined, undefined, event(99))).toBe('lock-lost');
+    const events = (await redis.lrange(keys.trialStages(TRIAL), 0, -1)).map((e) => JSON.parse(e));
+    expect(events).toEqual([event(40)]);
+    expect((await trial())?.stage).toEqual({ index: 1, count: 3, resolution: 8, alpha: 0, done: 1 });
+  });
+});
+
+describe('runTrialAttempt on a stage already recorded as done', () => {
+  it('returns at once without training it again or touching the trial', async () => {
+    const { runTrialAttempt } = await import('./trial-runner.ts');
+    const { WorkerMetrics } = await import('./metrics.ts');
+    const { createLogger, jobStage, MODEL_PARAMS } = await import('@gantry/shared');
+    const params = Object.fromEntries(Object.entries(MODEL_PARAMS.progan).map(([k, d]) => [k, d.default]));
+    const stages = [
+      { resolution: 4, fade_steps: 0, stable_steps: 10, batch_size: 8 },
+      { resolution: 8, fade_steps: 10, stable_steps: 10, batch_size: 8 },
+    ];
+    await redis.hset(
+      keys.trial(TRIAL),
+      encodeTrial({
+        state: 'queued',
+        step: 10,
+        stage: { index: 1, count: 2, resolution: 8, alpha: 0, done: 1 },
+      }),
+    );
+    const job = {
+      id: `${TRIAL}-s0`,
+      attemptsMade: 1,
+      data: {
+        v: 1,
+        sweepId: 'sw-fence',
+        trialId: TRIAL,
+        index: 0,
+        model: 'progan',
+        dataset: 'mnist',
+        seed: 1,
+        steps: 30,
+        checkpointEvery: 5,
+        params,
+        stage: jobStage(stages, 0, params),
+      },
+    };
+    const before = await redis.hgetall(keys.trial(TRIAL));
+    const outcome = await runTrialAttempt(job as never, TOKEN_A, new AbortController().signal, {
+      redis,
+      keys,
+      store: { endpoint: 'http://127.0.0.1:1', region: 'x', bucket: 'x', forcePathStyle: true },
+      workerId: 'w1',
+      metrics: new WorkerMetrics(),
+      log: createLogger('test', 'silent'),
+    });
+    expect(outcome).toEqual({ state: 'stage-completed', step: 10 });
+    expect(await redis.hgetall(keys.trial(TRIAL))).toEqual(before);
+    expect(await redis.llen(keys.trialStages(TRIAL))).toBe(0);
+  });
+});
