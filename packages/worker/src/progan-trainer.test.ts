@@ -88,7 +88,7 @@ describe('ProganTrainer', () => {
     expect(resumed).toEqual(uninterrupted);
   });
 
-  it('keeps an exponential moving average of G: ema_decay 0 tracks the weights, 0.999 barely moves', () => {
+  it('keeps a moving average of G, warmed up from the stage start: d = min(ema_decay, (1 + t) / (10 + t))', () => {
     withTrainer(job(0, { ema_decay: 0 }), (t) => {
       t.trainStep();
       const s = t.exportState();
@@ -96,18 +96,25 @@ describe('ProganTrainer', () => {
         Object.fromEntries(s.g.map((a) => [a.name.replace(/^g\//, 'g_ema/'), Array.from(a.data)])),
       );
     });
-    withTrainer(job(0, { ema_decay: 0.999 }), (t) => {
-      const before = t.exportState();
-      t.trainStep();
-      const after = t.exportState();
-      before.g.forEach((w0, i) => {
-        const w1 = after.g[i]!.data;
-        const e1 = after.ema![i]!.data;
-        // ema = 0.999 * w0 + 0.001 * w1, entry by entry.
-        for (let k = 0; k < w0.data.length; k += 7)
-          expect(e1[k]).toBeCloseTo(0.999 * w0.data[k]! + 0.001 * w1[k]!, 5);
+    // The third step of the stage (t = 2) averages with d = 3 / 12 = 0.25, or ema_decay when smaller.
+    for (const [emaDecay, d] of [
+      [0.999, 0.25],
+      [0.2, 0.2],
+    ] as const) {
+      withTrainer(job(0, { ema_decay: emaDecay }), (t) => {
+        t.trainStep();
+        t.trainStep();
+        const before = t.exportState();
+        t.trainStep();
+        const after = t.exportState();
+        before.ema!.forEach((e0, i) => {
+          const w1 = after.g[i]!.data;
+          const e1 = after.ema![i]!.data;
+          for (let k = 0; k < e0.data.length; k += 7)
+            expect(e1[k]).toBeCloseTo(d * e0.data[k]! + (1 - d) * w1[k]!, 5);
+        });
       });
-    });
+    }
   });
 
   it("starts the next stage from the previous stage's end: layers carried, optimizers reset, faded in from alpha 0", () => {

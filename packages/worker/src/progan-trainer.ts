@@ -153,9 +153,16 @@ export class ProganTrainer implements Trainer {
     };
   }
 
-  /** ema = decay * ema + (1 - decay) * w for every generator weight. */
+  /**
+   * ema = d * ema + (1 - d) * w for every generator weight, with d = min(ema_decay, (1 + t) / (10 + t)) and
+   * t the steps taken in this stage (the warm-up of TensorFlow's ExponentialMovingAverage). Without it a
+   * stage of a few thousand steps would keep a visible share of its new layers' random initialisation in
+   * the average (0.999^1200 = 30%): measured at the end of a 1,200-step 16x16 stage, FLD 356 from the plain
+   * average against 177 from the raw weights.
+   */
   private updateEma(): void {
-    const decay = this.job.params.ema_decay!;
+    const t = this.stepCount - this.stage.start_step;
+    const decay = Math.min(this.job.params.ema_decay!, (1 + t) / (10 + t));
     tf.tidy(() => {
       this.nets.g.vars.forEach((w, i) => {
         const e = this.ema.vars[i]!;
