@@ -182,6 +182,14 @@ describe('ProganTrainer', () => {
       const blocks = [row.slice(0, 6), row.slice(6, 14), row.slice(14, 22), row.slice(22)];
       for (const b of blocks) expect(new Set(b).size).toBe(1);
       expect(new Set(blocks.map((b) => b[0])).size).toBe(4);
+      // Real images the same way: box-filtered to 4x4, so pixel (0, 0) is the mean of the padded image's
+      // top-left 8x8 block.
+      const real = t.realEvalSamples(3).images;
+      expect(real.length).toBe(3 * 28 * 28);
+      let sum = 0;
+      for (let y = 0; y < 8; y++) for (let x = 0; x < 8; x++) sum += data.images[y * 32 + x]!;
+      expect(real[0]).toBeCloseTo(sum / 64, 5);
+      expect(new Set(Array.from(real.subarray(0, 6))).size).toBe(1);
     });
   });
 });

@@ -188,17 +188,41 @@ export class ProganTrainer implements Trainer {
    */
   evalSamples(count: number, batch = 256): { images: Float32Array } {
     const rng = new Rng((this.job.seed ^ 0x3c3c3c3c) >>> 0);
+    return this.classifierImages(count, batch, (n) =>
+      this.generateEma(tf.tensor2d(rng.fillNormal(new Float32Array(n * this.latent)), [n, this.latent])),
+    );
+  }
+
+  /**
+   * The first `count` real images as this stage sees them (box-filtered to its resolution), through the
+   * same scaling and crop as {@link evalSamples}: what health checks compare a low-resolution stage with.
+   */
+  realEvalSamples(count: number, batch = 256): { images: Float32Array } {
+    const { height: h, width: w, channels: c } = this.data;
     const R = this.stage.resolution;
+    let i0 = 0;
+    return this.classifierImages(Math.min(count, this.data.count), batch, (n) => {
+      const x = tf.tensor4d(this.data.images.subarray(i0 * h * w * c, (i0 + n) * h * w * c), [n, h, w, c]);
+      i0 += n;
+      return R < h ? tf.avgPool(x, h / R, h / R, 'valid') : x;
+    });
+  }
+
+  /** Batches of stage-resolution images from `make`, scaled up to the canvas and cropped to 28x28. */
+  private classifierImages(
+    count: number,
+    batch: number,
+    make: (n: number) => tf.Tensor4D,
+  ): { images: Float32Array } {
     const { height, width, channels } = this.data;
     const crop = { top: (height - 28) / 2, left: (width - 28) / 2 };
     const px = 28 * 28 * channels;
     const images = new Float32Array(count * px);
     for (let i0 = 0; i0 < count; i0 += batch) {
       const n = Math.min(batch, count - i0);
-      const z = rng.fillNormal(new Float32Array(n * this.latent));
       tf.tidy(() => {
-        let x = this.generateEma(tf.tensor2d(z, [n, this.latent]));
-        for (let r = R; r < height; r *= 2) x = upsample2x(x);
+        let x = make(n);
+        for (let r = x.shape[1]; r < height; r *= 2) x = upsample2x(x);
         x = tf.slice(x, [0, crop.top, crop.left, 0], [n, 28, 28, channels]);
         images.set(x.dataSync(), i0 * px);
       });

@@ -57,11 +57,17 @@ async function run(start: StartMessage): Promise<void> {
     rewindPoints.push({ step: trainer.step, state: trainer.exportState() });
   }
   const health = job.health ?? DEFAULT_HEALTH;
+  const evaluator = health.eval_every_steps > 0 ? await QualityEvaluator.load(job.dataset) : undefined;
+  // A low-resolution stage is judged against real images at its resolution, not against the full data.
+  const reference =
+    evaluator && trainer.realEvalSamples
+      ? evaluator.evaluate({ evalSamples: (n) => trainer.realEvalSamples!(n) }, health.eval_samples)
+      : undefined;
   const monitor = new HealthMonitor(health, {
     warmupFrom: job.stage?.start_step ?? 0,
     critic: CRITIC_MODELS.has(job.model),
+    reference,
   });
-  const evaluator = health.eval_every_steps > 0 ? await QualityEvaluator.load(job.dataset) : undefined;
   await send({ type: 'ready', backend: info.backend, device: info.device, startStep: trainer.step });
 
   const tail = Math.max(1, Math.floor((end - (job.stage?.start_step ?? 0)) / 10));

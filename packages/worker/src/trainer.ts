@@ -61,6 +61,11 @@ export interface Trainer {
   sample(count?: number): Float32Array;
   /** Images for quality evaluation at the classifier's size (the dataset's original 28x28), NHWC in [-1, 1]. */
   evalSamples(count: number, batch?: number): { images: Float32Array; labels?: Int32Array };
+  /**
+   * Staged models: real images as the current stage sees them, prepared like `evalSamples`; health checks
+   * judge the generator's diversity and classes against them.
+   */
+  realEvalSamples?(count: number): { images: Float32Array };
   /** Floating-point operations of one training step, approximately. */
   flopsPerStep(): number;
   readonly health: TrainerHealthState;

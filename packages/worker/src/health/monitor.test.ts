@@ -164,4 +164,30 @@ describe('HealthMonitor', () => {
     expect(m.observeStep(healthy(51, { d_loss: -80 }))[0]?.detector).toBe('divergence');
     expect(m.observeEval(100, { ...good, class_coverage: 0 })[0]?.detector).toBe('mode_collapse');
   });
+
+  it('judges mode collapse against a reference: real images at a low-resolution stage', () => {
+    // Real Fashion-MNIST box-filtered to 4x4 scores about like this against the full-resolution data.
+    const reference: QualityScores = { fld: 305, class_coverage: 0.5, class_kl: 0.9, diversity_ratio: 0.48 };
+    const m = new HealthMonitor(config(), { reference });
+    // As collapsed-looking as the real images at this resolution: nothing to report.
+    expect(
+      m.observeEval(100, { fld: 320, class_coverage: 0.5, class_kl: 1.2, diversity_ratio: 0.4 }),
+    ).toEqual([]);
+    const [f] = m.observeEval(200, { fld: 320, class_coverage: 0.2, class_kl: 2.5, diversity_ratio: 0.2 });
+    expect(f?.detector).toBe('mode_collapse');
+    expect(f?.reason).toMatch(
+      /class coverage 0\.400 of the coverage of real images at this resolution < 0\.5/,
+    );
+    expect(f?.reason).toMatch(/class KL 1\.600 above that of real images at this resolution > 1/);
+    expect(f?.reason).toMatch(/diversity 0\.417 of the diversity of real images at this resolution < 0\.5/);
+    // Without the reference the first evaluation would already have been a collapse.
+    expect(
+      new HealthMonitor(config()).observeEval(100, {
+        fld: 320,
+        class_coverage: 0.5,
+        class_kl: 1.2,
+        diversity_ratio: 0.4,
+      })[0]?.detector,
+    ).toBe('mode_collapse');
+  });
 });

@@ -37,7 +37,10 @@ const fmt = (x: number) =>
  * Only divergence is checked during the first warmup_steps steps (of each stage, for staged models). Window
  * and FLD history start afresh after a restart and in a new process (a resumed attempt, a new stage).
  * Models with a Wasserstein critic (`critic`) skip d_dominance: their D scores are unbounded, not
- * probabilities, and their D loss is negative by design.
+ * probabilities, and their D loss is negative by design. With a `reference` (the scores of real images at
+ * a progressive-growing stage's low resolution, which themselves look collapsed: at 4x4 real Fashion-MNIST
+ * covers half the classes) mode_collapse judges coverage and diversity as fractions of the reference's and
+ * class KL as the excess over it.
  */
 export class HealthMonitor {
   private readonly window: { dominant: boolean; dLoss: number; gLoss: number }[] = [];
@@ -52,10 +55,11 @@ export class HealthMonitor {
   /**
    * @param opts.warmupFrom the step warm-up counts from (a stage's first step). @default 0
    * @param opts.critic the model's D is a Wasserstein critic. @default false
+   * @param opts.reference scores of real images as the stage sees them; mode_collapse is relative to them.
    */
   constructor(
     private readonly cfg: HealthConfig,
-    private readonly opts: { warmupFrom?: number; critic?: boolean } = {},
+    private readonly opts: { warmupFrom?: number; critic?: boolean; reference?: QualityScores } = {},
   ) {}
 
   private get warmupEnd(): number {
@@ -145,11 +149,20 @@ export class HealthMonitor {
     const mc = this.cfg.mode_collapse;
     if (mc.policy !== 'off') {
       const problems: string[] = [];
-      if (q.class_coverage < mc.coverage_min)
-        problems.push(`class coverage ${fmt(q.class_coverage)} < ${mc.coverage_min}`);
-      if (q.class_kl > mc.kl_max) problems.push(`class KL ${fmt(q.class_kl)} > ${mc.kl_max}`);
-      if (q.diversity_ratio < mc.diversity_min)
-        problems.push(`diversity ${fmt(q.diversity_ratio)} of the data's < ${mc.diversity_min}`);
+      const ref = this.opts.reference;
+      const of = ref ? ' of real images at this resolution' : '';
+      const coverage = ref ? q.class_coverage / Math.max(ref.class_coverage, 1e-9) : q.class_coverage;
+      const kl = ref ? q.class_kl - ref.class_kl : q.class_kl;
+      const diversity = ref ? q.diversity_ratio / Math.max(ref.diversity_ratio, 1e-9) : q.diversity_ratio;
+      if (coverage < mc.coverage_min)
+        problems.push(
+          `class coverage ${fmt(coverage)}${ref ? ' of the coverage' : ''}${of} < ${mc.coverage_min}`,
+        );
+      if (kl > mc.kl_max) problems.push(`class KL ${fmt(kl)}${ref ? ' above that' : ''}${of} > ${mc.kl_max}`);
+      if (diversity < mc.diversity_min)
+        problems.push(
+          `diversity ${fmt(diversity)} of the ${ref ? `diversity${of}` : "data's"} < ${mc.diversity_min}`,
+        );
       this.episode(
         out,
         'mode_collapse',
