@@ -207,6 +207,12 @@ async function run(start: StartMessage): Promise<void> {
     }
     await yieldToEventLoop(); // lets 'stop' messages in
   }
+  // Resumed at the last step (an attempt died between its final checkpoint and `done`): nothing was
+  // trained, so evaluate here for the result the sweep ranks by.
+  if (evaluator && !lastQuality) {
+    lastQuality = evaluate();
+    if (lastQuality) await send({ type: 'eval', quality: lastQuality });
+  }
   const summary: Record<string, number> = { images_per_sec: lastRate };
   for (const k of ['d_loss', 'g_loss', 'd_real', 'd_fake'] as const) {
     summary[k] = recent.reduce((a, r) => a + r[k], 0) / Math.max(1, recent.length);
