@@ -222,6 +222,10 @@ describe('Grafana provisioning and dashboards (static)', () => {
       'gantry_trial_class_coverage',
       'gantry_trial_images_per_second',
       'gantry_trial_detections_total',
+      // Progressive growing: the stage, its resolution and the fade-in.
+      'gantry_trial_stage',
+      'gantry_trial_resolution',
+      'gantry_trial_alpha',
     ])
       expect(exprs('trial-detail.json')).toContain(m);
   });
@@ -307,15 +311,17 @@ describe('Grafana dashboards against a real Prometheus and worker', () => {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({
+        // A progan trial reports every series a DCGAN's does, and its stage, resolution and fade-in too.
         name: 'dashboards',
-        model: 'dcgan',
+        model: 'progan',
         dataset: 'mnist',
         method: 'grid',
         metric: { name: 'g_loss', goal: 'minimize' },
-        budget: { trials: 1, parallel: 1, steps: 100_000 },
+        budget: { trials: 1, parallel: 1 },
         checkpoint: { every_steps: 100_000 },
         health: { eval_every_steps: 20 },
-        parameters: { batch_size: { value: 16 }, base_filters: { value: 8 }, latent_dim: { value: 16 } },
+        parameters: { base_filters: { value: 8 }, latent_dim: { value: 16 } },
+        stages: [{ resolution: 4, stable_steps: 100_000, batch_size: 16 }],
       }),
     });
     const created = (await res.json()) as { id: string; trialIds: string[] };
