@@ -369,7 +369,7 @@ export function compileSweepSpec(input: unknown): SweepSpec {
  * Checks `stages` against the model: required for staged models, refused for the others. Stages start at
  * 4x4 and double in resolution; each after the first fades in (fade_steps defaults to stable_steps), the
  * first has nothing to fade from. A stage without batch_size takes the trial's `batch_size` parameter,
- * marked 0 here and resolved per trial by {@link stageJobs}.
+ * marked 0 here and resolved per trial by {@link jobStage}.
  */
 function checkStages(
   model: ModelName,

@@ -1,12 +1,18 @@
 import './gradients.ts';
-import { type JobStage, Rng, stageAlpha, stageEnd, type TrialJob } from '@gantry/shared';
+import { type JobStage, Rng, stageAlpha, type TrialJob } from '@gantry/shared';
 import * as tf from '@tensorflow/tfjs-core';
 import type { Dataset } from './data/datasets.ts';
 import type { NamedArray, ParamStore } from './models/param-store.ts';
 import { buildProgan, type ProganNetworks, proganFlopsPerImage } from './models/progan.ts';
 import { downsample2x, fadeIn, upsample2x } from './models/progan-layers.ts';
 import { Adam } from './optim/adam.ts';
-import { HealthRates, type LrScale, type TrainerHealthState, wassersteinStep } from './train-step.ts';
+import {
+  HealthRates,
+  type LrScale,
+  readStepStats,
+  type TrainerHealthState,
+  wassersteinStep,
+} from './train-step.ts';
 import type { StepStats, Trainer, TrainerState } from './trainer.ts';
 
 /** Side of the canvas progressive growing trains towards; 28x28 data sets are padded to it. */
@@ -25,7 +31,6 @@ export const PROGAN_CANVAS = 32;
  */
 export class ProganTrainer implements Trainer {
   readonly nets: ProganNetworks;
-  readonly conditional = false;
   readonly sampleShape: { height: number; width: number; channels: number };
   readonly stage: JobStage;
   private readonly ema: ParamStore;
@@ -81,11 +86,6 @@ export class ProganTrainer implements Trainer {
     return stageAlpha(this.stage, this.stepCount);
   }
 
-  /** Last step of the stage (exclusive). */
-  get endStep(): number {
-    return stageEnd(this.stage);
-  }
-
   flopsPerStep(): number {
     const f = proganFlopsPerImage(this.nets.shape);
     // Critic update: G fwd, D fwd + bwd on real and fake, and the penalty's D fwd, bwd and double bwd on the
@@ -95,8 +95,15 @@ export class ProganTrainer implements Trainer {
     return this.batch * (this.job.params.n_critic! * dUpdate + gUpdate);
   }
 
-  private noise(n = this.batch): tf.Tensor2D {
+  private noise(): tf.Tensor2D {
+    const n = this.batch;
     return tf.tensor2d(this.rng.fillNormal(new Float32Array(n * this.latent)), [n, this.latent]);
+  }
+
+  /** Canvas-sized images box-filtered down to the stage's resolution. */
+  private toStageResolution(x: tf.Tensor4D): tf.Tensor4D {
+    const f = this.data.height / this.stage.resolution;
+    return f > 1 ? tf.avgPool(x, f, f, 'valid') : x;
   }
 
   /**
@@ -113,11 +120,8 @@ export class ProganTrainer implements Trainer {
     }
     if (this.faultNanAtStep !== undefined && this.stepCount + 1 >= this.faultNanAtStep)
       images.fill(Number.NaN);
-    let x = tf.tensor4d(images, [this.batch, h, w, c]);
-    const R = this.stage.resolution;
-    if (R < h) x = tf.avgPool(x, h / R, h / R, 'valid');
-    if (R > 4 && alpha < 1) x = fadeIn(upsample2x(downsample2x(x)), x, alpha);
-    return x;
+    const x = this.toStageResolution(tf.tensor4d(images, [this.batch, h, w, c]));
+    return this.stage.resolution > 4 && alpha < 1 ? fadeIn(upsample2x(downsample2x(x)), x, alpha) : x;
   }
 
   trainStep(): StepStats {
@@ -133,24 +137,14 @@ export class ProganTrainer implements Trainer {
       optD: this.optD,
       realBatch: () => this.realBatch(alpha),
       noise: () => this.noise(),
-      mixing: () => tf.tensor1d(Float32Array.from({ length: this.batch }, () => this.rng.uniform())),
+      rng: this.rng,
       nCritic: p.n_critic!,
       gpLambda: p.gp_lambda!,
       drift: p.drift!,
     });
     this.updateEma();
-    const [dLoss, gLoss, dReal, dFake, gNorm, dNorm] = out.dataSync();
-    out.dispose();
     this.stepCount += 1;
-    return {
-      step: this.stepCount,
-      d_loss: dLoss!,
-      g_loss: gLoss!,
-      d_real: dReal!,
-      d_fake: dFake!,
-      g_grad_norm: gNorm!,
-      d_grad_norm: dNorm!,
-    };
+    return readStepStats(out, this.stepCount);
   }
 
   /**
@@ -199,12 +193,11 @@ export class ProganTrainer implements Trainer {
    */
   realEvalSamples(count: number, batch = 256): { images: Float32Array } {
     const { height: h, width: w, channels: c } = this.data;
-    const R = this.stage.resolution;
     let i0 = 0;
     return this.classifierImages(Math.min(count, this.data.count), batch, (n) => {
       const x = tf.tensor4d(this.data.images.subarray(i0 * h * w * c, (i0 + n) * h * w * c), [n, h, w, c]);
       i0 += n;
-      return R < h ? tf.avgPool(x, h / R, h / R, 'valid') : x;
+      return this.toStageResolution(x);
     });
   }
 

@@ -1,6 +1,8 @@
+import type { Rng } from '@gantry/shared';
 import * as tf from '@tensorflow/tfjs-core';
 import { criticLoss, gradientPenalty, wassersteinGeneratorLoss } from './losses.ts';
 import type { Adam } from './optim/adam.ts';
+import type { StepStats } from './trainer.ts';
 
 /** Learning-rate multipliers of each network (health restarts scale them). */
 export interface LrScale {
@@ -57,12 +59,30 @@ export interface WassersteinModel {
   optD: Adam;
   realBatch(): tf.Tensor4D;
   noise(): tf.Tensor2D;
-  /** One interpolation weight in [0, 1] per sample. */
-  mixing(): tf.Tensor1D;
+  /** Draws the penalty's interpolation weights, one uniform in [0, 1] per sample, after each batch. */
+  rng: Rng;
   nCritic: number;
   gpLambda: number;
   /** Weight of the drift term (0: none). */
   drift: number;
+}
+
+/**
+ * The scalars of step `step` from a training step's [D loss, G loss, D(x), D(G(z)), |grad G|, |grad D|]
+ * tensor, which it disposes.
+ */
+export function readStepStats(out: tf.Tensor, step: number): StepStats {
+  const [dLoss, gLoss, dReal, dFake, gNorm, dNorm] = out.dataSync();
+  out.dispose();
+  return {
+    step,
+    d_loss: dLoss!,
+    g_loss: gLoss!,
+    d_real: dReal!,
+    d_fake: dFake!,
+    g_grad_norm: gNorm!,
+    d_grad_norm: dNorm!,
+  };
 }
 
 /**
@@ -79,7 +99,7 @@ export function wassersteinStep(m: WassersteinModel): tf.Tensor1D {
     for (let i = 0; i < m.nCritic; i++) {
       const real = m.realBatch();
       const fake = m.generate(m.noise());
-      const eps = m.mixing();
+      const eps = tf.tensor1d(Float32Array.from({ length: real.shape[0] }, () => m.rng.uniform()));
       let scores: tf.Tensor[] = [];
       const dRes = tf.variableGrads(() => {
         const r = m.critic(real);

@@ -10,6 +10,7 @@ import {
   gradNorm,
   HealthRates,
   type LrScale,
+  readStepStats,
   type TrainerHealthState,
   wassersteinStep,
 } from './train-step.ts';
@@ -52,8 +53,6 @@ export interface Trainer {
   readonly step: number;
   /** Size of the images `sample` returns. */
   readonly sampleShape: { height: number; width: number; channels: number };
-  /** Labels drive generation (cGAN). */
-  readonly conditional: boolean;
   /** Staged models: the fade-in factor of the next step. */
   readonly alpha?: number;
   trainStep(): StepStats;
@@ -89,7 +88,7 @@ export class GanTrainer implements Trainer {
   private readonly optD: Adam;
   private readonly batch: number;
   private readonly latent: number;
-  readonly conditional: boolean;
+  private readonly conditional: boolean;
   readonly sampleShape: { height: number; width: number; channels: number };
   /** wgan-gp: a critic trained with the Wasserstein loss. */
   private readonly wasserstein: boolean;
@@ -217,7 +216,8 @@ export class GanTrainer implements Trainer {
     });
     realLogits?.dispose();
     fakeLogits?.dispose();
-    return this.finishStep(out);
+    this.stepCount += 1;
+    return readStepStats(out, this.stepCount);
   }
 
   /** n_critic critic updates with the gradient penalty, then one generator update. */
@@ -233,27 +233,13 @@ export class GanTrainer implements Trainer {
       optD: this.optD,
       realBatch: () => this.realBatch().x,
       noise: () => this.noise(),
-      mixing: () => tf.tensor1d(Float32Array.from({ length: this.batch }, () => this.rng.uniform())),
+      rng: this.rng,
       nCritic: p.n_critic!,
       gpLambda: p.gp_lambda!,
       drift: 0,
     });
-    return this.finishStep(out);
-  }
-
-  private finishStep(out: tf.Tensor): StepStats {
-    const [dLoss, gLoss, dReal, dFake, gNorm, dNorm] = out.dataSync();
-    out.dispose();
     this.stepCount += 1;
-    return {
-      step: this.stepCount,
-      d_loss: dLoss!,
-      g_loss: gLoss!,
-      d_real: dReal!,
-      d_fake: dFake!,
-      g_grad_norm: gNorm!,
-      d_grad_norm: dNorm!,
-    };
+    return readStepStats(out, this.stepCount);
   }
 
   /**
