@@ -14,8 +14,8 @@ import { parseArgs } from 'node:util';
 import { LocalStack } from '../packages/coordinator/src/local-stack/index.ts';
 import { compileSweepSpec, createLogger, type TrialJob } from '../packages/shared/src/index.ts';
 import { initBackend } from '../packages/worker/src/backend.ts';
-import { loadDataset } from '../packages/worker/src/data/datasets.ts';
 import { GanTrainer } from '../packages/worker/src/trainer.ts';
+import { loadBuiltinSplit } from '../scripts/builtin-dataset.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const { values: args } = parseArgs({
@@ -42,14 +42,14 @@ const median = (xs: number[]) => {
 /** Gantry's trainer on wasm, warmed up; each call of `repeat()` times STEPS steps. */
 async function gantryDcgan() {
   const info = await initBackend('wasm');
-  const data = await loadDataset('fashion-mnist', 'train');
+  const data = await loadBuiltinSplit('fashion-mnist', 'train');
   const job: TrialJob = {
-    v: 1,
+    v: 2,
     sweepId: 'bench',
     trialId: 'bench-t000',
     index: 0,
     model: 'dcgan',
-    dataset: 'fashion-mnist',
+    dataset: { name: 'fashion-mnist', version: '0123456789abcdef', image_size: 28, channels: 1 },
     seed: 1,
     steps: 1_000_000,
     checkpointEvery: 1_000_000,

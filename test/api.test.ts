@@ -6,6 +6,7 @@ import {
   MODEL_PARAMS,
   objectKeys,
   redisKeys,
+  type TrialJob,
   type WorkerInfo,
 } from '@gantry/shared';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -140,8 +141,20 @@ describe('POST /v1/sweeps', () => {
     expect(Object.values(counts).reduce((a, b) => a + b, 0)).toBe(2);
     const jobs = await coord.queue.getJobs(['waiting']);
     expect(jobs.map((j) => j.id).sort()).toEqual(body.trialIds.slice(0, 2));
-    expect(jobs.find((j) => j.id === body.trialIds[0])?.data).toMatchObject({
-      v: 1,
+    const job = jobs.find((j) => j.id === body.trialIds[0])?.data as TrialJob;
+    // The built-in set was pushed on first use, and its version pinned into the job.
+    const { versions } = (await get(coord, '/v1/datasets/mnist')).json() as {
+      versions: { version: string }[];
+    };
+    expect(versions).toHaveLength(1);
+    expect(job.dataset).toEqual({
+      name: 'mnist',
+      version: versions[0]!.version,
+      image_size: 28,
+      channels: 1,
+    });
+    expect(job).toMatchObject({
+      v: 2,
       sweepId: body.id,
       trialId: body.trialIds[0],
       steps: 20,

@@ -32,6 +32,8 @@ export function testEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
     GANTRY_PREFIX: uniqueId('g'),
     LOG_LEVEL: 'warn',
     GANTRY_WORKER_CONCURRENCY: '1',
+    // One node-wide data set cache for the run, as on a real node (versions are content-addressed).
+    GANTRY_CACHE_DIR: inject('datasetCacheDir'),
     AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
     ...extra,
   };

@@ -1,8 +1,11 @@
 import type { AddressInfo } from 'node:net';
 import {
+  fitDataset,
   type GantryConfig,
   type Logger,
+  NotFoundError,
   ObjectStore,
+  SpecValidationError,
   type SweepSpec,
   TRIAL_QUEUE,
   type WorkerInfo,
@@ -11,6 +14,7 @@ import { Queue } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
 import { Redis } from 'ioredis';
 import { buildApi } from './api/app.ts';
+import { DatasetStore } from './datasets/dataset-store.ts';
 import { coordinatorMetrics } from './metrics.ts';
 import { planSweep } from './planner/plan-sweep.ts';
 import { Scheduler } from './scheduler.ts';
@@ -37,6 +41,7 @@ export class Coordinator {
   readonly store: SweepStore;
   readonly queue: Queue;
   readonly objects: ObjectStore;
+  readonly datasets: DatasetStore;
   readonly scheduler: Scheduler;
   readonly app: FastifyInstance;
   private state: State = 'created';
@@ -52,11 +57,13 @@ export class Coordinator {
     this.queueRedis = this.redis.duplicate();
     this.queue = new Queue(TRIAL_QUEUE, { connection: this.queueRedis, prefix: config.prefix });
     this.objects = new ObjectStore(config.s3);
+    this.datasets = new DatasetStore(this.objects, log, { fashionMnistDir: config.datasets.fashionMnistDir });
     this.scheduler = new Scheduler(this.store, this.queue, log, opts.schedulerIntervalMs);
     this.app = buildApi({
       store: this.store,
       scheduler: this.scheduler,
       objects: this.objects,
+      datasets: this.datasets,
       metrics: coordinatorMetrics(this.store, this.queue, async () => (await this.workers()).length),
       submit: (spec) => this.submit(spec),
       workers: () => this.workers(),
@@ -64,13 +71,43 @@ export class Coordinator {
     });
   }
 
-  /** Plans and stores a sweep, then queues its first trials. Nothing is written for an invalid spec. */
-  async submit(spec: SweepSpec): Promise<{ id: string; trialIds: string[] }> {
-    const plan = planSweep(spec);
-    const sweep = await this.store.create(spec, plan);
-    this.log.info({ sweepId: sweep.id, trials: plan.length, method: spec.method }, 'sweep submitted');
+  /**
+   * Resolves the spec's data set to a version (pushing a built-in set on first use), checks that it suits
+   * the model, pins it, then plans and stores the sweep and queues its first trials. Nothing is written
+   * for an invalid spec. @throws SpecValidationError naming the field
+   */
+  async submit(spec: SweepSpec): Promise<{ id: string; trialIds: string[]; warnings: string[] }> {
+    const pinned = await this.pinDataset(spec);
+    const plan = planSweep(pinned.spec);
+    const sweep = await this.store.create(pinned.spec, plan);
+    this.log.info(
+      { sweepId: sweep.id, trials: plan.length, method: spec.method, dataset: pinned.spec.dataset },
+      'sweep submitted',
+    );
     await this.scheduler.tick();
-    return { id: sweep.id, trialIds: sweep.trialIds };
+    return { id: sweep.id, trialIds: sweep.trialIds, warnings: pinned.warnings };
+  }
+
+  private async pinDataset(spec: SweepSpec): Promise<{ spec: SweepSpec; warnings: string[] }> {
+    let manifest: Awaited<ReturnType<DatasetStore['resolve']>>;
+    try {
+      manifest = await this.datasets.resolve(spec.dataset);
+    } catch (err) {
+      if (!(err instanceof NotFoundError)) throw err;
+      const { name, version } = spec.dataset;
+      throw new SpecValidationError([
+        version
+          ? { path: 'dataset.version', message: `data set '${name}' has no version ${version}` }
+          : {
+              path: 'dataset',
+              message: `no data set '${name}': push it with gantry dataset push, or see gantry dataset list`,
+            },
+      ]);
+    }
+    const fit = fitDataset(spec, manifest);
+    if (fit.issues.length > 0) throw new SpecValidationError(fit.issues);
+    const health = fit.quality ? spec.health : { ...spec.health, eval_every_steps: 0 };
+    return { spec: { ...spec, dataset: fit.dataset, health }, warnings: fit.warnings };
   }
 
   /** Workers with a recent heartbeat. */

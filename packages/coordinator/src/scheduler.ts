@@ -4,6 +4,7 @@ import {
   jobStage,
   type Logger,
   NotFoundError,
+  pinnedDatasetSchema,
   TERMINAL_TRIAL_STATES,
   type TrialJob,
   type TrialRecord,
@@ -113,12 +114,13 @@ export class Scheduler {
   private async dispatch(sweep: StoredSweep, t: Trial, stage = 0): Promise<void> {
     const { stages } = sweep.spec;
     const payload: TrialJob = {
-      v: 1,
+      v: 2,
       sweepId: sweep.id,
       trialId: t.id,
       index: t.index,
       model: sweep.spec.model,
-      dataset: sweep.spec.dataset,
+      // Pinned when the sweep was accepted (a sweep stored before data sets were versioned fails here).
+      dataset: pinnedDatasetSchema.parse(sweep.spec.dataset),
       seed: t.seed,
       steps: sweep.spec.budget.steps,
       checkpointEvery: sweep.spec.checkpoint.every_steps,

@@ -27,6 +27,12 @@ const envSchema = z.object({
     .optional(),
   GANTRY_METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(0),
   GANTRY_FASHION_MNIST_DIR: z.string().optional(),
+  GANTRY_CACHE_DIR: z.string().min(1).optional(),
+  GANTRY_CACHE_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1024 * 1024)
+    .default(20 * 1024 ** 3),
   GANTRY_LOCK_MS: z.coerce.number().int().min(1000).max(600_000).default(30_000),
   LOG_LEVEL: z.enum(LOG_LEVELS).default('info'),
   GANTRY_FAULT_NAN_AT_STEP: z.coerce.number().int().min(1).optional(),
@@ -52,13 +58,20 @@ export interface GantryConfig {
     concurrency?: number;
     id?: string;
     metricsPort: number;
-    fashionMnistDir?: string;
     lockMs: number;
     /**
      * Fault injection for tests: real batches turn to NaN from this step on, so the divergence path runs
      * for real (detection in the trainer, `diverged` state, no retries). Never set in production.
      */
     faultNanAtStep?: number;
+  };
+  datasets: {
+    /** Where the coordinator reads Fashion-MNIST to push it on first use (Debian's package by default). */
+    fashionMnistDir?: string;
+    /** A worker node's local copies of data set versions. @default <home>/.cache/gantry/datasets */
+    cacheDir?: string;
+    /** Bound of that cache; least recently used versions are evicted past it. @default 20 GiB */
+    cacheBytes: number;
   };
   logLevel: (typeof LOG_LEVELS)[number];
 }
@@ -93,9 +106,13 @@ export function loadConfig(env: NodeJS.ProcessEnv): GantryConfig {
       concurrency: e.GANTRY_WORKER_CONCURRENCY,
       id: e.GANTRY_WORKER_ID,
       metricsPort: e.GANTRY_METRICS_PORT,
-      fashionMnistDir: e.GANTRY_FASHION_MNIST_DIR,
       lockMs: e.GANTRY_LOCK_MS,
       faultNanAtStep: e.GANTRY_FAULT_NAN_AT_STEP,
+    },
+    datasets: {
+      fashionMnistDir: e.GANTRY_FASHION_MNIST_DIR,
+      cacheDir: e.GANTRY_CACHE_DIR,
+      cacheBytes: e.GANTRY_CACHE_BYTES,
     },
     logLevel: e.LOG_LEVEL,
   };

@@ -69,8 +69,24 @@ export class PayloadTooLargeError extends GantryError {
 
 /** Thrown when a sweep, trial or object asked for by id does not exist. */
 export class NotFoundError extends GantryError {
-  constructor(kind: 'sweep' | 'trial' | 'sample' | 'checkpoint', id: string) {
+  constructor(kind: 'sweep' | 'trial' | 'sample' | 'checkpoint' | 'dataset', id: string) {
     super('NOT_FOUND', 404, `${kind} '${id}' not found`, { context: { kind, id } });
+  }
+}
+
+/**
+ * Thrown when a data set being pushed is refused (a corrupt image, an unreadable archive, mixed sizes, a
+ * pair with one side missing, limits exceeded, ...): names the file and the reason. Nothing was written.
+ */
+export class InvalidDatasetError extends GantryError {
+  readonly issues: readonly FieldIssue[];
+  constructor(file: string, reason: string, options: { cause?: unknown } = {}) {
+    super('INVALID_DATASET', 400, `${file}: ${reason}`, { cause: options.cause, context: { file, reason } });
+    this.issues = [{ path: file, message: reason }];
+  }
+
+  override toJSON(): { code: string; message: string; issues: readonly FieldIssue[] } {
+    return { code: this.code, message: this.message, issues: this.issues };
   }
 }
 

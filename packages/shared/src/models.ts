@@ -8,11 +8,23 @@ export const PLANNED_MODELS = ['srgan', 'pix2pix'] as const;
 /** Models trained with the Wasserstein loss: their D is a critic, its scores are not probabilities. */
 export const CRITIC_MODELS: ReadonlySet<ModelName> = new Set(['wgan-gp', 'progan']);
 
+/** Models conditioned on the class label: they need a labelled set. */
+export const CONDITIONAL_MODELS: ReadonlySet<ModelName> = new Set(['cgan']);
+
+/** Models that translate one image into another: they need a paired set (none trainable yet). */
+export const PAIRED_MODELS: ReadonlySet<ModelName> = new Set([]);
+
 /** Models trained in stages of growing resolution (the spec's `stages:` list). */
 export const STAGED_MODELS: ReadonlySet<ModelName> = new Set(['progan']);
 
-export const DATASET_NAMES = ['fashion-mnist', 'mnist'] as const;
-export type DatasetName = (typeof DATASET_NAMES)[number];
+/**
+ * Data sets that have a quality classifier (trained by the project, in the worker's assets), and the
+ * images it reads: FLD, class coverage and mode-collapse detection need one.
+ */
+export const QUALITY_CLASSIFIERS: Readonly<Record<string, { size: number; channels: number }>> = {
+  'fashion-mnist': { size: 28, channels: 1 },
+  mnist: { size: 28, channels: 1 },
+};
 
 /** How one hyperparameter may be set: numeric range, integrality and its default. */
 export interface ParamDef {

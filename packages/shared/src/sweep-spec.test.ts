@@ -60,7 +60,7 @@ describe('parseSweepSpec accepts valid specs', () => {
     expect(spec).toEqual({
       name: 'dcgan-lr',
       model: 'dcgan',
-      dataset: 'fashion-mnist',
+      dataset: { name: 'fashion-mnist' },
       method: 'random',
       metric: { name: 'g_loss', goal: 'minimize' },
       seed: 7,
@@ -102,7 +102,7 @@ describe('parseSweepSpec accepts valid specs', () => {
     expect(spec).toEqual({
       name: 'tiny',
       model: 'cgan',
-      dataset: 'mnist',
+      dataset: { name: 'mnist' },
       method: 'random',
       metric: { name: 'g_loss', goal: 'minimize' },
       seed: 0,
@@ -210,7 +210,32 @@ describe('parseSweepSpec rejects invalid specs naming the field', () => {
     },
     { what: "a name starting with '-'", spec: { ...base(), name: '-lr' }, path: 'name' },
     { what: 'an unknown model', spec: { ...base(), model: 'stylegan' }, path: 'model' },
-    { what: 'an unknown dataset', spec: { ...base(), dataset: 'cifar10' }, path: 'dataset' },
+    { what: 'a data set name with capitals', spec: { ...base(), dataset: 'CIFAR10' }, path: 'dataset.name' },
+    {
+      what: 'a data set with an unknown option',
+      spec: { ...base(), dataset: { name: 'x', colour: 1 } },
+      path: 'dataset.colour',
+    },
+    {
+      what: 'a data set version that is not a content hash',
+      spec: { ...base(), dataset: { name: 'x', version: 'v2' } },
+      path: 'dataset.version',
+    },
+    {
+      what: 'an image size no model takes',
+      spec: { ...base(), dataset: { name: 'x', image_size: 48 } },
+      path: 'dataset.image_size',
+    },
+    {
+      what: 'two channels',
+      spec: { ...base(), dataset: { name: 'x', channels: 2 } },
+      path: 'dataset.channels',
+    },
+    {
+      what: 'a subset of zero per class',
+      spec: { ...base(), dataset: { name: 'x', subset_per_class: 0 } },
+      path: 'dataset.subset_per_class',
+    },
     { what: 'an unknown method', spec: { ...base(), method: 'bayes' }, path: 'method' },
     {
       what: 'an unknown metric',
@@ -461,12 +486,12 @@ describe('parseSweepSpec rejects invalid specs naming the field', () => {
       compileSweepSpec({
         name: 'Bad_Name',
         model: 'dcgan',
-        dataset: 'cifar10',
+        dataset: 'CIFAR10',
         budget: { parallel: 0 },
         extra: 1,
       }),
     );
-    expect(paths.sort()).toEqual(['budget.parallel', 'budget.steps', 'dataset', 'extra', 'name']);
+    expect(paths.sort()).toEqual(['budget.parallel', 'budget.steps', 'dataset.name', 'extra', 'name']);
   });
 
   it('reports several parameter problems at once', () => {
@@ -498,7 +523,7 @@ describe('parseSweepSpec rejects invalid specs naming the field', () => {
   it('serialises code, message and every issue for the HTTP body', () => {
     let caught: unknown;
     try {
-      compileSweepSpec({ ...base(), dataset: 'x', method: 'y' });
+      compileSweepSpec({ ...base(), dataset: 'X', method: 'y' });
     } catch (err) {
       caught = err;
     }

@@ -1,11 +1,11 @@
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { z } from 'zod';
+import { type DatasetRef, datasetRefSchema } from './dataset.ts';
 import { type FieldIssue, PayloadTooLargeError, SpecValidationError } from './errors.ts';
 import { type HealthConfig, healthSchema } from './health.ts';
 import { LIMITS } from './limits.ts';
 import {
   checkParamValue,
-  DATASET_NAMES,
   MODEL_NAMES,
   MODEL_PARAMS,
   type ModelName,
@@ -47,7 +47,8 @@ export type ParameterSpec =
 export interface SweepSpec {
   name: string;
   model: ModelName;
-  dataset: (typeof DATASET_NAMES)[number];
+  /** As written; the coordinator pins `version` (and the image size and channels) when it accepts the sweep. */
+  dataset: DatasetRef;
   /** `list`: one trial per entry of `configurations`, in order. */
   method: 'grid' | 'random' | 'list';
   metric: { name: MetricName; goal: 'minimize' | 'maximize' };
@@ -85,7 +86,7 @@ const rawSpecSchema = z.strictObject({
         : `unknown model '${m}'; available: ${MODEL_NAMES.join(', ')}`,
     });
   }),
-  dataset: z.enum(DATASET_NAMES, { message: `must be one of ${DATASET_NAMES.join(', ')}` }),
+  dataset: datasetRefSchema,
   method: z.enum(['grid', 'random', 'list'], { message: 'must be grid, random or list' }).default('random'),
   metric: z
     .strictObject({

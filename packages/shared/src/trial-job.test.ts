@@ -6,12 +6,12 @@ import { jobStage, parseTrialJob, stageAlpha, stageEnd, trialJobId } from './tri
 
 function validJob(): Record<string, unknown> {
   return {
-    v: 1,
+    v: 2,
     sweepId: 'dcgan-lr-0a1b2c3d',
     trialId: 'dcgan-lr-0a1b2c3d-t000',
     index: 0,
     model: 'dcgan',
-    dataset: 'fashion-mnist',
+    dataset: { name: 'fashion-mnist', version: '0123456789abcdef', image_size: 28, channels: 1 },
     seed: 742993631,
     steps: 600,
     checkpointEvery: 100,
@@ -50,7 +50,8 @@ describe('parseTrialJob', () => {
   });
 
   it('accepts a cgan payload on mnist', () => {
-    expect(parseTrialJob({ ...validJob(), model: 'cgan', dataset: 'mnist' }).model).toBe('cgan');
+    const dataset = { name: 'mnist', version: 'fedcba9876543210', image_size: 28, channels: 1 };
+    expect(parseTrialJob({ ...validJob(), model: 'cgan', dataset }).dataset).toEqual(dataset);
   });
 
   it.each<[string, unknown, string[]]>([
@@ -66,7 +67,7 @@ describe('parseTrialJob', () => {
     ['an out-of-range parameter (beta2 1)', withParams({ beta2: 1 }), ['params.beta2']],
     ['a fractional integer parameter', withParams({ batch_size: 32.5 }), ['params.batch_size']],
     ['a non-number parameter', withParams({ lr_d: '2e-4' }), ['params.lr_d']],
-    ['a wrong version', { ...validJob(), v: 2 }, ['v']],
+    ['a wrong version', { ...validJob(), v: 3 }, ['v']],
     ['an extra top-level key', { ...validJob(), priority: 5 }, ['priority']],
     ['an uppercase sweep id', { ...validJob(), sweepId: 'DcGan' }, ['sweepId']],
     ['a trial id with a slash', { ...validJob(), trialId: 'a/../b' }, ['trialId']],
@@ -74,7 +75,16 @@ describe('parseTrialJob', () => {
     ['a trial id longer than 128 characters', { ...validJob(), trialId: 'a'.repeat(129) }, ['trialId']],
     ['a negative index', { ...validJob(), index: -1 }, ['index']],
     ['an unknown model', { ...validJob(), model: 'srgan' }, ['model']],
-    ['an unknown dataset', { ...validJob(), dataset: 'cifar10' }, ['dataset']],
+    ['a data set by name only (v1 form)', { ...validJob(), dataset: 'cifar10' }, ['dataset']],
+    [
+      'a data set version that is not 16 hex digits',
+      {
+        ...validJob(),
+        dataset: { name: 'fashion-mnist', version: 'latest', image_size: 28, channels: 1 },
+      },
+      ['dataset.version'],
+    ],
+    ['a v1 payload', { ...validJob(), v: 1 }, ['v']],
     ['zero steps', { ...validJob(), steps: 0 }, ['steps']],
     ['a seed beyond 32 bits', { ...validJob(), seed: 2 ** 32 }, ['seed']],
   ])('rejects %s naming the field', (_what, data, paths) => {

@@ -1,10 +1,10 @@
 import { z } from 'zod';
+import { pinnedDatasetSchema } from './dataset.ts';
 import { InvalidJobPayloadError } from './errors.ts';
 import { type HealthConfig, healthSchema } from './health.ts';
 import { LIMITS } from './limits.ts';
 import {
   checkParamValue,
-  DATASET_NAMES,
   MODEL_NAMES,
   MODEL_PARAMS,
   type ModelName,
@@ -16,12 +16,13 @@ import {
 const idSchema = z.string().regex(/^[a-z0-9][a-z0-9-]{0,127}$/, 'must be lowercase letters, digits and -');
 
 const trialJobSchema = z.strictObject({
-  v: z.literal(1),
+  /** 2: the data set is a pinned version in the object store (1 named a built-in set). */
+  v: z.literal(2),
   sweepId: idSchema,
   trialId: idSchema,
   index: z.number().int().min(0),
   model: z.enum(MODEL_NAMES),
-  dataset: z.enum(DATASET_NAMES),
+  dataset: pinnedDatasetSchema,
   seed: z
     .number()
     .int()

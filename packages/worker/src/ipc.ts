@@ -13,7 +13,8 @@ export interface StartMessage {
   backend?: BackendName;
   /** See TrialRunnerDeps.wasmGemm. */
   wasmGemm?: boolean;
-  fashionMnistDir?: string;
+  /** The job's data set version on this node's disk (fetched and verified by the parent). */
+  datasetDir: string;
   /** Send a progress message every this many steps. */
   progressEvery: number;
   /** Fault injection (tests): real batches become NaN from this step on. */

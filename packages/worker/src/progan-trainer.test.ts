@@ -18,12 +18,12 @@ function job(stage: number, params: Record<string, number> = {}): TrialJob {
   const defaults = Object.fromEntries(Object.entries(MODEL_PARAMS.progan).map(([k, d]) => [k, d.default]));
   const p = { ...defaults, base_filters: 8, latent_dim: 8, ...params };
   return parseTrialJob({
-    v: 1,
+    v: 2,
     sweepId: 'pg',
     trialId: 'pg-t000',
     index: 0,
     model: 'progan',
-    dataset: 'fashion-mnist',
+    dataset: { name: 'fashion-mnist', version: '0123456789abcdef', image_size: 28, channels: 1 },
     seed: 9,
     steps: 10,
     checkpointEvery: 2,

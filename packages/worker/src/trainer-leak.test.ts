@@ -23,12 +23,12 @@ function leakJob(model: ModelName) {
     { resolution: 8, fade_steps: STEPS / 2, stable_steps: STEPS / 2, batch_size: 8 },
   ];
   return parseTrialJob({
-    v: 1,
+    v: 2,
     sweepId: 'leak',
     trialId: 'leak-t000',
     index: 0,
     model,
-    dataset: 'fashion-mnist',
+    dataset: { name: 'fashion-mnist', version: '0123456789abcdef', image_size: 28, channels: 1 },
     seed: 5,
     steps: model === 'progan' ? STEPS + 1 : STEPS,
     checkpointEvery: 500,

@@ -15,7 +15,7 @@ import {
 } from '@gantry/shared';
 import { initBackend } from './backend.ts';
 import { CheckpointStore } from './checkpoint-store.ts';
-import { loadDataset } from './data/datasets.ts';
+import { readDatasetVersion } from './data/datasets.ts';
 import { type Finding, HealthMonitor } from './health/monitor.ts';
 import type { ChildMessage, CommitResultMessage, ParentMessage, StartMessage } from './ipc.ts';
 import { QualityEvaluator } from './quality/evaluator.ts';
@@ -43,7 +43,7 @@ async function run(start: StartMessage): Promise<void> {
   const store = new ObjectStore(start.store);
   const checkpoints = new CheckpointStore(store, job.sweepId, job.trialId);
   const info = await initBackend(start.backend, { wasmGemm: start.wasmGemm });
-  const data = await loadDataset(job.dataset, 'train', { dir: start.fashionMnistDir });
+  const data = await readDatasetVersion(start.datasetDir, 'train', job.dataset);
   const trainer = createTrainer(job, data, start.faultNanAtStep);
   // A staged job trains its stage's steps only; the others the whole trial.
   const end = job.stage ? stageEnd(job.stage) : job.steps;
@@ -57,7 +57,7 @@ async function run(start: StartMessage): Promise<void> {
     rewindPoints.push({ step: trainer.step, state: trainer.exportState() });
   }
   const health = job.health ?? DEFAULT_HEALTH;
-  const evaluator = health.eval_every_steps > 0 ? await QualityEvaluator.load(job.dataset) : undefined;
+  const evaluator = health.eval_every_steps > 0 ? await QualityEvaluator.load(job.dataset.name) : undefined;
   // A low-resolution stage is judged against real images at its resolution, not against the full data.
   const reference =
     evaluator && trainer.realEvalSamples

@@ -7,12 +7,12 @@ import { GanTrainer, type StepStats, type TrainerState } from './trainer.ts';
 
 function job(overrides: Partial<Pick<TrialJob, 'seed' | 'model'>> = {}): TrialJob {
   return parseTrialJob({
-    v: 1,
+    v: 2,
     sweepId: 'sw',
     trialId: 'sw-t000',
     index: 0,
     model: overrides.model ?? 'dcgan',
-    dataset: 'fashion-mnist',
+    dataset: { name: 'fashion-mnist', version: '0123456789abcdef', image_size: 28, channels: 1 },
     seed: overrides.seed ?? 42,
     steps: 100,
     checkpointEvery: 10,
@@ -265,12 +265,12 @@ describe('GanTrainer', () => {
 describe('GanTrainer with wgan-gp', () => {
   const wgan = (nCritic: number, seed = 42) =>
     parseTrialJob({
-      v: 1,
+      v: 2,
       sweepId: 'sw',
       trialId: 'sw-t000',
       index: 0,
       model: 'wgan-gp',
-      dataset: 'fashion-mnist',
+      dataset: { name: 'fashion-mnist', version: '0123456789abcdef', image_size: 28, channels: 1 },
       seed,
       steps: 100,
       checkpointEvery: 10,

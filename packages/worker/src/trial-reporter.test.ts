@@ -221,12 +221,12 @@ describe('runTrialAttempt on a stage already recorded as done', () => {
       id: `${TRIAL}-s0`,
       attemptsMade: 1,
       data: {
-        v: 1,
+        v: 2,
         sweepId: 'sw-fence',
         trialId: TRIAL,
         index: 0,
         model: 'progan',
-        dataset: 'mnist',
+        dataset: { name: 'mnist', version: '0123456789abcdef', image_size: 28, channels: 1 },
         seed: 1,
         steps: 30,
         checkpointEvery: 5,
@@ -240,6 +240,8 @@ describe('runTrialAttempt on a stage already recorded as done', () => {
       keys,
       store: { endpoint: 'http://127.0.0.1:1', region: 'x', bucket: 'x', forcePathStyle: true },
       workerId: 'w1',
+      // A finished stage returns before its data set is fetched.
+      datasets: undefined as never,
       metrics: new WorkerMetrics(),
       log: createLogger('test', 'silent'),
     });

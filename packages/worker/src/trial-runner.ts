@@ -20,6 +20,7 @@ import {
 import { type Job, UnrecoverableError, WaitingError } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { BackendName } from './backend.ts';
+import type { DatasetCache } from './data/dataset-cache.ts';
 import type { ChildMessage, ParentMessage } from './ipc.ts';
 import type { WorkerMetrics } from './metrics.ts';
 import { TrialReporter } from './trial-reporter.ts';
@@ -59,7 +60,8 @@ export interface TrialRunnerDeps {
   backend?: BackendName;
   /** On `wasm`, whether the trainer uses Gantry's matrix product. @default true */
   wasmGemm?: boolean;
-  fashionMnistDir?: string;
+  /** The node's data set copies: a trial's version is fetched (once per node) before its trainer starts. */
+  datasets: DatasetCache;
   metrics: WorkerMetrics;
   log: Logger;
   /** @default 10 */
@@ -148,6 +150,20 @@ export async function runTrialAttempt(
     resume ? 'resuming trial from checkpoint' : 'starting trial',
   );
 
+  let dataset: Awaited<ReturnType<DatasetCache['acquire']>>;
+  try {
+    dataset = await deps.datasets.acquire(payload.dataset.name, payload.dataset.version);
+  } catch (err) {
+    const e = err as Error & { code?: string };
+    if (e.code !== 'OBJECT_NOT_FOUND') {
+      await reporter.update({ state: 'queued', reason: `data set: ${e.message}` });
+      throw err;
+    }
+    // The version's manifest is gone from the store: no retry brings it back.
+    const reason = `data set ${payload.dataset.name}@${payload.dataset.version} is not in the object store`;
+    await reporter.update({ state: 'failed', reason, endedAt: Date.now() });
+    throw new UnrecoverableError(reason);
+  }
   const env = deps.gpu === undefined ? process.env : { ...process.env, CUDA_VISIBLE_DEVICES: deps.gpu };
   const child = fork(TRAINER_ENTRY, [], {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
@@ -182,6 +198,7 @@ export async function runTrialAttempt(
       stop,
       send,
       stageEvent,
+      dataset.dir,
     );
     // A trial that finished before the stop reached its trainer is done, whatever the reason for stopping.
     if (outcome.state === 'completed' || outcome.state === 'stage-completed' || outcome.state === 'stopped')
@@ -204,6 +221,7 @@ export async function runTrialAttempt(
     throw err;
   } finally {
     signal.removeEventListener('abort', onAbort);
+    dataset.release();
     deps.metrics.forget(sweepId, trialId);
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   }
@@ -220,6 +238,7 @@ function superviseChild(
   stop: (reason: 'lock-lost' | 'cancel') => void,
   send: (m: ParentMessage) => void,
   stageEvent: (event: StageEvent['event'], step: number) => StageEvent | undefined,
+  datasetDir: string,
 ): Promise<TrialOutcome> {
   let lastQuality: TrialQuality | undefined;
   const doneEvent = (step: number): StageEvent | undefined => {
@@ -384,7 +403,7 @@ function superviseChild(
       store: deps.store,
       backend: deps.backend,
       wasmGemm: deps.wasmGemm,
-      fashionMnistDir: deps.fashionMnistDir,
+      datasetDir,
       progressEvery: deps.progressEvery ?? 10,
       faultNanAtStep: deps.faultNanAtStep,
     } satisfies ParentMessage);

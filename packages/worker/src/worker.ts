@@ -1,10 +1,18 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
-import { type GantryConfig, type Logger, redisKeys, TRIAL_QUEUE, type WorkerInfo } from '@gantry/shared';
+import {
+  type GantryConfig,
+  type Logger,
+  ObjectStore,
+  redisKeys,
+  TRIAL_QUEUE,
+  type WorkerInfo,
+} from '@gantry/shared';
 import { Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import { type BackendInfo, initBackend } from './backend.ts';
+import { DatasetCache } from './data/dataset-cache.ts';
 import { DevicePool, defaultConcurrency, detectGpus } from './devices.ts';
 import { WorkerMetrics } from './metrics.ts';
 import { type AbortReason, runTrialAttempt, type TrialOutcome } from './trial-runner.ts';
@@ -47,6 +55,9 @@ export class GantryWorker {
   private readonly keys;
   private concurrency = 1;
   private devices = new DevicePool([]);
+  /** Fetches data set versions for this node's trainers (S3 client of its own). */
+  private readonly objects: ObjectStore;
+  readonly datasets: DatasetCache;
 
   constructor(
     private readonly config: GantryConfig,
@@ -55,6 +66,13 @@ export class GantryWorker {
   ) {
     this.id = config.worker.id ?? `${hostname()}-${process.pid}`;
     this.keys = redisKeys(config.prefix);
+    this.objects = new ObjectStore(config.s3);
+    this.datasets = new DatasetCache({
+      store: this.objects,
+      log,
+      dir: config.datasets.cacheDir,
+      maxBytes: config.datasets.cacheBytes,
+    });
   }
 
   get metricsUrl(): string {
@@ -105,7 +123,7 @@ export class GantryWorker {
             workerId: this.id,
             backend: this.backend?.backend,
             wasmGemm: this.config.worker.wasmGemm,
-            fashionMnistDir: this.config.worker.fashionMnistDir,
+            datasets: this.datasets,
             metrics: this.metrics,
             log: this.log,
             progressEvery: this.opts.progressEvery,
@@ -219,6 +237,7 @@ export class GantryWorker {
       await this.bullRedis?.quit().catch(() => {});
       await this.redis?.quit().catch(() => {});
       await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
+      await this.objects.close();
       this.state = 'closed';
       this.log.info('worker stopped');
     })();

@@ -13,8 +13,10 @@ import {
 } from '@gantry/shared';
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import type { Registry } from 'prom-client';
+import type { DatasetStore } from '../datasets/dataset-store.ts';
 import type { Scheduler } from '../scheduler.ts';
 import type { SweepStore } from '../sweep-store.ts';
+import { registerDatasetRoutes } from './dataset-routes.ts';
 import { sweepView, trialSummary } from './views.ts';
 
 /** host:port of a worker's metrics URL (Prometheus scrapes /metrics there), or undefined if malformed. */
@@ -32,8 +34,9 @@ export interface ApiDeps {
   store: SweepStore;
   scheduler: Scheduler;
   objects: ObjectStore;
+  datasets: DatasetStore;
   metrics: Registry;
-  submit(spec: SweepSpec): Promise<{ id: string; trialIds: string[] }>;
+  submit(spec: SweepSpec): Promise<{ id: string; trialIds: string[]; warnings: string[] }>;
   workers(): Promise<WorkerInfo[]>;
   ready(): Promise<boolean>;
 }
@@ -80,10 +83,14 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
     const spec = typeof req.body === 'string' ? parseSweepSpec(req.body) : compileSweepSpec(req.body);
     const created = await deps.submit(spec);
     const sweep = await deps.store.get(created.id);
-    return reply
-      .status(201)
-      .send({ ...sweepView(sweep!, await deps.store.trials(created.trialIds)), trialIds: created.trialIds });
+    return reply.status(201).send({
+      ...sweepView(sweep!, await deps.store.trials(created.trialIds)),
+      trialIds: created.trialIds,
+      warnings: created.warnings,
+    });
   });
+
+  registerDatasetRoutes(app, deps.datasets);
 
   app.get('/v1/sweeps', async () => {
     const sweeps = await deps.store.list(100);

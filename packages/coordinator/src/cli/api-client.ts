@@ -1,3 +1,5 @@
+import { Readable } from 'node:stream';
+
 /** Minimal client of the coordinator's HTTP API for the CLI; errors carry the API's code and field issues. */
 export class ApiError extends Error {
   constructor(
@@ -8,6 +10,25 @@ export class ApiError extends Error {
   ) {
     super(message);
   }
+}
+
+/** The ApiError of an error response: the API's code, message and field issues when it sent them. */
+async function apiError(res: Response): Promise<ApiError> {
+  const text = await res.text();
+  let parsed: {
+    error?: { code?: string; message?: string; issues?: { path: string; message: string }[] };
+  } = {};
+  try {
+    parsed = JSON.parse(text) as typeof parsed;
+  } catch {
+    // not JSON: keep the raw text as the message
+  }
+  return new ApiError(
+    res.status,
+    parsed.error?.code ?? 'HTTP_ERROR',
+    parsed.error?.message ?? text,
+    parsed.error?.issues ?? [],
+  );
 }
 
 export class ApiClient {
@@ -32,21 +53,44 @@ export class ApiClient {
       const type = res.headers.get('content-type') ?? '';
       return (type.includes('json') ? await res.json() : Buffer.from(await res.arrayBuffer())) as T;
     }
-    const text = await res.text();
-    let parsed: {
-      error?: { code?: string; message?: string; issues?: { path: string; message: string }[] };
-    } = {};
+    throw await apiError(res);
+  }
+
+  /**
+   * POSTs a streamed body and yields the NDJSON lines the API answers with, parsed, as they arrive.
+   * @throws ApiError for an error status before the stream starts
+   */
+  async *postStream<T>(path: string, body: AsyncIterable<Uint8Array>, type: string): AsyncGenerator<T> {
+    let res: Response;
     try {
-      parsed = JSON.parse(text) as typeof parsed;
-    } catch {
-      // not JSON: keep the raw text as the message
+      res = await fetch(new URL(path, this.baseUrl), {
+        method: 'POST',
+        headers: { 'content-type': type, accept: 'application/x-ndjson' },
+        body: Readable.toWeb(Readable.from(body)) as ReadableStream<Uint8Array>,
+        duplex: 'half',
+      } as RequestInit);
+    } catch (err) {
+      const e = err as Error;
+      throw new ApiError(
+        0,
+        'UNREACHABLE',
+        `cannot reach the coordinator at ${this.baseUrl} (${e.cause ?? e.message})`,
+      );
     }
-    throw new ApiError(
-      res.status,
-      parsed.error?.code ?? 'HTTP_ERROR',
-      parsed.error?.message ?? text,
-      parsed.error?.issues ?? [],
-    );
+    if (!res.ok || !res.body) throw await apiError(res);
+    let buffered = '';
+    const decoder = new TextDecoder();
+    for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+      buffered += decoder.decode(chunk, { stream: true });
+      let nl = buffered.indexOf('\n');
+      while (nl >= 0) {
+        const line = buffered.slice(0, nl).trim();
+        buffered = buffered.slice(nl + 1);
+        if (line) yield JSON.parse(line) as T;
+        nl = buffered.indexOf('\n');
+      }
+    }
+    if (buffered.trim()) yield JSON.parse(buffered) as T;
   }
 
   get<T>(path: string): Promise<T> {
@@ -83,7 +127,8 @@ export interface SweepDetail {
   name: string;
   state: string;
   model: string;
-  dataset: string;
+  /** The pinned version, as the coordinator resolved it. */
+  dataset: { name: string; version?: string; image_size?: number; channels?: number };
   metric: { name: string; goal: string };
   createdAt: string;
   endedAt?: string;

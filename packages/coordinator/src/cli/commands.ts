@@ -2,7 +2,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import type { StageEvent } from '@gantry/shared';
 import type { Command } from 'commander';
 import type { ApiClient, SweepDetail } from './api-client.ts';
-import { formatParams, leaderboard, stageTable, sweepHeader, trialLine } from './render.ts';
+import { datasetLabel, formatParams, leaderboard, stageTable, sweepHeader, trialLine } from './render.ts';
 import { watchSweep } from './watch.ts';
 
 const say = (line = '') => process.stdout.write(`${line}\n`);
@@ -37,8 +37,15 @@ export function registerClientCommands(program: Command, api: () => ApiClient): 
     .action(async (file: string, opts: { watch?: boolean }) => {
       const text = await readFile(file, 'utf8');
       const type = file.endsWith('.json') ? 'application/json' : 'application/yaml';
-      const created = await api().post<SweepDetail & { trialIds: string[] }>('/v1/sweeps', { text, type });
+      const created = await api().post<SweepDetail & { trialIds: string[]; warnings?: string[] }>(
+        '/v1/sweeps',
+        {
+          text,
+          type,
+        },
+      );
       say(`submitted sweep ${created.id} with ${created.trialIds.length} trials`);
+      for (const w of created.warnings ?? []) say(`warning: ${w}`);
       if (!opts.watch) return;
       const final = await watchSweep(api(), created.id, process.stdout);
       await printResults(final, api());
@@ -56,7 +63,7 @@ export function registerClientCommands(program: Command, api: () => ApiClient): 
         for (const s of sweeps) {
           const best = s.best ? `  best ${s.best.metric}=${s.best.value.toFixed(4)} (${s.best.trialId})` : '';
           say(
-            `${s.id.padEnd(32)} ${s.state.padEnd(10)} ${s.model}/${s.dataset}  ${JSON.stringify(s.trialCounts)}${best}`,
+            `${s.id.padEnd(32)} ${s.state.padEnd(10)} ${s.model}/${datasetLabel(s.dataset)}  ${JSON.stringify(s.trialCounts)}${best}`,
           );
         }
         return;

@@ -2,6 +2,7 @@ import { loadConfig } from '@gantry/shared';
 import { Command, InvalidArgumentError } from 'commander';
 import { ApiClient, ApiError } from './api-client.ts';
 import { registerClientCommands } from './commands.ts';
+import { registerDatasetCommands } from './dataset-commands.ts';
 import { runUp } from './up.ts';
 
 function positiveInt(v: string): number {
@@ -34,6 +35,7 @@ export async function main(argv: string[]): Promise<void> {
 
   const api = () => new ApiClient(program.opts<{ api?: string }>().api ?? loadConfig(process.env).api.url);
   registerClientCommands(program, api);
+  registerDatasetCommands(program, api);
 
   try {
     await program.parseAsync(argv);

@@ -70,7 +70,7 @@ export function sweepHeader(s: SweepDetail): string {
   const counts = Object.entries(s.trialCounts)
     .map(([k, v]) => `${v} ${k}`)
     .join(', ');
-  return `sweep ${s.id} (${s.model} on ${s.dataset}) ${s.state}: ${counts}`;
+  return `sweep ${s.id} (${s.model} on ${datasetLabel(s.dataset)}) ${s.state}: ${counts}`;
 }
 
 /** Trials ranked by the sweep's metric (completed ones first), for the end of a run. */
@@ -124,4 +124,10 @@ export class LiveBlock {
 
 export function isTerminalSweep(state: string): boolean {
   return state === 'completed' || state === 'failed' || state === 'cancelled';
+}
+
+/** `name@version` of a sweep's data set (older sweeps stored a bare name). */
+export function datasetLabel(d: SweepDetail['dataset'] | string): string {
+  if (typeof d === 'string') return d;
+  return d.version ? `${d.name}@${d.version}` : d.name;
 }

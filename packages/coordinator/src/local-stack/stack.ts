@@ -75,6 +75,8 @@ export class LocalStack {
         `s3: embedded s3rver at ${this.s3.endpoint} bucket ${base.s3.bucket} (data in ${join(this.dataDir, 's3')})`,
       );
     }
+    // Workers of the local stack share one data set cache, kept with the rest of the stack's data.
+    env.GANTRY_CACHE_DIR ??= join(this.dataDir, 'cache');
     this.config = loadConfig(env);
     const log = this.opts.log ?? createLogger('gantry-coordinator', 'silent');
     this.coordinator = new Coordinator(this.config, log, {

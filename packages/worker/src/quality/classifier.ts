@@ -3,7 +3,6 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Rng } from '@gantry/shared';
 import * as tf from '@tensorflow/tfjs-core';
-import type { DatasetName } from '../data/datasets.ts';
 import { conv, dense } from '../models/layers.ts';
 import { init, type NamedArray, ParamStore } from '../models/param-store.ts';
 
@@ -36,7 +35,7 @@ export interface RealDataStats {
 /** The manifest written next to the weights by train-classifier.ts. */
 export interface ClassifierManifest {
   architecture: typeof CLASSIFIER_ARCHITECTURE;
-  dataset: DatasetName;
+  dataset: string;
   numClasses: number;
   featureDim: number;
   tensors: { name: string; shape: number[] }[];
@@ -152,7 +151,7 @@ export async function saveClassifier(
  * @throws Error naming the file and the training command when it is missing or does not match.
  */
 export async function loadClassifier(
-  dataset: DatasetName,
+  dataset: string,
   dir: string = CLASSIFIER_DIR,
 ): Promise<{ classifier: Classifier; manifest: ClassifierManifest }> {
   const manifestPath = join(dir, `${dataset}.json`);

@@ -1,4 +1,3 @@
-import type { DatasetName } from '../data/datasets.ts';
 import type { Trainer } from '../trainer.ts';
 import { type Classifier, type ClassifierManifest, loadClassifier } from './classifier.ts';
 import { type QualityScores, scoreSamples } from './scores.ts';
@@ -10,7 +9,7 @@ export class QualityEvaluator {
     readonly manifest: ClassifierManifest,
   ) {}
 
-  static async load(dataset: DatasetName, dir?: string): Promise<QualityEvaluator> {
+  static async load(dataset: string, dir?: string): Promise<QualityEvaluator> {
     const { classifier, manifest } = await loadClassifier(dataset, dir);
     return new QualityEvaluator(classifier, manifest);
   }

@@ -1,8 +1,7 @@
 /**
  * Trains the quality classifier of one data set and writes it, with the real data's feature statistics
- * and the FLD floor, to packages/worker/assets/classifiers/ (README: "Quality metrics").
- *
- *   npm run train-classifier -- --dataset fashion-mnist|mnist [--epochs N] [--batch N] [--seed 1] [--out DIR]
+ * and the FLD floor, to packages/worker/assets/classifiers/ (README: "Quality metrics"); run through
+ * scripts/train-classifier.ts.
  *
  * Adam (lr 1e-3, decayed 10x over the last third of the epochs), softmax cross-entropy, random shifts of
  * up to 2 pixels. Defaults, as the committed classifiers were trained: Fashion-MNIST 10 epochs of batch
@@ -11,36 +10,28 @@
  */
 import '../gradients.ts';
 import { mkdir } from 'node:fs/promises';
-import { parseArgs } from 'node:util';
 import { Rng } from '@gantry/shared';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../backend.ts';
-import { type Dataset, type DatasetName, loadDataset } from '../data/datasets.ts';
+import type { Dataset } from '../data/datasets.ts';
 import { Adam } from '../optim/adam.ts';
-import { CLASSIFIER_DIR, Classifier, FEATURE_DIM, saveClassifier } from './classifier.ts';
+import { Classifier, FEATURE_DIM, saveClassifier } from './classifier.ts';
 import { frechetDistance, gaussianStats } from './frechet.ts';
 import { classShares, pairDiversity } from './scores.ts';
 
-const { values: args } = parseArgs({
-  options: {
-    dataset: { type: 'string' },
-    epochs: { type: 'string' },
-    seed: { type: 'string', default: '1' },
-    batch: { type: 'string' },
-    out: { type: 'string', default: CLASSIFIER_DIR },
-  },
-});
-const DATASETS: readonly DatasetName[] = ['fashion-mnist', 'mnist'];
-const dataset = args.dataset as DatasetName;
-if (!DATASETS.includes(dataset)) {
-  process.stderr.write(`--dataset must be one of ${DATASETS.join(', ')}\n`);
-  process.exit(2);
+/** What to train on and how; defaults as the committed classifiers were trained. */
+export interface TrainClassifierOptions {
+  /** Name the classifier is saved under (the data set's). */
+  dataset: string;
+  train: Dataset;
+  test: Dataset;
+  epochs: number;
+  batch: number;
+  seed: number;
+  /** Folder to write `<dataset>.json` and `<dataset>.bin` to. */
+  out: string;
+  say: (line: string) => void;
 }
-// MNIST here is 8,000 training images: more and smaller batches for enough steps.
-const epochs = Number(args.epochs ?? (dataset === 'mnist' ? 30 : 10));
-const batch = Number(args.batch ?? (dataset === 'mnist' ? 32 : 64));
-const seed = Number(args.seed);
-const say = (s: string) => process.stdout.write(`${s}\n`);
 
 /** A copy of image `j` shifted by (dy, dx) pixels, background (-1) filling what moves in. */
 function shifted(data: Dataset, j: number, dy: number, dx: number, out: Float32Array, o: number): void {
@@ -62,10 +53,13 @@ function accuracy(classifier: Classifier, data: Dataset): number {
   return hits / data.count;
 }
 
-async function main(): Promise<void> {
+/**
+ * Trains the quality classifier on `train` (28x28 gray), scores it on `test`, and writes it with the real
+ * data's feature statistics and the FLD floor; prints progress per epoch through `say`.
+ */
+export async function trainClassifier(opts: TrainClassifierOptions): Promise<void> {
+  const { dataset, train, test, epochs, batch, seed, out, say } = opts;
   const backend = await initBackend('wasm');
-  const train = await loadDataset(dataset, 'train');
-  const test = await loadDataset(dataset, 'test');
   say(`train-classifier: ${dataset}, ${train.count} train / ${test.count} test images, ${backend.device}`);
   const rng = new Rng(seed);
   const classifier = new Classifier(train.numClasses, rng);
@@ -134,8 +128,8 @@ async function main(): Promise<void> {
     }
     fldFloor.push({ samples, fld: runs.reduce((a, b) => a + b, 0) / runs.length });
   }
-  await mkdir(args.out as string, { recursive: true });
-  await saveClassifier(args.out as string, classifier, {
+  await mkdir(out, { recursive: true });
+  await saveClassifier(out, classifier, {
     dataset,
     testAccuracy,
     fldFloor,
@@ -155,7 +149,5 @@ async function main(): Promise<void> {
   for (const f of fldFloor)
     say(`FLD floor, ${f.samples} real test images vs train statistics: ${f.fld.toFixed(3)}`);
   say(`real feature diversity: ${stats.diversity.toFixed(4)}`);
-  say(`wrote ${args.out}/${dataset}.json and ${dataset}.bin`);
+  say(`wrote ${out}/${dataset}.json and ${dataset}.bin`);
 }
-
-await main();

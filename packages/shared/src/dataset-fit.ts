@@ -1,0 +1,113 @@
+import type { DatasetManifest, PinnedDataset } from './dataset.ts';
+import type { FieldIssue } from './errors.ts';
+import {
+  CONDITIONAL_MODELS,
+  PAIRED_MODELS,
+  QUALITY_CLASSIFIERS,
+  STAGE_RESOLUTIONS,
+  STAGED_MODELS,
+} from './models.ts';
+import type { SweepSpec } from './sweep-spec.ts';
+
+/** Metrics that come from the quality classifier. */
+const QUALITY_METRICS = new Set(['fld', 'class_coverage', 'class_kl']);
+
+/** A spec's data set checked against the version it resolved to. */
+export interface DatasetFit {
+  /** What every trial's job carries. */
+  dataset: PinnedDataset;
+  /** A quality classifier reads these images: FLD, class scores and mode-collapse detection work. */
+  quality: boolean;
+  /** Problems that refuse the spec, each naming its field. */
+  issues: FieldIssue[];
+  /** What was changed to make the spec fit, for the submitter to read. */
+  warnings: string[];
+}
+
+/**
+ * Checks that the data set version `m` suits the spec's model and options, and pins it: a paired model
+ * needs a paired set and the others an unpaired one, a conditional model needs classes, the image size
+ * must be one the model's networks take (progan grows to at most its largest stage canvas), and a metric
+ * from the quality classifier needs a classifier for these images (where there is none, quality
+ * evaluation is turned off and a warning says so).
+ */
+export function fitDataset(spec: SweepSpec, m: DatasetManifest): DatasetFit {
+  const issues: FieldIssue[] = [];
+  const warnings: string[] = [];
+  const ref = spec.dataset;
+  const label = `data set '${m.name}' (version ${m.version})`;
+  const paired = PAIRED_MODELS.has(spec.model);
+  if (m.paired && !paired)
+    issues.push({
+      path: 'dataset',
+      message: `${label} is paired (A -> B); model ${spec.model} trains on single images: push one side as a set of its own`,
+    });
+  if (!m.paired && paired)
+    issues.push({
+      path: 'dataset',
+      message: `model ${spec.model} needs a paired set; ${label} is not paired`,
+    });
+  if (CONDITIONAL_MODELS.has(spec.model) && m.classes.length < 2)
+    issues.push({
+      path: 'dataset',
+      message: `model ${spec.model} is conditioned on classes; ${label} has ${m.classes.length === 0 ? 'none' : 'one'}`,
+    });
+  if (ref.subset_per_class !== undefined && m.classes.length === 0)
+    issues.push({ path: 'dataset.subset_per_class', message: `${label} has no classes` });
+  const channels = ref.channels ?? m.image.channels;
+  if (channels === 4 && m.image.channels !== 4)
+    issues.push({
+      path: 'dataset.channels',
+      message: `${label} has no alpha channel (it has ${m.image.channels})`,
+    });
+  if (m.image.height !== m.image.width)
+    issues.push({
+      path: 'dataset',
+      message: `${label} holds ${m.image.width}x${m.image.height} images, not squares`,
+    });
+  const size = ref.image_size ?? m.image.height;
+  const sizePath = ref.image_size === undefined ? 'dataset' : 'dataset.image_size';
+  if (STAGED_MODELS.has(spec.model)) {
+    const canvas = 2 ** Math.ceil(Math.log2(size));
+    const top = STAGE_RESOLUTIONS.at(-1)!;
+    if (canvas > top)
+      issues.push({
+        path: sizePath,
+        message: `${size}x${size} images: ${spec.model} grows to ${top}x${top} at most; set dataset.image_size to ${top}`,
+      });
+    const last = spec.stages?.at(-1)?.resolution;
+    if (last !== undefined && last > canvas)
+      issues.push({
+        path: `stages.${spec.stages!.length - 1}.resolution`,
+        message: `${last} is larger than the data set's ${size}x${size} images`,
+      });
+  } else if (size % 4 !== 0) {
+    issues.push({
+      path: sizePath,
+      message: `${size}x${size} images: ${spec.model}'s networks need a side divisible by 4; set dataset.image_size`,
+    });
+  }
+  const classifier = QUALITY_CLASSIFIERS[m.name];
+  const quality = classifier !== undefined && classifier.size === size && classifier.channels === channels;
+  if (!quality) {
+    const why = classifier
+      ? `the quality classifier of ${m.name} reads ${classifier.size}x${classifier.size}x${classifier.channels} images, not ${size}x${size}x${channels}`
+      : `${label} has no quality classifier yet`;
+    if (QUALITY_METRICS.has(spec.metric.name))
+      issues.push({ path: 'metric.name', message: `${spec.metric.name} needs a quality classifier: ${why}` });
+    else if (spec.health.eval_every_steps > 0)
+      warnings.push(`quality evaluation is off (FLD, class scores, mode-collapse detection): ${why}`);
+  }
+  return {
+    dataset: {
+      name: m.name,
+      version: m.version,
+      image_size: size,
+      channels: channels as 1 | 3 | 4,
+      ...(ref.subset_per_class !== undefined ? { subset_per_class: ref.subset_per_class } : {}),
+    },
+    quality,
+    issues,
+    warnings,
+  };
+}
