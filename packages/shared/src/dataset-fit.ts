@@ -9,6 +9,14 @@ import {
 } from './models.ts';
 import type { SweepSpec } from './sweep-spec.ts';
 
+/** Sides the DCGAN-shaped networks (dcgan, cgan, wgan-gp) are built for: 7 or 4 times 2^k, up to 256. */
+function dcganSide(size: number): boolean {
+  for (const s0 of [4, 7]) {
+    for (let s = s0 * 2; s <= 256; s *= 2) if (s === size) return true;
+  }
+  return false;
+}
+
 /** Metrics that come from the quality classifier. */
 const QUALITY_METRICS = new Set(['fld', 'class_coverage', 'class_kl']);
 
@@ -79,12 +87,12 @@ export function fitDataset(spec: SweepSpec, m: DatasetManifest): DatasetFit {
     if (last !== undefined && last > canvas)
       issues.push({
         path: `stages.${spec.stages!.length - 1}.resolution`,
-        message: `${last} is larger than the data set's ${size}x${size} images`,
+        message: `${last} is larger than the data set's ${size}x${size} images (grown on a ${canvas}x${canvas} canvas)`,
       });
-  } else if (size % 4 !== 0) {
+  } else if (!dcganSide(size)) {
     issues.push({
       path: sizePath,
-      message: `${size}x${size} images: ${spec.model}'s networks need a side divisible by 4; set dataset.image_size`,
+      message: `${size}x${size} images: ${spec.model} trains at 8, 16, 28, 32, 64, 128 or 256 px; set dataset.image_size`,
     });
   }
   const classifier = QUALITY_CLASSIFIERS[m.name];

@@ -144,8 +144,8 @@ export const MODEL_PARAMS: Record<ModelName, Record<string, ParamDef>> = {
   progan: PROGAN_PARAMS,
 };
 
-/** Resolutions a progressive-growing stage may train at; data sets are padded to the largest. */
-export const STAGE_RESOLUTIONS = [4, 8, 16, 32] as const;
+/** Resolutions a progressive-growing stage may train at; a data set's images are padded to a power of two. */
+export const STAGE_RESOLUTIONS = [4, 8, 16, 32, 64, 128, 256] as const;
 
 /**
  * One stage of progressive growing, as given in the spec (`stages:`) and carried by its job. Global steps

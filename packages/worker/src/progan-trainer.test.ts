@@ -4,7 +4,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from './backend.ts';
 import { padDataset } from './data/datasets.ts';
 import { upsample2x } from './models/progan-layers.ts';
-import { PROGAN_CANVAS, ProganTrainer } from './progan-trainer.ts';
+import { ProganTrainer, proganCanvas } from './progan-trainer.ts';
 import { fakeDataset } from './testing/fake-dataset.ts';
 import type { TrainerState } from './trainer.ts';
 import { createTrainer } from './trainers.ts';
@@ -32,7 +32,7 @@ function job(stage: number, params: Record<string, number> = {}): TrialJob {
   });
 }
 
-const data = padDataset(fakeDataset(3, 64), PROGAN_CANVAS);
+const data = padDataset(fakeDataset(3, 64), proganCanvas(28));
 
 function withTrainer<T>(j: TrialJob, fn: (t: ProganTrainer) => T): T {
   const trainer = new ProganTrainer(j, data);

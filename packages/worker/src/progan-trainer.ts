@@ -15,8 +15,10 @@ import {
 } from './train-step.ts';
 import type { StepStats, Trainer, TrainerState } from './trainer.ts';
 
-/** Side of the canvas progressive growing trains towards; 28x28 data sets are padded to it. */
-export const PROGAN_CANVAS = 32;
+/** Side of the canvas progressive growing trains towards: the images' side, padded up to a power of two (28 -> 32). */
+export function proganCanvas(imageSize: number): number {
+  return 2 ** Math.ceil(Math.log2(imageSize));
+}
 
 /**
  * One stage of a progressive-growing trial (Karras et al., 2018): the networks at the stage's resolution,
@@ -45,7 +47,7 @@ export class ProganTrainer implements Trainer {
   private readonly rates: HealthRates;
 
   /**
-   * @param data images padded to {@link PROGAN_CANVAS} (padDataset).
+   * @param data the job's images padded to {@link proganCanvas} of their side (padDataset).
    * @param faultNanAtStep fault injection for tests (see GanTrainer).
    */
   constructor(
@@ -54,10 +56,9 @@ export class ProganTrainer implements Trainer {
     private readonly faultNanAtStep?: number,
   ) {
     if (!job.stage) throw new Error('a progan job needs its stage');
-    if (data.height !== PROGAN_CANVAS || data.width !== PROGAN_CANVAS)
-      throw new Error(
-        `progan trains on ${PROGAN_CANVAS}x${PROGAN_CANVAS} images, got ${data.height}x${data.width}`,
-      );
+    const canvas = proganCanvas(job.dataset.image_size);
+    if (data.height !== canvas || data.width !== canvas)
+      throw new Error(`progan trains on ${canvas}x${canvas} images, got ${data.height}x${data.width}`);
     this.stage = job.stage;
     const p = job.params;
     const R = this.stage.resolution;
@@ -201,22 +202,23 @@ export class ProganTrainer implements Trainer {
     });
   }
 
-  /** Batches of stage-resolution images from `make`, scaled up to the canvas and cropped to 28x28. */
+  /** Batches of stage-resolution images from `make`, scaled up to the canvas and cropped to the images' side. */
   private classifierImages(
     count: number,
     batch: number,
     make: (n: number) => tf.Tensor4D,
   ): { images: Float32Array } {
     const { height, width, channels } = this.data;
-    const crop = { top: (height - 28) / 2, left: (width - 28) / 2 };
-    const px = 28 * 28 * channels;
+    const side = this.job.dataset.image_size;
+    const crop = { top: (height - side) / 2, left: (width - side) / 2 };
+    const px = side * side * channels;
     const images = new Float32Array(count * px);
     for (let i0 = 0; i0 < count; i0 += batch) {
       const n = Math.min(batch, count - i0);
       tf.tidy(() => {
         let x = make(n);
         for (let r = x.shape[1]; r < height; r *= 2) x = upsample2x(x);
-        x = tf.slice(x, [0, crop.top, crop.left, 0], [n, 28, 28, channels]);
+        x = tf.slice(x, [0, crop.top, crop.left, 0], [n, side, side, channels]);
         images.set(x.dataSync(), i0 * px);
       });
     }

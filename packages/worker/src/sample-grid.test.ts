@@ -72,6 +72,17 @@ describe('encodeImageGrid', () => {
     ]);
   });
 
+  it('composites RGBA images on white into an RGB grid', () => {
+    // Opaque red, fully transparent blue (shows white), half-transparent black (alpha 0 -> byte 128).
+    const rgbaImages = Float32Array.from([1, -1, -1, 1, -1, -1, 1, -1, -1, -1, -1, 0]);
+    const png = PNG.sync.read(encodeImageGrid(rgbaImages, { count: 1, height: 1, width: 3, channels: 4 }));
+    expect([rgba(png, 0, 0), rgba(png, 1, 0), rgba(png, 2, 0)]).toEqual([
+      [255, 0, 0, 255],
+      [255, 255, 255, 255],
+      [127, 127, 127, 255],
+    ]);
+  });
+
   it('rejects inconsistent sizes and non-integer options', () => {
     expect(() => encodeImageGrid(images, { count: 2, height: 2, width: 3, channels: 1 })).toThrow(RangeError);
     expect(() => encodeImageGrid(images, { count: 3, height: 2, width: 3, channels: 3 })).toThrow(

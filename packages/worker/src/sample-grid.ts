@@ -6,7 +6,8 @@ export interface ImageGridOptions {
   count: number;
   height: number;
   width: number;
-  channels: 1 | 3;
+  /** 4: RGBA, shown composited on white (the grid itself is RGB). */
+  channels: 1 | 3 | 4;
   /** Tiles per row; defaults to `ceil(sqrt(count))`. */
   cols?: number;
   /** Gap in output pixels between tiles and around the edge; defaults to 0. */
@@ -19,7 +20,8 @@ export interface ImageGridOptions {
 const BACKGROUND = 128;
 
 /**
- * Tiles NHWC images with values in [-1, 1] into one PNG (grayscale for 1 channel, RGB for 3).
+ * Tiles NHWC images with values in [-1, 1] into one PNG (grayscale for 1 channel, RGB for 3, and RGBA
+ * composited on white for 4).
  * Values are clamped to [-1, 1] and mapped linearly to 0..255 (-1 → 0, +1 → 255); NaN maps to 0.
  * Tiles fill rows left to right; padding and empty cells are mid gray.
  */
@@ -40,9 +42,10 @@ export function encodeImageGrid(images: Float32Array, opts: ImageGridOptions): B
       throw new RangeError(`encodeImageGrid: ${key} must be an integer >= ${min}, got ${value}`);
     }
   }
-  if (channels !== 1 && channels !== 3) {
-    throw new RangeError(`encodeImageGrid: channels must be 1 or 3, got ${String(channels)}`);
+  if (channels !== 1 && channels !== 3 && channels !== 4) {
+    throw new RangeError(`encodeImageGrid: channels must be 1, 3 or 4, got ${String(channels)}`);
   }
+  const outC = channels === 1 ? 1 : 3;
   const imageSize = height * width * channels;
   if (images.length !== count * imageSize) {
     throw new RangeError(
@@ -55,22 +58,25 @@ export function encodeImageGrid(images: Float32Array, opts: ImageGridOptions): B
   const tileH = height * scale;
   const outW = cols * tileW + (cols + 1) * padding;
   const outH = rows * tileH + (rows + 1) * padding;
-  const out = Buffer.alloc(outW * outH * channels, BACKGROUND);
+  const out = Buffer.alloc(outW * outH * outC, BACKGROUND);
 
   for (let n = 0; n < count; n++) {
     const x0 = padding + (n % cols) * (tileW + padding);
     const y0 = padding + Math.floor(n / cols) * (tileH + padding);
     for (let y = 0; y < tileH; y++) {
       const srcRow = n * imageSize + Math.floor(y / scale) * width * channels;
-      let dst = ((y0 + y) * outW + x0) * channels;
+      let dst = ((y0 + y) * outW + x0) * outC;
       for (let x = 0; x < tileW; x++) {
         const src = srcRow + Math.floor(x / scale) * channels;
-        for (let c = 0; c < channels; c++) out[dst++] = toByte(images[src + c]!);
+        if (channels === 4) {
+          const a = toByte(images[src + 3]!) / 255;
+          for (let c = 0; c < 3; c++) out[dst++] = Math.round(a * toByte(images[src + c]!) + (1 - a) * 255);
+        } else for (let c = 0; c < channels; c++) out[dst++] = toByte(images[src + c]!);
       }
     }
   }
 
-  const colorType = channels === 1 ? 0 : 2;
+  const colorType = outC === 1 ? 0 : 2;
   const png = new PNG({ width: 0, height: 0 });
   png.width = outW;
   png.height = outH;

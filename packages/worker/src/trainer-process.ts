@@ -72,8 +72,8 @@ async function run(start: StartMessage): Promise<void> {
 
   const tail = Math.max(1, Math.floor((end - (job.stage?.start_step ?? 0)) / 10));
   const { sampleShape } = trainer;
-  // Grids of every resolution come out about the same size: 64 px per image, at least 2x.
-  const gridScale = Math.max(2, Math.floor(64 / sampleShape.height));
+  // Small images are scaled up to about 64 px per tile (at least 2x below 64); 64 px and up are shown as is.
+  const gridScale = sampleShape.height >= 64 ? 1 : Math.max(2, Math.floor(64 / sampleShape.height));
   const recent: StepStats[] = [];
   let windowStart = performance.now();
   let windowSteps = 0;
@@ -89,7 +89,7 @@ async function run(start: StartMessage): Promise<void> {
       count: 64,
       height: sampleShape.height,
       width: sampleShape.width,
-      channels: sampleShape.channels as 1,
+      channels: sampleShape.channels as 1 | 3 | 4,
       cols: 8,
       padding: 2,
       scale: gridScale,

@@ -58,7 +58,7 @@ export interface Trainer {
   trainStep(): StepStats;
   /** `count` images from a fixed noise batch, NHWC in [-1, 1], at `sampleShape`. */
   sample(count?: number): Float32Array;
-  /** Images for quality evaluation at the classifier's size (the dataset's original 28x28), NHWC in [-1, 1]. */
+  /** Images for quality evaluation at the job's image size (a progan stage's scaled up and cropped to it), NHWC in [-1, 1]. */
   evalSamples(count: number, batch?: number): { images: Float32Array; labels?: Int32Array };
   /**
    * Staged models: real images as the current stage sees them, prepared like `evalSamples`; health checks

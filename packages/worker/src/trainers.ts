@@ -1,6 +1,6 @@
 import type { TrialJob } from '@gantry/shared';
 import { type Dataset, padDataset } from './data/datasets.ts';
-import { PROGAN_CANVAS, ProganTrainer } from './progan-trainer.ts';
+import { ProganTrainer, proganCanvas } from './progan-trainer.ts';
 import { GanTrainer, type Trainer } from './trainer.ts';
 
 /**
@@ -9,6 +9,7 @@ import { GanTrainer, type Trainer } from './trainer.ts';
  * global): dispose it before creating the next.
  */
 export function createTrainer(job: TrialJob, data: Dataset, faultNanAtStep?: number): Trainer {
-  if (job.model === 'progan') return new ProganTrainer(job, padDataset(data, PROGAN_CANVAS), faultNanAtStep);
+  if (job.model === 'progan')
+    return new ProganTrainer(job, padDataset(data, proganCanvas(job.dataset.image_size)), faultNanAtStep);
   return new GanTrainer(job, data, faultNanAtStep);
 }

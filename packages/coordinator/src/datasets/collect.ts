@@ -29,8 +29,10 @@ export const MAX_SIDE = 512;
 const IMAGE_EXT = /\.(png|jpe?g)$/i;
 
 interface Item {
-  /** Path relative to the set's root, after any common wrapper folder. */
+  /** Path relative to the set's root, after any common wrapper folder (a pair's: its A side). */
   path: string;
+  /** What the test split hashes: the path, or a pair's shared file name. */
+  key: string;
   images: RgbaImage[];
 }
 
@@ -63,14 +65,17 @@ export async function collectExamples(
     const img = decodeImage(f.data, name);
     // Resized as read, so a folder of large photos never sits in memory at full size.
     const images = opts.paired === 'ab' ? splitAb(img, name) : [img];
-    items.push({ path: f.path, images: images.map((i) => fitSize(i, opts.size)) });
+    items.push({ path: f.path, key: f.path, images: images.map((i) => fitSize(i, opts.size)) });
   }
   opts.onProgress?.({ files: seen, images: items.length, skipped });
   if (items.length === 0) throw new InvalidDatasetError(source, 'holds no PNG or JPEG images');
   const wrapper = commonWrapper(items.map((i) => i.path));
-  for (const it of items) it.path = it.path.slice(wrapper.length);
+  for (const it of items) {
+    it.path = it.path.slice(wrapper.length);
+    it.key = it.path;
+  }
 
-  const examples = opts.paired === 'folders' ? pairFolders(items, source) : items;
+  const examples = opts.paired === 'folders' ? pairFolders(items, `${source}:${wrapper}`) : items;
   const labelled = opts.paired === undefined && examples.some((e) => e.path.includes('/'));
   let classes: string[] = [];
   let labels: number[] = examples.map(() => 0);
@@ -94,25 +99,32 @@ export async function collectExamples(
   }
 
   const sized = examples;
+  // The file an image came from, and how to say its size (a side-by-side image is two halves).
+  const fileOf = (e: Item, side: number) =>
+    `${source}:${wrapper}${side === 1 && opts.paired === 'folders' ? `B/${e.key}` : e.path}`;
+  const sizeOf = (img: RgbaImage) =>
+    opts.paired === 'ab'
+      ? `${img.width * 2}x${img.height} (two ${img.width}x${img.height} halves)`
+      : `${img.width}x${img.height}`;
   const first = sized[0]!.images[0]!;
   for (const e of sized) {
-    for (const img of e.images) {
+    e.images.forEach((img, side) => {
       if (img.width !== first.width || img.height !== first.height)
         throw new InvalidDatasetError(
-          `${source}:${wrapper}${e.path}`,
-          `is ${img.width}x${img.height} while ${wrapper}${sized[0]!.path} is ${first.width}x${first.height}: pass --size N to crop and resize every image`,
+          fileOf(e, side),
+          `is ${sizeOf(img)} while ${wrapper}${sized[0]!.path} is ${sizeOf(first)}: pass --size N to crop and resize every image`,
         );
-    }
+    });
   }
   if (first.width !== first.height)
     throw new InvalidDatasetError(
-      `${source}:${wrapper}${sized[0]!.path}`,
-      `is ${first.width}x${first.height}, not square: pass --size N to crop and resize every image`,
+      fileOf(sized[0]!, 0),
+      `is ${sizeOf(first)}, not square: pass --size N to crop and resize every image`,
     );
   if (first.width > MAX_SIDE)
     throw new InvalidDatasetError(
-      `${source}:${wrapper}${sized[0]!.path}`,
-      `is ${first.width}x${first.height}, larger than ${MAX_SIDE}: pass --size N`,
+      fileOf(sized[0]!, 0),
+      `is ${sizeOf(first)}, larger than ${MAX_SIDE}: pass --size N`,
     );
 
   const anyAlpha = sized.some((e) => e.images.some((i) => i.hasAlpha));
@@ -120,7 +132,7 @@ export async function collectExamples(
   const channels = opts.channels ?? (anyColour ? 3 : 1);
   const fraction = opts.testFraction ?? 0.1;
   const isTest = testSplit(
-    sized.map((e) => e.path),
+    sized.map((e) => e.key),
     labels,
     fraction,
   );
@@ -158,27 +170,27 @@ function commonWrapper(paths: readonly string[]): string {
   }
 }
 
-/** `A/<name>` and `B/<name>` as one example per name; refuses anything else or a missing side. */
-function pairFolders(items: readonly Item[], source: string): Item[] {
+/**
+ * `A/<name>` and `B/<name>` as one example per name (its path is `A/<name>`, for messages); refuses anything
+ * else or a missing side. `where` prefixes the files named in errors.
+ */
+function pairFolders(items: readonly Item[], where: string): Item[] {
   const sides = { A: new Map<string, RgbaImage>(), B: new Map<string, RgbaImage>() };
   for (const it of items) {
     const side = it.path.slice(0, 2);
     if (side !== 'A/' && side !== 'B/')
-      throw new InvalidDatasetError(
-        `${source}:${it.path}`,
-        'a paired set holds its images in A/ and B/ only',
-      );
+      throw new InvalidDatasetError(`${where}${it.path}`, 'a paired set holds its images in A/ and B/ only');
     sides[side[0] as 'A' | 'B'].set(it.path.slice(2), it.images[0]!);
   }
   const pairs: Item[] = [];
   for (const [name, a] of [...sides.A].sort(([x], [y]) => (x < y ? -1 : 1))) {
     const b = sides.B.get(name);
-    if (!b) throw new InvalidDatasetError(`${source}:A/${name}`, `has no pair: B/${name} is missing`);
-    pairs.push({ path: name, images: [a, b] });
+    if (!b) throw new InvalidDatasetError(`${where}A/${name}`, `has no pair: B/${name} is missing`);
+    pairs.push({ path: `A/${name}`, key: name, images: [a, b] });
   }
   for (const name of sides.B.keys())
     if (!sides.A.has(name))
-      throw new InvalidDatasetError(`${source}:B/${name}`, `has no pair: A/${name} is missing`);
+      throw new InvalidDatasetError(`${where}B/${name}`, `has no pair: A/${name} is missing`);
   return pairs;
 }
 

@@ -1,5 +1,10 @@
 import { basename } from 'node:path';
-import { BadRequestError, DATASET_NAME_PATTERN, type DatasetManifest } from '@gantry/shared';
+import {
+  BadRequestError,
+  DATASET_NAME_PATTERN,
+  type DatasetManifest,
+  InvalidDatasetError,
+} from '@gantry/shared';
 import { type CollectOptions, collectExamples } from './collect.ts';
 import { DatasetStore } from './dataset-store.ts';
 import { packDataset } from './pack.ts';
@@ -45,11 +50,17 @@ export async function pushDataset(
   DatasetStore.checkPushName(opts.name);
   const t0 = performance.now();
   const label = opts.label ?? basename(path);
-  const kind = await detectSourceKind(path);
-  const collected = await collectExamples(readSourceFiles(path, opts.limits), label, {
-    ...opts,
-    onProgress: (p) => opts.onProgress?.({ phase: 'read', ...p }),
+  const collected = await (async () => {
+    const kind = await detectSourceKind(path);
+    const c = await collectExamples(readSourceFiles(path, opts.limits), label, {
+      ...opts,
+      onProgress: (p) => opts.onProgress?.({ phase: 'read', ...p }),
+    });
+    return { ...c, kind };
+  })().catch((err: unknown) => {
+    throw relabel(err, path, label);
   });
+  const { kind } = collected;
   opts.onProgress?.({ phase: 'pack', images: collected.examples.length });
   const { meta } = collected;
   const packed = packDataset(collected.examples, {
@@ -63,4 +74,19 @@ export async function pushDataset(
   const seconds = (performance.now() - t0) / 1000;
   const images = collected.examples.length * (meta.paired ? 2 : 1);
   return { ...result, seconds, imagesPerSec: images / seconds };
+}
+
+/**
+ * The source readers name what they read by its path on this machine (for an API push, a spool file):
+ * errors name it `<label>:<member>` instead, as the images' own errors do.
+ */
+function relabel(err: unknown, path: string, label: string): unknown {
+  if (!(err instanceof InvalidDatasetError)) return err;
+  const file = String(err.context.file);
+  const reason = String(err.context.reason);
+  if (file === path) return new InvalidDatasetError(label, reason, { cause: err });
+  for (const sep of [':', '/'])
+    if (file.startsWith(path + sep))
+      return new InvalidDatasetError(`${label}:${file.slice(path.length + 1)}`, reason, { cause: err });
+  return err;
 }

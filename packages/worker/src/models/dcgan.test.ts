@@ -4,7 +4,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../backend.ts';
 import { discriminatorLoss, generatorLoss } from '../losses.ts';
-import { buildDcgan, dcganFlopsPerImage, type GanNetworks, type GanShape } from './dcgan.ts';
+import { buildDcgan, dcganFlopsPerImage, dcganLayout, type GanNetworks, type GanShape } from './dcgan.ts';
 
 const N = 4;
 const SHAPE: GanShape = { height: 28, width: 28, channels: 1, latentDim: 6, baseFilters: 4, numClasses: 0 };
@@ -217,24 +217,90 @@ describe('cGAN networks', () => {
 });
 
 describe('dcganFlopsPerImage', () => {
-  it('counts 2 flops per multiply-add of every layer (8x8x1 images, 3 latents, 2 filters)', () => {
-    const shape: GanShape = { height: 8, width: 8, channels: 1, latentDim: 3, baseFilters: 2, numClasses: 0 };
+  it('counts 2 flops per multiply-add of every layer (16x16x1 images, 3 latents, 2 filters)', () => {
+    const shape: GanShape = {
+      height: 16,
+      width: 16,
+      channels: 1,
+      latentDim: 3,
+      baseFilters: 2,
+      numClasses: 0,
+    };
+    // 16 = 4 * 2^2: two stride-2 layers, widths 2 (next to the image) and 4 (at 4x4).
     // Layer by layer, convolutions counted over every output position with the full 4x4 window ('same').
-    // G: dense 3 -> 2x2x4 = 16 outputs:                       3 * 16              =  48
-    //    deconv 2x2x4 -> 4x4x2: each of 4 inputs hits 4x4x2:   4 * (16 * 4 * 2)    = 512
-    //    deconv 4x4x2 -> 8x8x1: each of 16 inputs hits 4x4x1:  16 * (16 * 2 * 1)   = 512
-    const gMacs = 48 + 512 + 512;
-    // D: conv 8x8x1 -> 4x4x2: 32 outputs of 4x4x1 taps:      32 * 16             = 512
-    //    conv 4x4x2 -> 2x2x4: 16 outputs of 4x4x2 taps:      16 * 32             = 512
-    //    dense 16 -> 1:                                                            16
-    const dMacs = 512 + 512 + 16;
+    // G: dense 3 -> 4x4x4 = 64 outputs:                        3 * 64              =  192
+    //    deconv 4x4x4 -> 8x8x2: each of 16 inputs hits 4x4x2:   16 * (16 * 4 * 2)   = 2048
+    //    deconv 8x8x2 -> 16x16x1: each of 64 inputs hits 4x4x1: 64 * (16 * 2 * 1)   = 2048
+    const gMacs = 192 + 2048 + 2048;
+    // D: conv 16x16x1 -> 8x8x2: 128 outputs of 4x4x1 taps:    128 * 16            = 2048
+    //    conv 8x8x2 -> 4x4x4: 64 outputs of 4x4x2 taps:        64 * 32             = 2048
+    //    dense 64 -> 1:                                                             64
+    const dMacs = 2048 + 2048 + 64;
     expect(dcganFlopsPerImage(shape)).toEqual({ g: 2 * gMacs, d: 2 * dMacs });
   });
 
   it('adds the label inputs of G and the projection of D for a cGAN', () => {
-    const shape: GanShape = { height: 8, width: 8, channels: 1, latentDim: 3, baseFilters: 2, numClasses: 4 };
-    // G's dense layer sees 3 + 4 inputs: 7 * 16 = 112 instead of 48.
-    // D adds <embed(y), features>: 16 multiply-adds (the embedding of a one-hot label is a row lookup).
-    expect(dcganFlopsPerImage(shape)).toEqual({ g: 2 * (112 + 512 + 512), d: 2 * (512 + 512 + 16 + 16) });
+    const shape: GanShape = {
+      height: 16,
+      width: 16,
+      channels: 1,
+      latentDim: 3,
+      baseFilters: 2,
+      numClasses: 4,
+    };
+    // G's dense layer sees 3 + 4 inputs: 7 * 64 = 448 instead of 192.
+    // D adds <embed(y), features>: 64 multiply-adds (the embedding of a one-hot label is a row lookup).
+    expect(dcganFlopsPerImage(shape)).toEqual({ g: 2 * (448 + 2048 + 2048), d: 2 * (2048 + 2048 + 64 + 64) });
   });
+});
+
+describe('DCGAN at other sizes', () => {
+  it('lays out 28 from 7x7 and powers of two from 4x4, widths doubling up to 8 f', () => {
+    expect(dcganLayout({ height: 28, width: 28, baseFilters: 8 })).toEqual({
+      s0: 7,
+      depth: 2,
+      widths: [8, 16],
+    });
+    expect(dcganLayout({ height: 64, width: 64, baseFilters: 8 })).toEqual({
+      s0: 4,
+      depth: 4,
+      widths: [8, 16, 32, 64],
+    });
+    expect(dcganLayout({ height: 256, width: 256, baseFilters: 8 }).widths).toEqual([8, 16, 32, 64, 64, 64]);
+    expect(() => dcganLayout({ height: 48, width: 48, baseFilters: 8 })).toThrow(/7 \* 2\^k or 4 \* 2\^k/);
+    expect(() => dcganLayout({ height: 32, width: 16, baseFilters: 8 })).toThrow(/square/);
+  });
+
+  for (const [side, channels, classes] of [
+    [32, 3, 0],
+    [64, 3, 5],
+    [16, 4, 0],
+  ] as const) {
+    it(`maps noise to ${side}x${side}x${channels} images in [-1, 1] and images to one logit each${classes ? ' (conditional)' : ''}`, () => {
+      const shape: GanShape = {
+        height: side,
+        width: side,
+        channels,
+        latentDim: 5,
+        baseFilters: 2,
+        numClasses: classes,
+      };
+      const built = buildDcgan(shape, new Rng(3));
+      try {
+        tf.tidy(() => {
+          const labels = classes
+            ? (tf.oneHot(tf.tensor1d([0, 1, 4], 'int32'), classes).toFloat() as tf.Tensor2D)
+            : undefined;
+          const x = built.generate(tf.randomNormal([3, 5]) as tf.Tensor2D, labels);
+          expect(x.shape).toEqual([3, side, side, channels]);
+          const v = x.dataSync();
+          expect(Math.max(...v)).toBeLessThanOrEqual(1);
+          expect(Math.min(...v)).toBeGreaterThanOrEqual(-1);
+          expect(built.discriminate(x, labels).shape).toEqual([3]);
+        });
+      } finally {
+        built.dispose();
+      }
+    });
+  }
 });

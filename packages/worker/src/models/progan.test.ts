@@ -86,13 +86,15 @@ describe('ProGAN networks: stages and parameters', () => {
     expect(widths(20)).toEqual([20, 20, 10, 8]);
     expect(widths(8)).toEqual([8, 8, 8, 8]);
     expect(widths(4)).toEqual([4, 4, 4, 4]);
-    expect(() => proganChannels(64, 8)).toThrow(RangeError);
+    expect(proganChannels(64, 64)).toBe(8);
+    expect(proganChannels(256, 512)).toBe(16);
+    expect(() => proganChannels(512, 8)).toThrow(RangeError);
     expect(() => proganChannels(8, 0)).toThrow(RangeError);
   });
 
-  it('rejects a resolution that is not 4, 8, 16 or 32 (and non-positive sizes) before creating anything', () => {
+  it('rejects a resolution that is not a power of two from 4 to 256 (and non-positive sizes) before creating anything', () => {
     const before = tf.memory().numTensors;
-    for (const resolution of [2, 6, 12, 64, 8.5, Number.NaN])
+    for (const resolution of [2, 6, 12, 48, 512, 8.5, Number.NaN])
       expect(() => buildProgan(stage(resolution), new Rng(1))).toThrow(RangeError);
     expect(() => buildProgan({ ...stage(8), latentDim: 0 }, new Rng(1))).toThrow(RangeError);
     expect(() => buildProgan({ ...stage(8), channels: 1.5 }, new Rng(1))).toThrow(RangeError);

@@ -13,7 +13,7 @@ import {
 
 /**
  * The networks of progressive growing (Karras et al., 2018, "Progressive Growing of GANs", Table 2) for
- * images up to 32x32, NHWC, every conv 'same' padded, LeakyReLU 0.2, equalised learning rate everywhere.
+ * images up to 256x256, NHWC, every conv 'same' padded, LeakyReLU 0.2, equalised learning rate everywhere.
  * c_r = proganChannels(r, baseFilters); R = the stage's resolution.
  *
  * G: pixelNorm(z) -> dense latent -> 4*4*c4 (the paper's 4x4 deconv of a 1x1 input), per-channel bias ->
@@ -45,7 +45,7 @@ export interface ProganShape {
   latentDim: number;
   /** Feature maps at 4x4 and 8x8; halved at each doubling after (16x16: base/2, 32x32: base/4), never below 8. */
   baseFilters: number;
-  /** Resolution of this stage: 4, 8, 16 or 32 (a power of two from 4 to 32, else throw a clear Error). */
+  /** Resolution of this stage: a power of two from 4 to 256 (else throw a clear Error). */
   resolution: number;
 }
 

@@ -1,0 +1,94 @@
+import { describe, expect, it } from 'vitest';
+import type { DatasetManifest } from './dataset.ts';
+import { fitDataset } from './dataset-fit.ts';
+import { compileSweepSpec } from './sweep-spec.ts';
+
+function manifest(over: Partial<DatasetManifest> = {}): DatasetManifest {
+  return {
+    format: 'gantry-dataset/1',
+    name: 'faces',
+    version: '00112233aabbccdd',
+    created_at: 1,
+    image: { height: 64, width: 64, channels: 3 },
+    classes: ['a', 'b'],
+    paired: false,
+    counts: { train: 90, test: 10 },
+    split: { test_fraction: 0.1, method: 'x' },
+    shards: [{ file: 'train-0000.bin.gz', split: 'train', count: 90, bytes: 10, sha256: '0'.repeat(64) }],
+    source: { kind: 'directory', files: 100, skipped: 0, alpha: 'none' },
+    ...over,
+  };
+}
+
+function spec(over: Record<string, unknown> = {}) {
+  return compileSweepSpec({ name: 's', model: 'dcgan', dataset: 'faces', budget: { steps: 10 }, ...over });
+}
+
+const paths = (fit: ReturnType<typeof fitDataset>) => fit.issues.map((i) => i.path);
+
+describe('fitDataset', () => {
+  it("pins the version with the set's own size and channels, and turns quality off where no classifier exists", () => {
+    const fit = fitDataset(spec(), manifest());
+    expect(fit.issues).toEqual([]);
+    expect(fit.dataset).toEqual({ name: 'faces', version: '00112233aabbccdd', image_size: 64, channels: 3 });
+    expect(fit.quality).toBe(false);
+    expect(fit.warnings.join()).toMatch(/quality evaluation is off.*no quality classifier/);
+  });
+
+  it('keeps quality on for a set whose classifier reads its images, and off at another size', () => {
+    const fm = manifest({ name: 'fashion-mnist', image: { height: 28, width: 28, channels: 1 } });
+    expect(fitDataset(spec({ dataset: 'fashion-mnist' }), fm).quality).toBe(true);
+    const big = fitDataset(spec({ dataset: { name: 'fashion-mnist', image_size: 32 } }), fm);
+    expect(big.quality).toBe(false);
+    expect(big.dataset.image_size).toBe(32);
+  });
+
+  it('refuses a quality metric without a classifier, naming metric.name', () => {
+    expect(paths(fitDataset(spec({ metric: { name: 'fld', goal: 'minimize' } }), manifest()))).toEqual([
+      'metric.name',
+    ]);
+  });
+
+  it('refuses a paired set for a model of single images, and cgan on a set without classes', () => {
+    expect(paths(fitDataset(spec(), manifest({ paired: true, classes: [] })))).toEqual(['dataset']);
+    expect(paths(fitDataset(spec({ model: 'cgan' }), manifest({ classes: [] })))).toEqual(['dataset']);
+    expect(fitDataset(spec({ model: 'cgan' }), manifest()).issues).toEqual([]);
+  });
+
+  it('refuses options the set cannot give: subset per class without classes, alpha it lacks', () => {
+    const noClasses = manifest({ classes: [] });
+    expect(paths(fitDataset(spec({ dataset: { name: 'faces', subset_per_class: 5 } }), noClasses))).toEqual([
+      'dataset.subset_per_class',
+    ]);
+    expect(paths(fitDataset(spec({ dataset: { name: 'faces', channels: 4 } }), manifest()))).toEqual([
+      'dataset.channels',
+    ]);
+    const rgba = manifest({ image: { height: 64, width: 64, channels: 4 } });
+    expect(fitDataset(spec({ dataset: { name: 'faces', channels: 4 } }), rgba).dataset.channels).toBe(4);
+  });
+
+  it('needs a side the networks are built for, naming dataset.image_size when one was given', () => {
+    expect(paths(fitDataset(spec(), manifest({ image: { height: 30, width: 30, channels: 3 } })))).toEqual([
+      'dataset',
+    ]);
+    expect(fitDataset(spec({ dataset: { name: 'faces', image_size: 16 } }), manifest()).issues).toEqual([]);
+    expect(paths(fitDataset(spec({ dataset: { name: 'faces', image_size: 4 } }), manifest()))).toEqual([
+      'dataset.image_size',
+    ]);
+  });
+
+  it('lets progan grow to the canvas of the images, not past it', () => {
+    const stages = (top: number) =>
+      Array.from({ length: Math.log2(top) - 1 }, (_, i) => ({ resolution: 4 * 2 ** i, stable_steps: 5 }));
+    const progan = (top: number, dataset: unknown = 'faces') =>
+      spec({ model: 'progan', dataset, stages: stages(top), budget: { trials: 1 } });
+    expect(fitDataset(progan(64), manifest()).issues).toEqual([]);
+    expect(paths(fitDataset(progan(64, { name: 'faces', image_size: 32 }), manifest()))).toEqual([
+      'stages.4.resolution',
+    ]);
+    // 28x28 sets grow on a 32x32 canvas (padded), as before.
+    const fm = manifest({ name: 'fashion-mnist', image: { height: 28, width: 28, channels: 1 } });
+    expect(fitDataset(progan(32, 'fashion-mnist'), fm).issues).toEqual([]);
+    expect(fitDataset(progan(32, 'fashion-mnist'), fm).quality).toBe(true);
+  });
+});
