@@ -35,7 +35,9 @@ describe('the committed quality classifiers', () => {
           runs.push(frechetDistance(gaussianStats(chunk, FEATURE_DIM), realGaussian(manifest.stats)));
         }
         const floor = manifest.fldFloor.find((f) => f.samples === 512)!.fld;
-        expect(runs.reduce((a, b) => a + b, 0) / runs.length).toBeCloseTo(floor, 2);
+        // MNIST's JSON values (3 decimals) reach the classifier through stored bytes, round(v * 255), since
+        // data sets are packed versions: each pixel moves by up to 0.0005, the floor by ~0.01 (14.012 -> 14.004).
+        expect(runs.reduce((a, b) => a + b, 0) / runs.length).toBeCloseTo(floor, dataset === 'mnist' ? 1 : 2);
       } finally {
         classifier.dispose();
       }

@@ -1,14 +1,8 @@
 import { mkdir, writeFile } from 'node:fs/promises';
-import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { crc32, deflateRawSync } from 'node:zlib';
-import type * as PngJs from '../../packages/coordinator/node_modules/@types/pngjs/index.js';
-import type * as JpegJs from '../../packages/coordinator/node_modules/jpeg-js/index.js';
-
-// pngjs and jpeg-js are the coordinator's dependencies, not the test package's: load them from there.
-const coordinatorRequire = createRequire(new URL('../../packages/coordinator/package.json', import.meta.url));
-const { PNG } = coordinatorRequire('pngjs') as typeof PngJs;
-const jpegJs = coordinatorRequire('jpeg-js') as typeof JpegJs;
+import * as jpegJs from 'jpeg-js';
+import { PNG } from 'pngjs';
 
 /** An 8-bit RGB colour. */
 export type Rgb = readonly [number, number, number];

@@ -30,6 +30,12 @@ export class WorkerMetrics {
     labelNames: ['outcome'] as const,
     registers: [this.registry],
   });
+  readonly datasetFetches = new Counter({
+    name: 'gantry_worker_dataset_fetches_total',
+    help: 'Data set versions this worker brought into the node cache (result downloaded) or found there (cached)',
+    labelNames: ['dataset', 'result'] as const,
+    registers: [this.registry],
+  });
   private readonly trialLabels = ['sweep', 'trial'] as const;
   /** Gauges labelled by sweep and trial only (trialGauge), removed together when the trial leaves. */
   private readonly perTrial: Gauge<'sweep' | 'trial'>[] = [];

@@ -72,6 +72,7 @@ export class GantryWorker {
       log,
       dir: config.datasets.cacheDir,
       maxBytes: config.datasets.cacheBytes,
+      onFetch: (dataset, result) => this.metrics.datasetFetches.inc({ dataset, result }),
     });
   }
 

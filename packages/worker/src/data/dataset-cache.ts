@@ -28,6 +28,8 @@ export interface DatasetCacheOptions {
   dir?: string;
   /** Versions are evicted, least recently used first, while the cache holds more. @default 20 GiB */
   maxBytes?: number;
+  /** Told of every fetch (concurrent acquires in one process share one): downloaded here, or found on disk. */
+  onFetch?: (dataset: string, result: 'downloaded' | 'cached') => void;
 }
 
 /** Marks when a cached version was last used (its mtime), for eviction. */
@@ -95,7 +97,14 @@ export class DatasetCache {
 
   private async ensure(name: string, version: string): Promise<string> {
     const final = this.versionDir(name, version);
-    if (await this.complete(final)) return final;
+    const downloaded = await this.fetch(name, version, final);
+    this.opts.onFetch?.(`${name}@${version}`, downloaded ? 'downloaded' : 'cached');
+    return final;
+  }
+
+  /** Brings a version to `final` unless it is there; true when this call downloaded it. */
+  private async fetch(name: string, version: string, final: string): Promise<boolean> {
+    if (await this.complete(final)) return false;
     await mkdir(join(this.dir, '.locks'), { recursive: true });
     const lock = join(this.dir, '.locks', `${name}@${version}`);
     for (;;) {
@@ -107,15 +116,16 @@ export class DatasetCache {
         try {
           await handle.writeFile(String(process.pid));
           await handle.close();
-          if (!(await this.complete(final))) await this.download(name, version, final);
+          if (await this.complete(final)) return false;
+          await this.download(name, version, final);
           await this.evict(`${name}@${version}`);
-          return final;
+          return true;
         } finally {
           await rm(lock, { force: true });
         }
       }
       // Another process is fetching it: wait for the folder, or take over an abandoned lock.
-      if (await this.complete(final)) return final;
+      if (await this.complete(final)) return false;
       if (await abandoned(lock)) await rm(lock, { force: true });
       else await sleep(200);
     }
