@@ -1,21 +1,8 @@
 import type { DatasetManifest, PinnedDataset } from './dataset.ts';
 import type { FieldIssue } from './errors.ts';
-import {
-  CONDITIONAL_MODELS,
-  PAIRED_MODELS,
-  QUALITY_CLASSIFIERS,
-  STAGE_RESOLUTIONS,
-  STAGED_MODELS,
-} from './models.ts';
+import { FAMILIES } from './families.ts';
+import { QUALITY_CLASSIFIERS, STAGE_RESOLUTIONS } from './models.ts';
 import type { SweepSpec } from './sweep-spec.ts';
-
-/** Sides the DCGAN-shaped networks (dcgan, cgan, wgan-gp) are built for: 7 or 4 times 2^k, up to 256. */
-function dcganSide(size: number): boolean {
-  for (const s0 of [4, 7]) {
-    for (let s = s0 * 2; s <= 256; s *= 2) if (s === size) return true;
-  }
-  return false;
-}
 
 /** Metrics that come from the quality classifier. */
 const QUALITY_METRICS = new Set(['fld', 'class_coverage', 'class_kl']);
@@ -44,7 +31,8 @@ export function fitDataset(spec: SweepSpec, m: DatasetManifest): DatasetFit {
   const warnings: string[] = [];
   const ref = spec.dataset;
   const label = `data set '${m.name}' (version ${m.version})`;
-  const paired = PAIRED_MODELS.has(spec.model);
+  const family = FAMILIES[spec.model];
+  const { paired } = family;
   if (m.paired && !paired)
     issues.push({
       path: 'dataset',
@@ -55,7 +43,7 @@ export function fitDataset(spec: SweepSpec, m: DatasetManifest): DatasetFit {
       path: 'dataset',
       message: `model ${spec.model} needs a paired set; ${label} is not paired`,
     });
-  if (CONDITIONAL_MODELS.has(spec.model) && m.classes.length < 2)
+  if (family.conditional && m.classes.length < 2)
     issues.push({
       path: 'dataset',
       message: `model ${spec.model} is conditioned on classes; ${label} has ${m.classes.length === 0 ? 'none' : 'one'}`,
@@ -75,7 +63,7 @@ export function fitDataset(spec: SweepSpec, m: DatasetManifest): DatasetFit {
     });
   const size = ref.image_size ?? m.image.height;
   const sizePath = ref.image_size === undefined ? 'dataset' : 'dataset.image_size';
-  if (STAGED_MODELS.has(spec.model)) {
+  if (family.staged) {
     const canvas = 2 ** Math.ceil(Math.log2(size));
     const top = STAGE_RESOLUTIONS.at(-1)!;
     if (canvas > top)
@@ -89,10 +77,10 @@ export function fitDataset(spec: SweepSpec, m: DatasetManifest): DatasetFit {
         path: `stages.${spec.stages!.length - 1}.resolution`,
         message: `${last} is larger than the data set's ${size}x${size} images (grown on a ${canvas}x${canvas} canvas)`,
       });
-  } else if (!dcganSide(size)) {
+  } else if (!(family.imageSides as readonly number[]).includes(size)) {
     issues.push({
       path: sizePath,
-      message: `${size}x${size} images: ${spec.model} trains at 8, 16, 28, 32, 64, 128 or 256 px; set dataset.image_size`,
+      message: `${size}x${size} images: ${spec.model} trains at ${family.imageSides.join(', ')} px; set dataset.image_size`,
     });
   }
   const classifier = QUALITY_CLASSIFIERS[m.name];

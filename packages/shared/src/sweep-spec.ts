@@ -2,18 +2,10 @@ import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { z } from 'zod';
 import { type DatasetRef, datasetRefSchema } from './dataset.ts';
 import { type FieldIssue, PayloadTooLargeError, SpecValidationError } from './errors.ts';
+import { FAMILIES, MODEL_NAMES, MODEL_PARAMS, type ModelName } from './families.ts';
 import { type HealthConfig, healthSchema } from './health.ts';
 import { LIMITS } from './limits.ts';
-import {
-  checkParamValue,
-  MODEL_NAMES,
-  MODEL_PARAMS,
-  type ModelName,
-  PLANNED_MODELS,
-  STAGE_RESOLUTIONS,
-  STAGED_MODELS,
-  type StageSpec,
-} from './models.ts';
+import { checkParamValue, PLANNED_MODELS, STAGE_RESOLUTIONS, type StageSpec } from './models.ts';
 
 /**
  * Metrics a trial reports at its end and a sweep can rank by. The loss and D scores are averages over the
@@ -292,7 +284,8 @@ export function compileSweepSpec(input: unknown): SweepSpec {
   if (!parsed.success) {
     // Report parameter problems too when the model and method they depend on are themselves valid.
     const issues = issuesFromZod(parsed.error, input);
-    const staged = STAGED_MODELS.has(input.model as ModelName);
+    const staged =
+      (MODEL_NAMES as unknown[]).includes(input.model) && FAMILIES[input.model as ModelName].staged;
     if (!staged && isRecord(input.budget) && input.budget.steps === undefined)
       issues.push({ path: 'budget.steps', message: 'is required' });
     const method = input.method ?? 'random';
@@ -324,7 +317,7 @@ export function compileSweepSpec(input: unknown): SweepSpec {
       message: `the stages add up to ${stageSteps} steps; the limit is ${LIMITS.maxSteps}`,
     });
   }
-  if (raw.budget.steps === undefined && !STAGED_MODELS.has(model)) {
+  if (raw.budget.steps === undefined && !FAMILIES[model].staged) {
     issues.push({ path: 'budget.steps', message: 'is required' });
   } else if (raw.budget.steps !== undefined && stageSteps !== undefined && raw.budget.steps !== stageSteps) {
     issues.push({
@@ -377,9 +370,12 @@ function checkStages(
   raw: { resolution: number; fade_steps?: number; stable_steps: number; batch_size?: number }[] | undefined,
   issues: FieldIssue[],
 ): StageSpec[] | undefined {
-  if (!STAGED_MODELS.has(model)) {
+  if (!FAMILIES[model].staged) {
     if (raw !== undefined)
-      issues.push({ path: 'stages', message: `only for staged models (${[...STAGED_MODELS].join(', ')})` });
+      issues.push({
+        path: 'stages',
+        message: `only for staged models (${MODEL_NAMES.filter((m) => FAMILIES[m].staged).join(', ')})`,
+      });
     return undefined;
   }
   if (raw === undefined) {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { InvalidJobPayloadError } from './errors.ts';
+import { MODEL_PARAMS } from './families.ts';
 import { DEFAULT_HEALTH } from './health.ts';
-import { MODEL_PARAMS } from './models.ts';
 import { jobStage, parseTrialJob, stageAlpha, stageEnd, trialJobId } from './trial-job.ts';
 
 function validJob(): Record<string, unknown> {

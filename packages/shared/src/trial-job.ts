@@ -1,17 +1,10 @@
 import { z } from 'zod';
 import { pinnedDatasetSchema } from './dataset.ts';
 import { InvalidJobPayloadError } from './errors.ts';
+import { FAMILIES, MODEL_NAMES, MODEL_PARAMS, type ModelName } from './families.ts';
 import { type HealthConfig, healthSchema } from './health.ts';
 import { LIMITS } from './limits.ts';
-import {
-  checkParamValue,
-  MODEL_NAMES,
-  MODEL_PARAMS,
-  type ModelName,
-  STAGE_RESOLUTIONS,
-  STAGED_MODELS,
-  type StageSpec,
-} from './models.ts';
+import { checkParamValue, STAGE_RESOLUTIONS, type StageSpec } from './models.ts';
 
 const idSchema = z.string().regex(/^[a-z0-9][a-z0-9-]{0,127}$/, 'must be lowercase letters, digits and -');
 
@@ -21,7 +14,7 @@ const trialJobSchema = z.strictObject({
   sweepId: idSchema,
   trialId: idSchema,
   index: z.number().int().min(0),
-  model: z.enum(MODEL_NAMES),
+  model: z.enum(MODEL_NAMES as [ModelName, ...ModelName[]]),
   dataset: pinnedDatasetSchema,
   seed: z
     .number()
@@ -130,7 +123,7 @@ export function parseTrialJob(data: unknown, jobId?: string): TrialJob {
     const problem = def ? checkParamValue(def, value) : `unknown parameter for ${job.model}`;
     if (problem) issues.push({ path: `params.${name}`, message: problem });
   }
-  const staged = STAGED_MODELS.has(job.model);
+  const staged = FAMILIES[job.model].staged;
   if (staged && !job.stage) issues.push({ path: 'stage', message: `is required for model ${job.model}` });
   if (!staged && job.stage)
     issues.push({ path: 'stage', message: `only for staged models, not ${job.model}` });

@@ -2,8 +2,8 @@ import { CorruptCheckpointError, type ObjectStore, objectKeys, Rng } from '@gant
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { freshStore } from '../../../test/support/infra.ts';
 import { type CheckpointManifest, CheckpointStore } from './checkpoint-store.ts';
+import type { TrainerState } from './families/family.ts';
 import type { NamedArray } from './models/param-store.ts';
-import type { TrainerState } from './trainer.ts';
 
 const SWEEP = 'sw-ckpt';
 const TRIAL = 'sw-ckpt-t000';

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { CorruptCheckpointError, type ObjectStore, objectKeys } from '@gantry/shared';
+import type { TrainerHealthState, TrainerState } from './families/family.ts';
 import { packArrays, unpackArrays } from './tensor-pack.ts';
-import type { TrainerHealthState, TrainerState } from './trainer.ts';
 
 /** Written last; a checkpoint without it does not exist. */
 export interface CheckpointManifest {

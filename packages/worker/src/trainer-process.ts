@@ -5,8 +5,8 @@
  */
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import {
-  CRITIC_MODELS,
   DEFAULT_HEALTH,
+  FAMILIES,
   type HealthAction,
   ObjectStore,
   objectKeys,
@@ -16,12 +16,12 @@ import {
 import { initBackend } from './backend.ts';
 import { CheckpointStore } from './checkpoint-store.ts';
 import { readDatasetVersion } from './data/datasets.ts';
+import type { StepStats, TrainerState } from './families/family.ts';
+import { familyOf } from './families/registry.ts';
 import { type Finding, HealthMonitor } from './health/monitor.ts';
 import type { ChildMessage, CommitResultMessage, ParentMessage, StartMessage } from './ipc.ts';
 import { QualityEvaluator } from './quality/evaluator.ts';
 import { encodeImageGrid } from './sample-grid.ts';
-import type { StepStats, TrainerState } from './trainer.ts';
-import { createTrainer } from './trainers.ts';
 
 let stopRequest: { checkpoint: boolean } | undefined;
 let pendingCommit: ((ok: boolean) => void) | undefined;
@@ -44,7 +44,8 @@ async function run(start: StartMessage): Promise<void> {
   const checkpoints = new CheckpointStore(store, job.sweepId, job.trialId);
   const info = await initBackend(start.backend, { wasmGemm: start.wasmGemm });
   const data = await readDatasetVersion(start.datasetDir, 'train', job.dataset);
-  const trainer = createTrainer(job, data, start.faultNanAtStep);
+  // Where a job becomes a training step: its family's trainer (families/).
+  const trainer = familyOf(job.model).createTrainer(job, data, { faultNanAtStep: start.faultNanAtStep });
   // A staged job trains its stage's steps only; the others the whole trial.
   const end = job.stage ? stageEnd(job.stage) : job.steps;
   // Checkpoints this process may rewind to (health restarts), oldest first; a fresh run can go back to
@@ -65,7 +66,7 @@ async function run(start: StartMessage): Promise<void> {
       : undefined;
   const monitor = new HealthMonitor(health, {
     warmupFrom: job.stage?.start_step ?? 0,
-    critic: CRITIC_MODELS.has(job.model),
+    critic: FAMILIES[job.model].critic,
     reference,
   });
   await send({ type: 'ready', backend: info.backend, device: info.device, startStep: trainer.step });

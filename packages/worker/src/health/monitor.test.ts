@@ -1,7 +1,7 @@
 import { DEFAULT_HEALTH, type HealthConfig } from '@gantry/shared';
 import { describe, expect, it } from 'vitest';
+import type { StepStats } from '../families/family.ts';
 import type { QualityScores } from '../quality/scores.ts';
-import type { StepStats } from '../trainer.ts';
 import { HealthMonitor } from './monitor.ts';
 
 const healthy = (step: number, over: Partial<StepStats> = {}): StepStats => ({

@@ -1,6 +1,6 @@
 import type { DetectorName, HealthConfig } from '@gantry/shared';
+import type { StepStats } from '../families/family.ts';
 import type { QualityScores } from '../quality/scores.ts';
-import type { StepStats } from '../trainer.ts';
 
 /** A detector's finding: what it saw, at which step, and from which step the problem has been going on. */
 export interface Finding {

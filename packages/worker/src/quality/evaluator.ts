@@ -1,4 +1,4 @@
-import type { Trainer } from '../trainer.ts';
+import type { Trainer } from '../families/family.ts';
 import { type Classifier, type ClassifierManifest, loadClassifier } from './classifier.ts';
 import { type QualityScores, scoreSamples } from './scores.ts';
 

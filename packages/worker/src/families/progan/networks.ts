@@ -1,15 +1,8 @@
 import { type Rng, STAGE_RESOLUTIONS } from '@gantry/shared';
 import * as tf from '@tensorflow/tfjs-core';
-import { conv, dense } from './layers.ts';
-import { init, ParamStore } from './param-store.ts';
-import {
-  downsample2x,
-  equalizedScale,
-  fadeIn,
-  minibatchStd,
-  pixelNorm,
-  upsample2x,
-} from './progan-layers.ts';
+import { conv, dense } from '../../models/layers.ts';
+import { init, ParamStore } from '../../models/param-store.ts';
+import { downsample2x, equalizedScale, fadeIn, minibatchStd, pixelNorm, upsample2x } from './blocks.ts';
 
 /**
  * The networks of progressive growing (Karras et al., 2018, "Progressive Growing of GANs", Table 2) for

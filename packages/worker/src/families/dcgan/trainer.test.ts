@@ -1,9 +1,11 @@
 import { parseTrialJob, type TrialJob } from '@gantry/shared';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { initBackend } from './backend.ts';
-import { fakeDataset } from './testing/fake-dataset.ts';
-import { GanTrainer, type StepStats, type TrainerState } from './trainer.ts';
+import { initBackend } from '../../backend.ts';
+import { fakeDataset } from '../../testing/fake-dataset.ts';
+import type { StepStats, TrainerState } from '../family.ts';
+import { familyOf } from '../registry.ts';
+import type { GanTrainer } from './trainer.ts';
 
 function job(overrides: Partial<Pick<TrialJob, 'seed' | 'model'>> = {}): TrialJob {
   return parseTrialJob({
@@ -36,7 +38,7 @@ const data = fakeDataset();
  * worker's trainer process) only one trainer may exist at a time.
  */
 function withTrainer<T>(j: TrialJob, fn: (t: GanTrainer) => T): T {
-  const trainer = new GanTrainer(j, data);
+  const trainer = familyOf(j.model).createTrainer(j, data) as GanTrainer;
   try {
     return fn(trainer);
   } finally {

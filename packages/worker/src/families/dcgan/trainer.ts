@@ -1,85 +1,107 @@
-import './gradients.ts';
+import '../../gradients.ts';
 import { Rng, type TrialJob } from '@gantry/shared';
 import * as tf from '@tensorflow/tfjs-core';
-import type { Dataset } from './data/datasets.ts';
-import { discriminatorLoss, generatorLoss } from './losses.ts';
-import { buildDcgan, dcganFlopsPerImage, type GanNetworks } from './models/dcgan.ts';
-import type { NamedArray } from './models/param-store.ts';
-import { Adam } from './optim/adam.ts';
-import {
-  gradNorm,
-  HealthRates,
-  type LrScale,
-  readStepStats,
-  type TrainerHealthState,
-  wassersteinStep,
-} from './train-step.ts';
+import type { Dataset } from '../../data/datasets.ts';
+import { discriminatorLoss, generatorLoss } from '../../losses.ts';
+import { Adam } from '../../optim/adam.ts';
+import { HealthRates } from '../../training/health-rates.ts';
+import { gradNorm, readStepStats } from '../../training/step-stats.ts';
+import type {
+  LrScale,
+  StepStats,
+  Trainer,
+  TrainerHealthState,
+  TrainerOptions,
+  TrainerState,
+} from '../family.ts';
+import { buildDcgan, dcganFlopsPerImage, type GanNetworks } from './networks.ts';
 
-export type { LrScale, TrainerHealthState } from './train-step.ts';
-
-/** Scalars of one training step. */
-export interface StepStats {
-  step: number;
-  d_loss: number;
-  g_loss: number;
-  /** Mean sigmoid(D(x)); for a Wasserstein critic its mean raw score. */
-  d_real: number;
-  d_fake: number;
-  /** Global L2 norm of the generator's and the discriminator's gradients in this step. */
-  g_grad_norm: number;
-  d_grad_norm: number;
-}
-
-/** Everything needed to continue a run bit-for-bit: both networks, both optimizers, step and Rng. */
-export interface TrainerState {
-  step: number;
-  rng: number[];
-  g: NamedArray[];
-  d: NamedArray[];
-  optG: { t: number; arrays: NamedArray[] };
-  optD: { t: number; arrays: NamedArray[] };
-  /** Absent in checkpoints from before health handling: no restarts, rates as configured. */
-  health?: TrainerHealthState;
-  /** Staged models: the stage these weights were trained in. */
-  stage?: number;
-  /** Models with a moving average of G's weights (progan). */
-  ema?: NamedArray[];
-}
-
-/** What the trainer process, the evaluator and the bench need of a model's training loop. */
-export interface Trainer {
-  readonly job: TrialJob;
-  /** Steps taken (global across stages). */
-  readonly step: number;
-  /** Size of the images `sample` returns. */
-  readonly sampleShape: { height: number; width: number; channels: number };
-  /** Staged models: the fade-in factor of the next step. */
-  readonly alpha?: number;
-  trainStep(): StepStats;
-  /** `count` images from a fixed noise batch, NHWC in [-1, 1], at `sampleShape`. */
-  sample(count?: number): Float32Array;
-  /** Images for quality evaluation at the job's image size (a progan stage's scaled up and cropped to it), NHWC in [-1, 1]. */
-  evalSamples(count: number, batch?: number): { images: Float32Array; labels?: Int32Array };
-  /**
-   * Staged models: real images as the current stage sees them, prepared like `evalSamples`; health checks
-   * judge the generator's diversity and classes against them.
-   */
-  realEvalSamples?(count: number): { images: Float32Array };
-  /** Floating-point operations of one training step, approximately. */
-  flopsPerStep(): number;
-  readonly health: TrainerHealthState;
-  applyRestart(scale: LrScale): void;
-  exportState(): TrainerState;
-  importState(state: TrainerState): void;
-  dispose(): void;
+/** What one update of D and G can use of a DCGAN-shaped trainer: its networks, optimizers and batches. */
+export interface UpdateContext {
+  nets: GanNetworks;
+  optG: Adam;
+  optD: Adam;
+  /** A batch of real images, with one-hot labels for a conditional trainer. */
+  realBatch(): { x: tf.Tensor4D; y?: tf.Tensor2D };
+  /** One-hot random labels for generated images (conditional trainers), else undefined. */
+  randomLabels(): tf.Tensor2D | undefined;
+  noise(): tf.Tensor2D;
+  rng: Rng;
+  params: Record<string, number>;
 }
 
 /**
- * The adversarial training loop of one trial for DCGAN, cGAN and WGAN-GP:
- * - dcgan, cgan: one discriminator update then one generator update per step, non-saturating loss;
- * - wgan-gp: `n_critic` critic updates (Wasserstein loss with gradient penalty, Gulrajani et al. 2017,
- *   Algorithm 1), then one generator update per step;
- * Adam for both networks. Synchronous per step; the caller decides when to yield, checkpoint or stop.
+ * How a family's step updates D and G (its losses): a strategy, so that one trainer serves every
+ * DCGAN-shaped family. `step` returns [D loss, G loss, D(x), D(G(z)), |grad G|, |grad D|].
+ */
+export interface AdversarialUpdate {
+  /** D is a critic: no batch norm in it (its scores are per sample). */
+  critic: boolean;
+  /** D updates per step. */
+  dUpdates(params: Record<string, number>): number;
+  /** D forward passes a D update adds beyond the plain loss (a gradient penalty's double backward: ~5). */
+  extraDForwards: number;
+  step(ctx: UpdateContext): tf.Tensor1D;
+}
+
+/** What a family sets up a GanTrainer with. */
+export interface GanTrainerOptions extends TrainerOptions {
+  /** G and D see the class label (cGAN). */
+  conditional: boolean;
+  update: AdversarialUpdate;
+}
+
+/**
+ * One D update then one G update with the non-saturating loss (Goodfellow et al., 2014): DCGAN's and
+ * cGAN's step.
+ */
+export const nonSaturatingUpdate: AdversarialUpdate = {
+  critic: false,
+  dUpdates: () => 1,
+  extraDForwards: 0,
+  step(c) {
+    const { nets } = c;
+    let realLogits: tf.Tensor1D | undefined;
+    let fakeLogits: tf.Tensor1D | undefined;
+    const out = tf.tidy(() => {
+      const real = c.realBatch();
+      const fakeLabels = c.randomLabels();
+      const fake = nets.generate(c.noise(), fakeLabels);
+      const dRes = tf.variableGrads(() => {
+        realLogits = tf.keep(nets.discriminate(real.x, real.y));
+        fakeLogits = tf.keep(nets.discriminate(fake, fakeLabels));
+        return discriminatorLoss(realLogits, fakeLogits);
+      }, nets.d.vars);
+      const dGrads = nets.d.vars.map((v) => dRes.grads[v.name]!);
+      c.optD.apply(dGrads);
+
+      const gLabels = c.randomLabels();
+      const z = c.noise();
+      const gRes = tf.variableGrads(
+        () => generatorLoss(nets.discriminate(nets.generate(z, gLabels), gLabels)),
+        nets.g.vars,
+      );
+      const gGrads = nets.g.vars.map((v) => gRes.grads[v.name]!);
+      c.optG.apply(gGrads);
+      return tf.stack([
+        dRes.value,
+        gRes.value,
+        tf.mean(tf.sigmoid(realLogits!)),
+        tf.mean(tf.sigmoid(fakeLogits!)),
+        gradNorm(gGrads),
+        gradNorm(dGrads),
+      ]) as tf.Tensor1D;
+    });
+    realLogits?.dispose();
+    fakeLogits?.dispose();
+    return out;
+  },
+};
+
+/**
+ * The adversarial training loop of one trial for the DCGAN-shaped families (dcgan, cgan, wgan-gp): DCGAN
+ * networks at the data's size, Adam for both, and the family's update (its losses and D updates per step).
+ * Synchronous per step; the caller decides when to yield, checkpoint or stop.
  */
 export class GanTrainer implements Trainer {
   readonly nets: GanNetworks;
@@ -90,26 +112,23 @@ export class GanTrainer implements Trainer {
   private readonly latent: number;
   private readonly conditional: boolean;
   readonly sampleShape: { height: number; width: number; channels: number };
-  /** wgan-gp: a critic trained with the Wasserstein loss. */
-  private readonly wasserstein: boolean;
+  private readonly update: AdversarialUpdate;
+  private readonly faultNanAtStep?: number;
+  private readonly context: UpdateContext;
   private stepCount = 0;
   private readonly rates: HealthRates;
 
-  /**
-   * @param faultNanAtStep fault injection for tests: real batches are NaN from this step on, so that the
-   *   divergence handling is exercised by a real non-finite loss.
-   */
   constructor(
     readonly job: TrialJob,
     private readonly data: Dataset,
-    private readonly faultNanAtStep?: number,
+    opts: GanTrainerOptions,
   ) {
     const p = job.params;
     this.batch = p.batch_size!;
     this.latent = p.latent_dim!;
-    this.conditional = job.model === 'cgan';
-    this.wasserstein = job.model === 'wgan-gp';
-    if (job.model === 'progan') throw new Error('progan trains with ProganTrainer');
+    this.conditional = opts.conditional;
+    this.update = opts.update;
+    this.faultNanAtStep = opts.faultNanAtStep;
     this.sampleShape = { height: data.height, width: data.width, channels: data.channels };
     this.rng = new Rng(job.seed);
     this.nets = buildDcgan(
@@ -120,13 +139,23 @@ export class GanTrainer implements Trainer {
         latentDim: this.latent,
         baseFilters: p.base_filters!,
         numClasses: this.conditional ? data.numClasses : 0,
-        critic: this.wasserstein,
+        critic: this.update.critic,
       },
       this.rng,
     );
     this.optG = new Adam(this.nets.g.vars, { lr: p.lr_g!, beta1: p.beta1!, beta2: p.beta2! });
     this.optD = new Adam(this.nets.d.vars, { lr: p.lr_d!, beta1: p.beta1!, beta2: p.beta2! });
     this.rates = new HealthRates(this.optG, this.optD, { g: p.lr_g!, d: p.lr_d! });
+    this.context = {
+      nets: this.nets,
+      optG: this.optG,
+      optD: this.optD,
+      realBatch: () => this.realBatch(),
+      randomLabels: () => this.randomLabels(),
+      noise: () => this.noise(),
+      rng: this.rng,
+      params: p,
+    };
   }
 
   get step(): number {
@@ -140,10 +169,9 @@ export class GanTrainer implements Trainer {
     // G update: G fwd, D fwd, D backward for the input gradient, G backward (~2x fwd).
     // A gradient penalty adds D forward and backward on the mixed batch, and the backward of that backward
     // (~2x again): about 5 more D forwards per critic update.
-    const dUpdate = f.g + 2 * f.d + 2 * 2 * f.d + (this.wasserstein ? 5 * f.d : 0);
+    const dUpdate = f.g + 2 * f.d + 2 * 2 * f.d + this.update.extraDForwards * f.d;
     const gUpdate = f.g + f.d + 2 * f.d + 2 * f.g;
-    const critics = this.wasserstein ? this.job.params.n_critic! : 1;
-    return this.batch * (critics * dUpdate + gUpdate);
+    return this.batch * (this.update.dUpdates(this.job.params) * dUpdate + gUpdate);
   }
 
   private noise(): tf.Tensor2D {
@@ -176,68 +204,9 @@ export class GanTrainer implements Trainer {
     return { x, y: tf.oneHot(tf.tensor1d(labels, 'int32'), this.data.numClasses).toFloat() as tf.Tensor2D };
   }
 
-  /**
-   * One step: one D update (n_critic for wgan-gp) and one G update. Returns the step's scalars (possibly
-   * non-finite: the caller checks).
-   */
+  /** One step of the family's update. Returns the step's scalars (possibly non-finite: the caller checks). */
   trainStep(): StepStats {
-    if (this.wasserstein) return this.wassersteinStep();
-    const { nets } = this;
-    let realLogits: tf.Tensor1D | undefined;
-    let fakeLogits: tf.Tensor1D | undefined;
-    const out = tf.tidy(() => {
-      const real = this.realBatch();
-      const fakeLabels = this.randomLabels();
-      const fake = nets.generate(this.noise(), fakeLabels);
-      const dRes = tf.variableGrads(() => {
-        realLogits = tf.keep(nets.discriminate(real.x, real.y));
-        fakeLogits = tf.keep(nets.discriminate(fake, fakeLabels));
-        return discriminatorLoss(realLogits, fakeLogits);
-      }, nets.d.vars);
-      const dGrads = nets.d.vars.map((v) => dRes.grads[v.name]!);
-      this.optD.apply(dGrads);
-
-      const gLabels = this.randomLabels();
-      const z = this.noise();
-      const gRes = tf.variableGrads(
-        () => generatorLoss(nets.discriminate(nets.generate(z, gLabels), gLabels)),
-        nets.g.vars,
-      );
-      const gGrads = nets.g.vars.map((v) => gRes.grads[v.name]!);
-      this.optG.apply(gGrads);
-      return tf.stack([
-        dRes.value,
-        gRes.value,
-        tf.mean(tf.sigmoid(realLogits!)),
-        tf.mean(tf.sigmoid(fakeLogits!)),
-        gradNorm(gGrads),
-        gradNorm(dGrads),
-      ]);
-    });
-    realLogits?.dispose();
-    fakeLogits?.dispose();
-    this.stepCount += 1;
-    return readStepStats(out, this.stepCount);
-  }
-
-  /** n_critic critic updates with the gradient penalty, then one generator update. */
-  private wassersteinStep(): StepStats {
-    const { nets } = this;
-    const p = this.job.params;
-    const out = wassersteinStep({
-      generate: (z) => nets.generate(z),
-      critic: (x) => nets.discriminate(x),
-      gVars: nets.g.vars,
-      dVars: nets.d.vars,
-      optG: this.optG,
-      optD: this.optD,
-      realBatch: () => this.realBatch().x,
-      noise: () => this.noise(),
-      rng: this.rng,
-      nCritic: p.n_critic!,
-      gpLambda: p.gp_lambda!,
-      drift: 0,
-    });
+    const out = this.update.step(this.context);
     this.stepCount += 1;
     return readStepStats(out, this.stepCount);
   }

@@ -1,19 +1,22 @@
-import './gradients.ts';
+import '../../gradients.ts';
 import { type JobStage, Rng, stageAlpha, type TrialJob } from '@gantry/shared';
 import * as tf from '@tensorflow/tfjs-core';
-import type { Dataset } from './data/datasets.ts';
-import type { NamedArray, ParamStore } from './models/param-store.ts';
-import { buildProgan, type ProganNetworks, proganFlopsPerImage } from './models/progan.ts';
-import { downsample2x, fadeIn, upsample2x } from './models/progan-layers.ts';
-import { Adam } from './optim/adam.ts';
-import {
-  HealthRates,
-  type LrScale,
-  readStepStats,
-  type TrainerHealthState,
-  wassersteinStep,
-} from './train-step.ts';
-import type { StepStats, Trainer, TrainerState } from './trainer.ts';
+import type { Dataset } from '../../data/datasets.ts';
+import type { NamedArray, ParamStore } from '../../models/param-store.ts';
+import { Adam } from '../../optim/adam.ts';
+import { HealthRates } from '../../training/health-rates.ts';
+import { readStepStats } from '../../training/step-stats.ts';
+import { wassersteinStep } from '../../training/wasserstein-step.ts';
+import type {
+  LrScale,
+  StepStats,
+  Trainer,
+  TrainerHealthState,
+  TrainerOptions,
+  TrainerState,
+} from '../family.ts';
+import { downsample2x, fadeIn, upsample2x } from './blocks.ts';
+import { buildProgan, type ProganNetworks, proganFlopsPerImage } from './networks.ts';
 
 /** Side of the canvas progressive growing trains towards: the images' side, padded up to a power of two (28 -> 32). */
 export function proganCanvas(imageSize: number): number {
@@ -44,17 +47,19 @@ export class ProganTrainer implements Trainer {
   /** The fresh initialisation, which new layers return to when the stage restarts from its start. */
   private readonly initial: { g: NamedArray[]; d: NamedArray[] };
   private stepCount: number;
+  private readonly faultNanAtStep?: number;
   private readonly rates: HealthRates;
 
   /**
    * @param data the job's images padded to {@link proganCanvas} of their side (padDataset).
-   * @param faultNanAtStep fault injection for tests (see GanTrainer).
+   * @param opts fault injection for tests (TrainerOptions).
    */
   constructor(
     readonly job: TrialJob,
     private readonly data: Dataset,
-    private readonly faultNanAtStep?: number,
+    opts: TrainerOptions = {},
   ) {
+    this.faultNanAtStep = opts.faultNanAtStep;
     if (!job.stage) throw new Error('a progan job needs its stage');
     const canvas = proganCanvas(job.dataset.image_size);
     if (data.height !== canvas || data.width !== canvas)

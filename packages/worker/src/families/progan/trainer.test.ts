@@ -1,13 +1,13 @@
 import { jobStage, MODEL_PARAMS, parseTrialJob, type StageSpec, type TrialJob } from '@gantry/shared';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { initBackend } from './backend.ts';
-import { padDataset } from './data/datasets.ts';
-import { upsample2x } from './models/progan-layers.ts';
-import { ProganTrainer, proganCanvas } from './progan-trainer.ts';
-import { fakeDataset } from './testing/fake-dataset.ts';
-import type { TrainerState } from './trainer.ts';
-import { createTrainer } from './trainers.ts';
+import { initBackend } from '../../backend.ts';
+import { padDataset } from '../../data/datasets.ts';
+import { fakeDataset } from '../../testing/fake-dataset.ts';
+import type { TrainerState } from '../family.ts';
+import { familyOf } from '../registry.ts';
+import { upsample2x } from './blocks.ts';
+import { ProganTrainer, proganCanvas } from './trainer.ts';
 
 const STAGES: StageSpec[] = [
   { resolution: 4, fade_steps: 0, stable_steps: 4, batch_size: 4 },
@@ -51,14 +51,14 @@ beforeAll(async () => {
 });
 
 describe('ProganTrainer', () => {
-  it('pads the data to the canvas and is what createTrainer makes for progan', () => {
+  it("pads the data to the canvas and is what progan's family makes", () => {
     expect([data.height, data.width]).toEqual([32, 32]);
     // Row 1 of the padding is background, row 2 holds the image's first row.
     const src = fakeDataset(3, 64);
     expect(data.images[32 + 5]).toBe(-1);
     expect(data.images[2 * 32 + 2]).toBe(src.images[0]);
     expect(data.images[(2 + 27) * 32 + 2 + 27]).toBe(src.images[27 * 28 + 27]);
-    const t = createTrainer(job(0), src);
+    const t = familyOf('progan').createTrainer(job(0), src);
     try {
       expect(t).toBeInstanceOf(ProganTrainer);
       expect(t.sampleShape).toEqual({ height: 4, width: 4, channels: 1 });

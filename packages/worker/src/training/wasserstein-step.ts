@@ -1,53 +1,8 @@
 import type { Rng } from '@gantry/shared';
 import * as tf from '@tensorflow/tfjs-core';
-import { criticLoss, gradientPenalty, wassersteinGeneratorLoss } from './losses.ts';
-import type { Adam } from './optim/adam.ts';
-import type { StepStats } from './trainer.ts';
-
-/** Learning-rate multipliers of each network (health restarts scale them). */
-export interface LrScale {
-  g: number;
-  d: number;
-}
-
-/** What health handling adds to a trainer's state, so a resumed trial keeps its restarts and rates. */
-export interface TrainerHealthState {
-  restarts: number;
-  lrScale: LrScale;
-}
-
-/** A trainer's health restarts and the learning rates they scaled, applied to its two optimizers. */
-export class HealthRates {
-  private current: TrainerHealthState = { restarts: 0, lrScale: { g: 1, d: 1 } };
-
-  constructor(
-    private readonly optG: Adam,
-    private readonly optD: Adam,
-    private readonly lr: { g: number; d: number },
-  ) {}
-
-  get state(): TrainerHealthState {
-    return { restarts: this.current.restarts, lrScale: { ...this.current.lrScale } };
-  }
-
-  /** Counts a restart and multiplies each network's rate by `scale`, on top of earlier restarts. */
-  restart(scale: LrScale): void {
-    const s = this.current.lrScale;
-    this.set({ restarts: this.current.restarts + 1, lrScale: { g: s.g * scale.g, d: s.d * scale.d } });
-  }
-
-  /** Restores restarts and multipliers (none when a checkpoint predates health handling). */
-  set(h: TrainerHealthState = { restarts: 0, lrScale: { g: 1, d: 1 } }): void {
-    this.current = { restarts: h.restarts, lrScale: { ...h.lrScale } };
-    this.optG.setLearningRate(this.lr.g * h.lrScale.g);
-    this.optD.setLearningRate(this.lr.d * h.lrScale.d);
-  }
-}
-
-/** The global L2 norm of a list of gradients, as a scalar tensor. */
-export function gradNorm(grads: readonly tf.Tensor[]): tf.Scalar {
-  return tf.sqrt(tf.addN(grads.map((g) => tf.sum(tf.square(g))))) as tf.Scalar;
-}
+import { criticLoss, gradientPenalty, wassersteinGeneratorLoss } from '../losses.ts';
+import type { Adam } from '../optim/adam.ts';
+import { gradNorm } from './step-stats.ts';
 
 /** What one Wasserstein step needs of a model: its networks, variables, optimizers and batches. */
 export interface WassersteinModel {
@@ -65,24 +20,6 @@ export interface WassersteinModel {
   gpLambda: number;
   /** Weight of the drift term (0: none). */
   drift: number;
-}
-
-/**
- * The scalars of step `step` from a training step's [D loss, G loss, D(x), D(G(z)), |grad G|, |grad D|]
- * tensor, which it disposes.
- */
-export function readStepStats(out: tf.Tensor, step: number): StepStats {
-  const [dLoss, gLoss, dReal, dFake, gNorm, dNorm] = out.dataSync();
-  out.dispose();
-  return {
-    step,
-    d_loss: dLoss!,
-    g_loss: gLoss!,
-    d_real: dReal!,
-    d_fake: dFake!,
-    g_grad_norm: gNorm!,
-    d_grad_norm: dNorm!,
-  };
 }
 
 /**

@@ -1,16 +1,9 @@
-import '../gradients.ts';
+import '../../gradients.ts';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { initBackend } from '../backend.ts';
-import { gradientPenalty } from '../losses.ts';
-import {
-  downsample2x,
-  equalizedScale,
-  fadeIn,
-  minibatchStd,
-  pixelNorm,
-  upsample2x,
-} from './progan-layers.ts';
+import { initBackend } from '../../backend.ts';
+import { gradientPenalty } from '../../losses.ts';
+import { downsample2x, equalizedScale, fadeIn, minibatchStd, pixelNorm, upsample2x } from './blocks.ts';
 
 beforeAll(async () => {
   await initBackend('cpu');

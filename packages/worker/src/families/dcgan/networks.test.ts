@@ -1,10 +1,10 @@
-import '../gradients.ts';
+import '../../gradients.ts';
 import { Rng } from '@gantry/shared';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { initBackend } from '../backend.ts';
-import { discriminatorLoss, generatorLoss } from '../losses.ts';
-import { buildDcgan, dcganFlopsPerImage, dcganLayout, type GanNetworks, type GanShape } from './dcgan.ts';
+import { initBackend } from '../../backend.ts';
+import { discriminatorLoss, generatorLoss } from '../../losses.ts';
+import { buildDcgan, dcganFlopsPerImage, dcganLayout, type GanNetworks, type GanShape } from './networks.ts';
 
 const N = 4;
 const SHAPE: GanShape = { height: 28, width: 28, channels: 1, latentDim: 6, baseFilters: 4, numClasses: 0 };

@@ -1,10 +1,11 @@
-import '../gradients.ts';
+import '../../gradients.ts';
 import { Rng } from '@gantry/shared';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { initBackend } from '../backend.ts';
-import { gradientPenalty } from '../losses.ts';
-import { ParamStore } from './param-store.ts';
+import { initBackend } from '../../backend.ts';
+import { gradientPenalty } from '../../losses.ts';
+import { ParamStore } from '../../models/param-store.ts';
+import { downsample2x, upsample2x } from './blocks.ts';
 import {
   buildProgan,
   type ProganNetworks,
@@ -13,8 +14,7 @@ import {
   proganChannels,
   proganFlopsPerImage,
   proganParams,
-} from './progan.ts';
-import { downsample2x, upsample2x } from './progan-layers.ts';
+} from './networks.ts';
 
 beforeAll(async () => {
   await initBackend('cpu');

@@ -1,9 +1,9 @@
 import { jobStage, MODEL_NAMES, MODEL_PARAMS, type ModelName, parseTrialJob } from '@gantry/shared';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { initBackend } from './backend.ts';
-import { fakeDataset } from './testing/fake-dataset.ts';
-import { createTrainer } from './trainers.ts';
+import { initBackend } from '../backend.ts';
+import { fakeDataset } from '../testing/fake-dataset.ts';
+import { familyOf } from './registry.ts';
 
 const STEPS = 2000;
 /** Live JS heap after a full GC: a leak of one small object per step would exceed this. */
@@ -46,7 +46,7 @@ describe('training does not leak', () => {
   it.each(
     MODEL_NAMES,
   )('%s keeps its tensor count constant and resident memory flat over 2,000 steps', async (model) => {
-    const trainer = createTrainer(leakJob(model), fakeDataset(11, 512));
+    const trainer = familyOf(model).createTrainer(leakJob(model), fakeDataset(11, 512));
     const first = trainer.step;
     const tensors: number[] = [];
     const rssMb: number[] = [];

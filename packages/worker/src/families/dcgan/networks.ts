@@ -1,7 +1,7 @@
 import type { Rng } from '@gantry/shared';
 import * as tf from '@tensorflow/tfjs-core';
-import { batchNorm, conv, deconv, dense } from './layers.ts';
-import { init, ParamStore } from './param-store.ts';
+import { batchNorm, conv, deconv, dense } from '../../models/layers.ts';
+import { init, ParamStore } from '../../models/param-store.ts';
 
 /**
  * DCGAN (Radford, Metz & Chintala, 2016) at any side s0 * 2^k, and its conditional form (cGAN, Mirza &

@@ -1,0 +1,182 @@
+import type { ParamDef } from './models.ts';
+
+/**
+ * The spec side of each model family: its hyperparameters with their defaults, and what it asks of a data
+ * set and of the queue. One entry per family; the worker's registry (packages/worker/src/families/) maps
+ * the same names to networks, losses and training steps. Everything else asks about capabilities, never
+ * about a model's name.
+ */
+export interface FamilySpec {
+  /** Every trial's payload carries all of them, defaults filled. */
+  params: Record<string, ParamDef>;
+  /** D is a Wasserstein critic: its scores are not probabilities (dominance detection is skipped). */
+  critic: boolean;
+  /** G and D see the class label: the set must have classes. */
+  conditional: boolean;
+  /** Translates image A into image B: the set must be paired. */
+  paired: boolean;
+  /** Trains in stages (the spec's `stages:`), each its own queue job. */
+  staged: boolean;
+  /**
+   * Image sides its networks are built for; a staged family grows on a power-of-two canvas, so any side up
+   * to its largest stage fits (28 is padded to 32).
+   */
+  imageSides: readonly number[];
+  /** One line for `--help` and errors. */
+  summary: string;
+}
+
+const ADVERSARIAL_PARAMS: Record<string, ParamDef> = {
+  lr_g: {
+    kind: 'float',
+    default: 2e-4,
+    min: 0,
+    minExclusive: true,
+    max: 1,
+    help: 'generator Adam learning rate',
+  },
+  lr_d: {
+    kind: 'float',
+    default: 2e-4,
+    min: 0,
+    minExclusive: true,
+    max: 1,
+    help: 'discriminator Adam learning rate',
+  },
+  beta1: {
+    kind: 'float',
+    default: 0.5,
+    min: 0,
+    max: 1,
+    maxExclusive: true,
+    help: 'Adam beta1 (both networks)',
+  },
+  beta2: {
+    kind: 'float',
+    default: 0.999,
+    min: 0,
+    max: 1,
+    maxExclusive: true,
+    help: 'Adam beta2 (both networks)',
+  },
+  batch_size: { kind: 'int', default: 64, min: 1, max: 1024, help: 'images per training step' },
+  latent_dim: { kind: 'int', default: 100, min: 1, max: 1024, help: 'size of the generator noise vector z' },
+  base_filters: {
+    kind: 'int',
+    default: 64,
+    min: 4,
+    max: 512,
+    help: 'width: filters of the first discriminator conv (the generator mirrors it)',
+  },
+};
+
+const GP_LAMBDA: ParamDef = {
+  kind: 'float',
+  default: 10,
+  min: 0,
+  max: 1000,
+  help: 'weight of the WGAN-GP gradient penalty',
+};
+
+/** Default overrides on the shared adversarial parameters. */
+function withDefaults(overrides: Record<string, number>): Record<string, ParamDef> {
+  const out: Record<string, ParamDef> = {};
+  for (const [name, def] of Object.entries(ADVERSARIAL_PARAMS))
+    out[name] = name in overrides ? { ...def, default: overrides[name]! } : def;
+  return out;
+}
+
+/**
+ * WGAN-GP (Gulrajani et al., 2017): DCGAN's generator, a critic without batch norm, the Wasserstein loss
+ * with gradient penalty, and Algorithm 1's defaults (Adam 1e-4, beta1 0, beta2 0.9, five critic updates per
+ * generator update).
+ */
+const WGAN_GP_PARAMS: Record<string, ParamDef> = {
+  ...withDefaults({ lr_g: 1e-4, lr_d: 1e-4, beta1: 0, beta2: 0.9 }),
+  n_critic: { kind: 'int', default: 5, min: 1, max: 100, help: 'critic updates per generator update' },
+  gp_lambda: GP_LAMBDA,
+};
+
+/**
+ * ProGAN (Karras et al., 2018) with the paper's training settings: Adam 1e-3, beta1 0, beta2 0.99, WGAN-GP
+ * with lambda 10 and drift 0.001, one critic update per step, generator EMA 0.999. `batch_size` is the
+ * fallback of stages that give none; `base_filters` is the width at 4x4 and 8x8, halved per doubling after.
+ */
+const PROGAN_PARAMS: Record<string, ParamDef> = {
+  ...withDefaults({ lr_g: 1e-3, lr_d: 1e-3, beta1: 0, beta2: 0.99, latent_dim: 128 }),
+  n_critic: { kind: 'int', default: 1, min: 1, max: 100, help: 'critic updates per generator update' },
+  gp_lambda: GP_LAMBDA,
+  drift: {
+    kind: 'float',
+    default: 0.001,
+    min: 0,
+    max: 1,
+    help: 'weight of the drift term eps * D(x)^2 that keeps critic scores near 0',
+  },
+  ema_decay: {
+    kind: 'float',
+    default: 0.999,
+    min: 0,
+    max: 1,
+    maxExclusive: true,
+    help: "decay of the moving average of G's weights that draws samples and evaluations (0 = no averaging)",
+  },
+};
+
+/** Sides of the DCGAN-shaped networks: 7 * 2^k and 4 * 2^k (k >= 1) up to 256. */
+const DCGAN_SIDES = [8, 14, 16, 28, 32, 56, 64, 112, 128, 224, 256] as const;
+
+export const FAMILIES = {
+  dcgan: {
+    params: ADVERSARIAL_PARAMS,
+    critic: false,
+    conditional: false,
+    paired: false,
+    staged: false,
+    imageSides: DCGAN_SIDES,
+    summary: 'DCGAN (Radford et al., 2016), non-saturating loss',
+  },
+  cgan: {
+    params: ADVERSARIAL_PARAMS,
+    critic: false,
+    conditional: true,
+    paired: false,
+    staged: false,
+    imageSides: DCGAN_SIDES,
+    summary: 'conditional DCGAN with a projection discriminator (Miyato & Koyama, 2018)',
+  },
+  'wgan-gp': {
+    params: WGAN_GP_PARAMS,
+    critic: true,
+    conditional: false,
+    paired: false,
+    staged: false,
+    imageSides: DCGAN_SIDES,
+    summary: 'WGAN with gradient penalty (Gulrajani et al., 2017)',
+  },
+  progan: {
+    params: PROGAN_PARAMS,
+    critic: true,
+    conditional: false,
+    paired: false,
+    staged: true,
+    imageSides: [4, 8, 16, 28, 32, 64, 128, 256],
+    summary: 'progressive growing (Karras et al., 2018), stages as jobs',
+  },
+} as const satisfies Record<string, FamilySpec>;
+
+export type ModelName = keyof typeof FAMILIES;
+
+/** Model families a sweep can train. */
+export const MODEL_NAMES = Object.keys(FAMILIES) as ModelName[];
+
+/** Hyperparameters per model (FAMILIES' params). */
+export const MODEL_PARAMS = Object.fromEntries(MODEL_NAMES.map((m) => [m, FAMILIES[m].params])) as Record<
+  ModelName,
+  Record<string, ParamDef>
+>;
+
+/** The spec side of `model`. */
+export function familySpec(model: ModelName): FamilySpec {
+  return FAMILIES[model];
+}

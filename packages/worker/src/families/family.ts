@@ -1,0 +1,95 @@
+import type { ModelName, TrialJob } from '@gantry/shared';
+import type { Dataset } from '../data/datasets.ts';
+import type { NamedArray } from '../models/param-store.ts';
+
+/**
+ * What a model family gives the worker: a trainer for one job. The queue side (worker, trial runner,
+ * reporter, trainer process) knows trials, stages and checkpoints through {@link Trainer}, never a family;
+ * the registry (registry.ts) maps each model name to its family, and a family's folder holds its networks,
+ * losses, step and tests. The spec side of a family (parameters, capabilities) is `FAMILIES` in shared.
+ */
+export interface Family {
+  readonly name: ModelName;
+  /**
+   * The training loop of `job` on `data` (the job's images at its pinned size and channels). Only one
+   * trainer may exist per process at a time (tfjs variable names are global): dispose it before the next.
+   */
+  createTrainer(job: TrialJob, data: Dataset, opts?: TrainerOptions): Trainer;
+}
+
+export interface TrainerOptions {
+  /** Fault injection for tests: real batches are NaN from this step on, so divergence handling runs for real. */
+  faultNanAtStep?: number;
+}
+
+/** Scalars of one training step. */
+export interface StepStats {
+  step: number;
+  d_loss: number;
+  g_loss: number;
+  /** Mean sigmoid(D(x)); for a Wasserstein critic its mean raw score. */
+  d_real: number;
+  d_fake: number;
+  /** Global L2 norm of the generator's and the discriminator's gradients in this step. */
+  g_grad_norm: number;
+  d_grad_norm: number;
+}
+
+/** Learning-rate multipliers of each network (health restarts scale them). */
+export interface LrScale {
+  g: number;
+  d: number;
+}
+
+/** What health handling adds to a trainer's state, so a resumed trial keeps its restarts and rates. */
+export interface TrainerHealthState {
+  restarts: number;
+  lrScale: LrScale;
+}
+
+/** Everything needed to continue a run bit-for-bit: both networks, both optimizers, step and Rng. */
+export interface TrainerState {
+  step: number;
+  rng: number[];
+  g: NamedArray[];
+  d: NamedArray[];
+  optG: { t: number; arrays: NamedArray[] };
+  optD: { t: number; arrays: NamedArray[] };
+  /** Absent in checkpoints from before health handling: no restarts, rates as configured. */
+  health?: TrainerHealthState;
+  /** Staged models: the stage these weights were trained in. */
+  stage?: number;
+  /** Models with a moving average of G's weights (progan). */
+  ema?: NamedArray[];
+}
+
+/** What the trainer process, the evaluator and the bench need of a model's training loop. */
+export interface Trainer {
+  readonly job: TrialJob;
+  /** Steps taken (global across stages). */
+  readonly step: number;
+  /** Size of the images `sample` returns. */
+  readonly sampleShape: { height: number; width: number; channels: number };
+  /** Staged models: the fade-in factor of the next step. */
+  readonly alpha?: number;
+  trainStep(): StepStats;
+  /** `count` images from a fixed noise batch, NHWC in [-1, 1], at `sampleShape`. */
+  sample(count?: number): Float32Array;
+  /**
+   * Images for quality evaluation at the job's image size (a progan stage's scaled up and cropped to it),
+   * NHWC in [-1, 1]; conditional families give the labels they drew them for.
+   */
+  evalSamples(count: number, batch?: number): { images: Float32Array; labels?: Int32Array };
+  /**
+   * Staged models: real images as the current stage sees them, prepared like `evalSamples`; health checks
+   * judge the generator's diversity and classes against them.
+   */
+  realEvalSamples?(count: number): { images: Float32Array };
+  /** Floating-point operations of one training step, approximately. */
+  flopsPerStep(): number;
+  readonly health: TrainerHealthState;
+  applyRestart(scale: LrScale): void;
+  exportState(): TrainerState;
+  importState(state: TrainerState): void;
+  dispose(): void;
+}
