@@ -12,7 +12,7 @@ import {
 } from '../packages/coordinator/src/local-stack/index.ts';
 import { labelledSet, type SetFiles, tarOf } from './support/image-sets.ts';
 import { testEnv } from './support/infra.ts';
-import { waitFor } from './support/wait-for.ts';
+import { waitForSweepEnd, waitForWorkers } from './support/wait-for.ts';
 
 /** Pushes `files` as a tar through the API; returns the version. */
 async function push(coordinator: Coordinator, name: string, files: SetFiles): Promise<string> {
@@ -55,11 +55,7 @@ describe('training on a pushed data set', () => {
     const logDir = await mkdtemp(join(tmpdir(), 'gantry-e2e-'));
     workers.push(await spawnWorker('w1', env, logDir), await spawnWorker('w2', env, logDir));
     // Both take a trial at once: each runs one (GANTRY_WORKER_CONCURRENCY=1), so they fetch the set together.
-    await waitFor(
-      'both workers',
-      async () => ((await coordinator.workers()).length === 2 ? true : undefined),
-      60_000,
-    );
+    await waitForWorkers(coordinator, 2);
 
     const colours = { red: [220, 40, 40], green: [40, 200, 60], blue: [40, 60, 220] } as const;
     const v1 = await push(coordinator, 'swatches', labelledSet(colours, 16));
@@ -85,14 +81,7 @@ describe('training on a pushed data set', () => {
     const v2 = await push(coordinator, 'swatches', labelledSet({ ...colours, black: [10, 10, 10] }, 16));
     expect(v2).not.toBe(v1);
 
-    const sweep = await waitFor(
-      'the sweep to end',
-      async () => {
-        const s = await coordinator.store.get(id);
-        return s && ['completed', 'failed', 'cancelled'].includes(s.state) ? s : undefined;
-      },
-      300_000,
-    );
+    const sweep = await waitForSweepEnd(coordinator, id, 300_000);
     const trials = await coordinator.store.trials(trialIds);
     expect(sweep.state).toBe('completed');
     expect(new Set(trials.map((t) => t.worker))).toEqual(new Set(['w1', 'w2']));

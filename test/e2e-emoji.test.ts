@@ -11,7 +11,7 @@ import {
   type WorkerProcess,
 } from '../packages/coordinator/src/local-stack/index.ts';
 import { testEnv } from './support/infra.ts';
-import { waitFor } from './support/wait-for.ts';
+import { waitForSweepEnd, waitForWorkers } from './support/wait-for.ts';
 
 /** Share of an RGB PNG's pixels that are not gray. */
 function colourShare(png: PNG): number {
@@ -37,11 +37,7 @@ describe('emoji at 64x64 RGB on two workers', () => {
     await coordinator.start();
     const logDir = await mkdtemp(join(tmpdir(), 'gantry-e2e-'));
     workers.push(await spawnWorker('w1', env, logDir), await spawnWorker('w2', env, logDir));
-    await waitFor(
-      'both workers',
-      async () => ((await coordinator.workers()).length === 2 ? true : undefined),
-      60_000,
-    );
+    await waitForWorkers(coordinator, 2);
     const small = { batch_size: { value: 8 }, base_filters: { value: 8 }, latent_dim: { value: 16 } };
     // The first sweep on emoji pushes the built-in set.
     const dcgan = await coordinator.submit(
@@ -75,14 +71,7 @@ describe('emoji at 64x64 RGB on two workers', () => {
       }),
     );
     for (const id of [dcgan.id, progan.id]) {
-      const s = await waitFor(
-        `sweep ${id} to end`,
-        async () => {
-          const sweep = await coordinator.store.get(id);
-          return sweep && ['completed', 'failed', 'cancelled'].includes(sweep.state) ? sweep : undefined;
-        },
-        400_000,
-      );
+      const s = await waitForSweepEnd(coordinator, id, 400_000);
       expect(s.state).toBe('completed');
     }
     const trials = await coordinator.store.trials([...dcgan.trialIds, ...progan.trialIds]);

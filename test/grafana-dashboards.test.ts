@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createLogger } from '@gantry/shared';
+import { createLogger, loadConfig } from '@gantry/shared';
 import { afterAll, describe, expect, it } from 'vitest';
 import { findOnPath, LocalStack } from '../packages/coordinator/src/local-stack/index.ts';
 import { testEnv } from './support/infra.ts';
@@ -26,17 +26,22 @@ interface Panel {
   id?: number;
   type: string;
   title?: string;
+  description?: string;
   datasource?: DataSourceRef;
   targets?: Target[];
   panels?: Panel[];
   gridPos?: { h: number; w: number; x: number; y: number };
+  /** A text panel's: `mode` markdown, html or code, and the content Grafana fills variables into. */
+  options?: { mode?: string; content?: string };
 }
 interface Variable {
   name: string;
   type: string;
+  description?: string;
   datasource?: DataSourceRef;
   definition?: string;
   query?: string | { query?: string };
+  current?: { text?: string; value?: string | string[] };
 }
 interface Dashboard {
   uid?: string;
@@ -53,10 +58,15 @@ interface PanelQuery {
   expr: string;
 }
 
-/** Panels that hold no query. */
+/**
+ * Panels that hold no query, and so no datasource or targets: rows, and text panels (whose content may
+ * still use variables: they are checked like queries).
+ */
 const LAYOUT_PANELS = new Set(['row', 'text', 'dashlist', 'news']);
-/** Grafana's built-in variables, as this test fills them in. */
+/** Grafana's built-in variables, as this test fills them in (`__from` and `__to` in epoch ms). */
 const BUILTINS: Record<string, string> = {
+  __from: '1700000000000',
+  __to: '1700003600000',
   __rate_interval: '1m',
   __interval: '15s',
   __interval_ms: '15000',
@@ -110,22 +120,55 @@ function variableQuery(v: Variable): string {
   return typeof v.query === 'string' ? v.query : (v.query?.query ?? v.definition ?? '');
 }
 
-/** Variable names an expression refers to: `$x`, `${x}`, `${x:fmt}`, `[[x]]`. */
+/** `$x`, `${x}`, `${x:fmt}`, `[[x]]`, `[[x:fmt]]`: the name in group 1, 3 or 5, a format in 2 or 4. */
+const VARIABLE_REF = /\$\{(\w+)(?::(\w+))?\}|\[\[(\w+)(?::(\w+))?\]\]|\$(\w+)/g;
+/** The formats this test applies; others leave the value as it is (right for one plain value). */
+const FORMATS: Record<string, (value: string) => string> = { percentencode: encodeURIComponent };
+
+/** Variable names an expression refers to. */
 function variablesIn(expr: string): string[] {
-  return [...expr.matchAll(/\$\{(\w+)(?::\w+)?\}|\[\[(\w+)(?::\w+)?\]\]|\$(\w+)/g)].map(
-    (m) => m[1] ?? m[2] ?? m[3]!,
-  );
+  return [...expr.matchAll(VARIABLE_REF)].map((m) => m[1] ?? m[3] ?? m[5]!);
 }
 
 /** Fills in variables as Grafana would for a single selected value; throws on one it does not know. */
 function substitute(expr: string, vars: Record<string, string>): string {
-  return expr.replace(/\$\{(\w+)(?::\w+)?\}|\[\[(\w+)(?::\w+)?\]\]|\$(\w+)/g, (m, a, b, c) => {
+  return expr.replace(VARIABLE_REF, (m, a, fa, b, fb, c) => {
     const name = (a ?? b ?? c) as string;
     const value = vars[name] ?? BUILTINS[name];
     if (value === undefined) throw new Error(`unknown variable ${m} in ${expr}`);
-    return value;
+    const format = FORMATS[(fa ?? fb ?? '') as string];
+    return format ? format(value) : value;
   });
 }
+
+/** What Grafana fills variables into besides queries: every panel's title and description, text content. */
+function panelTexts(d: Dashboard): string[] {
+  return allPanels(d).flatMap((p) => [p.title ?? '', p.description ?? '', p.options?.content ?? '']);
+}
+
+const trialDetail = parse(dashboards.find((d) => d.file === 'trial-detail.json')!);
+
+/** The trial dashboard's text panel whose title starts with `title`. */
+function textPanel(title: string): Panel {
+  const p = allPanels(trialDetail).find((x) => x.title?.startsWith(title));
+  if (p?.type !== 'text') throw new Error(`trial-detail.json has no text panel "${title}"`);
+  return p;
+}
+
+/** The `src` of each `<img>` in a text panel, variables not filled in. */
+function imageSources(p: Panel): string[] {
+  return [...(p.options?.content ?? '').matchAll(/<img\b[^>]*?\ssrc="([^"]*)"/g)].map((m) => m[1]!);
+}
+
+/** The URL of the panel's one image, with the variables filled in as Grafana would. */
+function imageUrl(p: Panel, vars: Record<string, string>): URL {
+  const sources = imageSources(p);
+  expect(sources, `<img src> of "${p.title}"`).toHaveLength(1);
+  return new URL(substitute(sources[0]!, vars));
+}
+
+const LATEST_GRID = 'Latest sample grid';
+const STEP_GRID = 'Sample grid of a chosen step';
 
 describe('Grafana provisioning and dashboards (static)', () => {
   it('provisions a Prometheus datasource and a file provider for the dashboards', () => {
@@ -161,8 +204,12 @@ describe('Grafana provisioning and dashboards (static)', () => {
     const problems: string[] = [];
     for (const d of dashboards) {
       for (const p of allPanels(parse(d))) {
-        if (LAYOUT_PANELS.has(p.type)) continue;
         const where = `${d.file}: panel "${p.title}"`;
+        if (LAYOUT_PANELS.has(p.type)) {
+          // Accepted on purpose: nothing to query. A target here would be a panel drawn as the wrong type.
+          if (p.targets?.length || p.datasource) problems.push(`${where}: a ${p.type} panel with a query`);
+          continue;
+        }
         if (p.datasource?.type !== 'prometheus' || p.datasource.uid !== datasourceUid)
           problems.push(`${where}: datasource ${JSON.stringify(p.datasource)}`);
         if (!p.targets?.length) problems.push(`${where}: no targets`);
@@ -179,27 +226,39 @@ describe('Grafana provisioning and dashboards (static)', () => {
     expect(allQueries.length).toBeGreaterThan(10);
   });
 
-  it('template variables are label_values queries on the datasource, and every variable used is defined', () => {
+  it('template variables are label_values queries on the datasource or typed-in values, and every variable used is defined', () => {
     const problems: string[] = [];
     for (const d of dashboards) {
       const dash = parse(d);
       const vars = dash.templating?.list ?? [];
       const names = new Set(vars.map((v) => v.name));
-      for (const v of vars.filter((x) => x.type === 'query')) {
-        if (v.datasource?.uid !== datasourceUid) problems.push(`${d.file}: variable ${v.name} datasource`);
-        if (!/^label_values\(.+,\s*\w+\)$/.test(variableQuery(v)))
-          problems.push(`${d.file}: variable ${v.name} query ${variableQuery(v)}`);
+      for (const v of vars) {
+        if (v.type === 'query') {
+          if (v.datasource?.uid !== datasourceUid) problems.push(`${d.file}: variable ${v.name} datasource`);
+          if (!/^label_values\(.+,\s*\w+\)$/.test(variableQuery(v)))
+            problems.push(`${d.file}: variable ${v.name} query ${variableQuery(v)}`);
+        } else if (v.type === 'textbox' || v.type === 'constant') {
+          // The default is `query`; `current` is what a dashboard opened without var-<name> starts at.
+          if (!variableQuery(v) || v.current?.value !== variableQuery(v))
+            problems.push(`${d.file}: variable ${v.name} default ${JSON.stringify([v.query, v.current])}`);
+          if (!v.description) problems.push(`${d.file}: variable ${v.name} says not what to type`);
+        } else problems.push(`${d.file}: variable ${v.name} of type ${v.type}`);
       }
       const used = [
         ...queriesOf(d.file, dash).flatMap((q) => variablesIn(q.expr)),
         ...vars.flatMap((v) => variablesIn(variableQuery(v))),
+        ...panelTexts(dash).flatMap(variablesIn),
       ];
       for (const name of used)
         if (!names.has(name) && !(name in BUILTINS)) problems.push(`${d.file}: undefined variable $${name}`);
     }
     expect(problems).toEqual([]);
-    const detail = parse(dashboards.find((d) => d.file === 'trial-detail.json')!);
-    expect(detail.templating?.list?.map((v) => v.name)).toEqual(['sweep', 'trial']);
+    expect(trialDetail.templating?.list?.map((v) => v.name)).toEqual([
+      'sweep',
+      'trial',
+      'coordinator_url',
+      'sample_step',
+    ]);
   });
 
   it('the dashboards show what the issue lists', () => {
@@ -251,6 +310,94 @@ describe('Grafana provisioning and dashboards (static)', () => {
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+  });
+});
+
+/**
+ * What Grafana's text-panel sanitiser (`sanitizeTextPanelContent`: js-xss's default whitelist, plus `class`
+ * and `style` on every tag) keeps of the tags these panels use, and CSS properties its CSS filter keeps.
+ * Anything else is dropped silently while `[panels] disable_sanitize_html` is off, as it is by default.
+ */
+const SANITIZER_KEEPS: Record<string, string[]> = {
+  img: ['src', 'alt', 'title', 'width', 'height', 'class', 'style'],
+  div: ['class', 'style'],
+  a: ['href', 'title', 'target', 'class', 'style'],
+};
+const CSS_KEEPS = new Set(['display', 'margin', 'max-width', 'max-height', 'text-align']);
+
+describe('the trial dashboard shows sample grids from the coordinator (static)', () => {
+  const coordinatorUrl = loadConfig({}).api.url;
+
+  it('has a coordinator URL variable to type in, defaulting to where the CLI finds the coordinator', () => {
+    const v = trialDetail.templating?.list?.find((x) => x.name === 'coordinator_url');
+    expect(v?.type).toBe('textbox');
+    expect(v?.query).toBe(coordinatorUrl);
+    expect(v?.current?.value).toBe(coordinatorUrl);
+    expect(v?.description).toMatch(/URL browsers reach the coordinator at/);
+    const step = trialDetail.templating?.list?.find((x) => x.name === 'sample_step');
+    expect([step?.type, step?.query]).toEqual(['textbox', 'latest']);
+  });
+
+  it('shows the latest sample grid near the top: an HTML <img> of the latest.png of the selected trial', () => {
+    const panel = textPanel(LATEST_GRID);
+    expect(panel.options?.mode).toBe('html');
+    const [src] = imageSources(panel);
+    expect(src).toMatch(
+      /^\$\{coordinator_url\}\/v1\/trials\/\$\{trial(:percentencode)?\}\/samples\/latest\.png\?/,
+    );
+    // Filled in for a coordinator elsewhere and a trial id that needs encoding in a path.
+    const url = imageUrl(panel, { coordinator_url: 'https://gantry.example:8443', trial: 's/1 t000' });
+    expect(url.origin).toBe('https://gantry.example:8443');
+    expect(url.pathname).toBe('/v1/trials/s%2F1%20t000/samples/latest.png');
+    // The cache-buster: Grafana redraws a query-less panel at each refresh, and ${__to} moves with "now",
+    // so the browser fetches the image again instead of keeping the identical <img>.
+    expect(variablesIn(src!)).toContain('__to');
+    expect([...url.searchParams.values()]).toContain(BUILTINS.__to);
+    // In the first screen: under the stats, above the Training row.
+    const training = allPanels(trialDetail).find((p) => p.type === 'row' && p.title === 'Training')!;
+    expect(panel.gridPos!.y).toBeLessThan(training.gridPos!.y);
+    expect(panel.gridPos!.w).toBeGreaterThanOrEqual(8);
+  });
+
+  it('shows the grid of the step typed into $sample_step beside it', () => {
+    const panel = textPanel(STEP_GRID);
+    expect(panel.options?.mode).toBe('html');
+    const vars = { coordinator_url: coordinatorUrl, trial: 's-t000' };
+    expect(imageUrl(panel, { ...vars, sample_step: '1200' }).pathname).toBe(
+      '/v1/trials/s-t000/samples/1200.png',
+    );
+    expect(imageUrl(panel, { ...vars, sample_step: 'latest' }).pathname).toBe(
+      imageUrl(textPanel(LATEST_GRID), vars).pathname,
+    );
+    expect(panel.gridPos!.y).toBe(textPanel(LATEST_GRID).gridPos!.y);
+  });
+
+  it("text panels use only what Grafana's HTML sanitiser keeps, and image URLs it keeps", () => {
+    const problems: string[] = [];
+    for (const d of dashboards) {
+      for (const p of allPanels(parse(d)).filter((x) => x.type === 'text')) {
+        const where = `${d.file}: panel "${p.title}"`;
+        if (p.options?.mode !== 'html') continue;
+        for (const [, tag, attrs] of (p.options.content ?? '').matchAll(/<(\w+)([^>]*)>/g)) {
+          const keeps = SANITIZER_KEEPS[tag!];
+          if (!keeps) problems.push(`${where}: <${tag}>`);
+          for (const [, name, value] of attrs!.matchAll(/([\w-]+)="([^"]*)"/g)) {
+            if (!keeps?.includes(name!)) problems.push(`${where}: <${tag} ${name}>`);
+            if (name === 'style')
+              for (const decl of value!.split(';').filter((x) => x.trim()))
+                if (!CSS_KEEPS.has(decl.split(':')[0]!.trim()))
+                  problems.push(`${where}: style ${decl.trim()}`);
+          }
+        }
+        // js-xss blanks a src that does not start with http(s)://, /, ./ or #, so the default must be a URL.
+        const vars = Object.fromEntries(
+          (parse(d).templating?.list ?? []).map((v) => [v.name, v.current?.value?.toString() ?? 'x']),
+        );
+        for (const src of imageSources(p))
+          if (!/^https?:\/\//.test(substitute(src, vars))) problems.push(`${where}: src ${src}`);
+      }
+    }
+    expect(problems).toEqual([]);
   });
 });
 
@@ -318,7 +465,8 @@ describe('Grafana dashboards against a real Prometheus and worker', () => {
         method: 'grid',
         metric: { name: 'g_loss', goal: 'minimize' },
         budget: { trials: 1, parallel: 1 },
-        checkpoint: { every_steps: 100_000 },
+        // A checkpoint, and with it a sample grid, at each evaluation: the image panels have one to show.
+        checkpoint: { every_steps: 20 },
         health: { eval_every_steps: 20 },
         parameters: { base_filters: { value: 8 }, latent_dim: { value: 16 } },
         stages: [{ resolution: 4, stable_steps: 100_000, batch_size: 16 }],
@@ -418,6 +566,32 @@ describe('Grafana dashboards against a real Prometheus and worker', () => {
       .map((r) => `${r.name}: ${r.lastError}`);
     expect(rules.data.groups.length).toBeGreaterThan(0);
     expect(ruleErrors).toEqual([]);
+
+    // The image panels' URLs, filled in as Grafana would for this trial, answer with its sample grid.
+    const panelVars = { ...vars, coordinator_url: stack.apiUrl, __to: String(Date.now()) };
+    const image = async (panel: string, extra: Record<string, string> = {}) => {
+      const r = await fetch(imageUrl(textPanel(panel), { ...panelVars, ...extra }));
+      const body = Buffer.from(await r.arrayBuffer());
+      return {
+        status: r.status,
+        type: r.headers.get('content-type'),
+        step: r.headers.get('x-gantry-step'),
+        body,
+      };
+    };
+    const latest = await waitFor(
+      'the first sample grid',
+      async () => {
+        const r = await image(LATEST_GRID);
+        return r.status === 200 ? r : undefined;
+      },
+      30_000,
+    );
+    expect(latest.type).toBe('image/png');
+    expect(latest.step).toMatch(/^[1-9]\d*$/);
+    expect(latest.body.subarray(0, 8)).toEqual(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]));
+    const atStep = await image(STEP_GRID, { sample_step: latest.step! });
+    expect([atStep.status, atStep.type, atStep.step]).toEqual([200, 'image/png', latest.step]);
 
     await coordinator.scheduler.cancel(created.id);
     sweep = undefined;
