@@ -1,9 +1,11 @@
 /**
- * `npm run bench`: training throughput of Gantry's trainer against PyTorch on the same DCGAN, and a
- * sweep's throughput on all cores against one trial at a time, measured in one invocation so the
- * ratios compare like with like on a noisy machine. Writes bench/results/latest.json.
+ * `npm run bench`: training throughput of Gantry's trainer against PyTorch on the same DCGAN (28x28 gray on
+ * Fashion-MNIST, and the paper's 64x64 RGB network on the emoji set), how fast the emoji set is packed and
+ * pushed, and a sweep's throughput on all cores against one trial at a time, measured in one invocation so
+ * the ratios compare like with like on a noisy machine. Writes bench/results/latest.json.
  *
- *   npm run bench [-- --repeats 5 --steps 8 --sweep-steps 200 --sweep-repeats 2 --skip-sweep]
+ *   npm run bench [-- --repeats 5 --steps 8 --steps-64 2 --sweep-steps 200 --sweep-repeats 2
+ *                     --skip-28 --skip-64 --skip-push --skip-sweep]
  */
 import { spawnSync } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
@@ -14,42 +16,57 @@ import { parseArgs } from 'node:util';
 import { LocalStack } from '../packages/coordinator/src/local-stack/index.ts';
 import { compileSweepSpec, createLogger, type TrialJob } from '../packages/shared/src/index.ts';
 import { initBackend } from '../packages/worker/src/backend.ts';
-import { GanTrainer } from '../packages/worker/src/trainer.ts';
+import { familyOf } from '../packages/worker/src/families/registry.ts';
 import { loadBuiltinSplit } from '../scripts/builtin-dataset.ts';
+import { benchPush } from './push.ts';
+import { list, median } from './stats.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const { values: args } = parseArgs({
   options: {
     repeats: { type: 'string', default: '5' },
     steps: { type: 'string', default: '8' },
+    'steps-64': { type: 'string', default: '2' },
     'sweep-steps': { type: 'string', default: '200' },
     'sweep-repeats': { type: 'string', default: '2' },
+    'skip-28': { type: 'boolean', default: false },
+    'skip-64': { type: 'boolean', default: false },
+    'skip-push': { type: 'boolean', default: false },
     'skip-sweep': { type: 'boolean', default: false },
   },
 });
-const REPEATS = Number(args.repeats);
-const STEPS = Number(args.steps);
+const count = (name: keyof typeof args): number => {
+  const n = Number(args[name]);
+  if (!Number.isInteger(n) || n < 1)
+    throw new Error(`--${name}: expected a positive integer, got ${args[name]}`);
+  return n;
+};
+const REPEATS = count('repeats');
 const BATCH = 64;
 const LATENT = 100;
 const FILTERS = 64;
 const say = (s: string) => process.stdout.write(`${s}\n`);
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
+/** One network both sides train: the built-in set Gantry reads it from, its shape, steps per timed repeat. */
+interface Net {
+  dataset: string;
+  size: number;
+  channels: 1 | 3;
+  steps: number;
+  /** Untimed steps: Gantry's before its first repeat, PyTorch's in each of its runs (one process each). */
+  warmup: { gantry: number; pytorch: number };
+}
 
-/** Gantry's trainer on wasm, warmed up; each call of `repeat()` times STEPS steps. */
-async function gantryDcgan() {
+/** Gantry's trainer on wasm, warmed up; each call of `repeat()` times `net.steps` steps. */
+async function gantryDcgan(net: Net) {
   const info = await initBackend('wasm');
-  const data = await loadBuiltinSplit('fashion-mnist', 'train');
+  const data = await loadBuiltinSplit(net.dataset, 'train');
   const job: TrialJob = {
     v: 2,
     sweepId: 'bench',
     trialId: 'bench-t000',
     index: 0,
     model: 'dcgan',
-    dataset: { name: 'fashion-mnist', version: '0123456789abcdef', image_size: 28, channels: 1 },
+    dataset: { name: net.dataset, version: '0123456789abcdef', image_size: net.size, channels: net.channels },
     seed: 1,
     steps: 1_000_000,
     checkpointEvery: 1_000_000,
@@ -63,15 +80,16 @@ async function gantryDcgan() {
       base_filters: FILTERS,
     },
   };
-  const trainer = new GanTrainer(job, data);
-  for (let i = 0; i < 2; i++) trainer.trainStep();
+  const trainer = familyOf(job.model).createTrainer(job, data);
+  for (let i = 0; i < net.warmup.gantry; i++) trainer.trainStep();
   return {
     ...info,
+    flopsPerStep: trainer.flopsPerStep(),
     repeat(): { imgPerSec: number; gflops: number } {
       const t0 = performance.now();
-      for (let i = 0; i < STEPS; i++) trainer.trainStep();
+      for (let i = 0; i < net.steps; i++) trainer.trainStep();
       const s = (performance.now() - t0) / 1000;
-      return { imgPerSec: (STEPS * BATCH) / s, gflops: (STEPS * trainer.flopsPerStep()) / s / 1e9 };
+      return { imgPerSec: (net.steps * BATCH) / s, gflops: (net.steps * trainer.flopsPerStep()) / s / 1e9 };
     },
     dispose: () => trainer.dispose(),
   };
@@ -79,20 +97,92 @@ async function gantryDcgan() {
 
 const PYTHON = '/usr/bin/python3';
 
-/** PyTorch's version, or why the PyTorch row is skipped. */
+/** PyTorch's version, or why the PyTorch rows are skipped. */
 function pytorchVersion(): { version: string } | { skipped: string } {
   const probe = spawnSync(PYTHON, ['-c', 'import torch; print(torch.__version__)'], { encoding: 'utf8' });
   if (probe.status !== 0)
-    return { skipped: `PyTorch not available at ${PYTHON} (apt-get install python3-torch)` };
+    return { skipped: `PyTorch not available at ${PYTHON} (node scripts/setup.mjs --bench installs it)` };
   return { version: probe.stdout.trim() };
 }
 
-/** One PyTorch run of STEPS timed steps (after its own warm-up), in images/s. */
-function pytorchRepeat(): number {
-  const args = ['--batch', BATCH, '--latent', LATENT, '--filters', FILTERS, '--steps', STEPS, '--threads', 1];
-  const res = spawnSync(PYTHON, [join(here, 'dcgan_pytorch.py'), ...args.map(String)], { encoding: 'utf8' });
+/** One PyTorch run of `net.steps` timed steps (after its own warm-up), in images/s. */
+function pytorchRepeat(net: Net): number {
+  const opts = {
+    batch: BATCH,
+    latent: LATENT,
+    filters: FILTERS,
+    size: net.size,
+    channels: net.channels,
+    steps: net.steps,
+    warmup: net.warmup.pytorch,
+    threads: 1,
+  };
+  const argv = Object.entries(opts).flatMap(([k, v]) => [`--${k}`, String(v)]);
+  const res = spawnSync(PYTHON, [join(here, 'dcgan_pytorch.py'), ...argv], { encoding: 'utf8' });
   if (res.status !== 0) throw new Error(`PyTorch run failed: ${res.stderr.slice(-500)}`);
   return (JSON.parse(res.stdout.trim().split('\n').at(-1)!) as { images_per_sec: number }).images_per_sec;
+}
+
+/**
+ * Gantry against PyTorch on one network, repeats alternating between the two so that load from elsewhere
+ * on the machine hits both alike. PyTorch's GFLOP/s counts the same operations per step as Gantry's.
+ */
+async function compareDcgan(net: Net, pt: ReturnType<typeof pytorchVersion>) {
+  const shape = `${net.size}x${net.size}x${net.channels}`;
+  say(
+    `bench: DCGAN ${shape} (${net.dataset}), batch ${BATCH}, base_filters ${FILTERS}, latent ${LATENT}; ${REPEATS} repeats of ${net.steps} steps`,
+  );
+  const g = await gantryDcgan(net);
+  const gRuns: { imgPerSec: number; gflops: number }[] = [];
+  const ptRuns: number[] = [];
+  for (let r = 0; r < REPEATS; r++) {
+    gRuns.push(g.repeat());
+    if ('version' in pt) ptRuns.push(pytorchRepeat(net));
+  }
+  g.dispose();
+  const gImg = gRuns.map((x) => x.imgPerSec);
+  const gMed = median(gImg);
+  const gflopsMed = median(gRuns.map((x) => x.gflops));
+  const flopsPerImage = g.flopsPerStep / BATCH;
+  say(
+    `gantry  (${g.backend}, ${g.device}, 1 thread): ${gMed.toFixed(1)} img/s  ${gflopsMed.toFixed(1)} GFLOP/s   ${list(gImg)}`,
+  );
+  let ratio: number | null = null;
+  let ptMed: number | null = null;
+  if ('skipped' in pt) {
+    say(`pytorch: skipped: ${pt.skipped}`);
+  } else {
+    ptMed = median(ptRuns);
+    ratio = gMed / ptMed;
+    const perRepeat = gImg.map((x, i) => x / ptRuns[i]!);
+    say(
+      `pytorch (${pt.version}, CPU, 1 thread):      ${ptMed.toFixed(1)} img/s  ${((ptMed * flopsPerImage) / 1e9).toFixed(1)} GFLOP/s   ${list(ptRuns)}`,
+    );
+    say(
+      `ratio gantry/pytorch per core: ${ratio.toFixed(2)}x (medians); per repeat ${perRepeat.map((x) => x.toFixed(2)).join(', ')}, median ${median(perRepeat).toFixed(2)}x`,
+    );
+  }
+  return {
+    dataset: net.dataset,
+    image: { size: net.size, channels: net.channels },
+    batch: BATCH,
+    base_filters: FILTERS,
+    latent_dim: LATENT,
+    steps_per_repeat: net.steps,
+    gflop_per_step: g.flopsPerStep / 1e9,
+    gantry_img_s: gMed,
+    gantry_gflops: gflopsMed,
+    pytorch_img_s: ptMed,
+    pytorch_gflops: ptMed === null ? null : (ptMed * flopsPerImage) / 1e9,
+    ratio,
+    repeats: {
+      gantry_img_s: gImg,
+      gantry_gflops: gRuns.map((x) => x.gflops),
+      pytorch_img_s: 'skipped' in pt ? null : ptRuns,
+    },
+    backend: g.device,
+    pytorch: 'skipped' in pt ? null : pt.version,
+  };
 }
 
 /** Wall time of a `trials`-trial sweep on one worker running `concurrency` trials at once. */
@@ -161,40 +251,32 @@ async function sweepSeconds(
   }
 }
 
-say(
-  `bench: DCGAN 28x28, batch ${BATCH}, base_filters ${FILTERS}, latent ${LATENT}; ${REPEATS} repeats of ${STEPS} steps`,
-);
-// Repeats alternate between the two, so that load from elsewhere on the machine hits both alike.
-const g = await gantryDcgan();
 const pt = pytorchVersion();
-const gRuns: { imgPerSec: number; gflops: number }[] = [];
-const ptRuns: number[] = [];
-for (let r = 0; r < REPEATS; r++) {
-  gRuns.push(g.repeat());
-  if ('version' in pt) ptRuns.push(pytorchRepeat());
-}
-g.dispose();
-const gImg = gRuns.map((x) => x.imgPerSec);
-const gMed = median(gImg);
-const gflopsMed = median(gRuns.map((x) => x.gflops));
-say(
-  `gantry  (${g.backend}, ${g.device}, 1 thread): ${gMed.toFixed(1)} img/s  ${gflopsMed.toFixed(1)} GFLOP/s   [${gImg.map((x) => x.toFixed(1)).join(', ')}]`,
-);
-let ratio: number | null = null;
-let ptMed: number | null = null;
-if ('skipped' in pt) {
-  say(`pytorch: skipped: ${pt.skipped}`);
-} else {
-  ptMed = median(ptRuns);
-  ratio = gMed / ptMed;
-  const perRepeat = gImg.map((x, i) => x / ptRuns[i]!);
-  say(
-    `pytorch (${pt.version}, CPU, 1 thread):      ${ptMed.toFixed(1)} img/s   [${ptRuns.map((x) => x.toFixed(1)).join(', ')}]`,
-  );
-  say(
-    `ratio gantry/pytorch per core: ${ratio.toFixed(2)}x (medians); per repeat ${perRepeat.map((x) => x.toFixed(2)).join(', ')}, median ${median(perRepeat).toFixed(2)}x`,
-  );
-}
+const dcgan28 = args['skip-28']
+  ? null
+  : await compareDcgan(
+      {
+        dataset: 'fashion-mnist',
+        size: 28,
+        channels: 1,
+        steps: count('steps'),
+        warmup: { gantry: 2, pytorch: 3 },
+      },
+      pt,
+    );
+const dcgan64 = args['skip-64']
+  ? null
+  : await compareDcgan(
+      {
+        dataset: 'emoji',
+        size: 64,
+        channels: 3,
+        steps: count('steps-64'),
+        warmup: { gantry: 1, pytorch: 1 },
+      },
+      pt,
+    );
+const push = args['skip-push'] ? null : await benchPush(REPEATS, say);
 
 let sweep: {
   cores: number;
@@ -244,21 +326,9 @@ if (!args['skip-sweep']) {
 const results = {
   date: new Date().toISOString(),
   machine: { cores: availableParallelism(), node: process.version },
-  dcgan: {
-    batch: BATCH,
-    base_filters: FILTERS,
-    latent_dim: LATENT,
-    gantry_img_s: gMed,
-    gantry_gflops: gflopsMed,
-    pytorch_img_s: ptMed,
-    ratio,
-    repeats: {
-      gantry_img_s: gImg,
-      gantry_gflops: gRuns.map((x) => x.gflops),
-      pytorch_img_s: 'skipped' in pt ? null : ptRuns,
-    },
-    backend: g.device,
-  },
+  dcgan_28: dcgan28,
+  dcgan_64: dcgan64,
+  push,
   sweep,
 };
 await mkdir(join(here, 'results'), { recursive: true });

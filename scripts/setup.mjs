@@ -2,14 +2,17 @@
 // Installs what Gantry needs on a fresh machine, and nothing twice:
 //   - Debian packages: redis-server (queue), dataset-fashion-mnist (training data), prometheus (prometheus and
 //     promtool, for the tests of infra/prometheus and the dashboards)
+//   - with --bench only (`npm run bench`): python3-torch, the PyTorch reference of bench/dcgan_pytorch.py
 //   - pnpm (pinned, through npx) and the workspace's npm packages (frozen lockfile)
-// Run by `npm test` and `npm run demo`; safe to run again (it checks before installing).
+// Run by `npm test` and `npm run demo` (without --bench); safe to run again (it checks before installing).
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
 
+const { values: flags } = parseArgs({ options: { bench: { type: 'boolean', default: false } } });
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const PNPM = 'pnpm@10.34.9';
 const log = (msg) => process.stderr.write(`[setup] ${msg}\n`);
@@ -33,6 +36,13 @@ const debian = [
   },
   { pkg: 'prometheus', present: () => existsSync('/usr/bin/promtool') },
 ];
+if (flags.bench) {
+  // The bench runs its reference with the system interpreter, so the package must be the Debian one.
+  debian.push({
+    pkg: 'python3-torch',
+    present: () => spawnSync('/usr/bin/python3', ['-c', 'import torch'], { stdio: 'ignore' }).status === 0,
+  });
+}
 const missing = debian.filter((d) => !d.present()).map((d) => d.pkg);
 if (missing.length > 0) {
   if (!onPath('apt-get')) {
