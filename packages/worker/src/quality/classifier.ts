@@ -19,6 +19,15 @@ export const CLASSIFIER_DIR = join(
   'classifiers',
 );
 
+/** The images a classifier reads: `size` x `size` pixels of `channels` channels, NHWC in [-1, 1]. */
+export interface ClassifierInput {
+  size: number;
+  channels: number;
+}
+
+/** What a manifest without `input` (every one written before inputs were recorded) was trained on. */
+export const LEGACY_CLASSIFIER_INPUT: Readonly<ClassifierInput> = { size: 28, channels: 1 };
+
 /** Statistics of the real data's features and labels, against which generated images are scored. */
 export interface RealDataStats {
   /** Images the statistics were computed on (the whole train split). */
@@ -38,42 +47,99 @@ export interface ClassifierManifest {
   dataset: string;
   numClasses: number;
   featureDim: number;
+  /** The images the network reads; absent in older manifests, which mean {@link LEGACY_CLASSIFIER_INPUT}. */
+  input?: ClassifierInput;
+  /**
+   * What it was trained to predict: the data set's classes (absent in older manifests), or rotation
+   * prediction for a set without classes, whose predictions are no classes of the data.
+   */
+  labels?: 'classes' | 'rotation';
   tensors: { name: string; shape: number[] }[];
   /** Accuracy on the dataset's test split. */
   testAccuracy: number;
+  /** Mean per-class recall on the test split (over the classes it holds); absent in older manifests. */
+  testBalancedAccuracy?: number;
   /** FLD of real test images against `stats`: the floor a perfect generator would reach, by sample count. */
   fldFloor: { samples: number; fld: number }[];
   stats: RealDataStats;
   training: Record<string, unknown>;
 }
 
+/** How a classifier is built. */
+export interface ClassifierOptions {
+  /** The images it reads. @default LEGACY_CLASSIFIER_INPUT (28x28x1) */
+  input?: ClassifierInput;
+  /** Draws He-initialised weights; without it every weight is zero, to be loaded afterwards. */
+  rng?: Rng;
+}
+
+/** One convolution of the stack: output channels and stride. */
+type ConvLayer = { out: number; stride: number };
+
+/**
+ * The convolutions for `size`-pixel images: the v2 stack (32/2, 64, 64/2, 128/2), then 128-channel
+ * stride-2 convolutions until the side is 4 or less ('same' padding: side -> ceil(side / 2)).
+ */
+function convStack(size: number): { layers: ConvLayer[]; side: number } {
+  const layers: ConvLayer[] = [
+    { out: 32, stride: 2 },
+    { out: 64, stride: 1 },
+    { out: 64, stride: 2 },
+    { out: 128, stride: 2 },
+  ];
+  let side = Math.ceil(Math.ceil(Math.ceil(size / 2) / 2) / 2);
+  while (side > 4) {
+    layers.push({ out: 128, stride: 2 });
+    side = Math.ceil(side / 2);
+  }
+  return { layers, side };
+}
+
 /**
  * The small CNN whose features and predictions score generated images (FLD, class coverage, KL,
- * diversity, cGAN accuracy). Input [N, 28, 28, 1] in [-1, 1]:
+ * diversity, cGAN accuracy). Input [N, size, size, channels] in [-1, 1]; at 28x28x1 (MNIST, Fashion-MNIST):
  *   conv 3x3/2 32 -> ReLU -> conv 3x3 64 -> ReLU -> conv 3x3/2 64 -> ReLU -> conv 3x3/2 128 -> ReLU
  *   -> flatten (4x4x128) -> dense 64 -> ReLU (the features) -> dense classes (logits)
  * 261k parameters (1 MB of float32); ~13 MFLOP per image forward. (v1 pooled globally before the dense
- * layer: half the size, but 83% on Fashion-MNIST after 2 epochs where it needs 90%.)
+ * layer: half the size, but 83% on Fashion-MNIST after 2 epochs where it needs 90%.) Larger images get
+ * one more conv 3x3/2 128 -> ReLU per halving until the side is 4: at 64x64x3 (emoji) c5 takes 8x8 to 4x4,
+ * 409k parameters (1.6 MB), ~72 MFLOP per image. Parameter names and order at 28x28x1 are those of the
+ * committed v2 weights.
  */
 export class Classifier {
   readonly params: ParamStore;
+  readonly input: Readonly<ClassifierInput>;
+  private readonly layers: readonly ConvLayer[];
+  private readonly flatDim: number;
 
+  /** @throws RangeError when `input` is not a whole size of at least 8 pixels and channel count of at least 1 */
   constructor(
     readonly numClasses: number,
-    rng?: Rng,
+    options: ClassifierOptions = {},
   ) {
+    const input = options.input ?? LEGACY_CLASSIFIER_INPUT;
+    if (
+      !Number.isInteger(input.size) ||
+      input.size < 8 ||
+      !Number.isInteger(input.channels) ||
+      input.channels < 1
+    )
+      throw new RangeError(`classifier input ${input.size}x${input.size}x${input.channels} is not supported`);
+    this.input = { size: input.size, channels: input.channels };
+    const { rng } = options;
+    const { layers, side } = convStack(input.size);
+    this.layers = layers;
+    this.flatDim = side * side * 128;
     const p = new ParamStore('cls');
     // He initialisation for the ReLU layers; zeros when weights are loaded afterwards.
     const he = (fanIn: number) => (rng ? init.normal(rng, Math.sqrt(2 / fanIn)) : init.zeros());
-    p.add('c1/w', [3, 3, 1, 32], he(9));
-    p.add('c1/b', [32], init.zeros());
-    p.add('c2/w', [3, 3, 32, 64], he(9 * 32));
-    p.add('c2/b', [64], init.zeros());
-    p.add('c3/w', [3, 3, 64, 64], he(9 * 64));
-    p.add('c3/b', [64], init.zeros());
-    p.add('c4/w', [3, 3, 64, 128], he(9 * 64));
-    p.add('c4/b', [128], init.zeros());
-    p.add('fc1/w', [4 * 4 * 128, FEATURE_DIM], he(4 * 4 * 128));
+    let inC = input.channels;
+    layers.forEach(({ out }, i) => {
+      p.add(`c${i + 1}/w`, [3, 3, inC, out], he(9 * inC));
+      p.add(`c${i + 1}/b`, [out], init.zeros());
+      inC = out;
+    });
+    p.add('fc1/w', [this.flatDim, FEATURE_DIM], he(this.flatDim));
     p.add('fc1/b', [FEATURE_DIM], init.zeros());
     p.add('fc2/w', [FEATURE_DIM, numClasses], he(FEATURE_DIM));
     p.add('fc2/b', [numClasses], init.zeros());
@@ -83,31 +149,36 @@ export class Classifier {
   /** Features [N, FEATURE_DIM] and logits [N, classes] of a batch of images. */
   forward(x: tf.Tensor4D): { features: tf.Tensor2D; logits: tf.Tensor2D } {
     const p = (n: string) => this.params.get(n) as tf.Tensor as never;
-    let h = tf.relu(conv(x, p('c1/w'), 2, p('c1/b')));
-    h = tf.relu(conv(h, p('c2/w'), 1, p('c2/b')));
-    h = tf.relu(conv(h, p('c3/w'), 2, p('c3/b')));
-    h = tf.relu(conv(h, p('c4/w'), 2, p('c4/b')));
-    const flat = tf.reshape(h, [h.shape[0], 4 * 4 * 128]) as tf.Tensor2D;
+    let h = x;
+    this.layers.forEach(({ stride }, i) => {
+      h = tf.relu(conv(h, p(`c${i + 1}/w`), stride, p(`c${i + 1}/b`)));
+    });
+    const flat = tf.reshape(h, [h.shape[0], this.flatDim]) as tf.Tensor2D;
     const features = tf.relu(dense(flat, p('fc1/w'), p('fc1/b')));
     return { features, logits: dense(features, p('fc2/w'), p('fc2/b')) };
   }
 
   /**
-   * Features and predicted classes of `count` images (NHWC floats in [-1, 1]), in batches.
-   * Returns plain arrays; no tensors are left behind.
+   * Features and predicted classes of `count` images (NHWC floats in [-1, 1] at the classifier's input
+   * size and channels), in batches. Returns plain arrays; no tensors are left behind.
    */
   describe(
     images: Float32Array,
     count: number,
     batch = 256,
   ): { features: Float32Array; predictions: Int32Array } {
-    const px = 28 * 28;
+    const { size, channels } = this.input;
+    const px = size * size * channels;
+    if (images.length < count * px)
+      throw new RangeError(
+        `${images.length} values are fewer than ${count} images of ${size}x${size}x${channels}`,
+      );
     const features = new Float32Array(count * FEATURE_DIM);
     const predictions = new Int32Array(count);
     for (let i0 = 0; i0 < count; i0 += batch) {
       const n = Math.min(batch, count - i0);
       tf.tidy(() => {
-        const x = tf.tensor4d(images.subarray(i0 * px, (i0 + n) * px), [n, 28, 28, 1]);
+        const x = tf.tensor4d(images.subarray(i0 * px, (i0 + n) * px), [n, size, size, channels]);
         const out = this.forward(x);
         features.set(out.features.dataSync(), i0 * FEATURE_DIM);
         predictions.set(tf.argMax(out.logits, 1).dataSync(), i0);
@@ -125,7 +196,7 @@ export class Classifier {
 export async function saveClassifier(
   dir: string,
   classifier: Classifier,
-  manifest: Omit<ClassifierManifest, 'tensors' | 'architecture' | 'featureDim' | 'numClasses'>,
+  manifest: Omit<ClassifierManifest, 'tensors' | 'architecture' | 'featureDim' | 'numClasses' | 'input'>,
 ): Promise<void> {
   const arrays = classifier.params.export();
   const total = arrays.reduce((n, a) => n + a.data.length, 0);
@@ -139,6 +210,7 @@ export async function saveClassifier(
     architecture: CLASSIFIER_ARCHITECTURE,
     numClasses: classifier.numClasses,
     featureDim: FEATURE_DIM,
+    input: { ...classifier.input },
     tensors: arrays.map((a) => ({ name: a.name, shape: a.shape })),
     ...manifest,
   };
@@ -179,7 +251,18 @@ export async function loadClassifier(
     arrays.push({ name: t.name, shape: t.shape, data: floats.slice(o, o + size) });
     o += size;
   }
-  const classifier = new Classifier(manifest.numClasses);
-  classifier.params.import(arrays);
+  const input = manifest.input ?? LEGACY_CLASSIFIER_INPUT;
+  let classifier: Classifier;
+  try {
+    classifier = new Classifier(manifest.numClasses, { input });
+  } catch (err) {
+    throw new Error(`${manifestPath}: ${(err as Error).message}; ${retrain}`);
+  }
+  try {
+    classifier.params.import(arrays);
+  } catch (err) {
+    classifier.dispose();
+    throw new Error(`${manifestPath}: ${(err as Error).message}; ${retrain}`);
+  }
   return { classifier, manifest };
 }

@@ -5,10 +5,13 @@ import { frechetDistance, type GaussianStats, gaussianStats } from './frechet.ts
 export interface QualityScores {
   /** Fréchet distance of classifier features, generated against the real train split. Lower is better. */
   fld: number;
-  /** Fraction of the data's classes that the generated samples cover (see {@link COVERED_SHARE}). */
-  class_coverage: number;
-  /** KL(generated class histogram || the data's), in nats. 0 when the proportions match. */
-  class_kl: number;
+  /**
+   * Fraction of the data's classes that the generated samples cover (see {@link COVERED_SHARE}); absent
+   * when the features come from a label-free network (a set without classes).
+   */
+  class_coverage?: number;
+  /** KL(generated class histogram || the data's), in nats. 0 when the proportions match; absent as above. */
+  class_kl?: number;
   /** Mean pairwise feature distance of generated samples over the real data's: ~1 healthy, low = collapse. */
   diversity_ratio: number;
   /** cGAN only: how often the classifier predicts the class a sample was conditioned on. */
@@ -76,21 +79,25 @@ export function realGaussian(stats: RealDataStats): GaussianStats {
 
 /**
  * Scores generated samples from their classifier features and predictions. `conditioned` holds the
- * labels a cGAN's samples were generated for.
+ * labels a cGAN's samples were generated for. With `classes` false (features of a label-free network,
+ * whose predictions are no classes of the data) only FLD and diversity are scored.
  */
 export function scoreSamples(
   features: Float32Array,
   predictions: Int32Array,
   stats: RealDataStats,
   conditioned?: ArrayLike<number>,
+  classes = true,
 ): QualityScores {
-  const shares = classShares(predictions, stats.classShare.length);
   const scores: QualityScores = {
     fld: frechetDistance(gaussianStats(features, FEATURE_DIM), realGaussian(stats)),
-    class_coverage: classCoverage(shares, stats.classShare),
-    class_kl: klDivergence(shares, stats.classShare),
     diversity_ratio: pairDiversity(features) / stats.diversity,
   };
+  if (classes) {
+    const shares = classShares(predictions, stats.classShare.length);
+    scores.class_coverage = classCoverage(shares, stats.classShare);
+    scores.class_kl = klDivergence(shares, stats.classShare);
+  }
   if (conditioned !== undefined) {
     let hits = 0;
     for (let i = 0; i < predictions.length; i++) if (predictions[i] === conditioned[i]) hits += 1;
