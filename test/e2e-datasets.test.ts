@@ -66,6 +66,7 @@ describe('training on a pushed data set', () => {
         dataset: 'swatches',
         method: 'grid',
         seed: 5,
+        metric: { name: 'fld', goal: 'minimize' },
         budget: { parallel: 2, steps: 30 },
         checkpoint: { every_steps: 15 },
         parameters: {
@@ -76,7 +77,7 @@ describe('training on a pushed data set', () => {
         },
       }),
     );
-    expect(warnings.join()).toMatch(/quality evaluation is off/);
+    expect(warnings.join()).toMatch(/the first evaluation trains one on the set \(its classes\)/);
     // A push while the sweep runs is a new version; the sweep's trials keep the one they were given.
     const v2 = await push(coordinator, 'swatches', labelledSet({ ...colours, black: [10, 10, 10] }, 16));
     expect(v2).not.toBe(v1);
@@ -85,7 +86,15 @@ describe('training on a pushed data set', () => {
     const trials = await coordinator.store.trials(trialIds);
     expect(sweep.state).toBe('completed');
     expect(new Set(trials.map((t) => t.worker))).toEqual(new Set(['w1', 'w2']));
+    // The first evaluation trained the set's classifier and kept it beside the version; both trials scored.
+    const quality = await coordinator.objects.list(`datasets/swatches/${v1}/quality/`);
+    expect(quality.sort()).toEqual([
+      `datasets/swatches/${v1}/quality/16x16x3/swatches.bin`,
+      `datasets/swatches/${v1}/quality/16x16x3/swatches.json`,
+    ]);
     for (const t of trials) {
+      expect(t.quality?.step).toBe(30);
+      expect(t.result).toBe(t.quality?.fld);
       const job = await coordinator.queue.getJob(t.id);
       expect((job?.data as TrialJob).dataset).toEqual({
         name: 'swatches',

@@ -70,12 +70,16 @@ describe('emoji at 64x64 RGB on two workers', () => {
         stages,
       }),
     );
-    for (const id of [dcgan.id, progan.id]) {
-      const s = await waitForSweepEnd(coordinator, id, 400_000);
-      expect(s.state).toBe('completed');
-    }
+    for (const id of [dcgan.id, progan.id]) await waitForSweepEnd(coordinator, id, 400_000);
     const trials = await coordinator.store.trials([...dcgan.trialIds, ...progan.trialIds]);
-    expect(trials.map((t) => t.state)).toEqual(['completed', 'completed', 'completed']);
+    // States with their reasons, so that a failure says why.
+    expect(trials.map((t) => `${t.state} ${t.reason ?? ''}`.trim())).toEqual([
+      'completed',
+      'completed',
+      'completed',
+    ]);
+    for (const id of [dcgan.id, progan.id])
+      expect((await coordinator.store.get(id))?.state).toBe('completed');
     for (const t of trials.slice(0, 2)) {
       const last = (await coordinator.store.samples(t.id)).at(-1)!;
       expect(last.step).toBe(12);

@@ -106,8 +106,7 @@ export class Coordinator {
     }
     const fit = fitDataset(spec, manifest);
     if (fit.issues.length > 0) throw new SpecValidationError(fit.issues);
-    const health = fit.quality ? spec.health : { ...spec.health, eval_every_steps: 0 };
-    return { spec: { ...spec, dataset: fit.dataset, health }, warnings: fit.warnings };
+    return { spec: { ...spec, dataset: fit.dataset }, warnings: fit.warnings };
   }
 
   /** Workers with a recent heartbeat. */

@@ -27,26 +27,30 @@ function spec(over: Record<string, unknown> = {}) {
 const paths = (fit: ReturnType<typeof fitDataset>) => fit.issues.map((i) => i.path);
 
 describe('fitDataset', () => {
-  it("pins the version with the set's own size and channels, and turns quality off where no classifier exists", () => {
+  it("pins the version with the set's own size and channels, and says when the first evaluation trains a classifier", () => {
     const fit = fitDataset(spec(), manifest());
     expect(fit.issues).toEqual([]);
     expect(fit.dataset).toEqual({ name: 'faces', version: '00112233aabbccdd', image_size: 64, channels: 3 });
-    expect(fit.quality).toBe(false);
-    expect(fit.warnings.join()).toMatch(/quality evaluation is off.*no quality classifier/);
+    expect(fit.warnings.join()).toMatch(/first evaluation trains one on the set \(its classes\)/);
+    expect(fitDataset(spec(), manifest({ classes: [] })).warnings.join()).toMatch(/rotation prediction/);
+    expect(fitDataset(spec({ health: { eval_every_steps: 0 } }), manifest()).warnings).toEqual([]);
   });
 
-  it('keeps quality on for a set whose classifier reads its images, and off at another size', () => {
+  it('uses the committed classifier where it reads the images, and trains one at another size', () => {
     const fm = manifest({ name: 'fashion-mnist', image: { height: 28, width: 28, channels: 1 } });
-    expect(fitDataset(spec({ dataset: 'fashion-mnist' }), fm).quality).toBe(true);
+    expect(fitDataset(spec({ dataset: 'fashion-mnist' }), fm).warnings).toEqual([]);
     const big = fitDataset(spec({ dataset: { name: 'fashion-mnist', image_size: 32 } }), fm);
-    expect(big.quality).toBe(false);
+    expect(big.warnings.join()).toMatch(/at 32x32x1: the first evaluation trains one/);
     expect(big.dataset.image_size).toBe(32);
   });
 
-  it('refuses a quality metric without a classifier, naming metric.name', () => {
-    expect(paths(fitDataset(spec({ metric: { name: 'fld', goal: 'minimize' } }), manifest()))).toEqual([
-      'metric.name',
-    ]);
+  it('refuses a class metric on a set without classes, naming metric.name; fld works on any set', () => {
+    const unlabelled = manifest({ classes: [] });
+    const metric = (name: string) => spec({ metric: { name, goal: 'minimize' } });
+    expect(paths(fitDataset(metric('class_kl'), unlabelled))).toEqual(['metric.name']);
+    expect(paths(fitDataset(metric('class_coverage'), unlabelled))).toEqual(['metric.name']);
+    expect(fitDataset(metric('fld'), unlabelled).issues).toEqual([]);
+    expect(fitDataset(metric('class_kl'), manifest()).issues).toEqual([]);
   });
 
   it('refuses a paired set for a model of single images, and cgan on a set without classes', () => {
@@ -89,6 +93,6 @@ describe('fitDataset', () => {
     // 28x28 sets grow on a 32x32 canvas (padded), as before.
     const fm = manifest({ name: 'fashion-mnist', image: { height: 28, width: 28, channels: 1 } });
     expect(fitDataset(progan(32, 'fashion-mnist'), fm).issues).toEqual([]);
-    expect(fitDataset(progan(32, 'fashion-mnist'), fm).quality).toBe(true);
+    expect(fitDataset(progan(32, 'fashion-mnist'), fm).warnings).toEqual([]);
   });
 });

@@ -4,15 +4,13 @@ import { FAMILIES } from './families.ts';
 import { QUALITY_CLASSIFIERS, STAGE_RESOLUTIONS } from './models.ts';
 import type { SweepSpec } from './sweep-spec.ts';
 
-/** Metrics that come from the quality classifier. */
-const QUALITY_METRICS = new Set(['fld', 'class_coverage', 'class_kl']);
+/** Metrics that score the data's classes. */
+const CLASS_METRICS = new Set(['class_coverage', 'class_kl']);
 
 /** A spec's data set checked against the version it resolved to. */
 export interface DatasetFit {
   /** What every trial's job carries. */
   dataset: PinnedDataset;
-  /** A quality classifier reads these images: FLD, class scores and mode-collapse detection work. */
-  quality: boolean;
   /** Problems that refuse the spec, each naming its field. */
   issues: FieldIssue[];
   /** What was changed to make the spec fit, for the submitter to read. */
@@ -23,8 +21,8 @@ export interface DatasetFit {
  * Checks that the data set version `m` suits the spec's model and options, and pins it: a paired model
  * needs a paired set and the others an unpaired one, a conditional model needs classes, the image size
  * must be one the model's networks take (progan grows to at most its largest stage canvas), and a metric
- * from the quality classifier needs a classifier for these images (where there is none, quality
- * evaluation is turned off and a warning says so).
+ * of the data's classes needs classes. A warning says when the first evaluation will train the set's
+ * quality classifier.
  */
 export function fitDataset(spec: SweepSpec, m: DatasetManifest): DatasetFit {
   const issues: FieldIssue[] = [];
@@ -83,17 +81,22 @@ export function fitDataset(spec: SweepSpec, m: DatasetManifest): DatasetFit {
       message: `${size}x${size} images: ${spec.model} trains at ${family.imageSides.join(', ')} px; set dataset.image_size`,
     });
   }
-  const classifier = QUALITY_CLASSIFIERS[m.name];
-  const quality = classifier !== undefined && classifier.size === size && classifier.channels === channels;
-  if (!quality) {
-    const why = classifier
-      ? `the quality classifier of ${m.name} reads ${classifier.size}x${classifier.size}x${classifier.channels} images, not ${size}x${size}x${channels}`
-      : `${label} has no quality classifier yet`;
-    if (QUALITY_METRICS.has(spec.metric.name))
-      issues.push({ path: 'metric.name', message: `${spec.metric.name} needs a quality classifier: ${why}` });
-    else if (spec.health.eval_every_steps > 0)
-      warnings.push(`quality evaluation is off (FLD, class scores, mode-collapse detection): ${why}`);
-  }
+  // Every set gets a quality classifier for the images its trials see: the project's committed one where it
+  // reads them, else one trained by the first trial that evaluates (on the classes, or on rotation
+  // prediction for a set without classes) and kept beside the version. Class scores need classes.
+  if (CLASS_METRICS.has(spec.metric.name) && m.classes.length < 2)
+    issues.push({
+      path: 'metric.name',
+      message: `${spec.metric.name} scores the data's classes; ${label} has none (rank by fld instead)`,
+    });
+  const committed = QUALITY_CLASSIFIERS[m.name];
+  if (
+    spec.health.eval_every_steps > 0 &&
+    !(committed && committed.size === size && committed.channels === channels)
+  )
+    warnings.push(
+      `no committed quality classifier for ${m.name} at ${size}x${size}x${channels}: the first evaluation trains one on the set (${m.classes.length >= 2 ? 'its classes' : 'rotation prediction'}) and keeps it beside the version`,
+    );
   return {
     dataset: {
       name: m.name,
@@ -102,7 +105,6 @@ export function fitDataset(spec: SweepSpec, m: DatasetManifest): DatasetFit {
       channels: channels as 1 | 3 | 4,
       ...(ref.subset_per_class !== undefined ? { subset_per_class: ref.subset_per_class } : {}),
     },
-    quality,
     issues,
     warnings,
   };

@@ -46,8 +46,9 @@ export interface StepMetrics {
 export interface TrialQuality {
   step: number;
   fld: number;
-  class_coverage: number;
-  class_kl: number;
+  /** Sets with classes only (a label-free feature network has none). */
+  class_coverage?: number;
+  class_kl?: number;
   diversity_ratio: number;
   /** cGAN only. */
   cond_accuracy?: number;

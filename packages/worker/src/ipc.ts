@@ -91,6 +91,12 @@ export interface HaltedMessage {
   reason: string;
 }
 
+/** Child -> parent: something worth a log line (a quality classifier trained on first use, say). */
+export interface NoteMessage {
+  type: 'note';
+  message: string;
+}
+
 /** Child -> parent: stopped on request (after checkpointing if asked). */
 export interface StoppedMessage {
   type: 'stopped';
@@ -115,4 +121,5 @@ export type ChildMessage =
   | HealthMessage
   | HaltedMessage
   | StoppedMessage
+  | NoteMessage
   | FailedMessage;

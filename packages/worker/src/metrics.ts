@@ -165,8 +165,8 @@ export class WorkerMetrics {
   observeQuality(sweep: string, trial: string, q: TrialQuality): void {
     const l = { sweep, trial };
     this.fld.set(l, q.fld);
-    this.coverage.set(l, q.class_coverage);
-    this.classKl.set(l, q.class_kl);
+    if (q.class_coverage !== undefined) this.coverage.set(l, q.class_coverage);
+    if (q.class_kl !== undefined) this.classKl.set(l, q.class_kl);
     this.diversity.set(l, q.diversity_ratio);
     if (q.cond_accuracy !== undefined) this.condAccuracy.set(l, q.cond_accuracy);
     this.evalStep.set(l, q.step);

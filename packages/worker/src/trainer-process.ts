@@ -20,7 +20,7 @@ import type { StepStats, TrainerState } from './families/family.ts';
 import { familyOf } from './families/registry.ts';
 import { type Finding, HealthMonitor } from './health/monitor.ts';
 import type { ChildMessage, CommitResultMessage, ParentMessage, StartMessage } from './ipc.ts';
-import { QualityEvaluator } from './quality/evaluator.ts';
+import { qualityEvaluator } from './quality/quality-source.ts';
 import { encodeImageGrid } from './sample-grid.ts';
 
 let stopRequest: { checkpoint: boolean } | undefined;
@@ -58,7 +58,22 @@ async function run(start: StartMessage): Promise<void> {
     rewindPoints.push({ step: trainer.step, state: trainer.exportState() });
   }
   const health = job.health ?? DEFAULT_HEALTH;
-  const evaluator = health.eval_every_steps > 0 ? await QualityEvaluator.load(job.dataset.name) : undefined;
+  // The classifier that scores these images: committed, stored beside the version, or trained here first.
+  const whole = { ...job.dataset, subset_per_class: undefined };
+  const evaluator =
+    health.eval_every_steps > 0
+      ? await qualityEvaluator({
+          dataset: job.dataset,
+          store,
+          splits: async () => ({
+            train: job.dataset.subset_per_class
+              ? await readDatasetVersion(start.datasetDir, 'train', whole)
+              : data,
+            test: await readDatasetVersion(start.datasetDir, 'test', whole),
+          }),
+          say: (message) => void send({ type: 'note', message }).catch(() => {}),
+        })
+      : undefined;
   // A low-resolution stage is judged against real images at its resolution, not against the full data.
   const reference =
     evaluator && trainer.realEvalSamples

@@ -366,6 +366,9 @@ function superviseChild(
         case 'stopped':
           settled = { ok: { state: 'cancelled', step: m.step } };
           return;
+        case 'note':
+          log.info({ note: m.message }, 'trainer');
+          return;
         case 'failed':
           failure = m.message;
           if (m.unrecoverable) {

@@ -151,8 +151,19 @@ export class HealthMonitor {
       const problems: string[] = [];
       const ref = this.opts.reference;
       const of = ref ? ' of real images at this resolution' : '';
-      const coverage = ref ? q.class_coverage / Math.max(ref.class_coverage, 1e-9) : q.class_coverage;
-      const kl = ref ? q.class_kl - ref.class_kl : q.class_kl;
+      // Class scores exist only where the features come from a classifier of the data's classes.
+      const coverage =
+        q.class_coverage === undefined
+          ? Number.POSITIVE_INFINITY
+          : ref
+            ? q.class_coverage / Math.max(ref.class_coverage ?? 1, 1e-9)
+            : q.class_coverage;
+      const kl =
+        q.class_kl === undefined
+          ? Number.NEGATIVE_INFINITY
+          : ref
+            ? q.class_kl - (ref.class_kl ?? 0)
+            : q.class_kl;
       const diversity = ref ? q.diversity_ratio / Math.max(ref.diversity_ratio, 1e-9) : q.diversity_ratio;
       if (coverage < mc.coverage_min)
         problems.push(
