@@ -1,8 +1,9 @@
 /**
- * `npm run train-classifier -- --dataset fashion-mnist|mnist|emoji [--epochs N] [--batch N] [--shift PX]
- * [--flip|--no-flip] [--sampling natural|sqrt|balanced] [--seed 1] [--out DIR]`: trains the quality
- * classifier of a built-in set (packages/worker/src/quality/train-classifier.ts) on its train split, read
- * as a worker reads a pushed version; what is not given comes from the set's recipe (CLASSIFIER_RECIPES).
+ * `npm run train-classifier -- --dataset fashion-mnist|mnist|emoji|emoji-twitter [--epochs N] [--batch N]
+ * [--shift PX] [--flip|--no-flip] [--sampling natural|sqrt|balanced] [--labels classes|rotation] [--seed 1]
+ * [--out DIR]`: trains the quality classifier of a built-in set (packages/worker/src/quality/
+ * train-classifier.ts) on its train split, read as a worker reads a pushed version; what is not given
+ * comes from the set's recipe (CLASSIFIER_RECIPES).
  */
 import { parseArgs } from 'node:util';
 import { CLASSIFIER_DIR } from '../packages/worker/src/quality/classifier.ts';
@@ -24,6 +25,7 @@ const { values: args } = parseArgs({
     shift: { type: 'string' },
     flip: { type: 'boolean' },
     sampling: { type: 'string' },
+    labels: { type: 'string' },
     out: { type: 'string', default: CLASSIFIER_DIR },
   },
 });
@@ -43,7 +45,11 @@ const SAMPLINGS: readonly string[] = ['natural', 'sqrt', 'balanced'];
 if (args.sampling !== undefined && !SAMPLINGS.includes(args.sampling))
   fail(`--sampling must be one of ${SAMPLINGS.join(', ')}`);
 
+if (args.labels !== undefined && args.labels !== 'classes' && args.labels !== 'rotation')
+  fail('--labels must be classes or rotation');
+
 const overrides: Partial<TrainClassifierOptions> = {
+  labels: args.labels as 'classes' | 'rotation' | undefined,
   epochs: whole('epochs', args.epochs),
   batch: whole('batch', args.batch),
   shift: whole('shift', args.shift),

@@ -51,6 +51,8 @@ export const CLASSIFIER_RECIPES: Readonly<Record<string, Readonly<ClassifierReci
   // 3,407 training images, from 2,035 (People & Body, skin tones included) down to 4 (Component): classes
   // drawn uniformly, for the minority recall class coverage needs (sqrt sampling: 80.7% but 49.8% balanced).
   emoji: { epochs: 16, batch: 32, shift: 4, flip: true, background: 1, sampling: 'balanced' },
+  // The same emoji in Twitter's drawings: the same recipe.
+  'emoji-twitter': { epochs: 16, batch: 32, shift: 4, flip: true, background: 1, sampling: 'balanced' },
 };
 
 /**
