@@ -37,7 +37,8 @@ async function* counted(
   }
 }
 
-const mb = (n: number) => `${(n / 1024 ** 2).toFixed(1)} MB`;
+const mb = (n: number) =>
+  n < 1024 ** 2 ? `${(n / 1024).toFixed(0)} KB` : `${(n / 1024 ** 2).toFixed(1)} MB`;
 
 /** One line per version: what `dataset list` and `dataset show` print. */
 export function versionLine(m: DatasetManifest): string {
