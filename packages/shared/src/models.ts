@@ -22,6 +22,7 @@ export const QUALITY_CLASSIFIERS: Readonly<Record<string, { size: number; channe
   'fashion-mnist': { size: 28, channels: 1 },
   mnist: { size: 28, channels: 1 },
   emoji: { size: 64, channels: 3 },
+  'emoji-twitter': { size: 64, channels: 3 },
 };
 
 /** Resolutions a progressive-growing stage may train at; a data set's images are padded to a power of two. */
