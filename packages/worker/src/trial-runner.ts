@@ -35,15 +35,13 @@ export const TRAINER_NODE_FLAGS = ['--max-semi-space-size=64'];
 
 const TRAINER_ENTRY = fileURLToPath(new URL('../bin/gantry-trainer.mjs', import.meta.url));
 
-/** A staged trial's stage record: stage `index` (this job's or a later one), fade-in `alpha`, `done` finished. */
-function stageRecord(stage: JobStage, alpha: number, done: number, index = stage.index): TrialStage {
-  return {
-    index,
-    count: stage.count,
-    resolution: stage.resolution * 2 ** (index - stage.index),
-    alpha,
-    done,
-  };
+/**
+ * A staged trial's stage record for this job's stage: its fade-in `alpha` and how many stages are `done`.
+ * After a stage ends the record stays on it (done = index + 1) until the next stage's job starts and writes
+ * its own: the queue side knows no stage but the one its job trains.
+ */
+function stageRecord(stage: JobStage, alpha: number, done: number): TrialStage {
+  return { index: stage.index, count: stage.count, resolution: stage.resolution, alpha, done };
 }
 
 /** Why a running attempt is being stopped from outside. */
@@ -249,8 +247,8 @@ function superviseChild(
   const { stage } = job;
   if (stage) deps.metrics.startStage(job.sweepId, job.trialId, stage.index, stage.resolution, 0);
   const lastStage = !stage || stage.index === stage.count - 1;
-  const stageFields = (alpha: number, done: number, index?: number): Partial<TrialRecord> =>
-    stage ? { stage: stageRecord(stage, alpha, done, index) } : {};
+  const stageFields = (alpha: number, done: number): Partial<TrialRecord> =>
+    stage ? { stage: stageRecord(stage, alpha, done) } : {};
   return new Promise<TrialOutcome>((resolve, reject) => {
     let settled: { ok: TrialOutcome } | { err: Error } | undefined;
     let failure: string | undefined;
@@ -301,7 +299,7 @@ function superviseChild(
                   state: 'queued',
                   step: m.step,
                   reason: '',
-                  ...stageFields(0, stage.index + 1, stage.index + 1),
+                  ...stageFields(1, stage.index + 1),
                 },
                 undefined,
                 undefined,

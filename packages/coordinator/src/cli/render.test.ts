@@ -51,6 +51,10 @@ describe('trialLine', () => {
     // Faded in: no alpha; waiting for the next stage's job: no fade either.
     expect(trialLine(row({ stage: { ...stage, alpha: 1 } }))).toMatch(/stage 2\/3 8x8 D /);
     expect(trialLine(row({ state: 'queued', stage: { ...stage, alpha: 0 } }))).toMatch(/stage 2\/3 8x8 D /);
+    // Stage 2 finished, the trial waits for stage 3's job.
+    expect(trialLine(row({ state: 'queued', stage: { ...stage, alpha: 1, done: 2 } }))).toMatch(
+      /stage 2\/3 8x8 done D /,
+    );
     expect(trialLine(row({ state: 'completed', stage: { ...stage, index: 2, done: 3 } }))).toMatch(
       /stages 3\/3 D /,
     );

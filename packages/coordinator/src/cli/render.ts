@@ -34,11 +34,15 @@ export function trialLine(t: TrialRow): string {
   return `  ${id.padEnd(5)} ${t.state.padEnd(9)} ${bar} ${String(t.step).padStart(6)}/${t.steps}  ${stageText(t)}${stats}${why}${flag}`;
 }
 
-/** `stage 2/3 16x16 fade 0.42 ` while a staged trial fades in, `stage 2/3 16x16 ` after; '' for others. */
+/**
+ * `stage 2/3 16x16 fade 0.42 ` while a staged trial fades in, `stage 2/3 16x16 ` after, `stage 2/3 16x16
+ * done ` while it waits for its next stage's job; '' for others.
+ */
 export function stageText(t: Pick<TrialRow, 'stage' | 'state'>): string {
   const s = t.stage;
   if (!s) return '';
   if (s.done >= s.count) return `stages ${s.count}/${s.count} `;
+  if (s.done > s.index) return `stage ${s.index + 1}/${s.count} ${s.resolution}x${s.resolution} done `;
   const fade = s.alpha < 1 && t.state === 'running' ? ` fade ${s.alpha.toFixed(2)}` : '';
   return `stage ${s.index + 1}/${s.count} ${s.resolution}x${s.resolution}${fade} `;
 }
