@@ -397,6 +397,21 @@ describe('POST /v1/datasets: bad data is refused, naming the file, and nothing i
     const error = await expectRefused(() => push(tarOf(twoClasses({ '../evil.png': png })), { name }), {});
     expect(error.issues?.map((i) => i.path)).toEqual([`${name}.upload:../evil.png`]);
   });
+
+  it('answers 415 naming the archive types for a body of another type, and writes nothing', async () => {
+    const before = await bucketKeys();
+    const res = await coord.app.inject({
+      method: 'POST',
+      url: `/v1/datasets?name=${uniqueId('type')}`,
+      headers: { 'content-type': 'application/octet-stream' },
+      payload: Buffer.from('not an archive'),
+    });
+    expect(res.statusCode).toBe(415);
+    const body = res.json() as { error: { code: string; message: string } };
+    expect(body.error.code).toBe('UNSUPPORTED_MEDIA_TYPE');
+    expect(body.error.message).toContain('application/x-tar');
+    expect(await bucketKeys()).toEqual(before);
+  });
 });
 
 describe('POST /v1/datasets with Accept: application/x-ndjson', () => {

@@ -16,7 +16,7 @@ import type { Registry } from 'prom-client';
 import type { DatasetStore } from '../datasets/dataset-store.ts';
 import type { Scheduler } from '../scheduler.ts';
 import type { SweepStore } from '../sweep-store.ts';
-import { registerDatasetRoutes } from './dataset-routes.ts';
+import { ARCHIVE_TYPES, registerDatasetRoutes } from './dataset-routes.ts';
 import { sweepView, trialSummary } from './views.ts';
 
 /** host:port of a worker's metrics URL (Prometheus scrapes /metrics there), or undefined if malformed. */
@@ -59,12 +59,10 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
       return reply.status(413).send({ error: e.toJSON() });
     }
     if (fe.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
-      return reply.status(415).send({
-        error: {
-          code: 'UNSUPPORTED_MEDIA_TYPE',
-          message: 'send the spec as application/yaml or application/json',
-        },
-      });
+      const what = req.url.startsWith('/v1/datasets')
+        ? `send the images as one archive: ${ARCHIVE_TYPES.join(', ')}`
+        : 'send the spec as application/yaml or application/json';
+      return reply.status(415).send({ error: { code: 'UNSUPPORTED_MEDIA_TYPE', message: what } });
     }
     if (fe.statusCode && fe.statusCode < 500) {
       return reply.status(fe.statusCode).send({
