@@ -15,6 +15,8 @@ export function redisKeys(prefix: string) {
     /** Staged trials: StageEvent JSON, oldest first. */
     trialStages: (id: string) => `${prefix}:trial:${id}:stages`,
     workers: `${prefix}:workers`,
+    /** Held by the one attempt that trains a data set version's quality classifier for one image shape. */
+    qualityLease: (dataset: string, shape: string) => `${prefix}:quality:${dataset}:${shape}`,
     /** Pub/sub channel on which the coordinator announces cancelled trials. */
     control: `${prefix}:control`,
     /** BullMQ's lock key for a job: `<bullPrefix>:<queue>:<jobId>:lock`. */

@@ -242,6 +242,7 @@ describe('runTrialAttempt on a stage already recorded as done', () => {
       workerId: 'w1',
       // A finished stage returns before its data set is fetched.
       datasets: undefined as never,
+      objectStore: undefined as never,
       metrics: new WorkerMetrics(),
       log: createLogger('test', 'silent'),
     });

@@ -1,10 +1,12 @@
 import { type ChildProcess, fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import {
+  DEFAULT_HEALTH,
   decodeTrial,
   type HealthDetection,
   type JobStage,
   type Logger,
+  type ObjectStore,
   type ObjectStoreConfig,
   parseTrialJob,
   type RedisKeys,
@@ -23,6 +25,7 @@ import type { BackendName } from './backend.ts';
 import type { DatasetCache } from './data/dataset-cache.ts';
 import type { ChildMessage, ParentMessage } from './ipc.ts';
 import type { WorkerMetrics } from './metrics.ts';
+import { type QualityLease, qualityTurn } from './quality/quality-lease.ts';
 import { TrialReporter } from './trial-reporter.ts';
 
 /**
@@ -60,6 +63,8 @@ export interface TrialRunnerDeps {
   wasmGemm?: boolean;
   /** The node's data set copies: a trial's version is fetched (once per node) before its trainer starts. */
   datasets: DatasetCache;
+  /** This worker's client of the object store (quality classifiers kept beside data set versions). */
+  objectStore: ObjectStore;
   metrics: WorkerMetrics;
   log: Logger;
   /** @default 10 */
@@ -162,6 +167,21 @@ export async function runTrialAttempt(
     await reporter.update({ state: 'failed', reason, endedAt: Date.now() });
     throw new UnrecoverableError(reason);
   }
+  // One attempt at a time trains a set's missing quality classifier; the others wait for it here.
+  let quality: QualityLease | undefined;
+  if ((payload.health ?? DEFAULT_HEALTH).eval_every_steps > 0) {
+    const d = payload.dataset;
+    quality = await qualityTurn({
+      redis: deps.redis,
+      key: deps.keys.qualityLease(`${d.name}@${d.version}`, `${d.image_size}x${d.image_size}x${d.channels}`),
+      holder: `${deps.workerId}:${jobId}:${job.attemptsMade + 1}`,
+      store: deps.objectStore,
+      dataset: d,
+      signal,
+    });
+    if (quality)
+      log.info({ dataset: `${d.name}@${d.version}` }, 'this attempt trains the quality classifier');
+  }
   const env = deps.gpu === undefined ? process.env : { ...process.env, CUDA_VISIBLE_DEVICES: deps.gpu };
   const child = fork(TRAINER_ENTRY, [], {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
@@ -171,6 +191,10 @@ export async function runTrialAttempt(
   const send = (m: ParentMessage) => {
     if (child.connected) child.send(m);
   };
+  // The trainer is ready once its evaluator is built, the classifier stored: the lease can go.
+  child.on('message', (m: ChildMessage) => {
+    if (m.type === 'ready') void quality?.release();
+  });
   let stopReason: AbortReason | 'lock-lost' | undefined;
   const stop = (reason: AbortReason | 'lock-lost') => {
     if (stopReason) return;
@@ -220,6 +244,7 @@ export async function runTrialAttempt(
   } finally {
     signal.removeEventListener('abort', onAbort);
     dataset.release();
+    await quality?.release();
     deps.metrics.forget(sweepId, trialId);
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   }

@@ -125,6 +125,7 @@ export class GantryWorker {
             backend: this.backend?.backend,
             wasmGemm: this.config.worker.wasmGemm,
             datasets: this.datasets,
+            objectStore: this.objects,
             metrics: this.metrics,
             log: this.log,
             progressEvery: this.opts.progressEvery,
