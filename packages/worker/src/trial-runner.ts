@@ -1,7 +1,6 @@
 import { type ChildProcess, fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import {
-  DEFAULT_HEALTH,
   decodeTrial,
   type HealthDetection,
   type JobStage,
@@ -21,11 +20,11 @@ import {
 } from '@gantry/shared';
 import { type Job, UnrecoverableError, WaitingError } from 'bullmq';
 import type { Redis } from 'ioredis';
+import { acquireAttemptInputs } from './attempt-inputs.ts';
 import type { BackendName } from './backend.ts';
 import type { DatasetCache } from './data/dataset-cache.ts';
 import type { ChildMessage, ParentMessage } from './ipc.ts';
 import type { WorkerMetrics } from './metrics.ts';
-import { type QualityLease, qualityTurn } from './quality/quality-lease.ts';
 import { TrialReporter } from './trial-reporter.ts';
 
 /**
@@ -153,35 +152,17 @@ export async function runTrialAttempt(
     resume ? 'resuming trial from checkpoint' : 'starting trial',
   );
 
-  let dataset: Awaited<ReturnType<DatasetCache['acquire']>>;
-  try {
-    dataset = await deps.datasets.acquire(payload.dataset.name, payload.dataset.version);
-  } catch (err) {
-    const e = err as Error & { code?: string };
-    if (e.code !== 'OBJECT_NOT_FOUND') {
-      await reporter.update({ state: 'queued', reason: `data set: ${e.message}` });
-      throw err;
-    }
-    // The version's manifest is gone from the store: no retry brings it back.
-    const reason = `data set ${payload.dataset.name}@${payload.dataset.version} is not in the object store`;
-    await reporter.update({ state: 'failed', reason, endedAt: Date.now() });
-    throw new UnrecoverableError(reason);
-  }
-  // One attempt at a time trains a set's missing quality classifier; the others wait for it here.
-  let quality: QualityLease | undefined;
-  if ((payload.health ?? DEFAULT_HEALTH).eval_every_steps > 0) {
-    const d = payload.dataset;
-    quality = await qualityTurn({
-      redis: deps.redis,
-      key: deps.keys.qualityLease(`${d.name}@${d.version}`, `${d.image_size}x${d.image_size}x${d.channels}`),
-      holder: `${deps.workerId}:${jobId}:${job.attemptsMade + 1}`,
-      store: deps.objectStore,
-      dataset: d,
-      signal,
-    });
-    if (quality)
-      log.info({ dataset: `${d.name}@${d.version}` }, 'this attempt trains the quality classifier');
-  }
+  const inputs = await acquireAttemptInputs({
+    job: payload,
+    attempt: `${deps.workerId}:${jobId}:${job.attemptsMade + 1}`,
+    redis: deps.redis,
+    keys: deps.keys,
+    datasets: deps.datasets,
+    objectStore: deps.objectStore,
+    reporter,
+    signal,
+    log,
+  });
   const env = deps.gpu === undefined ? process.env : { ...process.env, CUDA_VISIBLE_DEVICES: deps.gpu };
   const child = fork(TRAINER_ENTRY, [], {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
@@ -191,9 +172,9 @@ export async function runTrialAttempt(
   const send = (m: ParentMessage) => {
     if (child.connected) child.send(m);
   };
-  // The trainer is ready once its evaluator is built, the classifier stored: the lease can go.
+  // The trainer is ready once its evaluator is built, any classifier it trained stored.
   child.on('message', (m: ChildMessage) => {
-    if (m.type === 'ready') void quality?.release();
+    if (m.type === 'ready') inputs.trainerReady();
   });
   let stopReason: AbortReason | 'lock-lost' | undefined;
   const stop = (reason: AbortReason | 'lock-lost') => {
@@ -220,7 +201,7 @@ export async function runTrialAttempt(
       stop,
       send,
       stageEvent,
-      dataset.dir,
+      inputs.datasetDir,
     );
     // A trial that finished before the stop reached its trainer is done, whatever the reason for stopping.
     if (outcome.state === 'completed' || outcome.state === 'stage-completed' || outcome.state === 'stopped')
@@ -243,8 +224,7 @@ export async function runTrialAttempt(
     throw err;
   } finally {
     signal.removeEventListener('abort', onAbort);
-    dataset.release();
-    await quality?.release();
+    await inputs.release();
     deps.metrics.forget(sweepId, trialId);
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   }
