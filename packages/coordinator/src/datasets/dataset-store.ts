@@ -105,7 +105,11 @@ export class DatasetStore {
       (k) => datasetKeys.parseManifestKey(k) ?? [],
     );
     const manifests = await Promise.all(keys.map((k) => this.manifest(k.name, k.version)));
-    for (const m of manifests) byName.set(m.name, [...(byName.get(m.name) ?? []), m]);
+    for (const m of manifests) {
+      const versions = byName.get(m.name);
+      if (versions) versions.push(m);
+      else byName.set(m.name, [m]);
+    }
     for (const name of BUILTIN_DATASETS.keys()) if (!byName.has(name)) byName.set(name, []);
     return [...byName]
       .sort(([a], [b]) => (a < b ? -1 : 1))

@@ -1,10 +1,7 @@
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ObjectStore, PinnedDataset } from '@gantry/shared';
 import type { Redis } from 'ioredis';
-import { CLASSIFIER_DIR, type ClassifierManifest, LEGACY_CLASSIFIER_INPUT } from './classifier.ts';
-import { qualityPrefix } from './quality-source.ts';
+import { committedReads, qualityPrefix } from './quality-source.ts';
 
 export interface QualityTurnOptions {
   redis: Redis;
@@ -42,7 +39,7 @@ const RENEW = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('
  */
 export async function qualityTurn(opts: QualityTurnOptions): Promise<QualityLease | undefined> {
   const d = opts.dataset;
-  if (await committedReads(d, opts.assetsDir ?? CLASSIFIER_DIR)) return undefined;
+  if (await committedReads(d, opts.assetsDir)) return undefined;
   const stored = () => opts.store.exists(`${qualityPrefix(d)}${d.name}.json`);
   const leaseMs = opts.leaseMs ?? 60_000;
   for (;;) {
@@ -65,16 +62,5 @@ export async function qualityTurn(opts: QualityTurnOptions): Promise<QualityLeas
     }
     if (opts.signal?.aborted) return undefined;
     await sleep(opts.pollMs ?? 1000);
-  }
-}
-
-/** True when the project's committed classifier of the set reads the pinned images. */
-async function committedReads(d: PinnedDataset, dir: string): Promise<boolean> {
-  try {
-    const m = JSON.parse(await readFile(join(dir, `${d.name}.json`), 'utf8')) as ClassifierManifest;
-    const input = m.input ?? LEGACY_CLASSIFIER_INPUT;
-    return input.size === d.image_size && input.channels === d.channels;
-  } catch {
-    return false;
   }
 }

@@ -3,7 +3,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { datasetKeys, type ObjectStore, type PinnedDataset } from '@gantry/shared';
 import type { Dataset } from '../data/datasets.ts';
-import { LEGACY_CLASSIFIER_INPUT, loadClassifier } from './classifier.ts';
+import {
+  CLASSIFIER_DIR,
+  type ClassifierManifest,
+  LEGACY_CLASSIFIER_INPUT,
+  loadClassifier,
+} from './classifier.ts';
 import { QualityEvaluator } from './evaluator.ts';
 import { firstUseRecipe, trainClassifier } from './train-classifier.ts';
 
@@ -36,12 +41,9 @@ export interface QualitySourceOptions {
  */
 export async function qualityEvaluator(opts: QualitySourceOptions): Promise<QualityEvaluator> {
   const d = opts.dataset;
-  const committed = await loadClassifier(d.name, opts.assetsDir).catch(() => undefined);
-  if (committed) {
-    const input = committed.manifest.input ?? LEGACY_CLASSIFIER_INPUT;
-    if (input.size === d.image_size && input.channels === d.channels)
-      return new QualityEvaluator(committed.classifier, committed.manifest);
-    committed.classifier.dispose();
+  if (await committedReads(d, opts.assetsDir)) {
+    const { classifier, manifest } = await loadClassifier(d.name, opts.assetsDir);
+    return new QualityEvaluator(classifier, manifest);
   }
   const prefix = qualityPrefix(d);
   const dir = await mkdtemp(join(tmpdir(), 'gantry-quality-'));
@@ -77,5 +79,19 @@ export async function qualityEvaluator(opts: QualitySourceOptions): Promise<Qual
     return new QualityEvaluator(classifier, manifest);
   } finally {
     await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** True when the project's committed classifier of the set reads the pinned images (its manifest says so). */
+export async function committedReads(
+  d: Pick<PinnedDataset, 'name' | 'image_size' | 'channels'>,
+  dir: string = CLASSIFIER_DIR,
+): Promise<boolean> {
+  try {
+    const m = JSON.parse(await readFile(join(dir, `${d.name}.json`), 'utf8')) as ClassifierManifest;
+    const input = m.input ?? LEGACY_CLASSIFIER_INPUT;
+    return input.size === d.image_size && input.channels === d.channels;
+  } catch {
+    return false;
   }
 }
