@@ -10,6 +10,7 @@ import {
   type StageEvent,
   type SweepSpec,
   type SweepState,
+  type TrialEvent,
   type TrialMetrics,
   type TrialRecord,
 } from '@gantry/shared';
@@ -162,6 +163,13 @@ export class SweepStore {
   async stageEvents(id: string): Promise<StageEvent[]> {
     return (await this.redis.lrange(this.keys.trialStages(id), 0, -1)).map(
       (r) => JSON.parse(r) as StageEvent,
+    );
+  }
+
+  /** The trial's attempt log (TrialEvent), oldest first. */
+  async events(id: string): Promise<TrialEvent[]> {
+    return (await this.redis.lrange(this.keys.trialEvents(id), 0, -1)).map(
+      (r) => JSON.parse(r) as TrialEvent,
     );
   }
 }

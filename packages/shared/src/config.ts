@@ -15,6 +15,7 @@ const envSchema = z.object({
   AWS_ACCESS_KEY_ID: z.string().optional(),
   AWS_SECRET_ACCESS_KEY: z.string().optional(),
   S3_FORCE_PATH_STYLE: z.enum(['true', 'false']).default('true'),
+  GANTRY_S3_RETRY_MS: z.coerce.number().int().min(0).max(86_400_000).default(600_000),
   GANTRY_HOST: z.string().default('127.0.0.1'),
   GANTRY_PORT: z.coerce.number().int().min(0).max(65535).default(8080),
   GANTRY_API_URL: z.string().url().default('http://127.0.0.1:8080'),
@@ -50,6 +51,8 @@ export interface GantryConfig {
     secretAccessKey?: string;
     forcePathStyle: boolean;
   };
+  /** How long a worker's object-store operations retry through an outage before the attempt fails. */
+  s3RetryMs: number;
   api: { host: string; port: number; url: string };
   worker: {
     backend?: 'tensorflow' | 'wasm' | 'cpu';
@@ -99,6 +102,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): GantryConfig {
       secretAccessKey: e.AWS_SECRET_ACCESS_KEY,
       forcePathStyle: e.S3_FORCE_PATH_STYLE === 'true',
     },
+    s3RetryMs: e.GANTRY_S3_RETRY_MS,
     api: { host: e.GANTRY_HOST, port: e.GANTRY_PORT, url: e.GANTRY_API_URL },
     worker: {
       backend: e.GANTRY_BACKEND,

@@ -14,6 +14,8 @@ export function redisKeys(prefix: string) {
     trialSamples: (id: string) => `${prefix}:trial:${id}:samples`,
     /** Staged trials: StageEvent JSON, oldest first. */
     trialStages: (id: string) => `${prefix}:trial:${id}:stages`,
+    /** TrialEvent JSON, oldest first. */
+    trialEvents: (id: string) => `${prefix}:trial:${id}:events`,
     workers: `${prefix}:workers`,
     /** Held by the one attempt that trains a data set version's quality classifier for one image shape. */
     qualityLease: (dataset: string, shape: string) => `${prefix}:quality:${dataset}:${shape}`,

@@ -1,9 +1,13 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type LocalS3, startS3Server } from '../../coordinator/src/local-stack/s3-server.ts';
 import {
+  isTransientStoreError,
   ObjectNotFoundError,
   ObjectStore,
   type ObjectStoreConfig,
@@ -129,5 +133,63 @@ describe('raw clients built from toS3ClientConfig', () => {
     } finally {
       client.destroy();
     }
+  });
+});
+
+describe('retries through an outage', () => {
+  it('a put sent while the store is down completes once it is back; answers are not retried', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'gantry-s3-outage-'));
+    let server = await startS3Server({ dir, buckets: ['outage'] });
+    const port = server.port;
+    const retries: { op: string; attempt: number; error: string }[] = [];
+    const patient = new ObjectStore(
+      { ...cfg, endpoint: server.endpoint, bucket: 'outage' },
+      {
+        retry: { maxElapsedMs: 60_000, initialDelayMs: 50, maxDelayMs: 400 },
+        onRetry: (r) => retries.push(r),
+      },
+    );
+    try {
+      await patient.put('before', 'b');
+      await server.close();
+      const put = patient.put('during', 'payload');
+      // The put has failed at least twice before the store comes back.
+      while (retries.length < 2) await new Promise((r) => setTimeout(r, 20));
+      server = await startS3Server({ dir, port, buckets: ['outage'] });
+      await put;
+      expect((await patient.get('during')).toString()).toBe('payload');
+      expect(retries[0]).toMatchObject({ op: 'put', attempt: 1 });
+      expect(retries[0]!.error).toMatch(/ECONNREFUSED/);
+      // A missing key is an answer: thrown at once.
+      const n = retries.length;
+      await expect(patient.get('never')).rejects.toBeInstanceOf(ObjectNotFoundError);
+      expect(retries.length).toBe(n);
+    } finally {
+      await patient.close();
+      await server.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('gives up once the policy has run out, with the last error', async () => {
+    const hopeless = new ObjectStore(
+      { ...cfg, endpoint: 'http://127.0.0.1:9' },
+      { retry: { maxElapsedMs: 300, initialDelayMs: 50 } },
+    );
+    const started = Date.now();
+    const err = await hopeless.get('x').catch((e: unknown) => e);
+    await hopeless.close();
+    expect(isTransientStoreError(err)).toBe(true);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(300);
+  });
+
+  it('tells outages from answers', () => {
+    expect(isTransientStoreError(Object.assign(new Error('x'), { code: 'ECONNREFUSED' }))).toBe(true);
+    expect(isTransientStoreError({ name: 'InternalError', $metadata: { httpStatusCode: 500 } })).toBe(true);
+    expect(isTransientStoreError({ name: 'SlowDown', $metadata: { httpStatusCode: 503 } })).toBe(true);
+    expect(isTransientStoreError({ name: 'AccessDenied', $metadata: { httpStatusCode: 403 } })).toBe(false);
+    expect(isTransientStoreError({ name: 'NoSuchKey', $metadata: { httpStatusCode: 404 } })).toBe(false);
+    expect(isTransientStoreError(new ObjectNotFoundError('k'))).toBe(false);
+    expect(isTransientStoreError(new SyntaxError('Unexpected token'))).toBe(false);
   });
 });

@@ -22,6 +22,62 @@ export interface ObjectStoreConfig {
   forcePathStyle: boolean;
 }
 
+/**
+ * How long an operation keeps retrying while the store is unreachable or answers 5xx/429/503. Workers ride
+ * out outages of minutes (a checkpoint upload waits for the store to come back); an API request should
+ * fail fast instead. Not-found, access-denied and other 4xx answers are never retried.
+ */
+export interface RetryPolicy {
+  /** Give up once this long has passed since the first try. 0: no retries beyond the SDK's own. */
+  maxElapsedMs: number;
+  /** First pause; doubles per retry up to `maxDelayMs`, with jitter. @default 500 */
+  initialDelayMs?: number;
+  /** @default 10000 */
+  maxDelayMs?: number;
+}
+
+export interface ObjectStoreOptions {
+  retry?: RetryPolicy;
+  /** Called before each pause of a retry: what failed, the attempt that failed, the pause. */
+  onRetry?: (info: { op: string; key: string; attempt: number; delayMs: number; error: string }) => void;
+}
+
+/**
+ * True for errors that may pass if the same request is sent again: no connection, a reset or timed-out
+ * socket, a 5xx, 429 or SlowDown. A 404, 403 or 400 is an answer, not an outage.
+ */
+export function isTransientStoreError(err: unknown): boolean {
+  if (err instanceof ObjectNotFoundError) return false;
+  const e = err as {
+    code?: string;
+    name?: string;
+    $metadata?: { httpStatusCode?: number };
+    $retryable?: unknown;
+    cause?: unknown;
+  } | null;
+  if (!e || typeof e !== 'object') return false;
+  const status = e.$metadata?.httpStatusCode;
+  if (status !== undefined) return status >= 500 || status === 429 || status === 408;
+  const NETWORK = [
+    'ECONNREFUSED',
+    'ECONNRESET',
+    'ETIMEDOUT',
+    'EPIPE',
+    'EHOSTUNREACH',
+    'ENETUNREACH',
+    'EAI_AGAIN',
+    'ENOTFOUND',
+    'ECONNABORTED',
+    'EADDRNOTAVAIL',
+  ];
+  if (e.code && NETWORK.includes(e.code)) return true;
+  if (e.name === 'TimeoutError' || e.name === 'RequestTimeout' || e.$retryable) return true;
+  // The SDK answers a socket closed mid-response with a bare Error.
+  if (/socket hang up|ECONNRESET|ECONNREFUSED|other side closed/i.test(String((e as Error).message)))
+    return true;
+  return e.cause !== undefined && e.cause !== err && isTransientStoreError(e.cause);
+}
+
 /** Thrown by {@link ObjectStore.get} and {@link ObjectStore.getJson} when the key does not exist. */
 export class ObjectNotFoundError extends Error {
   readonly code = 'OBJECT_NOT_FOUND' as const;
@@ -76,24 +132,31 @@ export class ObjectStore {
   #state: ObjectStoreState = 'open';
   readonly #closed: Promise<void> = Promise.resolve();
 
-  constructor(cfg: ObjectStoreConfig) {
+  readonly #opts: ObjectStoreOptions;
+
+  constructor(cfg: ObjectStoreConfig, opts: ObjectStoreOptions = {}) {
     this.bucket = cfg.bucket;
     this.#client = new S3Client(toS3ClientConfig(cfg));
+    this.#opts = opts;
   }
 
   /** Writes `body` at `key`, replacing any existing object. */
   async put(key: string, body: Uint8Array | string, contentType?: string): Promise<void> {
-    await this.#open().send(
-      new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: body, ContentType: contentType }),
+    await this.#retrying('put', key, () =>
+      this.#open().send(
+        new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: body, ContentType: contentType }),
+      ),
     );
   }
 
   /** Reads the whole object. Throws {@link ObjectNotFoundError} when `key` does not exist. */
   async get(key: string): Promise<Buffer> {
     try {
-      const res = await this.#open().send(new GetObjectCommand({ Bucket: this.bucket, Key: key }));
-      if (res.Body === undefined) return Buffer.alloc(0);
-      return Buffer.from(await res.Body.transformToByteArray());
+      return await this.#retrying('get', key, async () => {
+        const res = await this.#open().send(new GetObjectCommand({ Bucket: this.bucket, Key: key }));
+        if (res.Body === undefined) return Buffer.alloc(0);
+        return Buffer.from(await res.Body.transformToByteArray());
+      });
     } catch (err) {
       if (isNotFound(err)) throw new ObjectNotFoundError(key, { cause: err });
       throw err;
@@ -108,7 +171,9 @@ export class ObjectStore {
   /** True when `key` exists (HEAD). */
   async exists(key: string): Promise<boolean> {
     try {
-      await this.#open().send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }));
+      await this.#retrying('head', key, () =>
+        this.#open().send(new HeadObjectCommand({ Bucket: this.bucket, Key: key })),
+      );
       return true;
     } catch (err) {
       if (isNotFound(err)) return false;
@@ -124,13 +189,15 @@ export class ObjectStore {
     const keys: string[] = [];
     let token: string | undefined;
     do {
-      const res = await this.#open().send(
-        new ListObjectsV2Command({
-          Bucket: this.bucket,
-          Prefix: prefix,
-          MaxKeys: pageSize,
-          ContinuationToken: token,
-        }),
+      const res = await this.#retrying('list', prefix, () =>
+        this.#open().send(
+          new ListObjectsV2Command({
+            Bucket: this.bucket,
+            Prefix: prefix,
+            MaxKeys: pageSize,
+            ContinuationToken: token,
+          }),
+        ),
       );
       for (const obj of res.Contents ?? []) {
         if (obj.Key !== undefined) keys.push(obj.Key);
@@ -144,11 +211,13 @@ export class ObjectStore {
   async deleteMany(keys: readonly string[]): Promise<void> {
     for (let i = 0; i < keys.length; i += DELETE_BATCH) {
       const batch = keys.slice(i, i + DELETE_BATCH);
-      const res = await this.#open().send(
-        new DeleteObjectsCommand({
-          Bucket: this.bucket,
-          Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true },
-        }),
+      const res = await this.#retrying('delete', batch[0] ?? '', () =>
+        this.#open().send(
+          new DeleteObjectsCommand({
+            Bucket: this.bucket,
+            Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true },
+          }),
+        ),
       );
       const failed = res.Errors ?? [];
       if (failed.length > 0) {
@@ -192,10 +261,49 @@ export class ObjectStore {
     }
   }
 
+  /** Runs `fn`, again after a backoff pause while it fails transiently and the policy allows. */
+  async #retrying<T>(op: string, key: string, fn: () => Promise<T>): Promise<T> {
+    const policy = this.#opts.retry;
+    const started = Date.now();
+    let delay = policy?.initialDelayMs ?? 500;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await fn();
+      } catch (err) {
+        if (!policy || this.#state === 'closed' || !isTransientStoreError(err)) throw err;
+        const left = policy.maxElapsedMs - (Date.now() - started);
+        if (left <= 0) throw err;
+        const pause = Math.min(left, delay * (0.5 + Math.random() / 2));
+        this.#opts.onRetry?.({
+          op,
+          key,
+          attempt,
+          delayMs: Math.round(pause),
+          error: describeStoreError(err),
+        });
+        await new Promise((r) => setTimeout(r, pause));
+        delay = Math.min(delay * 2, policy.maxDelayMs ?? 10_000);
+      }
+    }
+  }
+
   #open(): S3Client {
     if (this.#state === 'closed') throw new Error(`ObjectStore for bucket ${this.bucket} is closed`);
     return this.#client;
   }
+}
+
+/** A one-line description of a store error for logs: its code or name and message, never credentials. */
+export function describeStoreError(err: unknown): string {
+  const e = err as {
+    code?: string;
+    name?: string;
+    message?: string;
+    $metadata?: { httpStatusCode?: number };
+  };
+  const status = e?.$metadata?.httpStatusCode;
+  const tag = e?.code ?? (status ? `HTTP ${status}` : e?.name) ?? 'Error';
+  return `${tag}: ${e?.message ?? String(err)}`;
 }
 
 function errorName(err: unknown): string | undefined {

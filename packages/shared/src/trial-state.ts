@@ -100,6 +100,26 @@ export interface StageEvent {
   quality?: TrialQuality;
 }
 
+/**
+ * One event of a trial's attempts, oldest first (API: the trial's `events`): where each attempt began,
+ * why one did not resume from the newest checkpoint, why one failed.
+ */
+export interface TrialEvent {
+  /**
+   * `start`: an attempt began (`step` = where it resumed); `fallback`: the checkpoint it was to resume from
+   * (`from`) could not be used and it resumed from an older one (`step`, 0 = from scratch); `failed`: the
+   * attempt ended in an error (`reason`); BullMQ retries it while attempts are left.
+   */
+  event: 'start' | 'fallback' | 'failed';
+  /** BullMQ attempt of the trial's job, 1-based. */
+  attempt: number;
+  worker: string;
+  step: number;
+  t: number;
+  reason?: string;
+  from?: number;
+}
+
 /** A sample grid written with a checkpoint. */
 export interface SampleRef {
   step: number;

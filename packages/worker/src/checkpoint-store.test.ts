@@ -1,6 +1,6 @@
-import { CorruptCheckpointError, type ObjectStore, objectKeys, Rng } from '@gantry/shared';
+import { CorruptCheckpointError, ObjectStore, objectKeys, Rng } from '@gantry/shared';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { freshStore } from '../../../test/support/infra.ts';
+import { freshStore, s3Config } from '../../../test/support/infra.ts';
 import { type CheckpointManifest, CheckpointStore } from './checkpoint-store.ts';
 import type { TrainerState } from './families/family.ts';
 import type { NamedArray } from './models/param-store.ts';
@@ -143,5 +143,67 @@ describe('CheckpointStore', () => {
     expect(await checkpoints.read(keyA)).toEqual(a);
     expect(await checkpoints.read(keyB)).toEqual(b);
     expect(await store.list(`sweeps/${SWEEP}/trials/${TRIAL}/checkpoints/50/`)).toHaveLength(10);
+  });
+
+  it('keeps the run tail, for the summary of an attempt that resumes at the last step', async () => {
+    const s = state(200, 9);
+    const tail = {
+      stats: [
+        [0.5, 1.5, 0.6, 0.4],
+        [0.4, 1.6, 0.7, 0.3],
+      ] as [number, number, number, number][],
+      imagesPerSec: 812.5,
+    };
+    expect(await checkpoints.read(await checkpoints.write(s, 'worker-a', tail))).toEqual({ ...s, tail });
+  });
+
+  it('refuses manifests that lie: objects outside the checkpoint, another step, sizes that do not hold', async () => {
+    const key = await checkpoints.write(state(30, 10), 'worker-a');
+    const manifest = await store.getJson<CheckpointManifest>(key);
+    const lie = async (edit: (m: CheckpointManifest) => void, expected: RegExp) => {
+      const m = structuredClone(manifest);
+      edit(m);
+      await store.put(key, JSON.stringify(m));
+      const err = await expectCorrupt(checkpoints.read(key));
+      expect(err.message).toMatch(expected);
+    };
+    // Another trial's (or any) object passed off as this checkpoint's.
+    const other = await new CheckpointStore(store, SWEEP, 'sw-ckpt-t009').write(state(30, 11), 'w');
+    await lie((m) => {
+      m.objects[0]!.key = other.replace('manifest.json', 'd.bin');
+    }, /points outside the checkpoint/);
+    await lie((m) => {
+      m.objects[1]!.key = `${key.replace('manifest.json', '')}../../10/worker-a/g.bin`;
+    }, /points outside the checkpoint/);
+    await lie((m) => {
+      m.step = 31;
+    }, /says step 31, its directory step 30/);
+    await lie((m) => {
+      m.objects[0]!.bytes = 2 ** 60;
+    }, /no valid size/);
+    await lie((m) => {
+      m.objects.push({ ...m.objects[0]! });
+    }, /repeated object/);
+    await lie((m) => {
+      m.objects[0]!.sha256 = '0'.repeat(64);
+    }, /sha256 does not match/);
+    // A pointer that is not a manifest of this trial.
+    await expectCorrupt(
+      checkpoints.read(`sweeps/${SWEEP}/trials/${TRIAL}/../t1/checkpoints/1/w/manifest.json`),
+    );
+    await expectCorrupt(checkpoints.read('datasets/x/manifest.json'));
+  });
+
+  it('does not take a store it cannot reach for a corrupt checkpoint', async () => {
+    const key = await checkpoints.write(state(10, 12), 'worker-a');
+    const unreachable = new ObjectStore({ ...s3Config(store.bucket), endpoint: 'http://127.0.0.1:9' });
+    const err = await new CheckpointStore(unreachable, SWEEP, TRIAL).read(key).then(
+      () => undefined,
+      (e: unknown) => e as Error,
+    );
+    await unreachable.close();
+    expect(err).toBeInstanceOf(Error);
+    expect(err).not.toBeInstanceOf(CorruptCheckpointError);
+    expect(String(err)).toMatch(/ECONNREFUSED/);
   });
 });

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { CorruptCheckpointError, type ObjectStore, objectKeys } from '@gantry/shared';
+import { CorruptCheckpointError, ObjectNotFoundError, type ObjectStore, objectKeys } from '@gantry/shared';
 import type { TrainerHealthState, TrainerState } from './families/family.ts';
 import { packArrays, unpackArrays } from './tensor-pack.ts';
 
@@ -16,9 +16,27 @@ export interface CheckpointManifest {
   health?: TrainerHealthState;
   /** Staged models: the stage the weights belong to. */
   stage?: number;
+  /** The run's recent step statistics, for the summary of an attempt that resumes at the last step. */
+  tail?: RunTail;
   /** `ema`: the moving average of G's weights, for models that keep one. */
   objects: { name: 'g' | 'd' | 'opt_g' | 'opt_d' | 'ema'; key: string; bytes: number; sha256: string }[];
 }
+
+/**
+ * What the summary of a run is computed from besides the weights: the losses of its last steps (the last
+ * tenth of the run, newest last) and the last throughput. Kept in checkpoints so that an attempt resuming
+ * at the final step reports the same summary as the one that died before reporting it.
+ */
+export interface RunTail {
+  /** [d_loss, g_loss, d_real, d_fake] per step. */
+  stats: [number, number, number, number][];
+  imagesPerSec: number;
+}
+
+/** A checkpoint as read back: the trainer's state and, when it was saved, the run's tail. */
+export type Checkpoint = TrainerState & { tail?: RunTail };
+
+const OBJECT_NAMES = new Set(['g', 'd', 'opt_g', 'opt_d', 'ema']);
 
 const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 
@@ -35,7 +53,7 @@ export class CheckpointStore {
   ) {}
 
   /** Uploads the state's objects, then the manifest; returns the manifest's key. */
-  async write(state: TrainerState, writer: string): Promise<string> {
+  async write(state: TrainerState, writer: string, tail?: RunTail): Promise<string> {
     const dir = objectKeys.checkpointDir(this.sweepId, this.trialId, state.step, writer);
     const blobs: Partial<Record<CheckpointManifest['objects'][number]['name'], Uint8Array>> = {
       g: packArrays(state.g),
@@ -64,6 +82,7 @@ export class CheckpointStore {
       optimizerSteps: { g: state.optG.t, d: state.optD.t },
       ...(state.health ? { health: state.health } : {}),
       ...(state.stage !== undefined ? { stage: state.stage } : {}),
+      ...(tail ? { tail } : {}),
       objects,
     };
     const manifestKey = `${dir}manifest.json`;
@@ -72,37 +91,61 @@ export class CheckpointStore {
   }
 
   /**
-   * Loads a checkpoint by its manifest key and verifies every object's size and hash.
-   * @throws CorruptCheckpointError when anything is missing or does not match.
+   * Loads a checkpoint by its manifest key and verifies it: the manifest names this trial and the step of
+   * its directory, every object lies in the manifest's directory and matches its recorded size and hash.
+   * A store that cannot be reached is not corruption: that error is thrown as is (the attempt is retried).
+   * @throws CorruptCheckpointError when anything is missing, malformed or does not match.
    */
-  async read(manifestKey: string): Promise<TrainerState> {
+  async read(manifestKey: string): Promise<Checkpoint> {
+    const corrupt = (key: string, why: string) => new CorruptCheckpointError(this.trialId, key, why);
+    const dirPrefix = `${objectKeys.trialRoot(this.sweepId, this.trialId)}checkpoints/`;
+    const m = /^(.*\/checkpoints\/(\d+)\/[A-Za-z0-9_.-]+\/)manifest\.json$/.exec(manifestKey);
+    if (!m || !manifestKey.startsWith(dirPrefix))
+      throw corrupt(manifestKey, `not a manifest of this trial's checkpoints (under ${dirPrefix})`);
+    const dir = m[1]!;
+    const raw = await this.fetch(manifestKey, 'manifest');
     let manifest: CheckpointManifest;
     try {
-      manifest = JSON.parse((await this.store.get(manifestKey)).toString('utf8')) as CheckpointManifest;
+      manifest = JSON.parse(raw.toString('utf8')) as CheckpointManifest;
     } catch (err) {
-      throw new CorruptCheckpointError(
-        this.trialId,
-        manifestKey,
-        `manifest unreadable: ${(err as Error).message}`,
-      );
+      throw corrupt(manifestKey, `manifest is not JSON: ${(err as Error).message}`);
     }
-    if (manifest.version !== 1 || manifest.trialId !== this.trialId) {
-      throw new CorruptCheckpointError(this.trialId, manifestKey, 'manifest is for another trial or version');
+    if (manifest?.version !== 1 || manifest.trialId !== this.trialId) {
+      throw corrupt(manifestKey, 'manifest is for another trial or version');
+    }
+    if (manifest.step !== Number(m[2])) {
+      throw corrupt(manifestKey, `manifest says step ${manifest.step}, its directory step ${m[2]}`);
+    }
+    if (!Array.isArray(manifest.objects)) throw corrupt(manifestKey, 'manifest lists no objects');
+    const seen = new Set<string>();
+    for (const o of manifest.objects) {
+      if (!OBJECT_NAMES.has(o?.name) || seen.has(o.name))
+        throw corrupt(manifestKey, `unknown or repeated object ${JSON.stringify(o?.name)}`);
+      seen.add(o.name);
+      if (o.key !== `${dir}${o.name}.bin`)
+        throw corrupt(
+          manifestKey,
+          `object ${o.name} points outside the checkpoint (${JSON.stringify(o.key)})`,
+        );
+      if (!Number.isSafeInteger(o.bytes) || o.bytes < 0 || typeof o.sha256 !== 'string')
+        throw corrupt(manifestKey, `object ${o.name} has no valid size and sha256`);
     }
     const arrays: Partial<
       Record<CheckpointManifest['objects'][number]['name'], ReturnType<typeof unpackArrays>>
     > = {};
     for (const o of manifest.objects) {
-      let bytes: Buffer;
-      try {
-        bytes = await this.store.get(o.key);
-      } catch (err) {
-        throw new CorruptCheckpointError(this.trialId, o.key, `object unreadable: ${(err as Error).message}`);
-      }
+      const bytes = await this.fetch(o.key, 'object');
       if (bytes.length !== o.bytes || sha256(bytes) !== o.sha256) {
-        throw new CorruptCheckpointError(this.trialId, o.key, 'size or sha256 does not match the manifest');
+        throw corrupt(
+          o.key,
+          `size or sha256 does not match the manifest (${bytes.length} bytes, manifest says ${o.bytes})`,
+        );
       }
-      arrays[o.name] = unpackArrays(bytes);
+      try {
+        arrays[o.name] = unpackArrays(bytes);
+      } catch (err) {
+        throw corrupt(o.key, `not a tensor pack: ${(err as Error).message}`);
+      }
     }
     const { g, d, opt_g, opt_d, ema } = arrays;
     if (!g || !d || !opt_g || !opt_d)
@@ -117,6 +160,18 @@ export class CheckpointStore {
       ...(manifest.health ? { health: manifest.health } : {}),
       ...(manifest.stage !== undefined ? { stage: manifest.stage } : {}),
       ...(ema ? { ema } : {}),
+      ...(manifest.tail ? { tail: manifest.tail } : {}),
     };
+  }
+
+  /** An object's bytes; a missing one means the checkpoint is corrupt, any other failure is thrown as is. */
+  private async fetch(key: string, what: 'manifest' | 'object'): Promise<Buffer> {
+    try {
+      return await this.store.get(key);
+    } catch (err) {
+      if (err instanceof ObjectNotFoundError)
+        throw new CorruptCheckpointError(this.trialId, key, `${what} missing`);
+      throw err;
+    }
   }
 }

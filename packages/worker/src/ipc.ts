@@ -1,15 +1,27 @@
-import type { HealthDetection, ObjectStoreConfig, StepMetrics, TrialJob, TrialQuality } from '@gantry/shared';
+import type {
+  CheckpointRef,
+  HealthDetection,
+  ObjectStoreConfig,
+  StepMetrics,
+  TrialJob,
+  TrialQuality,
+} from '@gantry/shared';
 import type { BackendName } from './backend.ts';
 
 /** Parent -> trainer child: what to train. Sent once, right after the fork. */
 export interface StartMessage {
   type: 'start';
   job: TrialJob;
-  /** Manifest key of the checkpoint to resume from, if any. */
-  resumeFrom?: string;
+  /**
+   * Checkpoints to resume from, best first (resume-candidates.ts); the first one that reads back whole is
+   * used. Empty: a fresh start.
+   */
+  resume: CheckpointRef[];
   /** Identifies this attempt's objects in the store (`checkpoints/<step>/<writer>/`). */
   writer: string;
   store: ObjectStoreConfig;
+  /** How long object-store operations retry through an outage (GantryConfig.s3RetryMs). */
+  storeRetryMs: number;
   backend?: BackendName;
   /** See TrialRunnerDeps.wasmGemm. */
   wasmGemm?: boolean;
@@ -97,6 +109,17 @@ export interface NoteMessage {
   message: string;
 }
 
+/**
+ * Child -> parent: the checkpoint at step `from` cannot be used (`reason`); the trainer resumes from `to`
+ * instead (undefined: from scratch). The parent moves the trial's pointer back before anything else.
+ */
+export interface FallbackMessage {
+  type: 'fallback';
+  from: number;
+  to?: CheckpointRef;
+  reason: string;
+}
+
 /** Child -> parent: stopped on request (after checkpointing if asked). */
 export interface StoppedMessage {
   type: 'stopped';
@@ -122,4 +145,5 @@ export type ChildMessage =
   | HaltedMessage
   | StoppedMessage
   | NoteMessage
+  | FallbackMessage
   | FailedMessage;

@@ -5,6 +5,7 @@
  */
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import {
+  CorruptCheckpointError,
   DEFAULT_HEALTH,
   FAMILIES,
   type HealthAction,
@@ -14,9 +15,9 @@ import {
   type TrialQuality,
 } from '@gantry/shared';
 import { initBackend } from './backend.ts';
-import { CheckpointStore } from './checkpoint-store.ts';
+import { type Checkpoint, CheckpointStore, type RunTail } from './checkpoint-store.ts';
 import { readDatasetVersion } from './data/datasets.ts';
-import type { StepStats, TrainerState } from './families/family.ts';
+import type { TrainerState } from './families/family.ts';
 import { familyOf } from './families/registry.ts';
 import { type Finding, HealthMonitor } from './health/monitor.ts';
 import type { ChildMessage, CommitResultMessage, ParentMessage, StartMessage } from './ipc.ts';
@@ -40,7 +41,15 @@ async function exit(code: number): Promise<never> {
 
 async function run(start: StartMessage): Promise<void> {
   const { job } = start;
-  const store = new ObjectStore(start.store);
+  // Uploads and reads wait out an outage of the store (up to storeRetryMs) rather than fail the attempt.
+  const store = new ObjectStore(start.store, {
+    retry: { maxElapsedMs: start.storeRetryMs },
+    onRetry: (r) =>
+      void send({
+        type: 'note',
+        message: `object store: ${r.op} ${r.key} failed (${r.error}); retry ${r.attempt} in ${(r.delayMs / 1000).toFixed(1)} s`,
+      }).catch(() => {}),
+  });
   const checkpoints = new CheckpointStore(store, job.sweepId, job.trialId);
   const info = await initBackend(start.backend, { wasmGemm: start.wasmGemm });
   const data = await readDatasetVersion(start.datasetDir, 'train', job.dataset);
@@ -51,9 +60,10 @@ async function run(start: StartMessage): Promise<void> {
   // Checkpoints this process may rewind to (health restarts), oldest first; a fresh run can go back to
   // its initial weights, kept in memory. A stage's first rewind point is where it started.
   const rewindPoints: { step: number; manifestKey?: string; state?: TrainerState }[] = [];
-  if (start.resumeFrom) {
-    trainer.importState(await checkpoints.read(start.resumeFrom));
-    rewindPoints.push({ step: trainer.step, manifestKey: start.resumeFrom });
+  const resumed = await readResumePoint(start, checkpoints);
+  if (resumed) {
+    trainer.importState(resumed.checkpoint);
+    rewindPoints.push({ step: trainer.step, manifestKey: resumed.manifestKey });
   } else {
     rewindPoints.push({ step: trainer.step, state: trainer.exportState() });
   }
@@ -90,16 +100,23 @@ async function run(start: StartMessage): Promise<void> {
   const { sampleShape } = trainer;
   // Small images are scaled up to about 64 px per tile (at least 2x below 64); 64 px and up are shown as is.
   const gridScale = sampleShape.height >= 64 ? 1 : Math.max(2, Math.floor(64 / sampleShape.height));
-  const recent: StepStats[] = [];
+  // The losses of the run's last tenth, for the summary; a resumed run goes on from its checkpoint's.
+  // (A stage's run begins at its start: the previous stage's losses are not its own.)
+  const ownTail =
+    resumed && resumed.checkpoint.step > (job.stage?.start_step ?? 0) ? resumed.checkpoint.tail : undefined;
+  const recent: RunTail['stats'] = ownTail?.stats.slice(-tail) ?? [];
   let windowStart = performance.now();
   let windowSteps = 0;
-  let lastRate = 0;
+  let lastRate = ownTail?.imagesPerSec ?? 0;
 
   const checkpoint = async (): Promise<boolean> => {
     const { restarts } = trainer.health;
     // Objects are immutable: after a restart the same step is written again under another writer name.
     const writer = restarts > 0 ? `${start.writer}-r${restarts}` : start.writer;
-    const manifestKey = await checkpoints.write(trainer.exportState(), writer);
+    const manifestKey = await checkpoints.write(trainer.exportState(), writer, {
+      stats: recent,
+      imagesPerSec: lastRate,
+    });
     const sampleKey = objectKeys.sample(job.sweepId, job.trialId, trainer.step);
     const png = encodeImageGrid(trainer.sample(64), {
       count: 64,
@@ -206,7 +223,7 @@ async function run(start: StartMessage): Promise<void> {
       windowStart = performance.now();
       continue;
     }
-    recent.push(s);
+    recent.push([s.d_loss, s.g_loss, s.d_real, s.d_fake]);
     if (recent.length > tail) recent.shift();
     windowSteps += 1;
     if (s.step % start.progressEvery === 0 || last) {
@@ -230,8 +247,8 @@ async function run(start: StartMessage): Promise<void> {
     if (lastQuality) await send({ type: 'eval', quality: lastQuality });
   }
   const summary: Record<string, number> = { images_per_sec: lastRate };
-  for (const k of ['d_loss', 'g_loss', 'd_real', 'd_fake'] as const) {
-    summary[k] = recent.reduce((a, r) => a + r[k], 0) / Math.max(1, recent.length);
+  for (const [i, k] of (['d_loss', 'g_loss', 'd_real', 'd_fake'] as const).entries()) {
+    summary[k] = recent.reduce((a, r) => a + r[i]!, 0) / Math.max(1, recent.length);
   }
   // The last evaluation is at the last step: the sweep can rank by its scores.
   if (lastQuality) {
@@ -239,6 +256,40 @@ async function run(start: StartMessage): Promise<void> {
     Object.assign(summary, scores);
   }
   await send({ type: 'done', step: trainer.step, summary });
+}
+
+/**
+ * The first of the start message's checkpoints that reads back whole. Skipping a corrupt one is reported
+ * to the parent (which points the trial back) before anything else is sent; with none readable the run
+ * starts from scratch, except a later stage of a staged model, which has nothing to start from.
+ */
+async function readResumePoint(
+  start: StartMessage,
+  checkpoints: CheckpointStore,
+): Promise<{ checkpoint: Checkpoint; manifestKey: string } | undefined> {
+  if (start.resume.length === 0) return undefined;
+  const reasons: string[] = [];
+  for (const ref of start.resume) {
+    try {
+      const checkpoint = await checkpoints.read(ref.manifestKey);
+      if (reasons.length > 0)
+        await send({ type: 'fallback', from: start.resume[0]!.step, to: ref, reason: reasons.join('; ') });
+      return { checkpoint, manifestKey: ref.manifestKey };
+    } catch (err) {
+      if (!(err instanceof CorruptCheckpointError)) throw err;
+      reasons.push(`step ${ref.step}: ${err.message}`);
+    }
+  }
+  const stage = start.job.stage;
+  if (stage && stage.index > 0) {
+    throw new CorruptCheckpointError(
+      start.job.trialId,
+      start.resume[0]!.manifestKey,
+      `no readable checkpoint to begin stage ${stage.index} from (${reasons.join('; ')})`,
+    );
+  }
+  await send({ type: 'fallback', from: start.resume[0]!.step, reason: reasons.join('; ') });
+  return undefined;
 }
 
 process.on('message', (raw: ParentMessage) => {

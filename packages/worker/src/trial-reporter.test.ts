@@ -77,7 +77,10 @@ beforeEach(async () => {
 describe('TrialReporter', () => {
   it('applies fields, appends a history point and increments a counter while it holds the lock', async () => {
     expect(
-      await reporter(TOKEN_A).update({ state: 'running', worker: 'w1', step: 10 }, point(10), 'attempts'),
+      await reporter(TOKEN_A).update(
+        { state: 'running', worker: 'w1', step: 10 },
+        { history: point(10), increment: 'attempts' },
+      ),
     ).toBe('ok');
     expect(await trial()).toMatchObject({
       state: 'running',
@@ -88,7 +91,9 @@ describe('TrialReporter', () => {
     });
     expect(await history()).toEqual([point(10)]);
 
-    expect(await reporter(TOKEN_A).update({ step: 20, metrics: point(20) }, point(20))).toBe('ok');
+    expect(await reporter(TOKEN_A).update({ step: 20, metrics: point(20) }, { history: point(20) })).toBe(
+      'ok',
+    );
     expect(await trial()).toMatchObject({ state: 'running', step: 20, attempts: 1, metrics: point(20) });
     expect(await history()).toEqual([point(10), point(20)]);
 
@@ -99,11 +104,14 @@ describe('TrialReporter', () => {
   });
 
   it('changes nothing for a worker whose token no longer holds the lock', async () => {
-    await reporter(TOKEN_A).update({ state: 'running', step: 10 }, point(10));
+    await reporter(TOKEN_A).update({ state: 'running', step: 10 }, { history: point(10) });
     const before = await redis.hgetall(keys.trial(TRIAL));
-    expect(await reporter(TOKEN_B).update({ step: 99, worker: 'w2' }, point(99), 'attempts')).toBe(
-      'lock-lost',
-    );
+    expect(
+      await reporter(TOKEN_B).update(
+        { step: 99, worker: 'w2' },
+        { history: point(99), increment: 'attempts' },
+      ),
+    ).toBe('lock-lost');
     expect(await redis.hgetall(keys.trial(TRIAL))).toEqual(before);
     expect(await history()).toEqual([point(10)]);
 
@@ -165,7 +173,9 @@ describe('TrialReporter', () => {
     expect(await a.commitCheckpoint(ref(100), 's/100.png')).toBe('ok');
     await redis.hset(keys.trial(TRIAL), 'state', 'cancelled');
 
-    expect(await a.update({ state: 'completed', step: 1000, endedAt: 1 }, point(1000))).toBe('cancelled');
+    expect(await a.update({ state: 'completed', step: 1000, endedAt: 1 }, { history: point(1000) })).toBe(
+      'cancelled',
+    );
     expect(await a.commitCheckpoint(ref(200), 's/200.png')).toBe('cancelled');
     expect(await trial()).toMatchObject({ state: 'cancelled', step: 10, latestCheckpoint: ref(100) });
     expect((await trial())?.endedAt).toBeUndefined();
@@ -187,12 +197,10 @@ describe('staged trials', () => {
     expect(
       await reporter(TOKEN_A).update(
         { stage: { index: 1, count: 3, resolution: 8, alpha: 0, done: 1 } },
-        undefined,
-        undefined,
-        event(40),
+        { stageEvent: event(40) },
       ),
     ).toBe('ok');
-    expect(await reporter(TOKEN_B).update({ step: 99 }, undefined, undefined, event(99))).toBe('lock-lost');
+    expect(await reporter(TOKEN_B).update({ step: 99 }, { stageEvent: event(99) })).toBe('lock-lost');
     const events = (await redis.lrange(keys.trialStages(TRIAL), 0, -1)).map((e) => JSON.parse(e));
     expect(events).toEqual([event(40)]);
     expect((await trial())?.stage).toEqual({ index: 1, count: 3, resolution: 8, alpha: 0, done: 1 });
@@ -249,5 +257,43 @@ describe('runTrialAttempt on a stage already recorded as done', () => {
     expect(outcome).toEqual({ state: 'stage-completed', step: 10 });
     expect(await redis.hgetall(keys.trial(TRIAL))).toEqual(before);
     expect(await redis.llen(keys.trialStages(TRIAL))).toBe(0);
+  });
+
+  it('appends attempt events in the same fenced write, refused to a stale holder', async () => {
+    const start = { event: 'start' as const, attempt: 1, worker: 'w1', step: 0, t: 1 };
+    expect(await reporter(TOKEN_A).update({ state: 'running' }, { event: start })).toBe('ok');
+    expect(await reporter(TOKEN_B).update({ state: 'running' }, { event: { ...start, worker: 'w2' } })).toBe(
+      'lock-lost',
+    );
+    const events = (await redis.lrange(keys.trialEvents(TRIAL), 0, -1)).map((e) => JSON.parse(e));
+    expect(events).toEqual([start]);
+  });
+
+  it('rewinds the pointer to an older checkpoint (or none) when the newest cannot be read', async () => {
+    const a = reporter(TOKEN_A);
+    expect(await a.commitCheckpoint(ref(20), 's20')).toBe('ok');
+    expect(await a.commitCheckpoint(ref(40), 's40')).toBe('ok');
+    const fallback = {
+      event: 'fallback' as const,
+      attempt: 2,
+      worker: 'w1',
+      step: 20,
+      from: 40,
+      t: 5,
+      reason: 'corrupt',
+    };
+    expect(await reporter(TOKEN_B).rewindCheckpoint(ref(20), fallback)).toBe('lock-lost');
+    expect((await trial())?.latestCheckpoint).toEqual(ref(40));
+    expect(await a.rewindCheckpoint(ref(20), fallback)).toBe('ok');
+    expect(await trial()).toMatchObject({ latestCheckpoint: ref(20), step: 20, resumedFrom: 20 });
+    // Training on from 20 commits 30, which the pointer at 40 would have refused as stale.
+    expect(await a.commitCheckpoint(ref(30), 's30')).toBe('ok');
+    expect(await a.rewindCheckpoint(undefined, { ...fallback, step: 0, from: 30 })).toBe('ok');
+    const t = await trial();
+    expect(t?.latestCheckpoint).toBeUndefined();
+    expect(t?.step).toBe(0);
+    expect(await a.commitCheckpoint(ref(10), 's10')).toBe('ok');
+    const events = (await redis.lrange(keys.trialEvents(TRIAL), 0, -1)).map((e) => JSON.parse(e));
+    expect(events.map((e) => e.from)).toEqual([40, 30]);
   });
 });

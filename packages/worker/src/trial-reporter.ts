@@ -4,6 +4,7 @@ import {
   type RedisKeys,
   type SampleRef,
   type StageEvent,
+  type TrialEvent,
   type TrialMetrics,
   type TrialRecord,
 } from '@gantry/shared';
@@ -28,6 +29,26 @@ local rest = 3 + 2 * n
 if ARGV[rest] ~= '' then redis.call('RPUSH', KEYS[3], ARGV[rest]) end
 if ARGV[rest + 1] ~= '' then redis.call('HINCRBY', KEYS[2], ARGV[rest + 1], 1) end
 if ARGV[rest + 2] ~= '' then redis.call('RPUSH', KEYS[4], ARGV[rest + 2]) end
+if ARGV[rest + 3] ~= '' then redis.call('RPUSH', KEYS[5], ARGV[rest + 3]) end
+return 1
+`;
+
+/**
+ * Moves the checkpoint pointer back to an older checkpoint (or clears it: ARGV[2] = -1) because the newer
+ * one cannot be read; the only write that lowers the pointer, and fenced like the others.
+ */
+const REWIND_CHECKPOINT = `
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
+if redis.call('EXISTS', KEYS[2]) == 0 then return -3 end
+if redis.call('HGET', KEYS[2], 'state') == 'cancelled' then return -2 end
+if ARGV[3] == '' then
+  redis.call('HDEL', KEYS[2], 'latestCheckpoint')
+  redis.call('HSET', KEYS[2], 'checkpointOrder', '-1')
+else
+  redis.call('HSET', KEYS[2], 'checkpointOrder', ARGV[2], 'latestCheckpoint', ARGV[3])
+end
+redis.call('HSET', KEYS[2], 'step', ARGV[4], 'resumedFrom', ARGV[4])
+redis.call('RPUSH', KEYS[3], ARGV[5])
 return 1
 `;
 
@@ -57,6 +78,18 @@ const RESULT: Record<number, FenceResult> = {
   [-3]: 'missing',
 };
 
+/** What else one fenced {@link TrialReporter.update} writes besides the trial's fields. */
+export interface UpdateExtras {
+  /** A point appended to the trial's step history. */
+  history?: TrialMetrics;
+  /** A counter field of the trial hash to increment. */
+  increment?: keyof TrialRecord;
+  /** Staged trials: an event appended to the stage log. */
+  stageEvent?: StageEvent;
+  /** An event appended to the trial's attempt log. */
+  event?: TrialEvent;
+}
+
 /** Fenced writes of one job attempt to one trial's Redis state. */
 export class TrialReporter {
   constructor(
@@ -68,29 +101,47 @@ export class TrialReporter {
   ) {}
 
   /**
-   * Sets fields of the trial hash; optionally appends a history point, increments a counter field and
-   * appends a stage event, all in one fenced write.
+   * Sets fields of the trial hash and, in the same fenced write, whatever `extras` asks: a history point,
+   * a counter increment, a stage event, an attempt event.
    */
-  async update(
-    fields: Partial<TrialRecord>,
-    history?: TrialMetrics,
-    increment?: keyof TrialRecord,
-    stageEvent?: StageEvent,
-  ): Promise<FenceResult> {
+  async update(fields: Partial<TrialRecord>, extras: UpdateExtras = {}): Promise<FenceResult> {
     const flat = Object.entries(encodeTrial(fields)).flat();
+    const json = (v: unknown) => (v === undefined ? '' : JSON.stringify(v));
     const res = (await this.redis.eval(
       FENCED_UPDATE,
-      4,
+      5,
       this.keys.jobLock(this.jobId),
       this.keys.trial(this.trialId),
       this.keys.trialHistory(this.trialId),
       this.keys.trialStages(this.trialId),
+      this.keys.trialEvents(this.trialId),
       this.token,
       String(flat.length / 2),
       ...flat,
-      history ? JSON.stringify(history) : '',
-      increment ?? '',
-      stageEvent ? JSON.stringify(stageEvent) : '',
+      json(extras.history),
+      extras.increment ?? '',
+      json(extras.stageEvent),
+      json(extras.event),
+    )) as number;
+    return RESULT[res] ?? 'lock-lost';
+  }
+
+  /**
+   * Points the trial back at `ref` (undefined: no checkpoint, train from scratch) because the checkpoint it
+   * pointed at cannot be read, and records why (`event`, a `fallback`). Sets `step` and `resumedFrom`.
+   */
+  async rewindCheckpoint(ref: CheckpointRef | undefined, event: TrialEvent): Promise<FenceResult> {
+    const res = (await this.redis.eval(
+      REWIND_CHECKPOINT,
+      3,
+      this.keys.jobLock(this.jobId),
+      this.keys.trial(this.trialId),
+      this.keys.trialEvents(this.trialId),
+      this.token,
+      ref ? String(checkpointOrder(ref)) : '-1',
+      ref ? JSON.stringify(ref) : '',
+      String(ref?.step ?? 0),
+      JSON.stringify(event),
     )) as number;
     return RESULT[res] ?? 'lock-lost';
   }

@@ -1,6 +1,7 @@
 import { type ChildProcess, fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import {
+  type CheckpointRef,
   decodeTrial,
   type HealthDetection,
   type JobStage,
@@ -11,6 +12,7 @@ import {
   type RedisKeys,
   type StageEvent,
   stageAlpha,
+  type TrialEvent,
   type TrialHealth,
   type TrialJob,
   type TrialMetrics,
@@ -25,6 +27,7 @@ import type { BackendName } from './backend.ts';
 import type { DatasetCache } from './data/dataset-cache.ts';
 import type { ChildMessage, ParentMessage } from './ipc.ts';
 import type { WorkerMetrics } from './metrics.ts';
+import { resumeCandidates } from './resume-candidates.ts';
 import { TrialReporter } from './trial-reporter.ts';
 
 /**
@@ -74,6 +77,8 @@ export interface TrialRunnerDeps {
   gpu?: string;
   /** How long a stopping child may take to checkpoint before it is killed. @default 120000 */
   stopTimeoutMs?: number;
+  /** How long the trainer's object-store operations retry through an outage. @default 600000 */
+  storeRetryMs?: number;
 }
 
 export interface TrialOutcome {
@@ -119,6 +124,19 @@ export async function runTrialAttempt(
   }
   const resume = trial?.latestCheckpoint;
   const resumeStep = resume?.step ?? 0;
+  const attempt = job.attemptsMade + 1;
+  const attemptEvent = (
+    event: TrialEvent['event'],
+    step: number,
+    extra: Partial<TrialEvent> = {},
+  ): TrialEvent => ({
+    event,
+    attempt,
+    worker: deps.workerId,
+    step,
+    t: Date.now(),
+    ...extra,
+  });
   const stageEvent = (event: StageEvent['event'], step: number): StageEvent | undefined =>
     stage && {
       stage: stage.index,
@@ -139,9 +157,11 @@ export async function runTrialAttempt(
       reason: '',
       ...(stage ? { stage: stageRecord(stage, stageAlpha(stage, resumeStep), stage.index) } : {}),
     },
-    undefined,
-    'attempts',
-    stageEvent('start', resumeStep),
+    {
+      increment: 'attempts',
+      stageEvent: stageEvent('start', resumeStep),
+      event: attemptEvent('start', resumeStep),
+    },
   );
   if (started === 'cancelled') return { state: 'cancelled', step: trial?.step ?? 0 };
   if (started === 'missing')
@@ -189,20 +209,27 @@ export async function runTrialAttempt(
   if (signal.aborted) onAbort();
   else signal.addEventListener('abort', onAbort, { once: true });
 
+  // The step this attempt's trainer last reported (its `failed` event says how far it got).
+  const reached = { step: resumeStep };
+  const committed = (await deps.redis.lrange(deps.keys.trialCheckpoints(trialId), 0, -1)).map(
+    (s) => JSON.parse(s) as CheckpointRef,
+  );
   try {
-    const outcome = await superviseChild(
+    const outcome = await superviseChild({
       child,
-      payload,
-      resume?.manifestKey,
-      trial?.health ?? { restarts: 0, detections: [] },
+      job: payload,
+      resume: resumeCandidates(resume, committed, trial?.health, stage?.start_step ?? 0),
+      health: trial?.health ?? { restarts: 0, detections: [] },
       deps,
       reporter,
       log,
       stop,
       send,
       stageEvent,
-      inputs.datasetDir,
-    );
+      attemptEvent,
+      datasetDir: inputs.datasetDir,
+      reached,
+    });
     // A trial that finished before the stop reached its trainer is done, whatever the reason for stopping.
     if (outcome.state === 'completed' || outcome.state === 'stage-completed' || outcome.state === 'stopped')
       return outcome;
@@ -217,10 +244,11 @@ export async function runTrialAttempt(
   } catch (err) {
     if (err instanceof UnrecoverableError || err instanceof WaitingError || stopReason === 'lock-lost')
       throw err;
-    await reporter.update({
-      state: 'queued',
-      reason: `attempt ${job.attemptsMade + 1} failed: ${(err as Error).message}`,
-    });
+    const reason = (err as Error).message;
+    await reporter.update(
+      { state: 'queued', reason: `attempt ${attempt} failed: ${reason}` },
+      { event: attemptEvent('failed', reached.step, { reason }) },
+    );
     throw err;
   } finally {
     signal.removeEventListener('abort', onAbort);
@@ -230,19 +258,40 @@ export async function runTrialAttempt(
   }
 }
 
-function superviseChild(
-  child: ChildProcess,
-  job: TrialJob,
-  resumeFrom: string | undefined,
-  health: TrialHealth,
-  deps: TrialRunnerDeps,
-  reporter: TrialReporter,
-  log: Logger,
-  stop: (reason: 'lock-lost' | 'cancel') => void,
-  send: (m: ParentMessage) => void,
-  stageEvent: (event: StageEvent['event'], step: number) => StageEvent | undefined,
-  datasetDir: string,
-): Promise<TrialOutcome> {
+/** One attempt's trainer child and what relaying its messages needs. */
+interface Supervised {
+  child: ChildProcess;
+  job: TrialJob;
+  /** Checkpoints to resume from, best first. */
+  resume: CheckpointRef[];
+  health: TrialHealth;
+  deps: TrialRunnerDeps;
+  reporter: TrialReporter;
+  log: Logger;
+  stop: (reason: 'lock-lost' | 'cancel') => void;
+  send: (m: ParentMessage) => void;
+  stageEvent: (event: StageEvent['event'], step: number) => StageEvent | undefined;
+  attemptEvent: (event: TrialEvent['event'], step: number, extra?: Partial<TrialEvent>) => TrialEvent;
+  datasetDir: string;
+  /** Updated with each progress report. */
+  reached: { step: number };
+}
+
+function superviseChild(a: Supervised): Promise<TrialOutcome> {
+  const {
+    child,
+    job,
+    resume,
+    health,
+    deps,
+    reporter,
+    log,
+    stop,
+    send,
+    stageEvent,
+    attemptEvent,
+    datasetDir,
+  } = a;
   let lastQuality: TrialQuality | undefined;
   const doneEvent = (step: number): StageEvent | undefined => {
     const e = stageEvent('done', step);
@@ -271,11 +320,12 @@ function superviseChild(
           return;
         case 'progress': {
           deps.metrics.observe(job.sweepId, job.trialId, m);
+          a.reached.step = m.step;
           const point: TrialMetrics = { ...m, t: Date.now(), worker: deps.workerId };
           delete (point as Partial<{ type: string }>).type;
           const fields: Partial<TrialRecord> = { step: m.step, metrics: point };
           if (stage) Object.assign(fields, stageFields(m.alpha ?? 1, stage.index));
-          fenced(await reporter.update(fields, point));
+          fenced(await reporter.update(fields, { history: point }));
           return;
         }
         case 'checkpoint': {
@@ -306,9 +356,7 @@ function superviseChild(
                   reason: '',
                   ...stageFields(1, stage.index + 1),
                 },
-                undefined,
-                undefined,
-                doneEvent(m.step),
+                { stageEvent: doneEvent(m.step) },
               ),
             );
             log.info({ stage: stage.index, step: m.step }, 'stage finished');
@@ -325,9 +373,7 @@ function superviseChild(
                 reason: '',
                 ...(stage ? stageFields(1, stage.count) : {}),
               },
-              undefined,
-              undefined,
-              doneEvent(m.step),
+              { stageEvent: doneEvent(m.step) },
             ),
           );
           settled = { ok: { state: 'completed', step: m.step, summary: m.summary } };
@@ -372,6 +418,17 @@ function superviseChild(
         case 'note':
           log.info({ note: m.message }, 'trainer');
           return;
+        case 'fallback': {
+          const to = m.to?.step ?? 0;
+          log.warn({ from: m.from, to, reason: m.reason }, 'checkpoint unusable; resuming from an older one');
+          fenced(
+            await reporter.rewindCheckpoint(
+              m.to,
+              attemptEvent('fallback', to, { from: m.from, reason: m.reason }),
+            ),
+          );
+          return;
+        }
         case 'failed':
           failure = m.message;
           if (m.unrecoverable) {
@@ -398,15 +455,18 @@ function superviseChild(
       void chain.then(() => {
         if (settled && 'ok' in settled) resolve(settled.ok);
         else if (settled) reject(settled.err);
+        else if (sig === 'SIGKILL' && !failure)
+          reject(new Error('trainer process was killed (SIGKILL: out of memory, or killed by hand)'));
         else reject(new Error(`trainer exited (${sig ?? `code ${code}`})${failure ? `: ${failure}` : ''}`));
       });
     });
     child.send({
       type: 'start',
       job,
-      resumeFrom,
+      resume,
       writer: `${deps.workerId}-${Date.now().toString(36)}`,
       store: deps.store,
+      storeRetryMs: deps.storeRetryMs ?? 600_000,
       backend: deps.backend,
       wasmGemm: deps.wasmGemm,
       datasetDir,

@@ -66,7 +66,15 @@ export class GantryWorker {
   ) {
     this.id = config.worker.id ?? `${hostname()}-${process.pid}`;
     this.keys = redisKeys(config.prefix);
-    this.objects = new ObjectStore(config.s3);
+    // Data set fetches and quality classifiers wait out an outage of the store like the trainers do.
+    this.objects = new ObjectStore(config.s3, {
+      retry: { maxElapsedMs: config.s3RetryMs },
+      onRetry: (r) =>
+        log.warn(
+          { op: r.op, key: r.key, attempt: r.attempt, delayMs: r.delayMs, err: r.error },
+          'object store unreachable; retrying',
+        ),
+    });
     this.datasets = new DatasetCache({
       store: this.objects,
       log,
@@ -130,6 +138,7 @@ export class GantryWorker {
             log: this.log,
             progressEvery: this.opts.progressEvery,
             faultNanAtStep: this.config.worker.faultNanAtStep,
+            storeRetryMs: this.config.s3RetryMs,
             gpu,
           });
           this.metrics.outcomes.inc({ outcome: outcome.state });

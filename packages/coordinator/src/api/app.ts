@@ -113,13 +113,14 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
     const trial = await deps.store.trial(req.params.id);
     if (!trial) throw new NotFoundError('trial', req.params.id);
     const { dispatched: _d, ...rest } = trial;
-    const [history, checkpoints, samples, stageEvents] = await Promise.all([
+    const [history, checkpoints, samples, events, stageEvents] = await Promise.all([
       deps.store.history(trial.id),
       deps.store.checkpoints(trial.id),
       deps.store.samples(trial.id),
+      deps.store.events(trial.id),
       trial.stage ? deps.store.stageEvents(trial.id) : undefined,
     ]);
-    return { ...rest, history, checkpoints, samples, ...(stageEvents ? { stageEvents } : {}) };
+    return { ...rest, history, checkpoints, samples, events, ...(stageEvents ? { stageEvents } : {}) };
   });
 
   app.get<{ Params: { id: string } }>('/v1/trials/:id/samples/latest.png', async (req, reply) => {
