@@ -1,5 +1,6 @@
 import type { AddressInfo } from 'node:net';
 import {
+  FaultInjector,
   fitDataset,
   type GantryConfig,
   type Logger,
@@ -58,7 +59,15 @@ export class Coordinator {
     this.queue = new Queue(TRIAL_QUEUE, { connection: this.queueRedis, prefix: config.prefix });
     this.objects = new ObjectStore(config.s3);
     this.datasets = new DatasetStore(this.objects, log, { fashionMnistDir: config.datasets.fashionMnistDir });
-    this.scheduler = new Scheduler(this.store, this.queue, log, opts.schedulerIntervalMs);
+    this.scheduler = new Scheduler(
+      this.store,
+      this.queue,
+      log,
+      opts.schedulerIntervalMs,
+      new FaultInjector(config.faultKillAt, (point) =>
+        log.warn({ point }, 'fault injection: killing the coordinator'),
+      ),
+    );
     this.app = buildApi({
       store: this.store,
       scheduler: this.scheduler,

@@ -1,6 +1,7 @@
 import {
   ConflictError,
   DEFAULT_HEALTH,
+  FaultInjector,
   jobStage,
   type Logger,
   NotFoundError,
@@ -32,6 +33,8 @@ export class Scheduler {
     private readonly queue: Queue,
     private readonly log: Logger,
     private readonly intervalMs = 1000,
+    /** Fault injection (tests): see GantryConfig.faultKillAt. */
+    private readonly faults = new FaultInjector(undefined),
   ) {}
 
   start(): void {
@@ -67,6 +70,7 @@ export class Scheduler {
         if (value !== undefined) {
           t.result = value;
           await this.store.updateTrial(t.id, { result: value });
+          this.faults.point('result');
         }
       }
     }
@@ -75,6 +79,13 @@ export class Scheduler {
     for (const t of trials) {
       if (t.dispatched && t.state === 'queued' && t.stage && t.stage.done > (t.jobStage ?? 0)) {
         if (t.stage.done < t.stage.count) await this.dispatch(sweep, t, t.stage.done);
+      }
+    }
+    // A trial a worker has started was dispatched, even if the coordinator died before marking it.
+    for (const t of trials) {
+      if (!t.dispatched && t.state !== 'queued' && !TERMINAL_TRIAL_STATES.has(t.state)) {
+        t.dispatched = true;
+        await this.store.updateTrial(t.id, { dispatched: true });
       }
     }
     const live = trials.filter((t) => t.dispatched && !TERMINAL_TRIAL_STATES.has(t.state)).length;
@@ -130,11 +141,14 @@ export class Scheduler {
     };
     if (stages) payload.stage = jobStage(stages, stage, t.params);
     const jobId = trialJobId(t.id, stages ? stage : undefined);
+    // Queued before the trial is marked: a coordinator that dies in between queues it again on restart,
+    // which adds nothing (the job id is the trial's).
     await this.queue.add(stages ? `stage-${stage}` : 'train', payload, {
       jobId,
       attempts: JOB_ATTEMPTS,
       backoff: { type: 'exponential', delay: 2000 },
     });
+    this.faults.point('dispatch');
     t.dispatched = true;
     t.jobStage = stages ? stage : undefined;
     await this.store.updateTrial(t.id, stages ? { dispatched: true, jobStage: stage } : { dispatched: true });

@@ -37,7 +37,40 @@ const envSchema = z.object({
   GANTRY_LOCK_MS: z.coerce.number().int().min(1000).max(600_000).default(30_000),
   LOG_LEVEL: z.enum(LOG_LEVELS).default('info'),
   GANTRY_FAULT_NAN_AT_STEP: z.coerce.number().int().min(1).optional(),
+  GANTRY_FAULT_KILL_AT: z
+    .string()
+    .regex(
+      /^(dispatch|result|before-done):[1-9][0-9]*$/,
+      'must be dispatch:<n>, result:<n> or before-done:<n>',
+    )
+    .optional(),
+  GANTRY_PROGRESS_EVERY: z.coerce.number().int().min(1).max(10_000).default(10),
 });
+
+/** Where a test makes a process kill itself (GantryConfig.faultKillAt). */
+export interface FaultPoint {
+  point: 'dispatch' | 'result' | 'before-done';
+  n: number;
+}
+
+/** Counts arrivals at fault points and SIGKILLs this process at the configured one. */
+export class FaultInjector {
+  private readonly reached = new Map<string, number>();
+  constructor(
+    private readonly at: FaultPoint | undefined,
+    private readonly onKill?: (point: string) => void,
+  ) {}
+
+  point(point: FaultPoint['point']): void {
+    if (!this.at) return;
+    const n = (this.reached.get(point) ?? 0) + 1;
+    this.reached.set(point, n);
+    if (this.at.point === point && this.at.n === n) {
+      this.onKill?.(point);
+      process.kill(process.pid, 'SIGKILL');
+    }
+  }
+}
 
 /** Configuration of every Gantry process, read from the environment in one place per process. */
 export interface GantryConfig {
@@ -67,7 +100,16 @@ export interface GantryConfig {
      * for real (detection in the trainer, `diverged` state, no retries). Never set in production.
      */
     faultNanAtStep?: number;
+    /** Progress reports to Redis every this many steps. */
+    progressEvery: number;
   };
+  /**
+   * Fault injection for tests: the process SIGKILLs itself the n-th time it reaches a point. Coordinator:
+   * `dispatch` (a job queued, the trial not yet marked), `result` (a result recorded, the sweep not yet
+   * updated). Worker: `before-done` (a trial's final checkpoint committed, its completion not yet
+   * recorded). Never set in production.
+   */
+  faultKillAt?: FaultPoint;
   datasets: {
     /** Where the coordinator reads Fashion-MNIST to push it on first use (Debian's package by default). */
     fashionMnistDir?: string;
@@ -112,7 +154,14 @@ export function loadConfig(env: NodeJS.ProcessEnv): GantryConfig {
       metricsPort: e.GANTRY_METRICS_PORT,
       lockMs: e.GANTRY_LOCK_MS,
       faultNanAtStep: e.GANTRY_FAULT_NAN_AT_STEP,
+      progressEvery: e.GANTRY_PROGRESS_EVERY,
     },
+    faultKillAt: e.GANTRY_FAULT_KILL_AT
+      ? {
+          point: e.GANTRY_FAULT_KILL_AT.split(':')[0] as FaultPoint['point'],
+          n: Number(e.GANTRY_FAULT_KILL_AT.split(':')[1]),
+        }
+      : undefined,
     datasets: {
       fashionMnistDir: e.GANTRY_FASHION_MNIST_DIR,
       cacheDir: e.GANTRY_CACHE_DIR,

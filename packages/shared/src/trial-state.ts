@@ -108,9 +108,10 @@ export interface TrialEvent {
   /**
    * `start`: an attempt began (`step` = where it resumed); `fallback`: the checkpoint it was to resume from
    * (`from`) could not be used and it resumed from an older one (`step`, 0 = from scratch); `failed`: the
-   * attempt ended in an error (`reason`); BullMQ retries it while attempts are left.
+   * attempt ended in an error (`reason`); BullMQ retries it while attempts are left; `done`: the attempt
+   * completed the trial (written with the completion itself: a trial has one).
    */
-  event: 'start' | 'fallback' | 'failed';
+  event: 'start' | 'fallback' | 'failed' | 'done';
   /** BullMQ attempt of the trial's job, 1-based. */
   attempt: number;
   worker: string;
@@ -185,4 +186,6 @@ export interface WorkerInfo {
   metricsUrl: string;
   lastHeartbeat: number;
   startedAt: number;
+  /** Set while the worker takes no jobs after a fault of its node (a full data set cache), with why. */
+  fault?: string;
 }

@@ -40,6 +40,7 @@ export async function acquireAttemptInputs(o: AttemptInputsOptions): Promise<Att
     lease = await o.datasets.acquire(d.name, d.version);
   } catch (err) {
     const e = err as Error & { code?: string };
+    if (e.code === 'CACHE_FULL') throw err; // the runner gives the job back (a fault of this node)
     if (e.code !== 'OBJECT_NOT_FOUND') {
       await o.reporter.update({ state: 'queued', reason: `data set: ${e.message}` });
       throw err;

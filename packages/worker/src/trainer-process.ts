@@ -43,7 +43,7 @@ async function run(start: StartMessage): Promise<void> {
   const { job } = start;
   // Uploads and reads wait out an outage of the store (up to storeRetryMs) rather than fail the attempt.
   const store = new ObjectStore(start.store, {
-    retry: { maxElapsedMs: start.storeRetryMs },
+    retry: { maxElapsedMs: start.storeRetryMs, maxDelayMs: 5000 },
     onRetry: (r) =>
       void send({
         type: 'note',

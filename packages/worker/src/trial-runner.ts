@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url';
 import {
   type CheckpointRef,
   decodeTrial,
+  type FaultInjector,
   type HealthDetection,
   type JobStage,
   type Logger,
@@ -79,6 +80,10 @@ export interface TrialRunnerDeps {
   stopTimeoutMs?: number;
   /** How long the trainer's object-store operations retry through an outage. @default 600000 */
   storeRetryMs?: number;
+  /** Fault injection (tests): see GantryConfig.faultKillAt (`before-done`). */
+  faults?: FaultInjector;
+  /** Told when an attempt hit a fault of this node (a full data set cache) and gave its job back. */
+  onNodeFault?: (reason: string) => void;
 }
 
 export interface TrialOutcome {
@@ -172,17 +177,33 @@ export async function runTrialAttempt(
     resume ? 'resuming trial from checkpoint' : 'starting trial',
   );
 
-  const inputs = await acquireAttemptInputs({
-    job: payload,
-    attempt: `${deps.workerId}:${jobId}:${job.attemptsMade + 1}`,
-    redis: deps.redis,
-    keys: deps.keys,
-    datasets: deps.datasets,
-    objectStore: deps.objectStore,
-    reporter,
-    signal,
-    log,
-  });
+  let inputs: Awaited<ReturnType<typeof acquireAttemptInputs>>;
+  try {
+    inputs = await acquireAttemptInputs({
+      job: payload,
+      attempt: `${deps.workerId}:${jobId}:${attempt}`,
+      redis: deps.redis,
+      keys: deps.keys,
+      datasets: deps.datasets,
+      objectStore: deps.objectStore,
+      reporter,
+      signal,
+      log,
+    });
+  } catch (err) {
+    if ((err as { code?: string }).code !== 'CACHE_FULL') throw err;
+    // A fault of this node, not of the trial: the job goes back to the queue without using an attempt, and
+    // this worker stops taking jobs for a while (another worker takes it).
+    const reason = `worker ${deps.workerId}: ${(err as Error).message}`;
+    log.error({ err: (err as Error).message }, 'node fault: giving the trial back to the queue');
+    await reporter.update(
+      { state: 'queued', reason: `${reason}; given back to the queue` },
+      { event: attemptEvent('failed', resumeStep, { reason }) },
+    );
+    deps.onNodeFault?.(reason);
+    await job.moveToWait(token);
+    throw new WaitingError();
+  }
   const env = deps.gpu === undefined ? process.env : { ...process.env, CUDA_VISIBLE_DEVICES: deps.gpu };
   const child = fork(TRAINER_ENTRY, [], {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
@@ -363,6 +384,7 @@ function superviseChild(a: Supervised): Promise<TrialOutcome> {
             settled = { ok: { state: 'stage-completed', step: m.step, summary: m.summary } };
             return;
           }
+          deps.faults?.point('before-done');
           fenced(
             await reporter.update(
               {
@@ -373,7 +395,7 @@ function superviseChild(a: Supervised): Promise<TrialOutcome> {
                 reason: '',
                 ...(stage ? stageFields(1, stage.count) : {}),
               },
-              { stageEvent: doneEvent(m.step) },
+              { stageEvent: doneEvent(m.step), event: attemptEvent('done', m.step) },
             ),
           );
           settled = { ok: { state: 'completed', step: m.step, summary: m.summary } };

@@ -2,6 +2,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
 import {
+  FaultInjector,
   type GantryConfig,
   type Logger,
   ObjectStore,
@@ -18,6 +19,8 @@ import { WorkerMetrics } from './metrics.ts';
 import { type AbortReason, runTrialAttempt, type TrialOutcome } from './trial-runner.ts';
 
 const HEARTBEAT_MS = 5_000;
+/** A worker that hit a fault of its node (a full data set cache) takes no jobs for this long. */
+const NODE_FAULT_PAUSE_MS = 30_000;
 
 /** Options a worker takes beyond the shared config. */
 export interface GantryWorkerOptions {
@@ -48,11 +51,15 @@ export class GantryWorker {
   private bull?: Worker;
   private server?: Server;
   private heartbeat?: NodeJS.Timeout;
+  /** Set while paused after a node fault. */
+  private fault?: string;
+  private faultTimer?: NodeJS.Timeout;
   private backend?: BackendInfo;
   private startedAt = Date.now();
   /** Running attempts by job id, with their trial (a staged trial's job id names its stage). */
   private readonly running = new Map<string, { ctrl: AbortController; trialId: string }>();
   private readonly keys;
+  private readonly faults: FaultInjector;
   private concurrency = 1;
   private devices = new DevicePool([]);
   /** Fetches data set versions for this node's trainers (S3 client of its own). */
@@ -66,9 +73,12 @@ export class GantryWorker {
   ) {
     this.id = config.worker.id ?? `${hostname()}-${process.pid}`;
     this.keys = redisKeys(config.prefix);
+    this.faults = new FaultInjector(config.faultKillAt, (point) =>
+      log.warn({ point }, 'fault injection: killing the worker'),
+    );
     // Data set fetches and quality classifiers wait out an outage of the store like the trainers do.
     this.objects = new ObjectStore(config.s3, {
-      retry: { maxElapsedMs: config.s3RetryMs },
+      retry: { maxElapsedMs: config.s3RetryMs, maxDelayMs: 5000 },
       onRetry: (r) =>
         log.warn(
           { op: r.op, key: r.key, attempt: r.attempt, delayMs: r.delayMs, err: r.error },
@@ -136,9 +146,11 @@ export class GantryWorker {
             objectStore: this.objects,
             metrics: this.metrics,
             log: this.log,
-            progressEvery: this.opts.progressEvery,
+            progressEvery: this.opts.progressEvery ?? this.config.worker.progressEvery,
             faultNanAtStep: this.config.worker.faultNanAtStep,
             storeRetryMs: this.config.s3RetryMs,
+            onNodeFault: (reason) => this.pauseForFault(reason),
+            faults: this.faults,
             gpu,
           });
           this.metrics.outcomes.inc({ outcome: outcome.state });
@@ -177,6 +189,20 @@ export class GantryWorker {
     this.log.info({ workerId: this.id, metricsUrl: this.metricsUrl }, 'worker started');
   }
 
+  /** Stops taking jobs for a while after a node fault; the heartbeat says why. */
+  private pauseForFault(reason: string): void {
+    this.fault = reason;
+    this.log.warn({ reason, pauseMs: NODE_FAULT_PAUSE_MS }, 'node fault: taking no jobs for a while');
+    if (this.faultTimer) return;
+    void this.bull?.pause(true);
+    this.faultTimer = setTimeout(() => {
+      this.faultTimer = undefined;
+      this.fault = undefined;
+      if (this.state === 'running') this.bull?.resume();
+    }, NODE_FAULT_PAUSE_MS);
+    this.faultTimer.unref();
+  }
+
   private onControl(message: string): void {
     let msg: { type?: string; trialIds?: unknown };
     try {
@@ -204,6 +230,7 @@ export class GantryWorker {
       metricsUrl: this.metricsUrl,
       lastHeartbeat: Date.now(),
       startedAt: this.startedAt,
+      ...(this.fault ? { fault: this.fault } : {}),
     };
     await this.redis.hset(this.keys.workers, this.id, JSON.stringify(info));
   }

@@ -3,6 +3,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import { ApiClient, ApiError } from './api-client.ts';
 import { registerClientCommands } from './commands.ts';
 import { registerDatasetCommands } from './dataset-commands.ts';
+import { runCoordinator } from './serve.ts';
 import { runUp } from './up.ts';
 
 function positiveInt(v: string): number {
@@ -32,6 +33,15 @@ export async function main(argv: string[]): Promise<void> {
     .option('-p, --port <port>', 'API port (default: $GANTRY_PORT or 8080)', port)
     .option('--data-dir <dir>', 'where Redis, S3 objects and logs are kept', '.gantry')
     .action((opts: { workers: number; port?: number; dataDir: string }) => runUp(opts));
+
+  program
+    .command('coordinator')
+    .description(
+      'run the coordinator alone (API, scheduler), configured from the environment: REDIS_URL, S3_*, GANTRY_*',
+    )
+    .option('-p, --port <port>', 'API port (default: $GANTRY_PORT or 8080)', port)
+    .option('--host <host>', 'listen address (default: $GANTRY_HOST or 127.0.0.1)')
+    .action((opts: { port?: number; host?: string }) => runCoordinator(opts));
 
   const api = () => new ApiClient(program.opts<{ api?: string }>().api ?? loadConfig(process.env).api.url);
   registerClientCommands(program, api);

@@ -13,6 +13,8 @@ export interface LocalRedis {
   readonly port: number;
   /** Stops the server (SIGTERM, then SIGKILL after a grace period) and waits for it to exit. Idempotent. */
   close(): Promise<void>;
+  /** SIGKILLs the server (no shutdown: what the AOF has is what survives) and waits for it to exit. */
+  kill(): Promise<void>;
 }
 
 /** Options for {@link startRedisServer}. */
@@ -23,6 +25,8 @@ export interface StartRedisServerOptions {
   dir?: string;
   /** Enable `appendonly yes`; default false. */
   appendOnly?: boolean;
+  /** `appendfsync` with the AOF on. @default 'everysec' (Redis's default) */
+  appendFsync?: 'always' | 'everysec' | 'no';
 }
 
 type RedisState = 'starting' | 'running' | 'closing' | 'closed';
@@ -54,7 +58,14 @@ export async function startRedisServer(opts: StartRedisServerOptions = {}): Prom
     for (let attempt = 1; ; attempt++) {
       const port = fixedPort ? (opts.port as number) : await pickFreePort();
       try {
-        return await launch(bin, port, dir, opts.appendOnly ?? false, ownsDir);
+        return await launch(
+          bin,
+          port,
+          dir,
+          opts.appendOnly ?? false,
+          opts.appendFsync ?? 'everysec',
+          ownsDir,
+        );
       } catch (err) {
         if (fixedPort || !(err instanceof PortInUseError) || attempt >= PORT_RETRIES) throw err;
       }
@@ -97,6 +108,7 @@ async function launch(
   port: number,
   dir: string,
   appendOnly: boolean,
+  appendFsync: 'always' | 'everysec' | 'no',
   ownsDir: boolean,
 ): Promise<LocalRedis> {
   const args = [
@@ -108,6 +120,8 @@ async function launch(
     '',
     '--appendonly',
     appendOnly ? 'yes' : 'no',
+    '--appendfsync',
+    appendFsync,
     '--dir',
     dir,
     '--maxmemory-policy',
@@ -175,7 +189,17 @@ async function launch(
     await sleep(25);
   }
   state = 'running';
-  return { url: `redis://${HOST}:${port}`, port, close };
+  const kill = async (): Promise<void> => {
+    if (state !== 'running') return closed;
+    state = 'closing';
+    child.kill('SIGKILL');
+    closed = exited.then(() => {
+      untrackChild(child);
+      state = 'closed';
+    });
+    return closed;
+  };
+  return { url: `redis://${HOST}:${port}`, port, close, kill };
 }
 
 /** Children still running; SIGKILLed synchronously if this process exits without closing them. */

@@ -21,6 +21,21 @@ export class CorruptDatasetError extends GantryError {
   }
 }
 
+/**
+ * Thrown when the cache's disk has no room for a version even after evicting every version not in use: a
+ * fault of this node, not of the trial (its job goes back to the queue for another worker).
+ */
+export class CacheFullError extends GantryError {
+  constructor(dir: string, id: string, bytes: number, cause: unknown) {
+    super(
+      'CACHE_FULL',
+      507,
+      `data set cache ${dir} is full (no space left on device): ${id} needs ${(bytes / 1024 ** 2).toFixed(1)} MiB; free space there or set GANTRY_CACHE_DIR to a larger disk`,
+      { cause, context: { dir, id, bytes } },
+    );
+  }
+}
+
 export interface DatasetCacheOptions {
   store: ObjectStore;
   log: Logger;
@@ -117,7 +132,7 @@ export class DatasetCache {
           await handle.writeFile(String(process.pid));
           await handle.close();
           if (await this.complete(final)) return false;
-          await this.download(name, version, final);
+          await this.downloadMakingRoom(name, version, final);
           await this.evict(`${name}@${version}`);
           return true;
         } finally {
@@ -141,6 +156,37 @@ export class DatasetCache {
     const now = new Date();
     await utimes(join(dir, STAMP), now, now).catch(() => writeFile(join(dir, STAMP), ''));
     return true;
+  }
+
+  /** Downloads; when the disk is full, evicts every version not in use and tries once more. */
+  private async downloadMakingRoom(name: string, version: string, final: string): Promise<void> {
+    try {
+      await this.download(name, version, final);
+    } catch (err) {
+      if (!isDiskFull(err)) throw err;
+      const id = `${name}@${version}`;
+      this.opts.log.warn(
+        { dataset: id, dir: this.dir },
+        'data set cache disk full: evicting unused versions',
+      );
+      await this.evict(id, 0, true);
+      try {
+        await this.download(name, version, final);
+      } catch (again) {
+        if (!isDiskFull(again)) throw again;
+        const m = parseManifest(
+          await this.opts.store.get(datasetKeys.manifest(name, version)),
+          name,
+          version,
+        );
+        throw new CacheFullError(
+          this.dir,
+          id,
+          m.shards.reduce((n, s) => n + s.bytes, 0),
+          again,
+        );
+      }
+    }
   }
 
   private async download(name: string, version: string, final: string): Promise<void> {
@@ -183,8 +229,11 @@ export class DatasetCache {
     }
   }
 
-  /** Removes least recently used versions while the cache holds more than its bound; keeps `keep`. */
-  private async evict(keep: string): Promise<void> {
+  /**
+   * Removes least recently used versions while the cache holds more than `bound`; keeps `keep`, versions in
+   * use here and (unless `evenRecent`) versions used in the last minutes.
+   */
+  private async evict(keep: string, bound = this.maxBytes, evenRecent = false): Promise<void> {
     const entries: { id: string; dir: string; bytes: number; used: number }[] = [];
     for (const name of await readdir(this.dir).catch(() => [] as string[])) {
       if (name.startsWith('.')) continue;
@@ -207,13 +256,18 @@ export class DatasetCache {
     let total = entries.reduce((n, e) => n + e.bytes, 0);
     const now = Date.now();
     for (const e of entries.sort((a, b) => a.used - b.used)) {
-      if (total <= this.maxBytes) break;
-      if (e.id === keep || this.inUse.has(e.id) || now - e.used < RECENT_MS) continue;
+      if (total <= bound) break;
+      if (e.id === keep || this.inUse.has(e.id) || (!evenRecent && now - e.used < RECENT_MS)) continue;
       await rm(e.dir, { recursive: true, force: true });
       total -= e.bytes;
       this.opts.log.info({ dataset: e.id, bytes: e.bytes }, 'evicted data set version from the cache');
     }
   }
+}
+
+function isDiskFull(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException | null)?.code;
+  return code === 'ENOSPC' || code === 'EDQUOT';
 }
 
 function parseManifest(raw: Buffer, name: string, version: string): DatasetManifest {

@@ -1,0 +1,52 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { FaultStack, faultFigures, faultSpec, figuresLine } from './harness.ts';
+
+const EVERY = 20;
+
+/** The most trials of the sweep that ran at once, from their attempt logs (start to done). */
+async function mostAtOnce(stack: FaultStack, trialIds: readonly string[]): Promise<number> {
+  const spans: [number, number][] = [];
+  for (const id of trialIds) {
+    const events = await stack.store.events(id);
+    const start = events.find((e) => e.event === 'start')?.t ?? 0;
+    const end = events.findLast((e) => e.event === 'done')?.t ?? Number.POSITIVE_INFINITY;
+    spans.push([start, end]);
+  }
+  return Math.max(...spans.map(([s]) => spans.filter(([a, b]) => a <= s && s < b).length));
+}
+
+describe('the coordinator SIGKILLed', () => {
+  let stack: FaultStack | undefined;
+  afterEach(async () => {
+    await stack?.close();
+    stack = undefined;
+  });
+
+  for (const [point, what] of [
+    ['dispatch:3', 'between queueing a job and marking its trial dispatched'],
+    ['result:1', "between recording a trial's result and updating the sweep"],
+  ] as const) {
+    it(`${what}: a restarted coordinator carries on, queueing nothing twice`, async () => {
+      stack = await FaultStack.start({ workers: 2, coordinatorEnv: { GANTRY_FAULT_KILL_AT: point } });
+      const { id, trialIds } = await stack.submit(
+        faultSpec(`coord-${point.replace(':', '-')}`, { trials: 4, parallel: 2, steps: 120, every: EVERY }),
+      );
+      const code = await stack.coordinator!.exited;
+      expect(stack.coordinator!.child.signalCode ?? code).toBe('SIGKILL');
+      await stack.startCoordinator();
+      const faultEnd = Date.now();
+      expect((await stack.waitForSweepEnd(id)).state).toBe('completed');
+      const f = await faultFigures(stack, trialIds, { faultEnd });
+      console.log(figuresLine(`coordinator SIGKILLed ${what}`, f, EVERY));
+      const trials = await stack.trials(trialIds);
+      expect(trials.map((t) => t.state)).toEqual(['completed', 'completed', 'completed', 'completed']);
+      expect(trials.every((t) => typeof t.result === 'number')).toBe(true);
+      // One job per trial, each run once; never more trials at once than budget.parallel.
+      const jobs = await stack.queue.getJobs(['completed', 'failed', 'active', 'waiting', 'delayed']);
+      expect(jobs.map((j) => j.id).sort()).toEqual([...trialIds].sort());
+      expect(jobs.every((j) => j.attemptsMade === 1)).toBe(true);
+      expect(await mostAtOnce(stack, trialIds)).toBeLessThanOrEqual(2);
+      expect(f).toMatchObject({ lost: 0, completedTwice: 0, staleWrites: 0, overwritten: 0, stepsLost: 0 });
+    }, 300_000);
+  }
+});

@@ -1,0 +1,103 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { waitFor } from '../support/wait-for.ts';
+import { FaultStack, faultFigures, faultSpec, figuresLine } from './harness.ts';
+
+const EVERY = 20;
+
+describe('faults of Redis and the object store', () => {
+  let stack: FaultStack | undefined;
+  afterEach(async () => {
+    await stack?.close();
+    stack = undefined;
+  });
+
+  it('the object store gone for 30 s while trials checkpoint: uploads wait it out, no trial fails', async () => {
+    stack = await FaultStack.start({ workers: 2 });
+    const { id, trialIds } = await stack.submit(
+      faultSpec('s3-outage', { trials: 4, parallel: 2, steps: 200, every: EVERY }),
+    );
+    await stack.waitForTrial('a trial past step 50', trialIds, (t) => t.state === 'running' && t.step >= 50);
+    const pointers = new Map((await stack.trials(trialIds)).map((t) => [t.id, t.latestCheckpoint?.step]));
+    await stack.stopS3();
+    const down = Date.now();
+    // While it is down, the running trials block at their next checkpoint and the pointers stay put.
+    await waitFor(
+      'the running trials to reach a checkpoint they cannot upload',
+      async () => {
+        const running = (await stack!.trials(trialIds)).filter((t) => t.state === 'running');
+        return running.length > 0 &&
+          running.every((t) => t.step % EVERY === 0 && t.step > (pointers.get(t.id) ?? 0))
+          ? true
+          : undefined;
+      },
+      30_000,
+    );
+    const during = await stack.trials(trialIds);
+    for (const t of during) {
+      if (t.state === 'running') expect(t.latestCheckpoint?.step).toBe(pointers.get(t.id));
+    }
+    await new Promise((r) => setTimeout(r, Math.max(0, 30_000 - (Date.now() - down))));
+    await stack.startS3();
+    const faultEnd = Date.now();
+    expect((await stack.waitForSweepEnd(id)).state).toBe('completed');
+    const f = await faultFigures(stack, trialIds, { faultEnd });
+    console.log(figuresLine('object store down 30 s', f, EVERY));
+    expect(f).toMatchObject({
+      lost: 0,
+      completedTwice: 0,
+      staleWrites: 0,
+      overwritten: 0,
+      failedAttempts: 0,
+    });
+    expect(f.stepsLost).toBe(0);
+    // The workers said what they were waiting for.
+    const logs = (await stack.workerLog('w1')) + (await stack.workerLog('w2'));
+    expect(logs).toMatch(/object store: put sweeps\/\S+ failed \(ECONNREFUSED/);
+  }, 300_000);
+
+  it('Redis SIGKILLed mid-sweep and restarted from its AOF (appendfsync always)', async () => {
+    stack = await FaultStack.start({ workers: 2, appendFsync: 'always' });
+    const { id, trialIds } = await stack.submit(
+      faultSpec('redis-kill', { trials: 4, parallel: 2, steps: 200, every: EVERY }),
+    );
+    await stack.waitForTrial('a trial past step 50', trialIds, (t) => t.state === 'running' && t.step >= 50);
+    await stack.killRedis();
+    await new Promise((r) => setTimeout(r, 3000));
+    await stack.restartRedis();
+    const faultEnd = Date.now();
+    expect((await stack.waitForSweepEnd(id)).state).toBe('completed');
+    const f = await faultFigures(stack, trialIds, { faultEnd });
+    console.log(figuresLine('Redis SIGKILLed 3 s (AOF, appendfsync always)', f, EVERY));
+    expect(f).toMatchObject({ lost: 0, completedTwice: 0, staleWrites: 0, overwritten: 0 });
+    expect(f.maxStepsLostPerTrial).toBeLessThanOrEqual(EVERY);
+  }, 300_000);
+
+  it('Redis with appendfsync everysec losing its last second of writes (a power cut) does no harm', async () => {
+    stack = await FaultStack.start({ workers: 2, appendFsync: 'everysec' });
+    const { id, trialIds } = await stack.submit(
+      faultSpec('redis-everysec', { trials: 4, parallel: 2, steps: 200, every: EVERY }),
+    );
+    await stack.waitForTrial('a trial past step 50', trialIds, (t) => t.state === 'running' && t.step >= 50);
+    // The files as they were a second before the crash: what a machine that lost power keeps at worst.
+    const snapshot = await stack.snapshotRedis();
+    const snapAt = Date.now();
+    const before = await stack.trials(trialIds);
+    await new Promise((r) => setTimeout(r, 1000));
+    const after = await stack.trials(trialIds);
+    const killAt = Date.now();
+    // Training went on in that second (so there were writes to lose).
+    expect(after.reduce((n, t, i) => n + t.step - before[i]!.step, 0)).toBeGreaterThan(0);
+    await stack.killRedis();
+    await stack.restartRedis(snapshot);
+    const faultEnd = Date.now();
+    expect((await stack.waitForSweepEnd(id)).state).toBe('completed');
+    const f = await faultFigures(stack, trialIds, { faultEnd });
+    // The lost second is real: the progress reported in it is gone from every trial's history.
+    const histories = await Promise.all(trialIds.map((t) => stack!.store.history(t, 100_000)));
+    const inLostSecond = histories.flat().filter((p) => p.t > snapAt + 100 && p.t < killAt - 100);
+    expect(inLostSecond).toEqual([]);
+    console.log(figuresLine('Redis lost its last 1 s of writes (everysec, power cut)', f, EVERY));
+    expect(f).toMatchObject({ lost: 0, completedTwice: 0, staleWrites: 0, overwritten: 0 });
+    expect(f.maxStepsLostPerTrial).toBeLessThanOrEqual(EVERY);
+  }, 300_000);
+});
