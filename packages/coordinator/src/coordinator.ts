@@ -6,8 +6,10 @@ import {
   type Logger,
   NotFoundError,
   ObjectStore,
+  refuseOpenDoor,
   SpecValidationError,
   type SweepSpec,
+  TokenAuthenticator,
   TRIAL_QUEUE,
   type WorkerInfo,
 } from '@gantry/shared';
@@ -53,7 +55,7 @@ export class Coordinator {
     private readonly log: Logger,
     opts: CoordinatorOptions = {},
   ) {
-    this.redis = new Redis(config.redisUrl, { maxRetriesPerRequest: null });
+    this.redis = new Redis(config.redisUrl, config.redisOptions);
     this.store = new SweepStore(this.redis, config.prefix);
     this.queueRedis = this.redis.duplicate();
     this.queue = new Queue(TRIAL_QUEUE, { connection: this.queueRedis, prefix: config.prefix });
@@ -77,6 +79,10 @@ export class Coordinator {
       submit: (spec) => this.submit(spec),
       workers: () => this.workers(),
       ready: async () => this.state === 'running' && (await this.redis.ping()) === 'PONG',
+      auth: new TokenAuthenticator(config.api.tokens),
+      rateLimitPerMinute: config.api.rateLimitPerMinute,
+      idleTimeoutMs: config.api.idleTimeoutMs,
+      requestTimeoutMs: config.api.requestTimeoutMs,
     });
   }
 
@@ -131,6 +137,7 @@ export class Coordinator {
   /** Starts the scheduler and, when `listen` is set, the HTTP server. Returns the API's base URL. */
   async start(listen?: { host: string; port: number }): Promise<string | undefined> {
     if (this.state !== 'created') throw new Error(`coordinator already ${this.state}`);
+    if (listen) refuseOpenDoor(listen.host, this.config.api.tokens.length);
     await this.objects.ensureBucket();
     this.state = 'running';
     this.scheduler.start();

@@ -1,10 +1,24 @@
+import { readFileSync } from 'node:fs';
+import type { RedisOptions } from 'ioredis';
 import { z } from 'zod';
-import { ConfigError } from './errors.ts';
+import { type ApiToken, envToken, parseTokenFile } from './auth.ts';
+import { ConfigError, type FieldIssue } from './errors.ts';
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 const envSchema = z.object({
-  REDIS_URL: z.string().url().default('redis://127.0.0.1:6379'),
+  REDIS_URL: z
+    .string()
+    .url()
+    .refine((u) => /^rediss?:\/\//.test(u), 'must be a redis:// or rediss:// (TLS) URL')
+    .default('redis://127.0.0.1:6379'),
+  GANTRY_REDIS_CA_FILE: z.string().min(1).optional(),
+  S3_CA_FILE: z.string().min(1).optional(),
+  GANTRY_API_TOKEN: z.string().optional(),
+  GANTRY_API_TOKENS_FILE: z.string().min(1).optional(),
+  GANTRY_RATE_LIMIT: z.coerce.number().int().min(1).max(100_000).default(60),
+  GANTRY_IDLE_TIMEOUT_MS: z.coerce.number().int().min(100).max(3_600_000).default(60_000),
+  GANTRY_REQUEST_TIMEOUT_MS: z.coerce.number().int().min(1000).max(86_400_000).default(600_000),
   GANTRY_PREFIX: z
     .string()
     .regex(/^[A-Za-z0-9_-]{1,64}$/, 'letters, digits, _ and - only')
@@ -74,7 +88,10 @@ export class FaultInjector {
 
 /** Configuration of every Gantry process, read from the environment in one place per process. */
 export interface GantryConfig {
+  /** May carry a password (`redis://:<password>@host:6379`); `rediss://` is TLS. Never logged. */
   redisUrl: string;
+  /** Options every Redis client of the process is made with (TLS CA from GANTRY_REDIS_CA_FILE). */
+  redisOptions: RedisOptions;
   prefix: string;
   s3: {
     endpoint?: string;
@@ -83,10 +100,24 @@ export interface GantryConfig {
     accessKeyId?: string;
     secretAccessKey?: string;
     forcePathStyle: boolean;
+    /** PEM of the CA that signed the store's TLS certificate (S3_CA_FILE), beside the system's. */
+    ca?: string;
   };
   /** How long a worker's object-store operations retry through an outage before the attempt fails. */
   s3RetryMs: number;
-  api: { host: string; port: number; url: string };
+  api: {
+    host: string;
+    port: number;
+    url: string;
+    /** Bearer tokens the API (and the workers' /metrics) accept; none: open, allowed on loopback only. */
+    tokens: ApiToken[];
+    /** Write requests (submit, cancel, push) per minute and token; more get 429. */
+    rateLimitPerMinute: number;
+    /** A connection silent this long (headers included) is closed. */
+    idleTimeoutMs: number;
+    /** A request not received whole in this long gets 408. */
+    requestTimeoutMs: number;
+  };
   worker: {
     backend?: 'tensorflow' | 'wasm' | 'cpu';
     /** On `wasm`: Gantry's matrix product (true) or XNNPACK's (false). */
@@ -133,8 +164,45 @@ export function loadConfig(env: NodeJS.ProcessEnv): GantryConfig {
     );
   }
   const e = parsed.data;
+  const issues: FieldIssue[] = [];
+  const readPem = (path: string, variable: string): string | undefined => {
+    try {
+      return readFileSync(path, 'utf8');
+    } catch (err) {
+      issues.push({ path: variable, message: `cannot read ${path}: ${(err as NodeJS.ErrnoException).code}` });
+      return undefined;
+    }
+  };
+  const tokens: ApiToken[] = [];
+  if (e.GANTRY_API_TOKEN !== undefined && e.GANTRY_API_TOKEN !== '') {
+    const t = envToken(e.GANTRY_API_TOKEN);
+    if ('sha256' in t) tokens.push(t);
+    else issues.push(t);
+  }
+  if (e.GANTRY_API_TOKENS_FILE) {
+    let text: string | undefined;
+    try {
+      text = readFileSync(e.GANTRY_API_TOKENS_FILE, 'utf8');
+    } catch (err) {
+      issues.push({
+        path: 'GANTRY_API_TOKENS_FILE',
+        message: `cannot read ${e.GANTRY_API_TOKENS_FILE}: ${(err as NodeJS.ErrnoException).code}`,
+      });
+    }
+    if (text !== undefined) {
+      const parsedFile = parseTokenFile(text, e.GANTRY_API_TOKENS_FILE);
+      tokens.push(...parsedFile.tokens);
+      issues.push(...parsedFile.issues);
+    }
+  }
+  const redisCa = e.GANTRY_REDIS_CA_FILE
+    ? readPem(e.GANTRY_REDIS_CA_FILE, 'GANTRY_REDIS_CA_FILE')
+    : undefined;
+  const s3Ca = e.S3_CA_FILE ? readPem(e.S3_CA_FILE, 'S3_CA_FILE') : undefined;
+  if (issues.length > 0) throw new ConfigError(issues);
   return {
     redisUrl: e.REDIS_URL,
+    redisOptions: { maxRetriesPerRequest: null, ...(redisCa ? { tls: { ca: redisCa } } : {}) },
     prefix: e.GANTRY_PREFIX,
     s3: {
       endpoint: e.S3_ENDPOINT,
@@ -143,9 +211,18 @@ export function loadConfig(env: NodeJS.ProcessEnv): GantryConfig {
       accessKeyId: e.AWS_ACCESS_KEY_ID,
       secretAccessKey: e.AWS_SECRET_ACCESS_KEY,
       forcePathStyle: e.S3_FORCE_PATH_STYLE === 'true',
+      ...(s3Ca ? { ca: s3Ca } : {}),
     },
     s3RetryMs: e.GANTRY_S3_RETRY_MS,
-    api: { host: e.GANTRY_HOST, port: e.GANTRY_PORT, url: e.GANTRY_API_URL },
+    api: {
+      host: e.GANTRY_HOST,
+      port: e.GANTRY_PORT,
+      url: e.GANTRY_API_URL,
+      tokens,
+      rateLimitPerMinute: e.GANTRY_RATE_LIMIT,
+      idleTimeoutMs: e.GANTRY_IDLE_TIMEOUT_MS,
+      requestTimeoutMs: e.GANTRY_REQUEST_TIMEOUT_MS,
+    },
     worker: {
       backend: e.GANTRY_BACKEND,
       wasmGemm: e.GANTRY_WASM_GEMM === 'on',

@@ -1,3 +1,5 @@
+import { Agent as HttpsAgent } from 'node:https';
+import { rootCertificates } from 'node:tls';
 import {
   CreateBucketCommand,
   DeleteObjectsCommand,
@@ -20,6 +22,8 @@ export interface ObjectStoreConfig {
   secretAccessKey?: string;
   /** `true` for s3rver and MinIO (`http://host/bucket/key` instead of `http://bucket.host/key`). */
   forcePathStyle: boolean;
+  /** PEM of a CA to trust for an `https://` endpoint with a private certificate (beside the system's). */
+  ca?: string;
 }
 
 /**
@@ -115,6 +119,11 @@ export function toS3ClientConfig(cfg: ObjectStoreConfig): S3ClientConfig {
     responseChecksumValidation: 'WHEN_REQUIRED',
   };
   if (cfg.endpoint !== undefined) clientConfig.endpoint = cfg.endpoint;
+  if (cfg.ca !== undefined) {
+    clientConfig.requestHandler = {
+      httpsAgent: new HttpsAgent({ keepAlive: true, ca: [...rootCertificates, cfg.ca] }),
+    };
+  }
   if (cfg.accessKeyId !== undefined && cfg.secretAccessKey !== undefined) {
     clientConfig.credentials = { accessKeyId: cfg.accessKeyId, secretAccessKey: cfg.secretAccessKey };
   }

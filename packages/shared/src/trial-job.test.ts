@@ -91,6 +91,29 @@ describe('parseTrialJob', () => {
     expect(rejectedPaths(data)).toEqual(paths);
   });
 
+  it('rejects payloads crafted by someone with Redis access: ids that reach keys or paths, odd values', () => {
+    const job = validJob();
+    expect(rejectedPaths({ ...job, trialId: '../../other/t000' })).toEqual(['trialId']);
+    expect(rejectedPaths({ ...job, trialId: 'dcgan-lr-0a1b2c3d-t000:lock' })).toEqual(['trialId']);
+    // A valid id, but another sweep's trial (its keys and objects are not this job's to write).
+    expect(rejectedPaths({ ...job, trialId: 'other-sweep-t000' })).toEqual(['trialId']);
+    expect(rejectedPaths({ ...job, index: 1 })).toEqual(['trialId']);
+    expect(rejectedPaths({ ...job, sweepId: 'a/../../b' })).toContain('sweepId');
+    expect(rejectedPaths({ ...job, dataset: { ...(job.dataset as object), name: '../x' } })).toEqual([
+      'dataset.name',
+    ]);
+    expect(rejectedPaths({ ...job, dataset: { ...(job.dataset as object), version: '../../etc' } })).toEqual([
+      'dataset.version',
+    ]);
+    expect(rejectedPaths({ ...job, steps: 1e12 })).toEqual(['steps']);
+    expect(rejectedPaths({ ...job, checkpointEvery: 0 })).toEqual(['checkpointEvery']);
+    expect(rejectedPaths(withParams({ lr_g: Number.POSITIVE_INFINITY }))).toEqual(['params.lr_g']);
+    expect(
+      rejectedPaths(JSON.parse(JSON.stringify(job).replace('"params":{', '"params":{"__proto__":1,'))),
+    ).toEqual(['params.__proto__']);
+    expect(rejectedPaths({ ...job, extra: 'x' })).toEqual(['extra']);
+  });
+
   it('rejects a payload that is not an object', () => {
     expect(rejectedPaths(null)).toEqual(['']);
     expect(rejectedPaths('{"v":1}')).toEqual(['']);

@@ -3,6 +3,7 @@ import { pinnedDatasetSchema } from './dataset.ts';
 import { InvalidJobPayloadError } from './errors.ts';
 import { FAMILIES, MODEL_NAMES, MODEL_PARAMS, type ModelName } from './families.ts';
 import { type HealthConfig, healthSchema } from './health.ts';
+import { trialId } from './keys.ts';
 import { LIMITS } from './limits.ts';
 import { checkParamValue, STAGE_RESOLUTIONS, type StageSpec } from './models.ts';
 
@@ -115,8 +116,20 @@ export function parseTrialJob(data: unknown, jobId?: string): TrialJob {
   const job = parsed.data;
   const defs = MODEL_PARAMS[job.model];
   const issues = [];
+  // The trial's id names its Redis keys and object-store folder: it must be one of this sweep's trials.
+  if (job.trialId !== trialId(job.sweepId, job.index))
+    issues.push({
+      path: 'trialId',
+      message: `must be ${trialId(job.sweepId, job.index)} (trial ${job.index} of ${job.sweepId})`,
+    });
   for (const name of Object.keys(defs)) {
     if (!(name in job.params)) issues.push({ path: `params.${name}`, message: 'is required' });
+  }
+  // Keys the schema's copy cannot hold (`__proto__`) are checked on the payload as sent.
+  const sent = (data as { params?: object }).params ?? {};
+  for (const name of Object.keys(sent)) {
+    if (!Object.hasOwn(job.params, name))
+      issues.push({ path: `params.${name}`, message: 'not a parameter name' });
   }
   for (const [name, value] of Object.entries(job.params)) {
     const def = defs[name];

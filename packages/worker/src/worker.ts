@@ -7,6 +7,8 @@ import {
   type Logger,
   ObjectStore,
   redisKeys,
+  refuseOpenDoor,
+  TokenAuthenticator,
   TRIAL_QUEUE,
   type WorkerInfo,
 } from '@gantry/shared';
@@ -113,10 +115,11 @@ export class GantryWorker {
     this.log.info({ workerId: this.id, ...this.backend, concurrency: this.concurrency }, 'backend selected');
     this.metrics.info.set({ worker: this.id, backend: this.backend.backend, device: this.backend.device }, 1);
     this.metrics.capacity.set(this.concurrency);
+    refuseOpenDoor(this.config.api.host, this.config.api.tokens.length, 'the worker metrics endpoint');
     this.server = await this.serveMetrics(this.config.worker.metricsPort);
 
-    this.redis = new Redis(this.config.redisUrl, { maxRetriesPerRequest: null });
-    this.sub = new Redis(this.config.redisUrl, { maxRetriesPerRequest: null });
+    this.redis = new Redis(this.config.redisUrl, this.config.redisOptions);
+    this.sub = new Redis(this.config.redisUrl, this.config.redisOptions);
     await this.sub.subscribe(this.keys.control);
     this.sub.on('message', (_channel, message) => this.onControl(message));
 
@@ -236,7 +239,20 @@ export class GantryWorker {
   }
 
   private serveMetrics(port: number): Promise<Server> {
+    const auth = new TokenAuthenticator(this.config.api.tokens);
     const server = createServer((req, res) => {
+      if (req.url === '/metrics' && auth.enabled) {
+        // Scraped with a token of the read role (or admin), like the coordinator's /metrics.
+        const r = auth.authenticate(req.headers.authorization);
+        if (!r.ok) {
+          res.writeHead(401, {
+            'content-type': 'application/json',
+            'www-authenticate': 'Bearer realm="gantry"',
+          });
+          res.end(JSON.stringify({ error: { code: r.code, message: r.message } }));
+          return;
+        }
+      }
       if (req.url === '/metrics') {
         this.metrics.registry.metrics().then(
           (body) => {

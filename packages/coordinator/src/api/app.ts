@@ -1,4 +1,5 @@
 import {
+  type ApiRole,
   BadRequestError,
   compileSweepSpec,
   GantryError,
@@ -9,6 +10,7 @@ import {
   PayloadTooLargeError,
   parseSweepSpec,
   type SweepSpec,
+  type TokenAuthenticator,
   type WorkerInfo,
 } from '@gantry/shared';
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
@@ -39,13 +41,119 @@ export interface ApiDeps {
   submit(spec: SweepSpec): Promise<{ id: string; trialIds: string[]; warnings: string[] }>;
   workers(): Promise<WorkerInfo[]>;
   ready(): Promise<boolean>;
+  /** Bearer tokens; with none configured the API is open (the coordinator allows that on loopback only). */
+  auth: TokenAuthenticator;
+  /** Write requests per minute and token (or client address, without tokens). @default 60 */
+  rateLimitPerMinute?: number;
+  /** @default 60000 */
+  idleTimeoutMs?: number;
+  /** @default 600000 */
+  requestTimeoutMs?: number;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The token's name (or the client address without tokens): rate limits and logs key on it. */
+    principal: string;
+  }
+}
+
+/** Sweep and trial ids as the coordinator makes them (trial-job.ts checks the same in job payloads). */
+const ID_PATTERN = /^[a-z0-9][a-z0-9-]{0,127}$/;
+
+/** `value` when it can be a sweep's or trial's id; a 400 naming the parameter otherwise. */
+function checkId(param: string, value: string): string {
+  if (!ID_PATTERN.test(value)) {
+    throw new BadRequestError(
+      param,
+      `not a valid id (lowercase letters, digits and -, at most 128): ${JSON.stringify(value.slice(0, 80))}`,
+    );
+  }
+  return value;
+}
+
+/** Which role a request needs: reads take `read`, anything that changes state `admin`. */
+function roleFor(method: string): ApiRole {
+  return method === 'GET' || method === 'HEAD' ? 'read' : 'admin';
+}
+
+/**
+ * Write requests allowed per principal: a bucket of `perMinute` that refills continuously. A flood of
+ * submissions from one token gets 429 with the seconds to wait; other tokens are not slowed.
+ */
+class RateLimiter {
+  private readonly buckets = new Map<string, { tokens: number; at: number }>();
+  constructor(private readonly perMinute: number) {}
+
+  /** 0 when allowed (and counted), else the seconds until one more is. */
+  take(key: string, now = Date.now()): number {
+    const rate = this.perMinute / 60_000;
+    const b = this.buckets.get(key) ?? { tokens: this.perMinute, at: now };
+    b.tokens = Math.min(this.perMinute, b.tokens + (now - b.at) * rate);
+    b.at = now;
+    this.buckets.set(key, b);
+    if (b.tokens >= 1) {
+      b.tokens -= 1;
+      return 0;
+    }
+    return Math.ceil((1 - b.tokens) / rate / 1000);
+  }
 }
 
 const YAML_TYPES = ['application/yaml', 'application/x-yaml', 'text/yaml', 'text/x-yaml', 'text/plain'];
 
 /** Builds the HTTP API of DESIGN.md (`/v1/...`, `/healthz`, `/metrics`); tested through `app.inject`. */
 export function buildApi(deps: ApiDeps): FastifyInstance {
-  const app = Fastify({ bodyLimit: LIMITS.bodyBytes, logger: false });
+  const app = Fastify({
+    bodyLimit: LIMITS.bodyBytes,
+    logger: false,
+    // Long ids reach the handlers, which refuse them in the API's error shape (the router's own 414 has another).
+    maxParamLength: 4096,
+    // A client that goes quiet (mid-headers or mid-body) is cut off; a whole request has a deadline.
+    connectionTimeout: deps.idleTimeoutMs ?? 60_000,
+    requestTimeout: deps.requestTimeoutMs ?? 600_000,
+  });
+  app.server.headersTimeout = Math.min(deps.idleTimeoutMs ?? 60_000, deps.requestTimeoutMs ?? 600_000);
+  const limiter = new RateLimiter(deps.rateLimitPerMinute ?? 60);
+
+  // Every route but /healthz needs a token once tokens are configured: `read` to look, `admin` to act.
+  app.decorateRequest('principal', '');
+  app.addHook('onRequest', async (req, reply) => {
+    req.principal = req.ip;
+    if (req.url === '/healthz' || req.url.startsWith('/healthz?')) return;
+    if (deps.auth.enabled) {
+      const r = deps.auth.authenticate(req.headers.authorization);
+      if (!r.ok) {
+        return reply
+          .status(401)
+          .header('www-authenticate', 'Bearer realm="gantry"')
+          .send({ error: { code: r.code, message: r.message } });
+      }
+      req.principal = `token:${r.token.name}`;
+      if (roleFor(req.method) === 'admin' && r.token.role !== 'admin') {
+        return reply.status(403).send({
+          error: {
+            code: 'FORBIDDEN',
+            message: `token '${r.token.name}' has the read role; ${req.method} ${req.routeOptions.url ?? req.url} needs an admin token`,
+          },
+        });
+      }
+    }
+    if (roleFor(req.method) === 'admin') {
+      const wait = limiter.take(req.principal);
+      if (wait > 0) {
+        return reply
+          .status(429)
+          .header('retry-after', String(wait))
+          .send({
+            error: {
+              code: 'RATE_LIMITED',
+              message: `more than ${deps.rateLimitPerMinute ?? 60} write requests a minute; retry in ${wait} s`,
+            },
+          });
+      }
+    }
+  });
 
   app.addContentTypeParser(YAML_TYPES, { parseAs: 'string' }, (_req, body, done) => done(null, body));
 
@@ -98,19 +206,19 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
   });
 
   app.get<{ Params: { id: string } }>('/v1/sweeps/:id', async (req) => {
-    const sweep = await deps.store.get(req.params.id);
+    const sweep = await deps.store.get(checkId('id', req.params.id));
     if (!sweep) throw new NotFoundError('sweep', req.params.id);
     const trials = await deps.store.trials(sweep.trialIds);
     return { ...sweepView(sweep, trials), spec: sweep.spec, trials: trials.map(trialSummary) };
   });
 
   app.post<{ Params: { id: string } }>('/v1/sweeps/:id/cancel', async (req) => {
-    const sweep = await deps.scheduler.cancel(req.params.id);
+    const sweep = await deps.scheduler.cancel(checkId('id', req.params.id));
     return { id: sweep.id, state: sweep.state };
   });
 
   app.get<{ Params: { id: string } }>('/v1/trials/:id', async (req) => {
-    const trial = await deps.store.trial(req.params.id);
+    const trial = await deps.store.trial(checkId('id', req.params.id));
     if (!trial) throw new NotFoundError('trial', req.params.id);
     const { dispatched: _d, ...rest } = trial;
     const [history, checkpoints, samples, events, stageEvents] = await Promise.all([
@@ -124,7 +232,7 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
   });
 
   app.get<{ Params: { id: string } }>('/v1/trials/:id/samples/latest.png', async (req, reply) => {
-    const samples = await deps.store.samples(req.params.id);
+    const samples = await deps.store.samples(checkId('id', req.params.id));
     const last = samples.at(-1);
     if (!last) throw new NotFoundError('sample', req.params.id);
     const png = await deps.objects.get(last.key);
@@ -134,8 +242,9 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
   app.get<{ Params: { id: string; step: string } }>(
     '/v1/trials/:id/samples/:step.png',
     async (req, reply) => {
-      const step = Number(req.params.step);
-      if (!Number.isInteger(step) || step < 0)
+      checkId('id', req.params.id);
+      const step = /^\d{1,10}$/.test(req.params.step) ? Number(req.params.step) : Number.NaN;
+      if (!Number.isInteger(step))
         throw new BadRequestError('step', `must be a step number, got ${JSON.stringify(req.params.step)}`);
       const sample = (await deps.store.samples(req.params.id)).findLast((s) => s.step === step);
       if (!sample) throw new NotFoundError('sample', `${req.params.id} at step ${step}`);

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { BadRequestError, GantryError, PayloadTooLargeError } from '@gantry/shared';
+import { BadRequestError, DATASET_NAME_PATTERN, GantryError, PayloadTooLargeError } from '@gantry/shared';
 import type { FastifyInstance } from 'fastify';
 import { DatasetStore } from '../datasets/dataset-store.ts';
 import { type PushOptions, pushDataset } from '../datasets/push.ts';
@@ -67,7 +67,12 @@ export function registerDatasetRoutes(app: FastifyInstance, datasets: DatasetSto
   app.addContentTypeParser(ARCHIVE_TYPES, (_req, payload, done) => done(null, payload));
 
   app.get('/v1/datasets', async () => ({ datasets: await datasets.list() }));
-  app.get<{ Params: { name: string } }>('/v1/datasets/:name', async (req) => datasets.show(req.params.name));
+  app.get<{ Params: { name: string } }>('/v1/datasets/:name', async (req) => {
+    const { name } = req.params;
+    if (!DATASET_NAME_PATTERN.test(name))
+      throw new BadRequestError('name', `not a data set name: ${JSON.stringify(name.slice(0, 80))}`);
+    return datasets.show(name);
+  });
 
   app.post<{ Querystring: PushQuery }>('/v1/datasets', async (req, reply) => {
     const opts = pushOptionsFromQuery(req.query);

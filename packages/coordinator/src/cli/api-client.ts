@@ -1,4 +1,5 @@
 import { Readable } from 'node:stream';
+import { type CliTarget, cliConfigPath } from './cli-config.ts';
 
 /** Minimal client of the coordinator's HTTP API for the CLI; errors carry the API's code and field issues. */
 export class ApiError extends Error {
@@ -32,14 +33,39 @@ async function apiError(res: Response): Promise<ApiError> {
 }
 
 export class ApiClient {
-  constructor(readonly baseUrl: string) {}
+  readonly baseUrl: string;
+  readonly #token?: string;
+  readonly #tokenSource?: string;
+
+  /** `target`: a base URL, or a URL with the bearer token to send (cli-config.ts). */
+  constructor(target: string | CliTarget) {
+    const t = typeof target === 'string' ? { url: target } : target;
+    this.baseUrl = t.url;
+    this.#token = t.token;
+    this.#tokenSource = t.tokenSource;
+  }
+
+  #headers(extra: Record<string, string> = {}): Record<string, string> {
+    return this.#token ? { ...extra, authorization: `Bearer ${this.#token}` } : extra;
+  }
+
+  /** The API's error, with what to do about a missing or refused token. */
+  async #error(res: Response): Promise<ApiError> {
+    const err = await apiError(res);
+    if (res.status === 401) {
+      err.message += this.#token
+        ? ` (the token from ${this.#tokenSource} was refused)`
+        : ` (set GANTRY_API_TOKEN, or "token" in ${cliConfigPath()})`;
+    }
+    return err;
+  }
 
   async request<T>(method: string, path: string, body?: { text: string; type: string }): Promise<T> {
     let res: Response;
     try {
       res = await fetch(new URL(path, this.baseUrl), {
         method,
-        headers: body ? { 'content-type': body.type } : undefined,
+        headers: this.#headers(body ? { 'content-type': body.type } : {}),
         body: body?.text,
       });
     } catch (err) {
@@ -53,7 +79,7 @@ export class ApiClient {
       const type = res.headers.get('content-type') ?? '';
       return (type.includes('json') ? await res.json() : Buffer.from(await res.arrayBuffer())) as T;
     }
-    throw await apiError(res);
+    throw await this.#error(res);
   }
 
   /**
@@ -65,7 +91,7 @@ export class ApiClient {
     try {
       res = await fetch(new URL(path, this.baseUrl), {
         method: 'POST',
-        headers: { 'content-type': type, accept: 'application/x-ndjson' },
+        headers: this.#headers({ 'content-type': type, accept: 'application/x-ndjson' }),
         body: Readable.toWeb(Readable.from(body)) as ReadableStream<Uint8Array>,
         duplex: 'half',
       } as RequestInit);
@@ -77,7 +103,7 @@ export class ApiClient {
         `cannot reach the coordinator at ${this.baseUrl} (${e.cause ?? e.message})`,
       );
     }
-    if (!res.ok || !res.body) throw await apiError(res);
+    if (!res.ok || !res.body) throw await this.#error(res);
     let buffered = '';
     const decoder = new TextDecoder();
     for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {

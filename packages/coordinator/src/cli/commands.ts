@@ -11,7 +11,7 @@ const say = (line = '') => process.stdout.write(`${line}\n`);
 export async function printResults(s: SweepDetail, client: ApiClient): Promise<void> {
   for (const line of leaderboard(s)) say(line);
   for (const t of s.trials.filter((row) => row.stage)) {
-    const detail = await client.get<{ stageEvents?: StageEvent[] }>(`/v1/trials/${t.id}`);
+    const detail = await client.get<{ stageEvents?: StageEvent[] }>(`/v1/trials/${encodeURIComponent(t.id)}`);
     say(`stages of ${t.id}:`);
     for (const line of stageTable(detail.stageEvents ?? [])) say(line);
   }
@@ -68,7 +68,7 @@ export function registerClientCommands(program: Command, api: () => ApiClient): 
         }
         return;
       }
-      const s = await api().get<SweepDetail>(`/v1/sweeps/${sweepId}`);
+      const s = await api().get<SweepDetail>(`/v1/sweeps/${encodeURIComponent(sweepId)}`);
       say(sweepHeader(s));
       for (const t of s.trials) say(trialLine(t));
       if (s.best) say(`best: ${s.best.trialId} ${s.best.metric}=${s.best.value.toFixed(4)}`);
@@ -79,7 +79,9 @@ export function registerClientCommands(program: Command, api: () => ApiClient): 
     .description('cancel a sweep: queued trials are dropped, running ones stop')
     .argument('<sweepId>')
     .action(async (sweepId: string) => {
-      const res = await api().post<{ id: string; state: string }>(`/v1/sweeps/${sweepId}/cancel`);
+      const res = await api().post<{ id: string; state: string }>(
+        `/v1/sweeps/${encodeURIComponent(sweepId)}/cancel`,
+      );
       say(`sweep ${res.id} ${res.state}`);
     });
 
@@ -91,7 +93,7 @@ export function registerClientCommands(program: Command, api: () => ApiClient): 
     .option('-s, --step <step>', 'the grid written with the checkpoint of this step')
     .action(async (trialId: string, opts: { output: string; step?: string }) => {
       const which = opts.step === undefined ? 'latest' : encodeURIComponent(opts.step);
-      const png = await api().get<Buffer>(`/v1/trials/${trialId}/samples/${which}.png`);
+      const png = await api().get<Buffer>(`/v1/trials/${encodeURIComponent(trialId)}/samples/${which}.png`);
       await writeFile(opts.output, png);
       say(`wrote ${opts.output} (${png.length} bytes)`);
     });

@@ -1,6 +1,6 @@
-import { loadConfig } from '@gantry/shared';
 import { Command, InvalidArgumentError } from 'commander';
 import { ApiClient, ApiError } from './api-client.ts';
+import { cliTarget } from './cli-config.ts';
 import { registerClientCommands } from './commands.ts';
 import { registerDatasetCommands } from './dataset-commands.ts';
 import { runCoordinator } from './serve.ts';
@@ -43,7 +43,7 @@ export async function main(argv: string[]): Promise<void> {
     .option('--host <host>', 'listen address (default: $GANTRY_HOST or 127.0.0.1)')
     .action((opts: { port?: number; host?: string }) => runCoordinator(opts));
 
-  const api = () => new ApiClient(program.opts<{ api?: string }>().api ?? loadConfig(process.env).api.url);
+  const api = () => new ApiClient(cliTarget(program.opts<{ api?: string }>().api));
   registerClientCommands(program, api);
   registerDatasetCommands(program, api);
 

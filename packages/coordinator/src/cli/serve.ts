@@ -1,4 +1,4 @@
-import { createLogger, loadConfig } from '@gantry/shared';
+import { createLogger, loadConfig, refuseOpenDoor } from '@gantry/shared';
 import { Coordinator } from '../coordinator.ts';
 
 /**
@@ -11,6 +11,8 @@ export async function runCoordinator(opts: { port?: number; host?: string }): Pr
   if (opts.port !== undefined) env.GANTRY_PORT = String(opts.port);
   if (opts.host !== undefined) env.GANTRY_HOST = opts.host;
   const config = loadConfig(env);
+  // Before any connection is made: an API open to the network without tokens does not start.
+  refuseOpenDoor(config.api.host, config.api.tokens.length);
   const log = createLogger('gantry-coordinator', config.logLevel);
   const coordinator = new Coordinator(config, log);
   let stopping = false;
@@ -28,6 +30,12 @@ export async function runCoordinator(opts: { port?: number; host?: string }): Pr
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
-  const url = await coordinator.start({ host: config.api.host, port: config.api.port });
+  let url: string | undefined;
+  try {
+    url = await coordinator.start({ host: config.api.host, port: config.api.port });
+  } catch (err) {
+    await coordinator.close();
+    throw err;
+  }
   process.stdout.write(`gantry coordinator listening on ${url}\n`);
 }

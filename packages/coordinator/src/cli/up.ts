@@ -35,7 +35,8 @@ export async function runUp(opts: { workers: number; port?: number; dataDir: str
     });
   }
 
-  const api = new ApiClient(stack.apiUrl);
+  const token = process.env.GANTRY_API_TOKEN;
+  const api = new ApiClient({ url: stack.apiUrl, token, tokenSource: 'GANTRY_API_TOKEN' });
   const block = new LiveBlock(process.stdout);
   while (!stopping) {
     try {
@@ -43,7 +44,7 @@ export async function runUp(opts: { workers: number; port?: number; dataDir: str
       const active = sweeps.filter((s) => s.state === 'queued' || s.state === 'running');
       const lines: string[] = [];
       for (const s of active) {
-        const d = await api.get<SweepDetail>(`/v1/sweeps/${s.id}`);
+        const d = await api.get<SweepDetail>(`/v1/sweeps/${encodeURIComponent(s.id)}`);
         lines.push(
           sweepHeader(d),
           ...d.trials.filter((t) => t.state !== 'queued' || t.step > 0).map(trialLine),

@@ -10,7 +10,7 @@ export async function watchSweep(
 ): Promise<SweepDetail> {
   const block = new LiveBlock(out);
   for (;;) {
-    const s = await api.get<SweepDetail>(`/v1/sweeps/${sweepId}`);
+    const s = await api.get<SweepDetail>(`/v1/sweeps/${encodeURIComponent(sweepId)}`);
     const key = `${s.state}|${s.trials.map((t) => t.state).join(',')}`;
     block.render([sweepHeader(s), ...s.trials.map(trialLine)], key);
     if (isTerminalSweep(s.state) || opts.signal?.aborted) return s;

@@ -1,6 +1,6 @@
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
-import { createLogger, type GantryConfig, type Logger, loadConfig } from '@gantry/shared';
+import { createLogger, type GantryConfig, type Logger, loadConfig, redactUrl } from '@gantry/shared';
 import { Coordinator } from '../coordinator.ts';
 import { isRedisReachable, type LocalRedis, startRedisServer } from './redis-server.ts';
 import { type LocalS3, S3RVER_CREDENTIALS, startS3Server } from './s3-server.ts';
@@ -53,7 +53,7 @@ export class LocalStack {
     const persist = this.opts.persist ?? true;
     const base = loadConfig(env);
     if (await isRedisReachable(base.redisUrl)) {
-      this.notes.push(`redis: reusing ${base.redisUrl}`);
+      this.notes.push(`redis: reusing ${redactUrl(base.redisUrl)}`);
     } else {
       this.redis = await startRedisServer(
         persist ? { dir: join(this.dataDir, 'redis'), appendOnly: true } : {},
