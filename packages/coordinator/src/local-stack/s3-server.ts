@@ -1,5 +1,6 @@
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { createServer, type RequestListener, type Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,6 +22,8 @@ export interface StartS3ServerOptions {
   dir?: string;
   /** Buckets created before the server starts listening. */
   buckets?: string[];
+  /** Serve HTTPS with this key and certificate (PEM) instead of HTTP. */
+  tls?: { key: string; cert: string };
 }
 
 /** Access key and secret that s3rver accepts (it validates SigV4 signatures against these). */
@@ -72,7 +75,7 @@ export async function startS3Server(opts: StartS3ServerOptions = {}): Promise<Lo
   let server: Server;
   try {
     await app.configureBuckets();
-    server = await listen(app.callback(), opts.port ?? 0);
+    server = await listen(app.callback(), opts.port ?? 0, opts.tls);
   } catch (err) {
     app.logger.exceptions.unhandle();
     app.logger.close();
@@ -104,11 +107,15 @@ export async function startS3Server(opts: StartS3ServerOptions = {}): Promise<Lo
     return closed;
   };
 
-  return { endpoint: `http://${HOST}:${port}`, port, close };
+  return { endpoint: `${opts.tls ? 'https' : 'http'}://${HOST}:${port}`, port, close };
 }
 
-async function listen(handler: RequestListener, port: number): Promise<Server> {
-  const server = createServer(handler);
+async function listen(
+  handler: RequestListener,
+  port: number,
+  tls?: { key: string; cert: string },
+): Promise<Server> {
+  const server = tls ? createHttpsServer(tls, handler) : createServer(handler);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, HOST, () => {
