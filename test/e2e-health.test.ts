@@ -16,7 +16,7 @@ import {
   type WorkerProcess,
 } from '../packages/coordinator/src/local-stack/index.ts';
 import { testEnv } from './support/infra.ts';
-import { waitFor } from './support/wait-for.ts';
+import { waitFor, waitForSweepEnd } from './support/wait-for.ts';
 
 /**
  * GAN health end to end: one sweep, three configurations of a small DCGAN on MNIST, on a real worker.
@@ -94,14 +94,11 @@ describe('GAN health detection and policies, end to end', () => {
       new RegExp(`gantry_trial_restarts\\{sweep="${sweepId}",trial="${strongId}"\\} 1`),
     );
 
-    const done = await waitFor(
-      'all trials to end',
-      async () => {
-        const ts = await Promise.all(trialIds.map((id) => c.store.trial(id)));
-        return ts.every((t) => t && TERMINAL_TRIAL_STATES.has(t.state)) ? (ts as TrialRecord[]) : undefined;
-      },
-      300_000,
-    );
+    // The sweep ends in the coordinator's pass after the one that records the last result: once it has
+    // ended, every trial's result is there (reading trials as soon as they end raced that pass).
+    await waitForSweepEnd(c, sweepId, 300_000);
+    const done = (await c.store.trials(trialIds)) as TrialRecord[];
+    expect(done.every((t) => TERMINAL_TRIAL_STATES.has(t.state))).toBe(true);
     const [healthy, blowup, strong] = done as [TrialRecord, TrialRecord, TrialRecord];
 
     expect(healthy.state).toBe('completed');
