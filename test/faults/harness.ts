@@ -111,6 +111,12 @@ export class FaultStack {
         await spawnWorker(`w${i}`, { ...this.env, ...this.opts.workerEnv?.(i) }, this.logDir),
       );
     }
+    // Every worker takes jobs before a case submits its sweep (a case may need each to get a trial).
+    await waitFor(
+      `${this.opts.workers} workers to register`,
+      async () => ((await this.client.hlen(this.store.keys.workers)) >= this.opts.workers ? true : undefined),
+      60_000,
+    );
   }
 
   s3Config(): ObjectStoreConfig {

@@ -83,7 +83,7 @@ describe('faults of workers and trainers', () => {
     // The woken worker finds out at its first write and stops its trainer.
     await waitFor(
       'the woken worker to see its writes refused',
-      async () => ((await stack!.workerLog(frozen.id)).includes('"reason":"lock-lost"') ? true : undefined),
+      async () => ((await stack!.workerLog(frozen.id)).includes('lock-lost') ? true : undefined),
       60_000,
     );
     expect((await stack.waitForSweepEnd(id)).state).toBe('completed');

@@ -111,6 +111,7 @@ export function registerClientCommands(program: Command, api: () => ApiClient): 
           busyTrials: string[];
           metricsUrl: string;
           lastHeartbeat: number;
+          fault?: string;
         }[];
       }>('/v1/workers');
       if (workers.length === 0) say('no live workers');
@@ -119,6 +120,7 @@ export function registerClientCommands(program: Command, api: () => ApiClient): 
         say(
           `${w.id.padEnd(24)} ${w.host.padEnd(16)} ${w.backend}/${w.device}  busy: ${w.busyTrials.join(',') || '-'}  ${w.metricsUrl}  (seen ${age}s ago)`,
         );
+        if (w.fault) say(`  taking no jobs for now: ${w.fault}`);
       }
     });
 }

@@ -23,7 +23,10 @@ function port(v: string): number {
 export async function main(argv: string[]): Promise<void> {
   const program = new Command('gantry')
     .description('Gantry: distributed GAN training sweeps (coordinator, BullMQ workers, S3 checkpoints)')
-    .option('--api <url>', 'coordinator API URL (default: $GANTRY_API_URL or http://127.0.0.1:8080)')
+    .option(
+      '--api <url>',
+      'coordinator API URL (default: $GANTRY_API_URL, else api_url of ~/.config/gantry/cli.json, else http://127.0.0.1:8080); the bearer token comes from $GANTRY_API_TOKEN or token of that file',
+    )
     .showHelpAfterError();
 
   program
