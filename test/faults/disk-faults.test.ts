@@ -45,7 +45,9 @@ describe('a worker whose data set cache disk is full', () => {
         'w1 to give a trial back',
         async () => {
           for (const t of trialIds) {
-            const e = (await stack!.store.events(t)).find((x) => x.event === 'failed' && x.worker === 'w1');
+            const e = (await stack!.store.events(t)).find(
+              (x) => x.event === 'gave-back' && x.worker === 'w1',
+            );
             if (e) return e;
           }
           return undefined;

@@ -272,6 +272,8 @@ export interface FaultFigures {
   recoverMs?: number;
   /** Attempts that failed (each one retried while attempts were left). */
   failedAttempts: number;
+  /** Jobs given back to the queue by a worker with a node fault (no attempt used). */
+  gaveBack: number;
 }
 
 /** Computes the figures of sweep `sweepId`; `faultEnd` (ms) is when the fault was lifted. */
@@ -289,6 +291,7 @@ export async function faultFigures(
     stepsLost: 0,
     maxStepsLostPerTrial: 0,
     failedAttempts: 0,
+    gaveBack: 0,
   };
   let recover = 0;
   for (const id of trialIds) {
@@ -301,6 +304,7 @@ export async function faultFigures(
     if (t.state !== 'completed') f.lost += 1;
     if (events.filter((e) => e.event === 'done').length > 1) f.completedTwice += 1;
     f.failedAttempts += events.filter((e) => e.event === 'failed').length;
+    f.gaveBack += events.filter((e) => e.event === 'gave-back').length;
     const starts = events.filter((e) => e.event === 'start');
     const holderAt = (time: number): TrialEvent | undefined => starts.findLast((s) => s.t <= time);
     for (const w of [...history, ...checkpoints]) {
@@ -352,7 +356,7 @@ export function figuresLine(name: string, f: FaultFigures, interval: number): st
     `fault ${name}: trials lost ${f.lost}/${f.trials}, completed twice ${f.completedTwice}, ` +
     `stale writes accepted ${f.staleWrites}, checkpoints overwritten ${f.overwritten}, ` +
     `steps lost ${f.stepsLost} (most on one trial ${f.maxStepsLostPerTrial}, interval ${interval}), ` +
-    `failed attempts ${f.failedAttempts}${recover}`
+    `failed attempts ${f.failedAttempts}${f.gaveBack ? `, given back ${f.gaveBack}` : ''}${recover}`
   );
 }
 

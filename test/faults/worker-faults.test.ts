@@ -145,15 +145,18 @@ describe('faults of workers and trainers', () => {
       (t) => t.state === 'running' && (t.latestCheckpoint?.step ?? 0) >= 3 * EVERY && t.step < 150,
     );
     const holder = stack.worker(victim.worker!);
-    holder.child.kill('SIGKILL');
-    await holder.exited;
-    // The pointer's checkpoint as the store now holds it: one flipped byte in G's weights.
+    // Frozen first (it can commit nothing more, and holds the lock so no one resumes yet), then the
+    // pointer's checkpoint corrupted in the store - one flipped byte in G's weights - then killed.
+    const pids = [holder.child.pid!, ...childrenOf(holder.child.pid!)];
+    for (const pid of pids) process.kill(pid, 'SIGSTOP');
     const bad = (await stack.store.trial(victim.id))!.latestCheckpoint!;
     const gKey = bad.manifestKey.replace('manifest.json', 'g.bin');
     const bytes = await stack.objects.get(gKey);
     const mid = bytes.length >> 1;
     bytes[mid] = bytes[mid]! ^ 0xff;
     await stack.objects.put(gKey, bytes);
+    for (const pid of pids) process.kill(pid, 'SIGKILL');
+    await holder.exited;
     const faultEnd = Date.now();
     expect((await stack.waitForSweepEnd(id)).state).toBe('completed');
     const f = await faultFigures(stack, trialIds, { faultEnd, corrupted: new Set([bad.manifestKey]) });

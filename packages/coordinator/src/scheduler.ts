@@ -85,7 +85,11 @@ export class Scheduler {
     for (const t of trials) {
       if (!t.dispatched && t.state !== 'queued' && !TERMINAL_TRIAL_STATES.has(t.state)) {
         t.dispatched = true;
-        await this.store.updateTrial(t.id, { dispatched: true });
+        // A staged trial's job is its running stage's (the one its stage record names).
+        if (sweep.spec.stages) {
+          t.jobStage = t.stage?.index ?? 0;
+          await this.store.updateTrial(t.id, { dispatched: true, jobStage: t.jobStage });
+        } else await this.store.updateTrial(t.id, { dispatched: true });
       }
     }
     const live = trials.filter((t) => t.dispatched && !TERMINAL_TRIAL_STATES.has(t.state)).length;

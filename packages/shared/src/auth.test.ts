@@ -37,11 +37,18 @@ describe('token files', () => {
     ]);
     expect(issues).toEqual([
       { path: '/etc/gantry/tokens:5', message: 'a token must be at least 16 characters' },
-      { path: '/etc/gantry/tokens:6', message: 'role must be admin or read, got "owner"' },
-      { path: '/etc/gantry/tokens:7', message: expect.stringMatching(/name must be unique/) },
+      { path: '/etc/gantry/tokens:6', message: 'the first field (role) must be admin or read' },
+      {
+        path: '/etc/gantry/tokens:7',
+        message: expect.stringMatching(/second field \(name\) must be unique/),
+      },
       { path: '/etc/gantry/tokens:8', message: 'expected `<role> <name> <token>`' },
     ]);
     expect(JSON.stringify(issues)).not.toContain('short');
+    // A line in the wrong order puts the token where the role or name goes: never echoed.
+    const swapped = parseTokenFile(`${ADMIN} admin alice\nadmin ${READER} x`, 'f');
+    expect(swapped.issues).toHaveLength(2);
+    expect(JSON.stringify(swapped.issues)).not.toMatch(/token-0123/);
     expect(JSON.stringify(tokens)).not.toContain(ADMIN);
   });
 

@@ -49,11 +49,15 @@ export function parseTokenFile(text: string, file: string): { tokens: ApiToken[]
     }
     const [role, name, token] = parts as [string, string, string];
     if (!(API_ROLES as readonly string[]).includes(role)) {
-      issues.push({ path, message: `role must be admin or read, got ${JSON.stringify(role)}` });
+      // Field values are never quoted: a line written in the wrong order would put the token in a log.
+      issues.push({ path, message: 'the first field (role) must be admin or read' });
       return;
     }
     if (!/^[A-Za-z0-9_.-]{1,64}$/.test(name) || names.has(name)) {
-      issues.push({ path, message: `name must be unique letters, digits, _ . - (${JSON.stringify(name)})` });
+      issues.push({
+        path,
+        message: 'the second field (name) must be unique: letters, digits, _ . - (at most 64)',
+      });
       return;
     }
     const problem = tokenProblem(token);

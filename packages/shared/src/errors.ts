@@ -128,10 +128,13 @@ export class CheckpointFencedError extends GantryError {
 
 /** Thrown when a checkpoint's manifest or objects are missing or do not match their recorded sizes. */
 export class CorruptCheckpointError extends GantryError {
-  constructor(trialId: string, key: string, why: string) {
+  /** True when the object is not in the store at all (rather than there and wrong). */
+  readonly missing: boolean;
+  constructor(trialId: string, key: string, why: string, options: { missing?: boolean } = {}) {
     super('CORRUPT_CHECKPOINT', 500, `trial ${trialId}: checkpoint ${key} is corrupt: ${why}`, {
       context: { trialId, key },
     });
+    this.missing = options.missing ?? false;
   }
 }
 

@@ -108,10 +108,12 @@ export interface TrialEvent {
   /**
    * `start`: an attempt began (`step` = where it resumed); `fallback`: the checkpoint it was to resume from
    * (`from`) could not be used and it resumed from an older one (`step`, 0 = from scratch); `failed`: the
-   * attempt ended in an error (`reason`); BullMQ retries it while attempts are left; `done`: the attempt
+   * attempt ended in an error (`reason`); BullMQ retries it while attempts are left; `gave-back`: a fault of
+   * the worker's node (`reason`: a full data set cache) and not of the trial, so the job went back to the
+   * queue without using an attempt; `done`: the attempt
    * completed the trial (written with the completion itself: a trial has one).
    */
-  event: 'start' | 'fallback' | 'failed' | 'done';
+  event: 'start' | 'fallback' | 'failed' | 'gave-back' | 'done';
   /** BullMQ attempt of the trial's job, 1-based. */
   attempt: number;
   worker: string;

@@ -99,10 +99,12 @@ export class CheckpointStore {
   async read(manifestKey: string): Promise<Checkpoint> {
     const corrupt = (key: string, why: string) => new CorruptCheckpointError(this.trialId, key, why);
     const dirPrefix = `${objectKeys.trialRoot(this.sweepId, this.trialId)}checkpoints/`;
-    const m = /^(.*\/checkpoints\/(\d+)\/[A-Za-z0-9_.-]+\/)manifest\.json$/.exec(manifestKey);
-    if (!m || !manifestKey.startsWith(dirPrefix))
-      throw corrupt(manifestKey, `not a manifest of this trial's checkpoints (under ${dirPrefix})`);
-    const dir = m[1]!;
+    // <prefix><step>/<writer>/manifest.json, the writer a name (not . or ..).
+    const m = manifestKey.startsWith(dirPrefix)
+      ? /^(\d+)\/([A-Za-z0-9_-][A-Za-z0-9_.-]*)\/manifest\.json$/.exec(manifestKey.slice(dirPrefix.length))
+      : null;
+    if (!m) throw corrupt(manifestKey, `not a manifest of this trial's checkpoints (under ${dirPrefix})`);
+    const dir = `${dirPrefix}${m[1]}/${m[2]}/`;
     const raw = await this.fetch(manifestKey, 'manifest');
     let manifest: CheckpointManifest;
     try {
@@ -113,8 +115,27 @@ export class CheckpointStore {
     if (manifest?.version !== 1 || manifest.trialId !== this.trialId) {
       throw corrupt(manifestKey, 'manifest is for another trial or version');
     }
-    if (manifest.step !== Number(m[2])) {
-      throw corrupt(manifestKey, `manifest says step ${manifest.step}, its directory step ${m[2]}`);
+    if (manifest.step !== Number(m[1])) {
+      throw corrupt(manifestKey, `manifest says step ${manifest.step}, its directory step ${m[1]}`);
+    }
+    const isInt = (v: unknown) => Number.isSafeInteger(v) && (v as number) >= 0;
+    if (
+      !Array.isArray(manifest.rng) ||
+      !manifest.rng.every((x) => typeof x === 'number') ||
+      !isInt(manifest.optimizerSteps?.g) ||
+      !isInt(manifest.optimizerSteps?.d)
+    ) {
+      throw corrupt(manifestKey, 'manifest has no valid rng state or optimizer steps');
+    }
+    if (
+      manifest.tail !== undefined &&
+      !(
+        Array.isArray(manifest.tail.stats) &&
+        manifest.tail.stats.every((r) => Array.isArray(r) && r.length === 4) &&
+        typeof manifest.tail.imagesPerSec === 'number'
+      )
+    ) {
+      throw corrupt(manifestKey, 'manifest has a malformed run tail');
     }
     if (!Array.isArray(manifest.objects)) throw corrupt(manifestKey, 'manifest lists no objects');
     const seen = new Set<string>();
@@ -170,7 +191,7 @@ export class CheckpointStore {
       return await this.store.get(key);
     } catch (err) {
       if (err instanceof ObjectNotFoundError)
-        throw new CorruptCheckpointError(this.trialId, key, `${what} missing`);
+        throw new CorruptCheckpointError(this.trialId, key, `${what} missing`, { missing: true });
       throw err;
     }
   }

@@ -115,7 +115,8 @@ export interface NoteMessage {
  */
 export interface FallbackMessage {
   type: 'fallback';
-  from: number;
+  /** The checkpoint the trial pointed at. */
+  from: CheckpointRef;
   to?: CheckpointRef;
   reason: string;
 }

@@ -269,16 +269,25 @@ async function readResumePoint(
 ): Promise<{ checkpoint: Checkpoint; manifestKey: string } | undefined> {
   if (start.resume.length === 0) return undefined;
   const reasons: string[] = [];
+  let onlyMissing = true;
   for (const ref of start.resume) {
     try {
       const checkpoint = await checkpoints.read(ref.manifestKey);
       if (reasons.length > 0)
-        await send({ type: 'fallback', from: start.resume[0]!.step, to: ref, reason: reasons.join('; ') });
+        await send({ type: 'fallback', from: start.resume[0]!, to: ref, reason: reasons.join('; ') });
       return { checkpoint, manifestKey: ref.manifestKey };
     } catch (err) {
       if (!(err instanceof CorruptCheckpointError)) throw err;
+      onlyMissing &&= err.missing;
       reasons.push(`step ${ref.step}: ${err.message}`);
     }
+  }
+  // Not one checkpoint there at all: rather a store or bucket other than the one they were written to (a
+  // misconfigured worker) than data loss. Retried (on any worker), never a silent start from scratch.
+  if (onlyMissing) {
+    throw new Error(
+      `none of the trial's ${start.resume.length} committed checkpoints is in the object store (${start.store.endpoint ?? 'AWS'} bucket ${start.store.bucket}): ${reasons[0]}`,
+    );
   }
   const stage = start.job.stage;
   if (stage && stage.index > 0) {
@@ -288,7 +297,7 @@ async function readResumePoint(
       `no readable checkpoint to begin stage ${stage.index} from (${reasons.join('; ')})`,
     );
   }
-  await send({ type: 'fallback', from: start.resume[0]!.step, reason: reasons.join('; ') });
+  await send({ type: 'fallback', from: start.resume[0]!, reason: reasons.join('; ') });
   return undefined;
 }
 

@@ -282,13 +282,16 @@ describe('runTrialAttempt on a stage already recorded as done', () => {
       t: 5,
       reason: 'corrupt',
     };
-    expect(await reporter(TOKEN_B).rewindCheckpoint(ref(20), fallback)).toBe('lock-lost');
+    expect(await reporter(TOKEN_B).rewindCheckpoint(ref(40), ref(20), fallback)).toBe('lock-lost');
     expect((await trial())?.latestCheckpoint).toEqual(ref(40));
-    expect(await a.rewindCheckpoint(ref(20), fallback)).toBe('ok');
+    // Only from the checkpoint the pointer names: one found unreadable earlier is no reason now.
+    expect(await a.rewindCheckpoint(ref(30), ref(20), fallback)).toBe('stale');
+    expect((await trial())?.latestCheckpoint).toEqual(ref(40));
+    expect(await a.rewindCheckpoint(ref(40), ref(20), fallback)).toBe('ok');
     expect(await trial()).toMatchObject({ latestCheckpoint: ref(20), step: 20, resumedFrom: 20 });
     // Training on from 20 commits 30, which the pointer at 40 would have refused as stale.
     expect(await a.commitCheckpoint(ref(30), 's30')).toBe('ok');
-    expect(await a.rewindCheckpoint(undefined, { ...fallback, step: 0, from: 30 })).toBe('ok');
+    expect(await a.rewindCheckpoint(ref(30), undefined, { ...fallback, step: 0, from: 30 })).toBe('ok');
     const t = await trial();
     expect(t?.latestCheckpoint).toBeUndefined();
     expect(t?.step).toBe(0);

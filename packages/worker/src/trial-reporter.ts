@@ -35,12 +35,15 @@ return 1
 
 /**
  * Moves the checkpoint pointer back to an older checkpoint (or clears it: ARGV[2] = -1) because the newer
- * one cannot be read; the only write that lowers the pointer, and fenced like the others.
+ * one cannot be read; the only write that lowers the pointer, fenced like the others, and refused (0) unless
+ * the pointer still names the checkpoint that was found unreadable (ARGV[6]).
  */
 const REWIND_CHECKPOINT = `
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
 if redis.call('EXISTS', KEYS[2]) == 0 then return -3 end
 if redis.call('HGET', KEYS[2], 'state') == 'cancelled' then return -2 end
+local cur = redis.call('HGET', KEYS[2], 'latestCheckpoint')
+if not cur or cjson.decode(cur).manifestKey ~= ARGV[6] then return 0 end
 if ARGV[3] == '' then
   redis.call('HDEL', KEYS[2], 'latestCheckpoint')
   redis.call('HSET', KEYS[2], 'checkpointOrder', '-1')
@@ -127,10 +130,15 @@ export class TrialReporter {
   }
 
   /**
-   * Points the trial back at `ref` (undefined: no checkpoint, train from scratch) because the checkpoint it
-   * pointed at cannot be read, and records why (`event`, a `fallback`). Sets `step` and `resumedFrom`.
+   * Points the trial back from `from`, which cannot be read, to `ref` (undefined: no checkpoint, train from
+   * scratch), and records why (`event`, a `fallback`). Sets `step` and `resumedFrom`. 'stale' when the
+   * pointer has moved off `from` meanwhile.
    */
-  async rewindCheckpoint(ref: CheckpointRef | undefined, event: TrialEvent): Promise<FenceResult> {
+  async rewindCheckpoint(
+    from: CheckpointRef,
+    ref: CheckpointRef | undefined,
+    event: TrialEvent,
+  ): Promise<FenceResult> {
     const res = (await this.redis.eval(
       REWIND_CHECKPOINT,
       3,
@@ -142,6 +150,7 @@ export class TrialReporter {
       ref ? JSON.stringify(ref) : '',
       String(ref?.step ?? 0),
       JSON.stringify(event),
+      from.manifestKey,
     )) as number;
     return RESULT[res] ?? 'lock-lost';
   }

@@ -198,7 +198,7 @@ export async function runTrialAttempt(
     log.error({ err: (err as Error).message }, 'node fault: giving the trial back to the queue');
     await reporter.update(
       { state: 'queued', reason: `${reason}; given back to the queue` },
-      { event: attemptEvent('failed', resumeStep, { reason }) },
+      { event: attemptEvent('gave-back', resumeStep, { reason }) },
     );
     deps.onNodeFault?.(reason);
     await job.moveToWait(token);
@@ -442,11 +442,15 @@ function superviseChild(a: Supervised): Promise<TrialOutcome> {
           return;
         case 'fallback': {
           const to = m.to?.step ?? 0;
-          log.warn({ from: m.from, to, reason: m.reason }, 'checkpoint unusable; resuming from an older one');
+          log.warn(
+            { from: m.from.step, to, reason: m.reason },
+            'checkpoint unusable; resuming from an older one',
+          );
           fenced(
             await reporter.rewindCheckpoint(
+              m.from,
               m.to,
-              attemptEvent('fallback', to, { from: m.from, reason: m.reason }),
+              attemptEvent('fallback', to, { from: m.from.step, reason: m.reason }),
             ),
           );
           return;

@@ -10,6 +10,14 @@ export interface CliTarget {
   tokenSource?: string;
 }
 
+function sameOrigin(a: string, b: string): boolean {
+  try {
+    return new URL(a).origin === new URL(b).origin;
+  } catch {
+    return false;
+  }
+}
+
 /** `$GANTRY_CLI_CONFIG`, else `~/.config/gantry/cli.json`. */
 export function cliConfigPath(env: NodeJS.ProcessEnv = process.env): string {
   return env.GANTRY_CLI_CONFIG || join(env.HOME || homedir(), '.config', 'gantry', 'cli.json');
@@ -44,6 +52,11 @@ export function cliTarget(flagUrl: string | undefined, env: NodeJS.ProcessEnv = 
   const url =
     flagUrl ?? (env.GANTRY_API_URL || (file.api_url as string | undefined) || 'http://127.0.0.1:8080');
   if (env.GANTRY_API_TOKEN) return { url, token: env.GANTRY_API_TOKEN, tokenSource: 'GANTRY_API_TOKEN' };
-  if (typeof file.token === 'string' && file.token) return { url, token: file.token, tokenSource: path };
+  // The file's token goes to the file's coordinator only, never to another URL given on the command line.
+  if (typeof file.token === 'string' && file.token) {
+    const fileUrl = typeof file.api_url === 'string' ? file.api_url : undefined;
+    if (fileUrl === undefined || sameOrigin(fileUrl, url))
+      return { url, token: file.token, tokenSource: path };
+  }
   return { url };
 }

@@ -169,7 +169,8 @@ export class DatasetCache {
         { dataset: id, dir: this.dir },
         'data set cache disk full: evicting unused versions',
       );
-      await this.evict(id, 0, true);
+      // Versions used lately stay: another worker process on this node may be training on one.
+      await this.evict(id, 0);
       try {
         await this.download(name, version, final);
       } catch (again) {
@@ -231,9 +232,9 @@ export class DatasetCache {
 
   /**
    * Removes least recently used versions while the cache holds more than `bound`; keeps `keep`, versions in
-   * use here and (unless `evenRecent`) versions used in the last minutes.
+   * use here and versions used in the last minutes.
    */
-  private async evict(keep: string, bound = this.maxBytes, evenRecent = false): Promise<void> {
+  private async evict(keep: string, bound = this.maxBytes): Promise<void> {
     const entries: { id: string; dir: string; bytes: number; used: number }[] = [];
     for (const name of await readdir(this.dir).catch(() => [] as string[])) {
       if (name.startsWith('.')) continue;
@@ -257,7 +258,7 @@ export class DatasetCache {
     const now = Date.now();
     for (const e of entries.sort((a, b) => a.used - b.used)) {
       if (total <= bound) break;
-      if (e.id === keep || this.inUse.has(e.id) || (!evenRecent && now - e.used < RECENT_MS)) continue;
+      if (e.id === keep || this.inUse.has(e.id) || now - e.used < RECENT_MS) continue;
       await rm(e.dir, { recursive: true, force: true });
       total -= e.bytes;
       this.opts.log.info({ dataset: e.id, bytes: e.bytes }, 'evicted data set version from the cache');
