@@ -6,7 +6,12 @@ import { createLogger, loadConfig } from '@gantry/shared';
 import { afterAll, describe, expect, it } from 'vitest';
 import { findOnPath, LocalStack } from '../packages/coordinator/src/local-stack/index.ts';
 import { testEnv } from './support/infra.ts';
-import { type LocalPrometheus, type PromSample, startPrometheus } from './support/prometheus.ts';
+import {
+  type LocalPrometheus,
+  type PromSample,
+  startPrometheus,
+  testPrometheusConfig,
+} from './support/prometheus.ts';
 import { waitFor } from './support/wait-for.ts';
 
 const root = join(import.meta.dirname, '..');
@@ -400,20 +405,6 @@ describe('the trial dashboard shows sample grids from the coordinator (static)',
     expect(problems).toEqual([]);
   });
 });
-
-/**
- * The Prometheus config of infra/prometheus/prometheus.yml, pointed at a test coordinator and scraping every
- * two seconds. Text substitution keeps the file itself under test (its jobs, discovery and rule_files).
- */
-function testPrometheusConfig(text: string, coordinatorUrl: string): string {
-  const urls = text.match(/http:\/\/127\.0\.0\.1:8080/g) ?? [];
-  expect(urls.length, 'coordinator URLs in prometheus.yml').toBeGreaterThanOrEqual(2);
-  return text
-    .replaceAll('http://127.0.0.1:8080', coordinatorUrl)
-    .replace(/^(\s*(?:evaluation_interval|refresh_interval):)\s*\S+/gm, '$1 1s')
-    .replace(/^(\s*scrape_interval:)\s*\S+/gm, '$1 2s')
-    .replace(/^(\s*scrape_timeout:)\s*\S+/gm, '$1 2s');
-}
 
 /** `label_values(metric{...}, label)` as the PromQL Grafana would send for it. */
 function labelValuesQuery(q: string): { expr: string; label: string } {

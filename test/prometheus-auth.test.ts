@@ -11,7 +11,12 @@ import {
   type WorkerProcess,
 } from '../packages/coordinator/src/local-stack/index.ts';
 import { testEnv } from './support/infra.ts';
-import { type LocalPrometheus, type PromSample, startPrometheus } from './support/prometheus.ts';
+import {
+  type LocalPrometheus,
+  type PromSample,
+  startPrometheus,
+  testPrometheusConfig,
+} from './support/prometheus.ts';
 import { waitFor } from './support/wait-for.ts';
 
 const READ_TOKEN = 'prometheus-read-token-0123456789';
@@ -60,11 +65,7 @@ describe('Prometheus scraping a Gantry that requires tokens (infra/prometheus/pr
       'utf8',
     );
     expect(text.match(/http:\/\/127\.0\.0\.1:8080/g)).toHaveLength(2);
-    const config = text
-      .replaceAll('http://127.0.0.1:8080', url)
-      .replace(/^(\s*(?:evaluation_interval|refresh_interval):)\s*\S+/gm, '$1 1s')
-      .replace(/^(\s*scrape_interval:)\s*\S+/gm, '$1 1s')
-      .replace(/^(\s*scrape_timeout:)\s*\S+/gm, '$1 1s');
+    const config = testPrometheusConfig(text, url, 1);
     prom = await startPrometheus({ config, files: { 'gantry-read-token': READ_TOKEN } });
     const p = prom;
     const up = await waitFor(

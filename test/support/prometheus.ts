@@ -175,3 +175,19 @@ async function isReady(url: string): Promise<boolean> {
     return false;
   }
 }
+
+/**
+ * A Prometheus config of infra/prometheus/ (prometheus.yml, prometheus-token.yml) pointed at a test
+ * coordinator, scraping every `scrapeSeconds`. Text substitution keeps the file itself under test (its
+ * jobs, discovery, authorization and rule_files).
+ */
+export function testPrometheusConfig(text: string, coordinatorUrl: string, scrapeSeconds = 2): string {
+  const urls = text.match(/http:\/\/127\.0\.0\.1:8080/g) ?? [];
+  if (urls.length < 2)
+    throw new Error(`expected the coordinator URL at least twice in the config, found ${urls.length}`);
+  return text
+    .replaceAll('http://127.0.0.1:8080', coordinatorUrl)
+    .replace(/^(\s*(?:evaluation_interval|refresh_interval):)\s*\S+/gm, '$1 1s')
+    .replace(/^(\s*scrape_interval:)\s*\S+/gm, `$1 ${scrapeSeconds}s`)
+    .replace(/^(\s*scrape_timeout:)\s*\S+/gm, `$1 ${scrapeSeconds}s`);
+}

@@ -165,7 +165,8 @@ export function loadConfig(env: NodeJS.ProcessEnv): GantryConfig {
   }
   const e = parsed.data;
   const issues: FieldIssue[] = [];
-  const readPem = (path: string, variable: string): string | undefined => {
+  // A file a variable names (token file, CA): its text, or an issue naming the variable.
+  const readText = (path: string, variable: string): string | undefined => {
     try {
       return readFileSync(path, 'utf8');
     } catch (err) {
@@ -180,15 +181,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): GantryConfig {
     else issues.push(t);
   }
   if (e.GANTRY_API_TOKENS_FILE) {
-    let text: string | undefined;
-    try {
-      text = readFileSync(e.GANTRY_API_TOKENS_FILE, 'utf8');
-    } catch (err) {
-      issues.push({
-        path: 'GANTRY_API_TOKENS_FILE',
-        message: `cannot read ${e.GANTRY_API_TOKENS_FILE}: ${(err as NodeJS.ErrnoException).code}`,
-      });
-    }
+    const text = readText(e.GANTRY_API_TOKENS_FILE, 'GANTRY_API_TOKENS_FILE');
     if (text !== undefined) {
       const parsedFile = parseTokenFile(text, e.GANTRY_API_TOKENS_FILE);
       tokens.push(...parsedFile.tokens);
@@ -196,9 +189,9 @@ export function loadConfig(env: NodeJS.ProcessEnv): GantryConfig {
     }
   }
   const redisCa = e.GANTRY_REDIS_CA_FILE
-    ? readPem(e.GANTRY_REDIS_CA_FILE, 'GANTRY_REDIS_CA_FILE')
+    ? readText(e.GANTRY_REDIS_CA_FILE, 'GANTRY_REDIS_CA_FILE')
     : undefined;
-  const s3Ca = e.S3_CA_FILE ? readPem(e.S3_CA_FILE, 'S3_CA_FILE') : undefined;
+  const s3Ca = e.S3_CA_FILE ? readText(e.S3_CA_FILE, 'S3_CA_FILE') : undefined;
   if (issues.length > 0) throw new ConfigError(issues);
   return {
     redisUrl: e.REDIS_URL,

@@ -114,7 +114,8 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
     requestTimeout: deps.requestTimeoutMs ?? 600_000,
   });
   app.server.headersTimeout = Math.min(deps.idleTimeoutMs ?? 60_000, deps.requestTimeoutMs ?? 600_000);
-  const limiter = new RateLimiter(deps.rateLimitPerMinute ?? 60);
+  const perMinute = deps.rateLimitPerMinute ?? 60;
+  const limiter = new RateLimiter(perMinute);
 
   // Every route but /healthz needs a token once tokens are configured: `read` to look, `admin` to act.
   app.decorateRequest('principal', '');
@@ -148,7 +149,7 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
           .send({
             error: {
               code: 'RATE_LIMITED',
-              message: `more than ${deps.rateLimitPerMinute ?? 60} write requests a minute; retry in ${wait} s`,
+              message: `more than ${perMinute} write requests a minute; retry in ${wait} s`,
             },
           });
       }
