@@ -27,12 +27,22 @@ describe('the coordinator SIGKILLed', () => {
     ['result:1', "between recording a trial's result and updating the sweep"],
   ] as const) {
     it(`${what}: a restarted coordinator carries on, queueing nothing twice`, async () => {
-      stack = await FaultStack.start({ workers: 2, coordinatorEnv: { GANTRY_FAULT_KILL_AT: point } });
+      // One worker more than budget.parallel: a miscounted trial would run beside the two allowed.
+      stack = await FaultStack.start({ workers: 3, coordinatorEnv: { GANTRY_FAULT_KILL_AT: point } });
       const { id, trialIds } = await stack.submit(
         faultSpec(`coord-${point.replace(':', '-')}`, { trials: 4, parallel: 2, steps: 120, every: EVERY }),
       );
       const code = await stack.coordinator!.exited;
       expect(stack.coordinator!.child.signalCode ?? code).toBe('SIGKILL');
+      if (point.startsWith('dispatch')) {
+        // The job it queued is taken by a worker while no coordinator runs: a trial running that its
+        // record says was never dispatched, which the restarted coordinator must count and settle.
+        await stack.waitForTrial(
+          'the queued trial to start',
+          trialIds,
+          (t) => t.state === 'running' && !t.dispatched,
+        );
+      }
       await stack.startCoordinator();
       const faultEnd = Date.now();
       expect((await stack.waitForSweepEnd(id)).state).toBe('completed');
@@ -41,6 +51,8 @@ describe('the coordinator SIGKILLed', () => {
       const trials = await stack.trials(trialIds);
       expect(trials.map((t) => t.state)).toEqual(['completed', 'completed', 'completed', 'completed']);
       expect(trials.every((t) => typeof t.result === 'number')).toBe(true);
+      // Every trial's record knows it was dispatched (so its job's end is settled from the queue).
+      expect(trials.map((t) => t.dispatched)).toEqual([true, true, true, true]);
       // One job per trial, each run once; never more trials at once than budget.parallel.
       const jobs = await stack.queue.getJobs(['completed', 'failed', 'active', 'waiting', 'delayed']);
       expect(jobs.map((j) => j.id).sort()).toEqual([...trialIds].sort());

@@ -26,7 +26,7 @@ import {
 import { SweepStore } from '../../packages/coordinator/src/sweep-store.ts';
 import { CheckpointStore } from '../../packages/worker/src/checkpoint-store.ts';
 import { testEnv, uniqueId } from '../support/infra.ts';
-import { waitFor } from '../support/wait-for.ts';
+import { waitFor, waitForSweepEnd } from '../support/wait-for.ts';
 
 const GANTRY = join(import.meta.dirname, '../../packages/coordinator/bin/gantry.mjs');
 
@@ -202,7 +202,7 @@ export class FaultStack {
     return token ? { authorization: `Bearer ${token}` } : {};
   }
 
-  async trials(ids: readonly string[]): Promise<TrialRecord[]> {
+  async trials(ids: readonly string[]): Promise<(TrialRecord & { dispatched: boolean })[]> {
     return this.store.trials(ids);
   }
 
@@ -210,21 +210,16 @@ export class FaultStack {
   waitForTrial(
     what: string,
     ids: readonly string[],
-    pred: (t: TrialRecord) => boolean,
+    pred: (t: TrialRecord & { dispatched: boolean }) => boolean,
     timeoutMs = 120_000,
-  ): Promise<TrialRecord> {
+  ): Promise<TrialRecord & { dispatched: boolean }> {
     return waitFor(what, async () => (await this.store.trials(ids).catch(() => [])).find(pred), timeoutMs);
   }
 
+  /** Waits for the sweep's end; reads that fail while Redis is down count as "not yet". */
   waitForSweepEnd(id: string, timeoutMs = 240_000): Promise<{ state: string }> {
-    return waitFor(
-      `sweep ${id} to end`,
-      async () => {
-        const s = await this.store.get(id).catch(() => undefined);
-        return s && ['completed', 'failed', 'cancelled'].includes(s.state) ? s : undefined;
-      },
-      timeoutMs,
-    );
+    const store = { get: (sweepId: string) => this.store.get(sweepId).catch(() => undefined) };
+    return waitForSweepEnd({ store }, id, timeoutMs);
   }
 
   worker(id: string): WorkerProcess {
