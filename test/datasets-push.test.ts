@@ -479,7 +479,14 @@ describe('gantry dataset push/list/show against a listening coordinator', () => 
     ]);
     expect(list.code, list.stderr).toBe(0);
     expect(list.stdout).toMatch(new RegExp(`^${name} +${version}`, 'm'));
-    for (const builtin of ['fashion-mnist', 'mnist', 'emoji', 'emoji-twitter', 'emoji-google2twitter'])
+    for (const builtin of [
+      'fashion-mnist',
+      'mnist',
+      'emoji',
+      'emoji-twitter',
+      'emoji-google2twitter',
+      'fashion-mnist-render2photo',
+    ])
       expect(list.stdout).toMatch(new RegExp(`^${builtin} +built in`, 'm'));
     expect(shown.code, shown.stderr).toBe(0);
     expect(shown.stdout).toMatch(new RegExp(`^  ${version}  16x16x3 `, 'm'));

@@ -1,6 +1,13 @@
+import { existsSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { PackExample } from '../pack.ts';
-import { BUILTIN_DATASETS, type BuiltinContent, FASHION_MNIST_CLASSES } from './builtin-sets.ts';
+import {
+  BUILTIN_DATASETS,
+  type BuiltinContent,
+  DEFAULT_FASHION_MNIST_DIR,
+  FASHION_MNIST_CLASSES,
+} from './builtin-sets.ts';
+import { renderFashion } from './fashion-render.ts';
 
 const load = (name: string, opts = {}) => BUILTIN_DATASETS.get(name)!.load(opts);
 const split = (c: BuiltinContent, s: 'train' | 'test') => c.examples.filter((e) => e.split === s);
@@ -68,6 +75,50 @@ describe('fashion-mnist', () => {
     await expect(load('fashion-mnist', { fashionMnistDir: '/nonexistent/gantry-fm' })).rejects.toThrow(
       /not found: \/nonexistent\/gantry-fm\/train-images-idx3-ubyte\.gz.*dataset-fashion-mnist.*GANTRY_FASHION_MNIST_DIR/,
     );
+  });
+});
+
+describe.skipIf(!existsSync(DEFAULT_FASHION_MNIST_DIR))('fashion-mnist-render2photo', () => {
+  let photos: BuiltinContent;
+  let pairs: BuiltinContent;
+  beforeAll(async () => {
+    [photos, pairs] = await Promise.all([load('fashion-mnist'), load('fashion-mnist-render2photo')]);
+  }, 60_000);
+
+  it('takes the first 12,000 train and 2,000 test photos with their labels, near balanced', () => {
+    expect(split(pairs, 'train')).toHaveLength(12_000);
+    expect(split(pairs, 'test')).toHaveLength(2_000);
+    expect(pairs.meta.paired).toBe(true);
+    expect(pairs.meta.classes).toEqual(FASHION_MNIST_CLASSES);
+    expect(pairs.meta.image).toEqual({ height: 28, width: 28, channels: 1 });
+    expect(perClass(split(pairs, 'train'), 10)).toEqual([
+      1122, 1220, 1201, 1212, 1181, 1204, 1244, 1192, 1195, 1229,
+    ]);
+    expect(perClass(split(pairs, 'test'), 10)).toEqual([200, 203, 214, 190, 219, 195, 197, 200, 194, 188]);
+    for (const s of ['train', 'test'] as const) {
+      const n = split(pairs, s).length;
+      expect(split(pairs, s).map((e) => e.label)).toEqual(
+        split(photos, s)
+          .slice(0, n)
+          .map((e) => e.label),
+      );
+    }
+  });
+
+  it('lays each pair out as A (the render of the photo) then B (the photo, bytes as stored)', () => {
+    for (const s of ['train', 'test'] as const) {
+      const want = split(photos, s);
+      split(pairs, s).forEach((e, i) => {
+        expect(e.pixels).toHaveLength(2 * 784);
+        const [a, b] = [e.pixels.subarray(0, 784), e.pixels.subarray(784)];
+        if (!Buffer.from(b).equals(Buffer.from(want[i]!.pixels)))
+          expect.fail(`${s} ${i}: B is not the photo`);
+        if (!Buffer.from(a).equals(Buffer.from(renderFashion(b))))
+          expect.fail(`${s} ${i}: A is not its render`);
+        // Flat: the garment takes the fill and the line level only, on a 0 background.
+        if (new Set(a).size > 3) expect.fail(`${s} ${i}: A has ${new Set(a).size} levels`);
+      });
+    }
   });
 });
 

@@ -4,6 +4,7 @@ import { dirname, join } from 'node:path';
 import { decodeImage, toChannels } from '../images.ts';
 import type { PackExample, PackMeta } from '../pack.ts';
 import { testSplit } from '../pack.ts';
+import { renderFashion } from './fashion-render.ts';
 import { readIdxFile } from './idx.ts';
 
 /** A built-in set's examples and manifest fields, read from the package that ships it. */
@@ -47,13 +48,18 @@ export const EMOJI_TEST_FRACTION = 0.1;
 
 const require = createRequire(import.meta.url);
 
-/**
- * Fashion-MNIST from the IDX files of the Debian package (60,000 train and 10,000 test images, its own
- * split), 28x28 gray, bytes as stored.
- */
-async function fashionMnist(opts: BuiltinOptions): Promise<BuiltinContent> {
+/** One of Fashion-MNIST's two splits: `count` 28x28 gray images (row-major bytes, as stored) and labels. */
+interface FashionMnistSplit {
+  split: 'train' | 'test';
+  count: number;
+  images: Uint8Array;
+  labels: Uint8Array;
+}
+
+/** Fashion-MNIST's train and t10k IDX files (the Debian package's), checked for shape and labels. */
+async function readFashionMnist(opts: BuiltinOptions): Promise<FashionMnistSplit[]> {
   const dir = opts.fashionMnistDir ?? DEFAULT_FASHION_MNIST_DIR;
-  const examples: PackExample[] = [];
+  const out: FashionMnistSplit[] = [];
   for (const [split, prefix] of [
     ['train', 'train'],
     ['test', 't10k'],
@@ -74,12 +80,22 @@ async function fashionMnist(opts: BuiltinOptions): Promise<BuiltinContent> {
       throw new Error(`${imagesPath}: expected dims Nx28x28, got ${images.dims.join('x')}`);
     if (labels.dims.length !== 1 || labels.dims[0] !== n)
       throw new Error(`${labelsPath}: expected ${n} labels, got dims ${labels.dims.join('x')}`);
-    for (let i = 0; i < n; i++) {
-      const label = labels.data[i]!;
-      if (label >= 10) throw new Error(`${labelsPath}: label ${label} at index ${i} is not in 0..9`);
-      examples.push({ pixels: images.data.slice(i * 784, (i + 1) * 784), label, split });
-    }
+    const bad = labels.data.findIndex((label) => label >= 10);
+    if (bad >= 0) throw new Error(`${labelsPath}: label ${labels.data[bad]} at index ${bad} is not in 0..9`);
+    out.push({ split, count: n, images: images.data, labels: labels.data });
   }
+  return out;
+}
+
+/**
+ * Fashion-MNIST from the IDX files of the Debian package (60,000 train and 10,000 test images, its own
+ * split), 28x28 gray, bytes as stored.
+ */
+async function fashionMnist(opts: BuiltinOptions): Promise<BuiltinContent> {
+  const examples: PackExample[] = [];
+  for (const s of await readFashionMnist(opts))
+    for (let i = 0; i < s.count; i++)
+      examples.push({ pixels: s.images.slice(i * 784, (i + 1) * 784), label: s.labels[i]!, split: s.split });
   return {
     examples,
     meta: {
@@ -88,6 +104,46 @@ async function fashionMnist(opts: BuiltinOptions): Promise<BuiltinContent> {
       paired: false,
       split: { test_fraction: 1 / 7, method: "Fashion-MNIST's own train and t10k files" },
       source: { kind: 'builtin: Debian dataset-fashion-mnist', files: 4, skipped: 0, alpha: 'none' },
+    },
+  };
+}
+
+/** Examples of each Fashion-MNIST split that fashion-mnist-render2photo takes, from the start of its file. */
+export const RENDER2PHOTO_COUNTS = { train: 12_000, test: 2_000 } as const;
+
+/**
+ * Pairs (A: {@link renderFashion} of a photo, B: the photo) for the first 12,000 train and 2,000 t10k
+ * images of Fashion-MNIST, labels kept, so a push and its first use stay fast. The files interleave the
+ * classes, so the prefixes are near balanced: train 1122, 1220, 1201, 1212, 1181, 1204, 1244, 1192, 1195,
+ * 1229 and test 200, 203, 214, 190, 219, 195, 197, 200, 194, 188 per class (9.35-10.95% of a split).
+ */
+async function fashionRender2Photo(opts: BuiltinOptions): Promise<BuiltinContent> {
+  const examples: PackExample[] = [];
+  for (const s of await readFashionMnist(opts)) {
+    for (let i = 0; i < Math.min(s.count, RENDER2PHOTO_COUNTS[s.split]); i++) {
+      const photo = s.images.subarray(i * 784, (i + 1) * 784);
+      const pixels = new Uint8Array(2 * 784);
+      pixels.set(renderFashion(photo), 0);
+      pixels.set(photo, 784);
+      examples.push({ pixels, label: s.labels[i]!, split: s.split });
+    }
+  }
+  return {
+    examples,
+    meta: {
+      image: { height: 28, width: 28, channels: 1 },
+      classes: FASHION_MNIST_CLASSES,
+      paired: true,
+      split: {
+        test_fraction: 1 / 7,
+        method: "the first 12,000 of Fashion-MNIST's train file, the first 2,000 of t10k",
+      },
+      source: {
+        kind: 'builtin: Debian dataset-fashion-mnist, A rendered flat from B',
+        files: 4,
+        skipped: 0,
+        alpha: 'none',
+      },
     },
   };
 }
@@ -228,6 +284,13 @@ export const BUILTIN_DATASETS: ReadonlyMap<string, BuiltinDataset> = new Map(
       name: 'emoji-google2twitter',
       description: "paired: each Google emoji (A) with Twitter's drawing of it (B), 64x64 RGB",
       load: emoji('pair'),
+    },
+    {
+      name: 'fashion-mnist-render2photo',
+      description:
+        'paired: a flat render of each Fashion-MNIST garment (A: silhouette + edges) with its photo (B), ' +
+        '14,000 28x28 gray, 10 classes',
+      load: fashionRender2Photo,
     },
   ].map((d) => [d.name, d]),
 );
