@@ -1,4 +1,12 @@
-import { type MetricName, SWEEP_STATES, TRIAL_STATES, type TrialRecord } from '@gantry/shared';
+import {
+  isQualityMetric,
+  type MetricName,
+  SWEEP_STATES,
+  TRIAL_STATES,
+  type TrialMetrics,
+  type TrialQuality,
+  type TrialRecord,
+} from '@gantry/shared';
 import type { Queue } from 'bullmq';
 import { collectDefaultMetrics, Gauge, Registry } from 'prom-client';
 import type { SweepStore } from './sweep-store.ts';
@@ -6,8 +14,8 @@ import type { SweepStore } from './sweep-store.ts';
 /** A trial's value of `metric`: its result once completed, else the latest step or evaluation. */
 function objectiveOf(t: TrialRecord, metric: MetricName): number | undefined {
   if (t.result !== undefined) return t.result;
-  if (metric === 'fld' || metric === 'class_coverage' || metric === 'class_kl') return t.quality?.[metric];
-  return t.metrics?.[metric];
+  if (isQualityMetric(metric)) return t.quality?.[metric as keyof TrialQuality];
+  return t.metrics?.[metric as keyof TrialMetrics] as number | undefined;
 }
 
 /** The coordinator's Prometheus registry: trials and sweeps by state, queue job counts, live workers. */

@@ -72,7 +72,14 @@ export class SweepStore {
       };
       const first = spec.stages?.[0];
       if (first && spec.stages) {
-        t.stage = { index: 0, count: spec.stages.length, resolution: first.resolution, alpha: 1, done: 0 };
+        t.stage = {
+          index: 0,
+          count: spec.stages.length,
+          ...(first.resolution !== undefined ? { resolution: first.resolution } : {}),
+          ...(first.phase ? { phase: first.phase } : {}),
+          alpha: 1,
+          done: 0,
+        };
       }
       tx.hset(this.keys.trial(t.id), encodeTrial(t));
     });

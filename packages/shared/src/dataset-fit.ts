@@ -1,11 +1,11 @@
 import type { DatasetManifest, PinnedDataset } from './dataset.ts';
 import type { FieldIssue } from './errors.ts';
-import { FAMILIES } from './families.ts';
-import { QUALITY_CLASSIFIERS, STAGE_RESOLUTIONS } from './models.ts';
+import { FAMILIES, type FamilySpec } from './families.ts';
+import { QUALITY_CLASSIFIERS, qualityClassifierName, STAGE_RESOLUTIONS } from './models.ts';
 import type { SweepSpec } from './sweep-spec.ts';
 
 /** Metrics that score the data's classes. */
-const CLASS_METRICS = new Set(['class_coverage', 'class_kl']);
+const CLASS_METRICS = new Set(['class_coverage', 'class_kl', 'class_accuracy', 'class_accuracy_real']);
 
 /** A spec's data set checked against the version it resolved to. */
 export interface DatasetFit {
@@ -61,7 +61,7 @@ export function fitDataset(spec: SweepSpec, m: DatasetManifest): DatasetFit {
     });
   const size = ref.image_size ?? m.image.height;
   const sizePath = ref.image_size === undefined ? 'dataset' : 'dataset.image_size';
-  if (family.staged) {
+  if (family.staged && !(family as FamilySpec).phases) {
     const canvas = 2 ** Math.ceil(Math.log2(size));
     const top = STAGE_RESOLUTIONS.at(-1)!;
     if (canvas > top)
@@ -89,7 +89,7 @@ export function fitDataset(spec: SweepSpec, m: DatasetManifest): DatasetFit {
       path: 'metric.name',
       message: `${spec.metric.name} scores the data's classes; ${label} has none (rank by fld instead)`,
     });
-  const committed = QUALITY_CLASSIFIERS[m.name];
+  const committed = QUALITY_CLASSIFIERS[qualityClassifierName(m.name)];
   if (
     spec.health.eval_every_steps > 0 &&
     !(committed && committed.size === size && committed.channels === channels)

@@ -1,4 +1,4 @@
-import type { ParamDef } from './models.ts';
+import type { ParamDef, StagePhase } from './models.ts';
 
 /**
  * The spec side of each model family: its hyperparameters with their defaults, and what it asks of a data
@@ -17,6 +17,13 @@ export interface FamilySpec {
   paired: boolean;
   /** Trains in stages (the spec's `stages:`), each its own queue job. */
   staged: boolean;
+  /**
+   * A staged family whose stages are training phases, named by `phase:` in this order (a prefix of it may
+   * be given), rather than the resolutions of progressive growing.
+   */
+  phases?: readonly StagePhase[];
+  /** What its quality evaluation reports, each a metric a sweep can rank by (with the losses). */
+  qualityMetrics: readonly string[];
   /**
    * Image sides its networks are built for; a staged family grows on a power-of-two canvas, so any side up
    * to its largest stage fits (28 is padded to 32).
@@ -123,6 +130,91 @@ const PROGAN_PARAMS: Record<string, ParamDef> = {
   },
 };
 
+/** What the generative families' evaluation reports (scores.ts in the worker). */
+const GENERATIVE_METRICS = ['fld', 'class_coverage', 'class_kl'] as const;
+
+/** Adam and batch size, shared by the image-conditioned families. */
+function adamParams(d: { lr: number; beta1: number; batch: number }): Record<string, ParamDef> {
+  return {
+    lr_g: { ...ADVERSARIAL_PARAMS.lr_g!, default: d.lr },
+    lr_d: { ...ADVERSARIAL_PARAMS.lr_d!, default: d.lr },
+    beta1: { ...ADVERSARIAL_PARAMS.beta1!, default: d.beta1 },
+    beta2: ADVERSARIAL_PARAMS.beta2!,
+    batch_size: { ...ADVERSARIAL_PARAMS.batch_size!, default: d.batch },
+  };
+}
+
+/**
+ * SRGAN (Ledig et al., 2017) with the paper's settings: Adam beta1 0.9, 1e-4 for the MSE pretraining of the
+ * generator (stage `pretrain`) and for both networks in the adversarial stage, adversarial weight 1e-3,
+ * batch 16, 16 residual blocks of 64 filters.
+ */
+const SRGAN_PARAMS: Record<string, ParamDef> = {
+  ...adamParams({ lr: 1e-4, beta1: 0.9, batch: 16 }),
+  lr_pretrain: {
+    kind: 'float',
+    default: 1e-4,
+    min: 0,
+    minExclusive: true,
+    max: 1,
+    help: "generator Adam learning rate of the MSE pretraining stage (lr_g is the adversarial stage's)",
+  },
+  scale: {
+    kind: 'int',
+    default: 4,
+    min: 2,
+    max: 4,
+    oneOf: [2, 4],
+    help: 'upscaling factor: the low-resolution input is image_size / scale px (x2 pixel-shuffle blocks)',
+  },
+  blocks: { kind: 'int', default: 16, min: 1, max: 32, help: 'residual blocks of the generator' },
+  base_filters: {
+    kind: 'int',
+    default: 64,
+    min: 4,
+    max: 512,
+    help: "width: the generator's filters, and the first of the discriminator's (doubled every two convs)",
+  },
+  adv_weight: {
+    kind: 'float',
+    default: 1e-3,
+    min: 0,
+    max: 1,
+    help: 'weight of the adversarial loss against the MSE content loss in the adversarial stage',
+  },
+};
+
+/**
+ * pix2pix (Isola et al., 2017) with the paper's settings: Adam 2e-4, beta1 0.5, L1 weight 100, a 70x70
+ * PatchGAN (3 strided layers), dropout 0.5 in the three innermost decoder blocks.
+ */
+const PIX2PIX_PARAMS: Record<string, ParamDef> = {
+  ...adamParams({ lr: 2e-4, beta1: 0.5, batch: 16 }),
+  base_filters: {
+    kind: 'int',
+    default: 64,
+    min: 4,
+    max: 512,
+    help: "width: filters of the U-Net's first conv and the PatchGAN's (doubled per level, at most 8x)",
+  },
+  l1_weight: { kind: 'float', default: 100, min: 0, max: 10000, help: 'weight of the L1 loss to B' },
+  n_layers: {
+    kind: 'int',
+    default: 3,
+    min: 1,
+    max: 6,
+    help: 'strided convs of the PatchGAN discriminator: 1, 2, 3, 4 = 16, 34, 70, 142 px receptive field',
+  },
+  dropout: {
+    kind: 'float',
+    default: 0.5,
+    min: 0,
+    max: 1,
+    maxExclusive: true,
+    help: "dropout of the U-Net's three innermost decoder blocks, its only noise (kept on at inference)",
+  },
+};
+
 /** Sides of the DCGAN-shaped networks: 7 * 2^k and 4 * 2^k (k >= 1) up to 256. */
 const DCGAN_SIDES = [8, 14, 16, 28, 32, 56, 64, 112, 128, 224, 256] as const;
 
@@ -134,6 +226,7 @@ export const FAMILIES = {
     paired: false,
     staged: false,
     imageSides: DCGAN_SIDES,
+    qualityMetrics: GENERATIVE_METRICS,
     summary: 'DCGAN (Radford et al., 2016), non-saturating loss',
   },
   cgan: {
@@ -143,6 +236,7 @@ export const FAMILIES = {
     paired: false,
     staged: false,
     imageSides: DCGAN_SIDES,
+    qualityMetrics: GENERATIVE_METRICS,
     summary: 'conditional DCGAN with a projection discriminator (Miyato & Koyama, 2018)',
   },
   'wgan-gp': {
@@ -152,6 +246,7 @@ export const FAMILIES = {
     paired: false,
     staged: false,
     imageSides: DCGAN_SIDES,
+    qualityMetrics: GENERATIVE_METRICS,
     summary: 'WGAN with gradient penalty (Gulrajani et al., 2017)',
   },
   progan: {
@@ -161,7 +256,31 @@ export const FAMILIES = {
     paired: false,
     staged: true,
     imageSides: [4, 8, 16, 28, 32, 64, 128, 256],
+    qualityMetrics: GENERATIVE_METRICS,
     summary: 'progressive growing (Karras et al., 2018), stages as jobs',
+  },
+  srgan: {
+    params: SRGAN_PARAMS,
+    critic: false,
+    conditional: false,
+    paired: false,
+    staged: true,
+    phases: ['pretrain', 'adversarial'],
+    // The high-resolution side; the input is side / scale (2 or 4) px.
+    imageSides: [16, 28, 32, 56, 64, 112, 128, 224, 256],
+    qualityMetrics: ['psnr', 'ssim', 'fld', 'psnr_bicubic', 'ssim_bicubic'],
+    summary: 'SRGAN super-resolution (Ledig et al., 2017): MSE pretraining, then adversarial, stages as jobs',
+  },
+  pix2pix: {
+    params: PIX2PIX_PARAMS,
+    critic: false,
+    conditional: false,
+    paired: true,
+    staged: false,
+    // A 28 px set is padded to 32 (the U-Net halves the side down to 1 px).
+    imageSides: [16, 28, 32, 64, 128, 256],
+    qualityMetrics: ['l1', 'psnr', 'ssim', 'fld', 'class_accuracy', 'class_accuracy_real'],
+    summary: 'pix2pix image-to-image translation (Isola et al., 2017) on a paired set',
   },
 } as const satisfies Record<string, FamilySpec>;
 

@@ -7,7 +7,7 @@ import { compileSweepSpec, parseSweepSpec } from './sweep-spec.ts';
 /** The example of DESIGN.md with the metric g_loss (DESIGN's `fld` is tested below). */
 const DESIGN_YAML = `
 name: dcgan-lr            # lowercase letters, digits, '-'; at most 63 characters
-model: dcgan              # dcgan | cgan to start; wgan-gp, progan, srgan, pix2pix later
+model: dcgan              # dcgan | cgan | wgan-gp | progan | srgan | pix2pix
 dataset: fashion-mnist    # fashion-mnist | mnist
 method: random            # grid | random (more later)
 metric: {name: g_loss, goal: minimize}
@@ -395,8 +395,8 @@ describe('parseSweepSpec rejects invalid specs naming the field', () => {
     expect(issues.find((i) => i.path === 'dataset')?.message).toBe('is required');
   });
 
-  it('rejects a planned model (srgan) telling the user it is not available yet', () => {
-    const planned = issuesOf(() => compileSweepSpec({ ...base(), model: 'srgan' }));
+  it('rejects a planned model (transgan) telling the user it is not available yet', () => {
+    const planned = issuesOf(() => compileSweepSpec({ ...base(), model: 'transgan' }));
     const unknown = issuesOf(() => compileSweepSpec({ ...base(), model: 'stylegan' }));
     expect(planned.map((i) => i.path)).toEqual(['model']);
     expect(planned[0]?.message).toMatch(/not available yet/);
@@ -631,5 +631,97 @@ describe('stages (progressive growing)', () => {
     expect(pathsOf(() => compileSweepSpec({ ...base(), parameters: { n_critic: { value: 5 } } }))).toEqual([
       'parameters.n_critic',
     ]);
+  });
+});
+
+describe('stages by phase (srgan) and the image-conditioned families', () => {
+  const srgan = (stages: unknown, extra: Record<string, unknown> = {}) => ({
+    ...base(),
+    model: 'srgan',
+    dataset: 'emoji',
+    budget: { trials: 1, parallel: 1 },
+    stages,
+    ...extra,
+  });
+  const two = [
+    { phase: 'pretrain', steps: 400, batch_size: 16 },
+    { phase: 'adversarial', steps: 200 },
+  ];
+
+  it('compiles MSE pretraining then the adversarial phase, each a stage of its own', () => {
+    const spec = compileSweepSpec(srgan(two, { parameters: { scale: { values: [2, 4] } } }));
+    expect(spec.stages).toEqual([
+      { phase: 'pretrain', fade_steps: 0, stable_steps: 400, batch_size: 16 },
+      { phase: 'adversarial', fade_steps: 0, stable_steps: 200, batch_size: 0 },
+    ]);
+    expect(spec.budget.steps).toBe(600);
+    // Pretraining alone is SRResNet.
+    expect(compileSweepSpec(srgan([two[0]])).stages).toHaveLength(1);
+  });
+
+  it('names what is wrong with phase stages', () => {
+    expect(pathsOf(() => compileSweepSpec(srgan(undefined)))).toEqual(['stages']);
+    expect(issuesOf(() => compileSweepSpec(srgan(undefined)))[0]?.message).toMatch(/pretrain, adversarial/);
+    // The adversarial phase needs a pretrained generator; progressive keys are not srgan's.
+    const paths = pathsOf(() =>
+      compileSweepSpec(
+        srgan([
+          { phase: 'adversarial', steps: 10 },
+          { phase: 'pretrain', resolution: 4 },
+        ]),
+      ),
+    );
+    expect(paths.sort()).toEqual([
+      'stages.0.phase',
+      'stages.1.phase',
+      'stages.1.resolution',
+      'stages.1.steps',
+    ]);
+    expect(pathsOf(() => compileSweepSpec(srgan([...two, { phase: 'adversarial', steps: 5 }])))).toContain(
+      'stages',
+    );
+    // progan refuses phase keys.
+    const progan = { ...base(), model: 'progan', budget: { trials: 1 } };
+    expect(
+      pathsOf(() =>
+        compileSweepSpec({ ...progan, stages: [{ resolution: 4, stable_steps: 5, phase: 'pretrain' }] }),
+      ),
+    ).toEqual(['stages.0.phase']);
+  });
+
+  it('takes a scale of 2 or 4 only, never from a distribution', () => {
+    expect(pathsOf(() => compileSweepSpec(srgan(two, { parameters: { scale: { value: 3 } } })))).toEqual([
+      'parameters.scale.value',
+    ]);
+    expect(
+      pathsOf(() =>
+        compileSweepSpec(
+          srgan(two, { parameters: { scale: { distribution: 'int_uniform', min: 2, max: 4 } } }),
+        ),
+      ),
+    ).toEqual(['parameters.scale.distribution']);
+  });
+
+  it('ranks by the metrics a family reports, and no others', () => {
+    const withMetric = (model: string, name: string, extra: Record<string, unknown> = {}) => ({
+      ...base(),
+      model,
+      metric: { name, goal: 'maximize' },
+      ...extra,
+    });
+    expect(compileSweepSpec(withMetric('pix2pix', 'l1')).metric.name).toBe('l1');
+    expect(compileSweepSpec(withMetric('pix2pix', 'class_accuracy')).metric.name).toBe('class_accuracy');
+    expect(compileSweepSpec(srgan(two, { metric: { name: 'psnr', goal: 'maximize' } })).metric.name).toBe(
+      'psnr',
+    );
+    expect(issuesOf(() => compileSweepSpec(withMetric('dcgan', 'psnr')))[0]).toMatchObject({
+      path: 'metric.name',
+      message: expect.stringMatching(/model dcgan does not report psnr/),
+    });
+    expect(pathsOf(() => compileSweepSpec(withMetric('pix2pix', 'class_kl')))).toEqual(['metric.name']);
+    expect(compileSweepSpec(withMetric('pix2pix', 'g_loss')).metric.name).toBe('g_loss');
+    expect(
+      pathsOf(() => compileSweepSpec(withMetric('pix2pix', 'psnr', { health: { eval_every_steps: 0 } }))),
+    ).toEqual(['health.eval_every_steps']);
   });
 });

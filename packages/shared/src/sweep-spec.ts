@@ -2,27 +2,47 @@ import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { z } from 'zod';
 import { type DatasetRef, datasetRefSchema } from './dataset.ts';
 import { type FieldIssue, PayloadTooLargeError, SpecValidationError } from './errors.ts';
-import { FAMILIES, MODEL_NAMES, MODEL_PARAMS, type ModelName } from './families.ts';
+import { FAMILIES, type FamilySpec, MODEL_NAMES, MODEL_PARAMS, type ModelName } from './families.ts';
 import { type HealthConfig, healthSchema } from './health.ts';
 import { LIMITS } from './limits.ts';
-import { checkParamValue, PLANNED_MODELS, STAGE_RESOLUTIONS, type StageSpec } from './models.ts';
+import {
+  checkParamValue,
+  PLANNED_MODELS,
+  STAGE_PHASES,
+  STAGE_RESOLUTIONS,
+  type StageSpec,
+} from './models.ts';
+
+/** Metrics every trial reports at its end: averages over the last tenth of the run, and throughput. */
+const STEP_METRICS = ['g_loss', 'd_loss', 'd_real', 'd_fake', 'images_per_sec'] as const;
 
 /**
  * Metrics a trial reports at its end and a sweep can rank by. The loss and D scores are averages over the
- * last tenth of the run; `fld`, `class_coverage` and `class_kl` come from the quality evaluation at the
- * last step (they need `health.eval_every_steps` > 0).
+ * last tenth of the run; the others come from the quality evaluation at the last step (they need
+ * `health.eval_every_steps` > 0), each reported by the families that list it (FAMILIES' qualityMetrics):
+ * `fld`, `class_coverage`, `class_kl` for the generative families; `psnr`, `ssim` (and the bicubic
+ * baseline's) for srgan; `l1`, `psnr`, `ssim`, `class_accuracy` (the set's classifier on G(A); on B as
+ * `class_accuracy_real`) for pix2pix, all on the held-out split.
  */
 export const METRIC_NAMES = [
-  'g_loss',
-  'd_loss',
-  'd_real',
-  'd_fake',
-  'images_per_sec',
+  ...STEP_METRICS,
   'fld',
   'class_coverage',
   'class_kl',
+  'psnr',
+  'ssim',
+  'psnr_bicubic',
+  'ssim_bicubic',
+  'l1',
+  'class_accuracy',
+  'class_accuracy_real',
 ] as const;
 export type MetricName = (typeof METRIC_NAMES)[number];
+
+/** True for a metric of the quality evaluation (a trial's `quality`), false for a step metric. */
+export function isQualityMetric(name: MetricName): boolean {
+  return !(STEP_METRICS as readonly string[]).includes(name);
+}
 
 /** How one parameter is searched: a constant, a list (grid or random choice) or a distribution (random). */
 export type ParameterSpec =
@@ -52,7 +72,7 @@ export interface SweepSpec {
   /** `method: list` only: each trial's parameters (over `parameters` constants and model defaults). */
   configurations: Record<string, number>[];
   health: HealthConfig;
-  /** Progressive growing (model progan) only: the stages in order, each its own queue job. */
+  /** Staged models only (progan by resolution, srgan by phase): the stages in order, each its own queue job. */
   stages?: StageSpec[];
 }
 
@@ -111,22 +131,29 @@ const rawSpecSchema = z.strictObject({
     .max(LIMITS.maxTrials, `at most ${LIMITS.maxTrials} configurations`)
     .optional(),
   health: healthSchema,
+  // Progressive stages are {resolution, fade_steps, stable_steps, batch_size}, phase stages {phase, steps,
+  // batch_size}: which keys a model takes is checked against it in checkStages.
   stages: z
     .array(
       z.strictObject({
-        resolution: z.number().refine((r) => (STAGE_RESOLUTIONS as readonly number[]).includes(r), {
-          message: `must be one of ${STAGE_RESOLUTIONS.join(', ')}`,
-        }),
+        resolution: z
+          .number()
+          .refine((r) => (STAGE_RESOLUTIONS as readonly number[]).includes(r), {
+            message: `must be one of ${STAGE_RESOLUTIONS.join(', ')}`,
+          })
+          .optional(),
         fade_steps: z
           .number()
           .int('must be an integer')
           .min(0, 'must be >= 0')
           .max(LIMITS.maxSteps, `must be <= ${LIMITS.maxSteps}`)
           .optional(),
-        stable_steps: posInt(LIMITS.maxSteps),
+        stable_steps: posInt(LIMITS.maxSteps).optional(),
+        phase: z.enum(STAGE_PHASES, { message: `must be ${STAGE_PHASES.join(' or ')}` }).optional(),
+        steps: posInt(LIMITS.maxSteps).optional(),
         batch_size: posInt(1024).optional(),
       }),
-      { message: 'must be a list of {resolution, fade_steps, stable_steps, batch_size}' },
+      { message: 'must be a list of stages' },
     )
     .min(1, 'must list at least one stage')
     .max(STAGE_RESOLUTIONS.length, `at most ${STAGE_RESOLUTIONS.length} stages`)
@@ -235,6 +262,13 @@ function parseParameter(
     });
     return undefined;
   }
+  if (def.oneOf) {
+    issues.push({
+      path: `${path}.distribution`,
+      message: `'${name}' is one of ${def.oneOf.join(', ')}: use value or values`,
+    });
+    return undefined;
+  }
   for (const bound of ['min', 'max'] as const) {
     if (!(bound in raw)) issues.push({ path: `${path}.${bound}`, message: 'is required' });
     else {
@@ -325,7 +359,13 @@ export function compileSweepSpec(input: unknown): SweepSpec {
       message: `must equal the stages' total of fade_steps + stable_steps (${stageSteps}), or be left out`,
     });
   }
-  if (raw.metric.name === 'fld' || raw.metric.name === 'class_coverage' || raw.metric.name === 'class_kl') {
+  const quality = FAMILIES[model].qualityMetrics as readonly string[];
+  if (!(STEP_METRICS as readonly string[]).includes(raw.metric.name) && !quality.includes(raw.metric.name)) {
+    issues.push({
+      path: 'metric.name',
+      message: `model ${model} does not report ${raw.metric.name}; it reports ${[...STEP_METRICS, ...quality].join(', ')}`,
+    });
+  } else if (quality.includes(raw.metric.name)) {
     if (raw.health.eval_every_steps === 0) {
       issues.push({
         path: 'health.eval_every_steps',
@@ -359,18 +399,31 @@ export function compileSweepSpec(input: unknown): SweepSpec {
   };
 }
 
+/** A stage as written in the spec, before it is checked against the model. */
+interface RawStage {
+  resolution?: number;
+  fade_steps?: number;
+  stable_steps?: number;
+  phase?: (typeof STAGE_PHASES)[number];
+  steps?: number;
+  batch_size?: number;
+}
+
 /**
- * Checks `stages` against the model: required for staged models, refused for the others. Stages start at
- * 4x4 and double in resolution; each after the first fades in (fade_steps defaults to stable_steps), the
- * first has nothing to fade from. A stage without batch_size takes the trial's `batch_size` parameter,
- * marked 0 here and resolved per trial by {@link jobStage}.
+ * Checks `stages` against the model: required for staged models, refused for the others. A stage without
+ * batch_size takes the trial's `batch_size` parameter, marked 0 here and resolved per trial by
+ * {@link jobStage}. Progressive growing's stages start at 4x4 and double in resolution; each after the
+ * first fades in (fade_steps defaults to stable_steps), the first has nothing to fade from. A family staged
+ * by phase lists its phases in order ({phase, steps}), the first at least (srgan: pretraining alone is
+ * SRResNet; the adversarial phase needs a pretrained generator).
  */
 function checkStages(
   model: ModelName,
-  raw: { resolution: number; fade_steps?: number; stable_steps: number; batch_size?: number }[] | undefined,
+  raw: RawStage[] | undefined,
   issues: FieldIssue[],
 ): StageSpec[] | undefined {
-  if (!FAMILIES[model].staged) {
+  const family = FAMILIES[model] as FamilySpec;
+  if (!family.staged) {
     if (raw !== undefined)
       issues.push({
         path: 'stages',
@@ -378,15 +431,48 @@ function checkStages(
       });
     return undefined;
   }
+  const phases = family.phases;
   if (raw === undefined) {
     issues.push({
       path: 'stages',
-      message: `is required for model '${model}': a list of {resolution, fade_steps, stable_steps, batch_size} from 4x4 up`,
+      message: phases
+        ? `is required for model '${model}': a list of {phase, steps, batch_size} in the order ${phases.join(', ')}`
+        : `is required for model '${model}': a list of {resolution, fade_steps, stable_steps, batch_size} from 4x4 up`,
     });
     return undefined;
   }
+  const refuse = (path: string, keys: (keyof RawStage)[], s: RawStage, why: string) => {
+    for (const k of keys) if (s[k] !== undefined) issues.push({ path: `${path}.${k}`, message: why });
+  };
+  if (phases) {
+    if (raw.length > phases.length)
+      issues.push({ path: 'stages', message: `at most ${phases.length} stages: ${phases.join(', ')}` });
+    return raw.map((s, i) => {
+      const path = `stages.${i}`;
+      const expected = phases[i];
+      refuse(
+        path,
+        ['resolution', 'fade_steps', 'stable_steps'],
+        s,
+        `not a key of ${model}'s stages (phase, steps, batch_size)`,
+      );
+      if (s.phase !== expected)
+        issues.push({
+          path: `${path}.phase`,
+          message: `must be ${expected ?? 'absent'}: ${model}'s stages are ${phases.join(', then ')}`,
+        });
+      if (s.steps === undefined) issues.push({ path: `${path}.steps`, message: 'is required' });
+      return { phase: expected, fade_steps: 0, stable_steps: s.steps ?? 1, batch_size: s.batch_size ?? 0 };
+    });
+  }
   return raw.map((s, i) => {
     const path = `stages.${i}`;
+    refuse(
+      path,
+      ['phase', 'steps'],
+      s,
+      `not a key of ${model}'s stages (resolution, fade_steps, stable_steps, batch_size)`,
+    );
     const expected = 4 * 2 ** i;
     if (s.resolution !== expected) {
       issues.push({
@@ -394,15 +480,17 @@ function checkStages(
         message: `must be ${expected}: stages start at 4x4 and double in resolution`,
       });
     }
+    if (s.stable_steps === undefined) issues.push({ path: `${path}.stable_steps`, message: 'is required' });
     if (i === 0 && (s.fade_steps ?? 0) !== 0)
       issues.push({
         path: `${path}.fade_steps`,
         message: 'must be 0: the first stage has nothing to fade from',
       });
+    const stable = s.stable_steps ?? 1;
     return {
-      resolution: s.resolution,
-      fade_steps: i === 0 ? 0 : (s.fade_steps ?? s.stable_steps),
-      stable_steps: s.stable_steps,
+      resolution: expected,
+      fade_steps: i === 0 ? 0 : (s.fade_steps ?? stable),
+      stable_steps: stable,
       batch_size: s.batch_size ?? 0,
     };
   });

@@ -5,7 +5,7 @@ import { FAMILIES, MODEL_NAMES, MODEL_PARAMS, type ModelName } from './families.
 import { type HealthConfig, healthSchema } from './health.ts';
 import { trialId } from './keys.ts';
 import { LIMITS } from './limits.ts';
-import { checkParamValue, STAGE_RESOLUTIONS, type StageSpec } from './models.ts';
+import { checkParamValue, STAGE_PHASES, STAGE_RESOLUTIONS, type StageSpec } from './models.ts';
 
 const idSchema = z.string().regex(/^[a-z0-9][a-z0-9-]{0,127}$/, 'must be lowercase letters, digits and -');
 
@@ -32,9 +32,15 @@ const trialJobSchema = z.strictObject({
     .strictObject({
       index: z.number().int().min(0),
       count: z.number().int().min(1),
-      resolution: z.number().refine((r) => (STAGE_RESOLUTIONS as readonly number[]).includes(r), {
-        message: `must be one of ${STAGE_RESOLUTIONS.join(', ')}`,
-      }),
+      /** Progressive growing: the stage's resolution. */
+      resolution: z
+        .number()
+        .refine((r) => (STAGE_RESOLUTIONS as readonly number[]).includes(r), {
+          message: `must be one of ${STAGE_RESOLUTIONS.join(', ')}`,
+        })
+        .optional(),
+      /** A family staged by phase: the stage's phase. */
+      phase: z.enum(STAGE_PHASES).optional(),
       fade_steps: z.number().int().min(0),
       stable_steps: z.number().int().min(1),
       batch_size: z.number().int().min(1).max(1024),
@@ -74,7 +80,8 @@ export function jobStage(
   return {
     index,
     count: stages.length,
-    resolution: s.resolution,
+    ...(s.resolution !== undefined ? { resolution: s.resolution } : {}),
+    ...(s.phase !== undefined ? { phase: s.phase } : {}),
     fade_steps: s.fade_steps,
     stable_steps: s.stable_steps,
     batch_size: s.batch_size > 0 ? s.batch_size : (params.batch_size ?? 64),

@@ -1,4 +1,5 @@
 import type { TrialHealth } from './health.ts';
+import type { StagePhase } from './models.ts';
 
 /** Lifecycle of a sweep. */
 export const SWEEP_STATES = ['queued', 'running', 'completed', 'failed', 'cancelled'] as const;
@@ -52,6 +53,20 @@ export interface TrialQuality {
   diversity_ratio: number;
   /** cGAN only. */
   cond_accuracy?: number;
+  /**
+   * Image-conditioned families, on the held-out split: PSNR (dB) and SSIM of the outputs against the targets
+   * (srgan on the Y channel with `scale` px of border cropped, as BasicSR computes them), and the same for
+   * bicubic upsampling of the inputs (srgan's baseline).
+   */
+  psnr?: number;
+  ssim?: number;
+  psnr_bicubic?: number;
+  ssim_bicubic?: number;
+  /** pix2pix: mean |G(A) - B| on the [-1, 1] scale. */
+  l1?: number;
+  /** pix2pix on a set with classes: the set's classifier's accuracy on G(A), and on B itself. */
+  class_accuracy?: number;
+  class_accuracy_real?: number;
 }
 
 /** One point of a trial's step history, as reported by the worker that trains it. */
@@ -77,8 +92,10 @@ export interface TrialStage {
   /** Stage being trained or next to train, 0-based. */
   index: number;
   count: number;
-  /** Image size of the stage (square). */
-  resolution: number;
+  /** Progressive growing: image size of the stage (square). */
+  resolution?: number;
+  /** A family staged by phase (srgan): the stage's phase. */
+  phase?: StagePhase;
   /** Fade-in factor of the new layers at the last report: 0 to 1 over the fade steps, then 1. */
   alpha: number;
   /** Stages finished; a finished stage is never trained again. */
@@ -88,7 +105,8 @@ export interface TrialStage {
 /** One event of a staged trial's life, in the order they happened (API: the trial's `stageEvents`). */
 export interface StageEvent {
   stage: number;
-  resolution: number;
+  resolution?: number;
+  phase?: StagePhase;
   /** `start`: an attempt began the stage (`step` = where it resumed); `done`: the stage finished. */
   event: 'start' | 'done';
   step: number;

@@ -18,8 +18,16 @@ export interface CheckpointManifest {
   stage?: number;
   /** The run's recent step statistics, for the summary of an attempt that resumes at the last step. */
   tail?: RunTail;
-  /** `ema`: the moving average of G's weights, for models that keep one. */
-  objects: { name: 'g' | 'd' | 'opt_g' | 'opt_d' | 'ema'; key: string; bytes: number; sha256: string }[];
+  /**
+   * `ema`: the moving average of G's weights, for models that keep one; `stats`: running batch-norm
+   * statistics, for models that evaluate with them.
+   */
+  objects: {
+    name: 'g' | 'd' | 'opt_g' | 'opt_d' | 'ema' | 'stats';
+    key: string;
+    bytes: number;
+    sha256: string;
+  }[];
 }
 
 /**
@@ -36,7 +44,7 @@ export interface RunTail {
 /** A checkpoint as read back: the trainer's state and, when it was saved, the run's tail. */
 export type Checkpoint = TrainerState & { tail?: RunTail };
 
-const OBJECT_NAMES = new Set(['g', 'd', 'opt_g', 'opt_d', 'ema']);
+const OBJECT_NAMES = new Set(['g', 'd', 'opt_g', 'opt_d', 'ema', 'stats']);
 
 const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 
@@ -62,6 +70,7 @@ export class CheckpointStore {
       opt_d: packArrays(state.optD.arrays),
     };
     if (state.ema) blobs.ema = packArrays(state.ema);
+    if (state.stats) blobs.stats = packArrays(state.stats);
     const objects: CheckpointManifest['objects'] = [];
     await Promise.all(
       (Object.keys(blobs) as (keyof typeof blobs)[]).map(async (name) => {
@@ -168,7 +177,7 @@ export class CheckpointStore {
         throw corrupt(o.key, `not a tensor pack: ${(err as Error).message}`);
       }
     }
-    const { g, d, opt_g, opt_d, ema } = arrays;
+    const { g, d, opt_g, opt_d, ema, stats } = arrays;
     if (!g || !d || !opt_g || !opt_d)
       throw new CorruptCheckpointError(this.trialId, manifestKey, 'objects missing');
     return {
@@ -181,6 +190,7 @@ export class CheckpointStore {
       ...(manifest.health ? { health: manifest.health } : {}),
       ...(manifest.stage !== undefined ? { stage: manifest.stage } : {}),
       ...(ema ? { ema } : {}),
+      ...(stats ? { stats } : {}),
       ...(manifest.tail ? { tail: manifest.tail } : {}),
     };
   }

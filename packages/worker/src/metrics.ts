@@ -141,9 +141,15 @@ export class WorkerMetrics {
   }
 
   /** Sets a staged trial's stage series when one of its stages starts on this worker. */
-  startStage(sweep: string, trial: string, stage: number, resolution: number, alpha: number): void {
+  startStage(
+    sweep: string,
+    trial: string,
+    stage: number,
+    resolution: number | undefined,
+    alpha: number,
+  ): void {
     this.stage.set({ sweep, trial }, stage);
-    this.resolution.set({ sweep, trial }, resolution);
+    if (resolution !== undefined) this.resolution.set({ sweep, trial }, resolution);
     this.alpha.set({ sweep, trial }, alpha);
   }
 

@@ -16,11 +16,12 @@ import {
 } from '@gantry/shared';
 import { initBackend } from './backend.ts';
 import { type Checkpoint, CheckpointStore, type RunTail } from './checkpoint-store.ts';
-import { readDatasetVersion } from './data/datasets.ts';
+import { type Dataset, readDatasetVersion } from './data/datasets.ts';
 import type { TrainerState } from './families/family.ts';
 import { familyOf } from './families/registry.ts';
 import { type Finding, HealthMonitor } from './health/monitor.ts';
 import type { ChildMessage, CommitResultMessage, ParentMessage, StartMessage } from './ipc.ts';
+import { hasImageTask, scoreImageTask } from './quality/image-task.ts';
 import { qualityEvaluator } from './quality/quality-source.ts';
 import { encodeImageGrid } from './sample-grid.ts';
 
@@ -53,8 +54,14 @@ async function run(start: StartMessage): Promise<void> {
   const checkpoints = new CheckpointStore(store, job.sweepId, job.trialId);
   const info = await initBackend(start.backend, { wasmGemm: start.wasmGemm });
   const data = await readDatasetVersion(start.datasetDir, 'train', job.dataset);
+  // The held-out split, whole: what image-conditioned families are scored on and show in their grids.
+  const whole = { ...job.dataset, subset_per_class: undefined };
+  const heldOut = await readDatasetVersion(start.datasetDir, 'test', whole);
   // Where a job becomes a training step: its family's trainer (families/).
-  const trainer = familyOf(job.model).createTrainer(job, data, { faultNanAtStep: start.faultNanAtStep });
+  const trainer = familyOf(job.model).createTrainer(job, data, {
+    faultNanAtStep: start.faultNanAtStep,
+    heldOut,
+  });
   // A staged job trains its stage's steps only; the others the whole trial.
   const end = job.stage ? stageEnd(job.stage) : job.steps;
   // Checkpoints this process may rewind to (health restarts), oldest first; a fresh run can go back to
@@ -68,18 +75,21 @@ async function run(start: StartMessage): Promise<void> {
     rewindPoints.push({ step: trainer.step, state: trainer.exportState() });
   }
   const health = job.health ?? DEFAULT_HEALTH;
-  // The classifier that scores these images: committed, stored beside the version, or trained here first.
-  const whole = { ...job.dataset, subset_per_class: undefined };
+  // The classifier that scores these images: committed, stored beside the version, or trained here first;
+  // for a paired set, one of its B side (the domain its translations are judged in).
+  const target = (d: Dataset): Dataset => (d.imagesB ? { ...d, images: d.imagesB } : d);
   const evaluator =
     health.eval_every_steps > 0
       ? await qualityEvaluator({
           dataset: job.dataset,
           store,
           splits: async () => ({
-            train: job.dataset.subset_per_class
-              ? await readDatasetVersion(start.datasetDir, 'train', whole)
-              : data,
-            test: await readDatasetVersion(start.datasetDir, 'test', whole),
+            train: target(
+              job.dataset.subset_per_class
+                ? await readDatasetVersion(start.datasetDir, 'train', whole)
+                : data,
+            ),
+            test: target(heldOut),
           }),
           say: (message) => void send({ type: 'note', message }).catch(() => {}),
         })
@@ -93,6 +103,8 @@ async function run(start: StartMessage): Promise<void> {
     warmupFrom: job.stage?.start_step ?? 0,
     critic: FAMILIES[job.model].critic,
     reference,
+    lossBound: trainer.lossBound,
+    judgesD: trainer.adversarial !== false,
   });
   await send({ type: 'ready', backend: info.backend, device: info.device, startStep: trainer.step });
 
@@ -118,12 +130,13 @@ async function run(start: StartMessage): Promise<void> {
       imagesPerSec: lastRate,
     });
     const sampleKey = objectKeys.sample(job.sweepId, job.trialId, trainer.step);
-    const png = encodeImageGrid(trainer.sample(64), {
-      count: 64,
+    const grid = trainer.sampleGrid ?? { count: 64, cols: 8 };
+    const png = encodeImageGrid(trainer.sample(grid.count), {
+      count: grid.count,
       height: sampleShape.height,
       width: sampleShape.width,
       channels: sampleShape.channels as 1 | 3 | 4,
-      cols: 8,
+      cols: grid.cols,
       padding: 2,
       scale: gridScale,
     });
@@ -146,6 +159,8 @@ async function run(start: StartMessage): Promise<void> {
 
   const evaluate = (): TrialQuality | undefined => {
     if (!evaluator) return undefined;
+    if (hasImageTask(trainer))
+      return { step: trainer.step, ...scoreImageTask(trainer, heldOut, evaluator, health.eval_samples) };
     return { step: trainer.step, ...evaluator.evaluate(trainer, health.eval_samples) };
   };
 

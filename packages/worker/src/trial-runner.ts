@@ -47,7 +47,14 @@ const TRAINER_ENTRY = fileURLToPath(new URL('../bin/gantry-trainer.mjs', import.
  * its own: the queue side knows no stage but the one its job trains.
  */
 function stageRecord(stage: JobStage, alpha: number, done: number): TrialStage {
-  return { index: stage.index, count: stage.count, resolution: stage.resolution, alpha, done };
+  return {
+    index: stage.index,
+    count: stage.count,
+    ...(stage.resolution !== undefined ? { resolution: stage.resolution } : {}),
+    ...(stage.phase ? { phase: stage.phase } : {}),
+    alpha,
+    done,
+  };
 }
 
 /** Why a running attempt is being stopped from outside. */
@@ -145,7 +152,8 @@ export async function runTrialAttempt(
   const stageEvent = (event: StageEvent['event'], step: number): StageEvent | undefined =>
     stage && {
       stage: stage.index,
-      resolution: stage.resolution,
+      ...(stage.resolution !== undefined ? { resolution: stage.resolution } : {}),
+      ...(stage.phase ? { phase: stage.phase } : {}),
       event,
       step,
       worker: deps.workerId,
@@ -173,7 +181,10 @@ export async function runTrialAttempt(
     throw new UnrecoverableError(`trial ${trialId} does not exist (job not created by a coordinator?)`);
   if (started !== 'ok') throw new Error(`trial ${trialId}: lock lost before start`);
   log.info(
-    { resumeFrom: resumeStep, ...(stage ? { stage: stage.index, resolution: stage.resolution } : {}) },
+    {
+      resumeFrom: resumeStep,
+      ...(stage ? { stage: stage.index, resolution: stage.resolution, phase: stage.phase } : {}),
+    },
     resume ? 'resuming trial from checkpoint' : 'starting trial',
   );
 

@@ -42,9 +42,15 @@ export function stageText(t: Pick<TrialRow, 'stage' | 'state'>): string {
   const s = t.stage;
   if (!s) return '';
   if (s.done >= s.count) return `stages ${s.count}/${s.count} `;
-  if (s.done > s.index) return `stage ${s.index + 1}/${s.count} ${s.resolution}x${s.resolution} done `;
+  const name = stageName(s);
+  if (s.done > s.index) return `stage ${s.index + 1}/${s.count} ${name} done `;
   const fade = s.alpha < 1 && t.state === 'running' ? ` fade ${s.alpha.toFixed(2)}` : '';
-  return `stage ${s.index + 1}/${s.count} ${s.resolution}x${s.resolution}${fade} `;
+  return `stage ${s.index + 1}/${s.count} ${name}${fade} `;
+}
+
+/** What a stage is called: its resolution (`16x16`) in progressive growing, else its phase (`pretrain`). */
+function stageName(s: { resolution?: number; phase?: string }): string {
+  return s.resolution !== undefined ? `${s.resolution}x${s.resolution}` : (s.phase ?? '');
 }
 
 /**
@@ -53,18 +59,18 @@ export function stageText(t: Pick<TrialRow, 'stage' | 'state'>): string {
  */
 export function stageTable(events: readonly StageEvent[]): string[] {
   const stages = [...new Set(events.map((e) => e.stage))].sort((a, b) => a - b);
-  const lines = ['  stage  res    wall      attempts  workers            steps        FLD at end'];
+  const lines = ['  stage  name         wall      attempts  workers            steps        FLD at end'];
   for (const stage of stages) {
     const mine = events.filter((e) => e.stage === stage);
     const starts = mine.filter((e) => e.event === 'start');
     const done = mine.find((e) => e.event === 'done');
     const first = starts[0];
     const wall = first && done ? `${((done.t - first.t) / 1000).toFixed(1)} s` : first ? 'running' : '-';
-    const res = `${mine[0]!.resolution}x${mine[0]!.resolution}`;
+    const res = stageName(mine[0]!);
     const workers = [...new Set(starts.map((e) => e.worker))].join(',');
     const steps = first ? `${first.step}-${done?.step ?? '…'}` : '-';
     lines.push(
-      `  ${String(stage + 1).padEnd(6)} ${res.padEnd(6)} ${wall.padEnd(9)} ${String(starts.length).padEnd(9)} ${workers.padEnd(18)} ${steps.padEnd(12)} ${fmt(done?.quality?.fld, 2)}`,
+      `  ${String(stage + 1).padEnd(6)} ${res.padEnd(12)} ${wall.padEnd(9)} ${String(starts.length).padEnd(9)} ${workers.padEnd(18)} ${steps.padEnd(12)} ${fmt(done?.quality?.fld, 2)}`,
     );
   }
   return lines;

@@ -20,6 +20,8 @@ export interface Family {
 export interface TrainerOptions {
   /** Fault injection for tests: real batches are NaN from this step on, so divergence handling runs for real. */
   faultNanAtStep?: number;
+  /** Held-out examples that image-conditioned families draw their sample grid from (else the train split). */
+  heldOut?: Dataset;
 }
 
 /** Scalars of one training step. */
@@ -61,6 +63,37 @@ export interface TrainerState {
   stage?: number;
   /** Models with a moving average of G's weights (progan). */
   ema?: NamedArray[];
+  /** Running batch-norm statistics (mean, variance) that the generator evaluates with (srgan, pix2pix). */
+  stats?: NamedArray[];
+}
+
+/** Height, width and channels of a batch of NHWC images. */
+export interface ImageShape {
+  height: number;
+  width: number;
+  channels: number;
+}
+
+/**
+ * What an image-conditioned family (srgan, pix2pix) is judged on: its task on held-out examples. Outputs are
+ * `translate(inputs)`, scored against the targets by PSNR, SSIM and L1 (quality/image-task.ts).
+ */
+export interface ImageTask {
+  /** Inputs (at `inputShape`) and targets (at `sampleShape`) of the first `count` examples of `split`. */
+  pairs(split: Dataset, count: number): { inputs: Float32Array; targets: Float32Array; count: number };
+  /** What every output is compared with besides its target (srgan: bicubic upsampling), at `sampleShape`. */
+  baseline?(inputs: Float32Array, count: number): Float32Array;
+  /** PSNR and SSIM: pixels cropped from each side, and whether RGB is scored on its luma (Y) only. */
+  cropBorder: number;
+  yChannel: boolean;
+}
+
+/** What a draw for `gantry infer` asks of a generative family. */
+export interface DrawOptions {
+  /** Seeds the noise: the same seed draws the same images. */
+  seed: number;
+  /** Conditional families: the class to draw (every image); without it classes cycle. */
+  label?: number;
 }
 
 /** What the trainer process, the evaluator and the bench need of a model's training loop. */
@@ -73,8 +106,29 @@ export interface Trainer {
   /** Staged models: the fade-in factor of the next step. */
   readonly alpha?: number;
   trainStep(): StepStats;
-  /** `count` images from a fixed noise batch, NHWC in [-1, 1], at `sampleShape`. */
+  /**
+   * The sample grid's tiles: `count` images NHWC in [-1, 1] at `sampleShape`, `cols` to a row. Generative
+   * families draw them from a fixed noise batch; image-conditioned ones show the task on held-out inputs
+   * (srgan: LR | bicubic | SR | HR; pix2pix: A | G(A) | B). @default {count: 64, cols: 8}
+   */
+  readonly sampleGrid?: { count: number; cols: number };
   sample(count?: number): Float32Array;
+  /**
+   * Image-conditioned families (srgan, pix2pix): the images `translate` takes, and G applied to `count` of
+   * them (NHWC in [-1, 1] at `inputShape`), in inference mode; returns `count` images at `sampleShape`.
+   */
+  readonly inputShape?: ImageShape;
+  translate?(inputs: Float32Array, count: number): Float32Array;
+  readonly imageTask?: ImageTask;
+  /**
+   * How far the family's losses go beyond the adversarial terms by design (pix2pix's weighted L1, srgan's
+   * MSE): added to the divergence detector's `loss_max`. @default 0
+   */
+  readonly lossBound?: number;
+  /** False while the step trains no discriminator (srgan's MSE pretraining): its D scores are not judged. */
+  readonly adversarial?: boolean;
+  /** Generative families: `count` new images at `sampleShape` from noise seeded by `opts.seed`. */
+  draw?(count: number, opts: DrawOptions): Float32Array;
   /**
    * Images for quality evaluation at the job's image size (a progan stage's scaled up and cropped to it),
    * NHWC in [-1, 1]; conditional families give the labels they drew them for.

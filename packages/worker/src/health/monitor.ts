@@ -56,10 +56,20 @@ export class HealthMonitor {
    * @param opts.warmupFrom the step warm-up counts from (a stage's first step). @default 0
    * @param opts.critic the model's D is a Wasserstein critic. @default false
    * @param opts.reference scores of real images as the stage sees them; mode_collapse is relative to them.
+   * @param opts.lossBound how far the family's losses go beyond the adversarial terms by design (pix2pix's
+   *   weighted L1): added to loss_max. @default 0
+   * @param opts.judgesD false while no discriminator is trained (srgan's pretraining): no d_dominance.
+   *   @default true
    */
   constructor(
     private readonly cfg: HealthConfig,
-    private readonly opts: { warmupFrom?: number; critic?: boolean; reference?: QualityScores } = {},
+    private readonly opts: {
+      warmupFrom?: number;
+      critic?: boolean;
+      reference?: QualityScores;
+      lossBound?: number;
+      judgesD?: boolean;
+    } = {},
   ) {}
 
   private get warmupEnd(): number {
@@ -106,7 +116,8 @@ export class HealthMonitor {
         Math.abs(s.d_loss) >= Math.abs(s.g_loss)
           ? (['d_loss', s.d_loss] as const)
           : (['g_loss', s.g_loss] as const);
-      if (Math.abs(loss[1]) > div.loss_max) reason = `${loss[0]} ${fmt(loss[1])} exceeds ${div.loss_max}`;
+      const lossMax = div.loss_max + (this.opts.lossBound ?? 0);
+      if (Math.abs(loss[1]) > lossMax) reason = `${loss[0]} ${fmt(loss[1])} exceeds ${fmt(lossMax)}`;
       const norm =
         s.g_grad_norm >= s.d_grad_norm ? (['g', s.g_grad_norm] as const) : (['d', s.d_grad_norm] as const);
       if (!reason && norm[1] > div.grad_norm_max)
@@ -114,7 +125,7 @@ export class HealthMonitor {
       this.episode(out, 'divergence', reason, s.step, s.step, DIVERGENCE_HOLD_STEPS);
     }
     const dom = this.cfg.d_dominance;
-    if (dom.policy !== 'off' && !this.opts.critic && s.step > this.warmupEnd) {
+    if (dom.policy !== 'off' && !this.opts.critic && this.opts.judgesD !== false && s.step > this.warmupEnd) {
       this.window.push({
         dominant: s.d_real >= dom.d_real_min && s.d_fake <= dom.d_fake_max,
         dLoss: s.d_loss,

@@ -53,3 +53,35 @@ export function deconv(x: tf.Tensor4D, w: tf.Tensor4D, stride: number, b?: tf.Te
   const y = tf.conv2dTranspose(x, w, [n, h * stride, wd * stride, outC], stride, 'same');
   return b ? tf.add(y, b) : y;
 }
+
+/** PReLU (He et al., 2015): x for x > 0, alpha * x below, alpha per channel, from ops that differentiate twice. */
+export function prelu(x: tf.Tensor4D, alpha: tf.Tensor1D): tf.Tensor4D {
+  return tf.sub(tf.relu(x), tf.mul(alpha, tf.relu(tf.neg(x))));
+}
+
+/**
+ * Sub-pixel convolution's shuffle (Shi et al., 2016; TensorFlow's depth_to_space): [N, H, W, r*r*C] ->
+ * [N, H*r, W*r, C], output (h*r + i, w*r + j, c) taken from input channel (i*r + j)*C + c. Written as a
+ * rank-4 reshape and transpose, which tfjs differentiates (its DepthToSpace has no gradient).
+ */
+export function pixelShuffle(x: tf.Tensor4D, r: number): tf.Tensor4D {
+  const [n, h, w, depth] = x.shape;
+  const c = depth / (r * r);
+  if (!Number.isInteger(c))
+    throw new Error(`pixel shuffle by ${r} needs channels divisible by ${r * r}, got ${depth}`);
+  // [N*H, W, i, (j, c)] -> [N*H, i, W, (j, c)]: rows h*r + i, columns w*r + j.
+  const t = tf.transpose(tf.reshape(x, [n * h, w, r, r * c]), [0, 2, 1, 3]);
+  return tf.reshape(t, [n, h * r, w * r, c]);
+}
+
+/** Batch normalisation with given (running) statistics, for inference. */
+export function batchNormWith<T extends tf.Tensor>(
+  x: T,
+  gamma: tf.Tensor1D,
+  beta: tf.Tensor1D,
+  mean: tf.Tensor1D,
+  variance: tf.Tensor1D,
+  eps = 1e-5,
+): T {
+  return tf.add(tf.mul(tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, eps))), gamma), beta) as T;
+}

@@ -26,6 +26,16 @@ export class QualityEvaluator {
     return scoreSamples(features, predictions, this.manifest.stats, classes ? labels : undefined, classes);
   }
 
+  /** The classifier's features and predictions of `count` images at its input size. */
+  describe(images: Float32Array, count: number): { features: Float32Array; predictions: Int32Array } {
+    return this.classifier.describe(images, count);
+  }
+
+  /** True when the classifier predicts the data's classes (not rotations of a set without classes). */
+  get knowsClasses(): boolean {
+    return this.manifest.labels !== 'rotation';
+  }
+
   dispose(): void {
     this.classifier.dispose();
   }

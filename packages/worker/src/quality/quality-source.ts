@@ -1,7 +1,7 @@
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { datasetKeys, type ObjectStore, type PinnedDataset } from '@gantry/shared';
+import { datasetKeys, type ObjectStore, type PinnedDataset, qualityClassifierName } from '@gantry/shared';
 import type { Dataset } from '../data/datasets.ts';
 import {
   CLASSIFIER_DIR,
@@ -22,7 +22,10 @@ export function qualityPrefix(
 export interface QualitySourceOptions {
   /** The job's data set as pinned. */
   dataset: PinnedDataset;
-  /** Its train and test splits at the pinned size and channels (all of each: no subset), for training. */
+  /**
+   * Its train and test splits at the pinned size and channels (all of each: no subset), for training; of a
+   * paired set, its B images (the domain translations are judged in).
+   */
   splits: () => Promise<{ train: Dataset; test: Dataset }>;
   store: ObjectStore;
   /** Committed classifiers (packages/worker/assets/classifiers by default). */
@@ -42,7 +45,7 @@ export interface QualitySourceOptions {
 export async function qualityEvaluator(opts: QualitySourceOptions): Promise<QualityEvaluator> {
   const d = opts.dataset;
   if (await committedReads(d, opts.assetsDir)) {
-    const { classifier, manifest } = await loadClassifier(d.name, opts.assetsDir);
+    const { classifier, manifest } = await loadClassifier(qualityClassifierName(d.name), opts.assetsDir);
     return new QualityEvaluator(classifier, manifest);
   }
   const prefix = qualityPrefix(d);
@@ -88,7 +91,8 @@ export async function committedReads(
   dir: string = CLASSIFIER_DIR,
 ): Promise<boolean> {
   try {
-    const m = JSON.parse(await readFile(join(dir, `${d.name}.json`), 'utf8')) as ClassifierManifest;
+    const name = qualityClassifierName(d.name);
+    const m = JSON.parse(await readFile(join(dir, `${name}.json`), 'utf8')) as ClassifierManifest;
     const input = m.input ?? LEGACY_CLASSIFIER_INPUT;
     return input.size === d.image_size && input.channels === d.channels;
   } catch {

@@ -7,6 +7,7 @@ import { Adam } from '../../optim/adam.ts';
 import { HealthRates } from '../../training/health-rates.ts';
 import { gradNorm, readStepStats } from '../../training/step-stats.ts';
 import type {
+  DrawOptions,
   LrScale,
   StepStats,
   Trainer,
@@ -261,6 +262,31 @@ export class GanTrainer implements Trainer {
       });
     }
     return { images, labels };
+  }
+
+  /** `count` images from noise seeded by `opts.seed`; for cGAN all of class `opts.label`, or cycling classes. */
+  draw(count: number, opts: DrawOptions): Float32Array {
+    const rng = new Rng(opts.seed >>> 0);
+    const z = rng.fillNormal(new Float32Array(count * this.latent));
+    const { numClasses } = this.data;
+    if (this.conditional && opts.label !== undefined && (opts.label < 0 || opts.label >= numClasses))
+      throw new RangeError(
+        `class ${opts.label} is not one of the set's ${numClasses} (0..${numClasses - 1})`,
+      );
+    return tf.tidy(() => {
+      const y = this.conditional
+        ? (tf
+            .oneHot(
+              tf.tensor1d(
+                Array.from({ length: count }, (_, i) => opts.label ?? i % numClasses),
+                'int32',
+              ),
+              numClasses,
+            )
+            .toFloat() as tf.Tensor2D)
+        : undefined;
+      return this.nets.generate(tf.tensor2d(z, [count, this.latent]), y).dataSync() as Float32Array;
+    });
   }
 
   /** Restarts and learning-rate multipliers so far. */

@@ -8,6 +8,7 @@ import { HealthRates } from '../../training/health-rates.ts';
 import { readStepStats } from '../../training/step-stats.ts';
 import { wassersteinStep } from '../../training/wasserstein-step.ts';
 import type {
+  DrawOptions,
   LrScale,
   StepStats,
   Trainer,
@@ -38,6 +39,8 @@ export class ProganTrainer implements Trainer {
   readonly nets: ProganNetworks;
   readonly sampleShape: { height: number; width: number; channels: number };
   readonly stage: JobStage;
+  /** The stage's resolution (square). */
+  private readonly resolution: number;
   private readonly ema: ParamStore;
   private readonly rng: Rng;
   private readonly optG: Adam;
@@ -60,13 +63,15 @@ export class ProganTrainer implements Trainer {
     opts: TrainerOptions = {},
   ) {
     this.faultNanAtStep = opts.faultNanAtStep;
-    if (!job.stage) throw new Error('a progan job needs its stage');
+    if (job.stage?.resolution === undefined)
+      throw new Error('a progan job needs its stage and its resolution');
     const canvas = proganCanvas(job.dataset.image_size);
     if (data.height !== canvas || data.width !== canvas)
       throw new Error(`progan trains on ${canvas}x${canvas} images, got ${data.height}x${data.width}`);
     this.stage = job.stage;
     const p = job.params;
-    const R = this.stage.resolution;
+    const R = job.stage.resolution;
+    this.resolution = R;
     this.batch = this.stage.batch_size;
     this.latent = p.latent_dim!;
     this.sampleShape = { height: R, width: R, channels: data.channels };
@@ -108,7 +113,7 @@ export class ProganTrainer implements Trainer {
 
   /** Canvas-sized images box-filtered down to the stage's resolution. */
   private toStageResolution(x: tf.Tensor4D): tf.Tensor4D {
-    const f = this.data.height / this.stage.resolution;
+    const f = this.data.height / this.resolution;
     return f > 1 ? tf.avgPool(x, f, f, 'valid') : x;
   }
 
@@ -127,7 +132,7 @@ export class ProganTrainer implements Trainer {
     if (this.faultNanAtStep !== undefined && this.stepCount + 1 >= this.faultNanAtStep)
       images.fill(Number.NaN);
     const x = this.toStageResolution(tf.tensor4d(images, [this.batch, h, w, c]));
-    return this.stage.resolution > 4 && alpha < 1 ? fadeIn(upsample2x(downsample2x(x)), x, alpha) : x;
+    return this.resolution > 4 && alpha < 1 ? fadeIn(upsample2x(downsample2x(x)), x, alpha) : x;
   }
 
   trainStep(): StepStats {
@@ -179,6 +184,12 @@ export class ProganTrainer implements Trainer {
   sample(count = 64): Float32Array {
     const rng = new Rng((this.job.seed ^ 0x5a5a5a5a) >>> 0);
     const z = rng.fillNormal(new Float32Array(count * this.latent));
+    return tf.tidy(() => this.generateEma(tf.tensor2d(z, [count, this.latent])).dataSync() as Float32Array);
+  }
+
+  /** `count` images at the stage's resolution from noise seeded by `opts.seed`, through the EMA weights. */
+  draw(count: number, opts: DrawOptions): Float32Array {
+    const z = new Rng(opts.seed >>> 0).fillNormal(new Float32Array(count * this.latent));
     return tf.tidy(() => this.generateEma(tf.tensor2d(z, [count, this.latent])).dataSync() as Float32Array);
   }
 
