@@ -122,6 +122,20 @@ describe('API authentication and roles', () => {
   });
 });
 
+describe('inference and roles', () => {
+  it('lets read tokens run inference (it changes nothing), limited per token like writes', async () => {
+    const c = await coordinator({ GANTRY_RATE_LIMIT: '2' });
+    const infer = (headers: Record<string, string>) =>
+      c.app.inject({ method: 'POST', url: '/v1/trials/no-such-sweep-t000/infer', headers });
+    expect((await infer({})).statusCode).toBe(401);
+    for (let i = 0; i < 2; i++) expect((await infer(bearer(READER))).statusCode).toBe(404);
+    const limited = await infer(bearer(READER));
+    expect(limited.statusCode).toBe(429);
+    expect(limited.json().error.code).toBe('RATE_LIMITED');
+    expect((await infer(bearer(ADMIN))).statusCode).toBe(404);
+  });
+});
+
 describe('hostile input at the API', () => {
   it('refuses ids that would reach other keys or paths, naming the parameter', async () => {
     const c = await coordinator();
@@ -134,6 +148,9 @@ describe('hostile input at the API', () => {
       ['GET', '/v1/trials/x-t000/samples/-1.png', 'step'],
       ['GET', '/v1/trials/x-t000/samples/1e3.png', 'step'],
       ['GET', '/v1/datasets/..%2F..%2Fsweeps', 'name'],
+      ['POST', '/v1/trials/..%2Fx/infer', 'id'],
+      ['POST', '/v1/trials/x-t000/infer?step=-1', 'step'],
+      ['POST', '/v1/trials/x-t000/infer?count=1e3', 'count'],
     ];
     for (const [method, url, param] of cases) {
       const res = await c.app.inject({ method: method as 'GET', url, headers: bearer(ADMIN) });

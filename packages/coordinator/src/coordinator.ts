@@ -18,6 +18,7 @@ import type { FastifyInstance } from 'fastify';
 import { Redis } from 'ioredis';
 import { buildApi } from './api/app.ts';
 import { DatasetStore } from './datasets/dataset-store.ts';
+import { InferencePool } from './inference/inference-pool.ts';
 import { coordinatorMetrics } from './metrics.ts';
 import { planSweep } from './planner/plan-sweep.ts';
 import { Scheduler } from './scheduler.ts';
@@ -47,6 +48,8 @@ export class Coordinator {
   readonly datasets: DatasetStore;
   readonly scheduler: Scheduler;
   readonly app: FastifyInstance;
+  /** Runs trials' generators for the API's inference requests, in processes of their own. */
+  readonly inference: InferencePool;
   private state: State = 'created';
   private closing?: Promise<void>;
 
@@ -70,12 +73,22 @@ export class Coordinator {
         log.warn({ point }, 'fault injection: killing the coordinator'),
       ),
     );
+    this.inference = new InferencePool({
+      init: { store: config.s3, backend: config.worker.backend, wasmGemm: config.worker.wasmGemm },
+      log,
+      concurrency: config.infer.concurrency,
+      queue: config.infer.queue,
+      timeoutMs: config.infer.timeoutMs,
+      idleMs: config.infer.idleMs,
+    });
     this.app = buildApi({
       store: this.store,
       scheduler: this.scheduler,
       objects: this.objects,
       datasets: this.datasets,
       metrics: coordinatorMetrics(this.store, this.queue, async () => (await this.workers()).length),
+      inference: this.inference,
+      inferMaxBytes: config.infer.maxBytes,
       submit: (spec) => this.submit(spec),
       workers: () => this.workers(),
       ready: async () => this.state === 'running' && (await this.redis.ping()) === 'PONG',
@@ -156,6 +169,7 @@ export class Coordinator {
       this.state = 'closing';
       await this.scheduler.stop();
       await this.app.close();
+      await this.inference.close();
       await this.queue.close();
       await this.objects.close();
       await this.queueRedis.quit().catch(() => {});

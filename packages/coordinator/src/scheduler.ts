@@ -1,18 +1,15 @@
 import {
   ConflictError,
-  DEFAULT_HEALTH,
   FaultInjector,
-  jobStage,
   type Logger,
   NotFoundError,
-  pinnedDatasetSchema,
   TERMINAL_TRIAL_STATES,
-  type TrialJob,
   type TrialRecord,
   trialJobId,
 } from '@gantry/shared';
 import type { Queue } from 'bullmq';
 import type { StoredSweep, SweepStore } from './sweep-store.ts';
+import { trialJob } from './trial-jobs.ts';
 
 /** How many times a trial job is tried before it fails for good (transient faults only). */
 const JOB_ATTEMPTS = 3;
@@ -128,22 +125,7 @@ export class Scheduler {
   /** Queues trial `t`'s job; for a staged model the job of stage `stage`. Adding a job twice is a no-op. */
   private async dispatch(sweep: StoredSweep, t: Trial, stage = 0): Promise<void> {
     const { stages } = sweep.spec;
-    const payload: TrialJob = {
-      v: 2,
-      sweepId: sweep.id,
-      trialId: t.id,
-      index: t.index,
-      model: sweep.spec.model,
-      // Pinned when the sweep was accepted (a sweep stored before data sets were versioned fails here).
-      dataset: pinnedDatasetSchema.parse(sweep.spec.dataset),
-      seed: t.seed,
-      steps: sweep.spec.budget.steps,
-      checkpointEvery: sweep.spec.checkpoint.every_steps,
-      params: t.params,
-      // Sweeps stored before health settings existed run with the defaults.
-      health: sweep.spec.health ?? DEFAULT_HEALTH,
-    };
-    if (stages) payload.stage = jobStage(stages, stage, t.params);
+    const payload = trialJob(sweep, t, stage);
     const jobId = trialJobId(t.id, stages ? stage : undefined);
     // Queued before the trial is marked: a coordinator that dies in between queues it again on restart,
     // which adds nothing (the job id is the trial's).

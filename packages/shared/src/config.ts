@@ -59,6 +59,16 @@ const envSchema = z.object({
     )
     .optional(),
   GANTRY_PROGRESS_EVERY: z.coerce.number().int().min(1).max(10_000).default(10),
+  GANTRY_INFER_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(1),
+  GANTRY_INFER_QUEUE: z.coerce.number().int().min(0).max(1000).default(4),
+  GANTRY_INFER_TIMEOUT_MS: z.coerce.number().int().min(1000).max(3_600_000).default(60_000),
+  GANTRY_INFER_IDLE_MS: z.coerce.number().int().min(0).max(86_400_000).default(300_000),
+  GANTRY_INFER_MAX_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1024)
+    .max(256 * 1024 ** 2)
+    .default(4 * 1024 ** 2),
 });
 
 /** Where a test makes a process kill itself (GantryConfig.faultKillAt). */
@@ -149,6 +159,19 @@ export interface GantryConfig {
     /** Bound of that cache; least recently used versions are evicted past it. @default 20 GiB */
     cacheBytes: number;
   };
+  /** `POST /v1/trials/:id/infer`: the coordinator's inference processes (README, "Using a trained model"). */
+  infer: {
+    /** Inference processes, each answering one request at a time. */
+    concurrency: number;
+    /** Requests that may wait for a busy process; more get 503 with Retry-After. */
+    queue: number;
+    /** An inference (its process' start included) not answered in this long gets 504; its process is killed. */
+    timeoutMs: number;
+    /** An inference process idle this long exits (the next request starts one again); 0: after each. */
+    idleMs: number;
+    /** Largest image body; more gets 413. */
+    maxBytes: number;
+  };
   logLevel: (typeof LOG_LEVELS)[number];
 }
 
@@ -236,6 +259,13 @@ export function loadConfig(env: NodeJS.ProcessEnv): GantryConfig {
       fashionMnistDir: e.GANTRY_FASHION_MNIST_DIR,
       cacheDir: e.GANTRY_CACHE_DIR,
       cacheBytes: e.GANTRY_CACHE_BYTES,
+    },
+    infer: {
+      concurrency: e.GANTRY_INFER_CONCURRENCY,
+      queue: e.GANTRY_INFER_QUEUE,
+      timeoutMs: e.GANTRY_INFER_TIMEOUT_MS,
+      idleMs: e.GANTRY_INFER_IDLE_MS,
+      maxBytes: e.GANTRY_INFER_MAX_BYTES,
     },
     logLevel: e.LOG_LEVEL,
   };

@@ -67,10 +67,12 @@ export class PayloadTooLargeError extends GantryError {
   }
 }
 
-/** Thrown when a sweep, trial or object asked for by id does not exist. */
+/** Thrown when a sweep, trial or object asked for by id does not exist; `detail` says what there is. */
 export class NotFoundError extends GantryError {
-  constructor(kind: 'sweep' | 'trial' | 'sample' | 'checkpoint' | 'dataset', id: string) {
-    super('NOT_FOUND', 404, `${kind} '${id}' not found`, { context: { kind, id } });
+  constructor(kind: 'sweep' | 'trial' | 'sample' | 'checkpoint' | 'dataset', id: string, detail?: string) {
+    super('NOT_FOUND', 404, `${kind} '${id}' not found${detail ? `: ${detail}` : ''}`, {
+      context: { kind, id },
+    });
   }
 }
 
@@ -147,4 +149,79 @@ export class ConfigError extends GantryError {
       `invalid configuration: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`,
     );
   }
+}
+
+/** Codes of {@link InferenceError} and their HTTP status. */
+export const INFERENCE_ERROR_STATUS = {
+  /** The body is not a PNG or JPEG, or is corrupt. */
+  INVALID_IMAGE: 400,
+  /** The image is not the size the trial's generator takes. */
+  WRONG_IMAGE_SIZE: 400,
+  /** The image's channels cannot be given to the trial's generator (a colour image to a gray model). */
+  WRONG_IMAGE_CHANNELS: 400,
+  /** An image to a generative trial, or none to an image-conditioned one. */
+  WRONG_INPUT: 400,
+  /** Every inference process is busy and the queue is full; `retryAfterS` says when to try again. */
+  INFERENCE_BUSY: 503,
+  /** The inference process did not answer in time and was killed. */
+  INFERENCE_TIMEOUT: 504,
+  /** The inference process failed or exited. */
+  INFERENCE_FAILED: 500,
+} as const;
+export type InferenceErrorCode = keyof typeof INFERENCE_ERROR_STATUS;
+
+/**
+ * Thrown when a trial's generator cannot be run on a request (`gantry infer`, `POST /v1/trials/:id/infer`):
+ * the input does not suit the trial (400), the inference processes are busy (503) or one hung or failed.
+ * An error the inference process sends back keeps its own code and status ({@link InferenceError.fromWire}).
+ */
+export class InferenceError extends GantryError {
+  readonly issues: readonly FieldIssue[];
+  constructor(
+    code: InferenceErrorCode,
+    message: string,
+    options: { issues?: FieldIssue[]; retryAfterS?: number; cause?: unknown; status?: number } = {},
+  ) {
+    super(code, options.status ?? INFERENCE_ERROR_STATUS[code] ?? 500, message, {
+      cause: options.cause,
+      context: options.retryAfterS !== undefined ? { retryAfterS: options.retryAfterS } : {},
+    });
+    // The input codes are about the request body; the others about the service.
+    const path = INFERENCE_ERROR_STATUS[code] === 400 ? 'body' : '';
+    this.issues = options.issues ?? [{ path, message }];
+  }
+
+  /** An error as the inference process sent it back: its code, status, message and issues. */
+  static fromWire(e: WireError): InferenceError {
+    return new InferenceError(e.code as InferenceErrorCode, e.message, {
+      status: e.status,
+      issues: e.issues ?? [],
+    });
+  }
+
+  override toJSON(): { code: string; message: string; issues: readonly FieldIssue[] } {
+    return { code: this.code, message: this.message, issues: this.issues };
+  }
+}
+
+/** A GantryError as it crosses a process boundary (the inference child's answers). */
+export interface WireError {
+  code: string;
+  status: number;
+  message: string;
+  issues?: FieldIssue[];
+}
+
+/** The wire form of any error: a GantryError's code, status and issues; anything else a 500 `code`. */
+export function toWireError(err: unknown, code = 'INTERNAL'): WireError {
+  if (err instanceof GantryError) {
+    const issues = (err as { issues?: readonly FieldIssue[] }).issues;
+    return {
+      code: err.code,
+      status: err.status,
+      message: err.message,
+      ...(issues ? { issues: [...issues] } : {}),
+    };
+  }
+  return { code, status: 500, message: err instanceof Error ? err.message : String(err) };
 }

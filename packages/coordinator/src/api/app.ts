@@ -16,9 +16,12 @@ import {
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import type { Registry } from 'prom-client';
 import type { DatasetStore } from '../datasets/dataset-store.ts';
+import type { Inference } from '../inference/inference-pool.ts';
 import type { Scheduler } from '../scheduler.ts';
 import type { SweepStore } from '../sweep-store.ts';
 import { ARCHIVE_TYPES, registerDatasetRoutes } from './dataset-routes.ts';
+import { INFER_IMAGE_TYPES, INFER_ROUTE, registerInferRoute } from './infer-route.ts';
+import { checkId } from './params.ts';
 import { sweepView, trialSummary } from './views.ts';
 
 /** host:port of a worker's metrics URL (Prometheus scrapes /metrics there), or undefined if malformed. */
@@ -41,6 +44,10 @@ export interface ApiDeps {
   submit(spec: SweepSpec): Promise<{ id: string; trialIds: string[]; warnings: string[] }>;
   workers(): Promise<WorkerInfo[]>;
   ready(): Promise<boolean>;
+  /** Runs trials' generators for `POST /v1/trials/:id/infer` (InferencePool). */
+  inference: Inference;
+  /** Largest image body of an inference request. @default 4 MiB */
+  inferMaxBytes?: number;
   /** Bearer tokens; with none configured the API is open (the coordinator allows that on loopback only). */
   auth: TokenAuthenticator;
   /** Write requests per minute and token (or client address, without tokens). @default 60 */
@@ -58,23 +65,17 @@ declare module 'fastify' {
   }
 }
 
-/** Sweep and trial ids as the coordinator makes them (trial-job.ts checks the same in job payloads). */
-const ID_PATTERN = /^[a-z0-9][a-z0-9-]{0,127}$/;
+/** Requests that change nothing but cost CPU: the read role may make them, rate-limited like writes. */
+const COSTLY_READS = new Set([`POST ${INFER_ROUTE}`]);
 
-/** `value` when it can be a sweep's or trial's id; a 400 naming the parameter otherwise. */
-function checkId(param: string, value: string): string {
-  if (!ID_PATTERN.test(value)) {
-    throw new BadRequestError(
-      param,
-      `not a valid id (lowercase letters, digits and -, at most 128): ${JSON.stringify(value.slice(0, 80))}`,
-    );
-  }
-  return value;
-}
-
-/** Which role a request needs: reads take `read`, anything that changes state `admin`. */
-function roleFor(method: string): ApiRole {
-  return method === 'GET' || method === 'HEAD' ? 'read' : 'admin';
+/**
+ * What a request needs: reads take `read`, anything that changes state `admin` and counts against the
+ * write rate limit; costly reads (inference) take `read` and count too. `route` is the matched pattern.
+ */
+function accessFor(method: string, route: string | undefined): { role: ApiRole; limited: boolean } {
+  if (COSTLY_READS.has(`${method} ${route}`)) return { role: 'read', limited: true };
+  const role: ApiRole = method === 'GET' || method === 'HEAD' ? 'read' : 'admin';
+  return { role, limited: role === 'admin' };
 }
 
 /**
@@ -122,6 +123,7 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
   app.addHook('onRequest', async (req, reply) => {
     req.principal = req.ip;
     if (req.url === '/healthz' || req.url.startsWith('/healthz?')) return;
+    const access = accessFor(req.method, req.routeOptions.url);
     if (deps.auth.enabled) {
       const r = deps.auth.authenticate(req.headers.authorization);
       if (!r.ok) {
@@ -131,7 +133,7 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
           .send({ error: { code: r.code, message: r.message } });
       }
       req.principal = `token:${r.token.name}`;
-      if (roleFor(req.method) === 'admin' && r.token.role !== 'admin') {
+      if (access.role === 'admin' && r.token.role !== 'admin') {
         return reply.status(403).send({
           error: {
             code: 'FORBIDDEN',
@@ -140,7 +142,7 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
         });
       }
     }
-    if (roleFor(req.method) === 'admin') {
+    if (access.limited) {
       const wait = limiter.take(req.principal);
       if (wait > 0) {
         return reply
@@ -159,18 +161,25 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
   app.addContentTypeParser(YAML_TYPES, { parseAs: 'string' }, (_req, body, done) => done(null, body));
 
   app.setErrorHandler((err: FastifyError | GantryError, req, reply) => {
-    if (err instanceof GantryError) return reply.status(err.status).send({ error: err.toJSON() });
+    if (err instanceof GantryError) {
+      const wait = err.context.retryAfterS;
+      if (typeof wait === 'number') reply.header('retry-after', String(wait));
+      return reply.status(err.status).send({ error: err.toJSON() });
+    }
     if (err instanceof ObjectNotFoundError)
       return reply.status(404).send({ error: { code: 'NOT_FOUND', message: err.message } });
     const fe = err as FastifyError;
     if (fe.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
-      const e = new PayloadTooLargeError('request body', req.routeOptions.bodyLimit ?? LIMITS.bodyBytes);
+      const what = req.routeOptions.url === INFER_ROUTE ? 'image (GANTRY_INFER_MAX_BYTES)' : 'request body';
+      const e = new PayloadTooLargeError(what, req.routeOptions.bodyLimit ?? LIMITS.bodyBytes);
       return reply.status(413).send({ error: e.toJSON() });
     }
     if (fe.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
       const what = req.url.startsWith('/v1/datasets')
         ? `send the images as one archive: ${ARCHIVE_TYPES.join(', ')}`
-        : 'send the spec as application/yaml or application/json';
+        : req.routeOptions.url === INFER_ROUTE
+          ? `send the image as ${INFER_IMAGE_TYPES.join(' or ')}, or no body for a generative trial`
+          : 'send the spec as application/yaml or application/json';
       return reply.status(415).send({ error: { code: 'UNSUPPORTED_MEDIA_TYPE', message: what } });
     }
     if (fe.statusCode && fe.statusCode < 500) {
@@ -198,6 +207,11 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
   });
 
   registerDatasetRoutes(app, deps.datasets);
+  registerInferRoute(app, {
+    store: deps.store,
+    inference: deps.inference,
+    maxBytes: deps.inferMaxBytes ?? 4 * 1024 ** 2,
+  });
 
   app.get('/v1/sweeps', async () => {
     const sweeps = await deps.store.list(100);

@@ -3,6 +3,8 @@ import { type CliTarget, cliConfigPath } from './cli-config.ts';
 
 /** Minimal client of the coordinator's HTTP API for the CLI; errors carry the API's code and field issues. */
 export class ApiError extends Error {
+  /** Seconds the API asked to wait before trying again (429, 503), from Retry-After. */
+  retryAfterS?: number;
   constructor(
     readonly status: number,
     readonly code: string,
@@ -24,12 +26,15 @@ async function apiError(res: Response): Promise<ApiError> {
   } catch {
     // not JSON: keep the raw text as the message
   }
-  return new ApiError(
+  const err = new ApiError(
     res.status,
     parsed.error?.code ?? 'HTTP_ERROR',
     parsed.error?.message ?? text,
     parsed.error?.issues ?? [],
   );
+  const wait = Number(res.headers.get('retry-after') ?? Number.NaN);
+  if (Number.isFinite(wait) && wait >= 0) err.retryAfterS = wait;
+  return err;
 }
 
 export class ApiClient {
@@ -60,13 +65,12 @@ export class ApiClient {
     return err;
   }
 
-  async request<T>(method: string, path: string, body?: { text: string; type: string }): Promise<T> {
-    let res: Response;
+  async #fetch(method: string, path: string, body?: { data: string | Uint8Array; type: string }) {
     try {
-      res = await fetch(new URL(path, this.baseUrl), {
+      return await fetch(new URL(path, this.baseUrl), {
         method,
         headers: this.#headers(body ? { 'content-type': body.type } : {}),
-        body: body?.text,
+        body: body?.data,
       });
     } catch (err) {
       throw new ApiError(
@@ -75,6 +79,10 @@ export class ApiClient {
         `cannot reach the coordinator at ${this.baseUrl} (${(err as Error).cause ?? (err as Error).message}); start it with 'gantry up' or set GANTRY_API_URL`,
       );
     }
+  }
+
+  async request<T>(method: string, path: string, body?: { text: string; type: string }): Promise<T> {
+    const res = await this.#fetch(method, path, body && { data: body.text, type: body.type });
     if (res.ok) {
       const type = res.headers.get('content-type') ?? '';
       return (type.includes('json') ? await res.json() : Buffer.from(await res.arrayBuffer())) as T;
@@ -117,6 +125,19 @@ export class ApiClient {
       }
     }
     if (buffered.trim()) yield JSON.parse(buffered) as T;
+  }
+
+  /**
+   * POSTs raw bytes (or nothing) and answers the response's bytes and headers (an image, say).
+   * @throws ApiError for an error status, with `retryAfterS` when the API sent Retry-After
+   */
+  async postBytes(
+    path: string,
+    body?: { bytes: Uint8Array; type: string },
+  ): Promise<{ body: Buffer; headers: Headers }> {
+    const res = await this.#fetch('POST', path, body && { data: body.bytes, type: body.type });
+    if (!res.ok) throw await this.#error(res);
+    return { body: Buffer.from(await res.arrayBuffer()), headers: res.headers };
   }
 
   get<T>(path: string): Promise<T> {

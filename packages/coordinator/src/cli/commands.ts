@@ -15,10 +15,12 @@ export async function printResults(s: SweepDetail, client: ApiClient): Promise<v
     say(`stages of ${t.id}:`);
     for (const line of stageTable(detail.stageEvents ?? [])) say(line);
   }
-  if (s.best)
+  if (s.best) {
     say(
       `best: ${s.best.trialId} ${s.best.metric}=${s.best.value.toFixed(4)} (${formatParams(s.best.params)})`,
     );
+    say(`use it: gantry infer ${s.best.trialId} -o out.png   (see gantry infer --help)`);
+  }
   say('sample grids:');
   for (const t of s.trials) {
     if (t.step > 0)

@@ -3,6 +3,7 @@ import { ApiClient, ApiError } from './api-client.ts';
 import { cliTarget } from './cli-config.ts';
 import { registerClientCommands } from './commands.ts';
 import { registerDatasetCommands } from './dataset-commands.ts';
+import { registerInferCommand } from './infer-command.ts';
 import { runCoordinator } from './serve.ts';
 import { runUp } from './up.ts';
 
@@ -48,6 +49,7 @@ export async function main(argv: string[]): Promise<void> {
 
   const api = () => new ApiClient(cliTarget(program.opts<{ api?: string }>().api));
   registerClientCommands(program, api);
+  registerInferCommand(program, api);
   registerDatasetCommands(program, api);
 
   try {

@@ -53,6 +53,18 @@ export function decodeImage(data: Uint8Array, file: string, opts: DecodeImageOpt
   return { ...rgba, ...scanPixels(rgba.data) };
 }
 
+/**
+ * The width and height a PNG's or JPEG's header claims, read without decoding anything; undefined for
+ * anything else (or a header that cannot be read, which {@link decodeImage} refuses with the reason).
+ */
+export function imageSize(data: Uint8Array): { width: number; height: number } | undefined {
+  if (startsWith(data, PNG_SIGNATURE)) {
+    if (data.length < 24 || String.fromCharCode(...data.subarray(12, 16)) !== 'IHDR') return undefined;
+    return { width: readUint32(data, 16), height: readUint32(data, 20) };
+  }
+  return startsWith(data, JPEG_SOI) ? jpegFrameSize(data) : undefined;
+}
+
 function readPng(data: Uint8Array, file: string, maxPixels: number): Pixels {
   // The IHDR chunk must come first: length (4), type (4), width (4), height (4), ...
   if (data.length < 24 || String.fromCharCode(...data.subarray(12, 16)) !== 'IHDR') {

@@ -1,0 +1,34 @@
+import {
+  DEFAULT_HEALTH,
+  jobStage,
+  pinnedDatasetSchema,
+  type TrialJob,
+  type TrialRecord,
+} from '@gantry/shared';
+import type { StoredSweep } from './sweep-store.ts';
+
+/**
+ * The job of trial `t` of `sweep` as the scheduler queues it, and as an inference process rebuilds the
+ * trial's generator from: the stored spec and the trial, every parameter resolved; for a staged model the
+ * job of stage `stage`.
+ */
+export function trialJob(sweep: StoredSweep, t: TrialRecord, stage = 0): TrialJob {
+  const { stages } = sweep.spec;
+  const job: TrialJob = {
+    v: 2,
+    sweepId: sweep.id,
+    trialId: t.id,
+    index: t.index,
+    model: sweep.spec.model,
+    // Pinned when the sweep was accepted (a sweep stored before data sets were versioned fails here).
+    dataset: pinnedDatasetSchema.parse(sweep.spec.dataset),
+    seed: t.seed,
+    steps: sweep.spec.budget.steps,
+    checkpointEvery: sweep.spec.checkpoint.every_steps,
+    params: t.params,
+    // Sweeps stored before health settings existed run with the defaults.
+    health: sweep.spec.health ?? DEFAULT_HEALTH,
+  };
+  if (stages) job.stage = jobStage(stages, stage, t.params);
+  return job;
+}

@@ -1,0 +1,74 @@
+/**
+ * Entry of the inference child process, started by the coordinator (its inference pool): runs trials'
+ * generators on request, one at a time, so that tfjs never runs on the coordinator's event loop and a
+ * crash or hang here costs one request. Talks to its parent only over IPC (InferParentMessage and
+ * InferChildMessage in shared), with advanced serialization so that images cross as bytes.
+ */
+import {
+  datasetKeys,
+  datasetManifestSchema,
+  GantryError,
+  type InferChildMessage,
+  type InferInitMessage,
+  type InferParentMessage,
+  type InferRunMessage,
+  ObjectStore,
+  parseInferRequest,
+  toWireError,
+} from '@gantry/shared';
+import { initBackend } from './backend.ts';
+import { CheckpointStore } from './checkpoint-store.ts';
+import { familyOf } from './families/registry.ts';
+import { InferenceSession } from './inference.ts';
+
+/** Object-store reads of a request wait out a short outage only: the client is waiting. */
+const STORE_RETRY = { maxElapsedMs: 10_000, maxDelayMs: 2000 };
+
+let session: InferenceSession | undefined;
+
+function send(msg: InferChildMessage): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (!process.send) return reject(new Error('inference process started without an IPC channel'));
+    process.send(msg, undefined, {}, (err) => (err ? reject(err) : resolve()));
+  });
+}
+
+async function init(m: InferInitMessage): Promise<void> {
+  try {
+    const store = new ObjectStore(m.store, { retry: STORE_RETRY });
+    const info = await initBackend(m.backend, { wasmGemm: m.wasmGemm });
+    session = new InferenceSession({
+      readCheckpoint: (job, key) => new CheckpointStore(store, job.sweepId, job.trialId).read(key),
+      readManifest: async (d) =>
+        datasetManifestSchema.parse(
+          JSON.parse((await store.get(datasetKeys.manifest(d.name, d.version))).toString('utf8')),
+        ),
+      // Where a trial becomes a generator: its family's trainer (families/), as in the trainer process.
+      createTrainer: (job, data) => familyOf(job.model).createTrainer(job, data),
+    });
+    await send({ type: 'ready', backend: info.backend, device: info.device });
+  } catch (err) {
+    await send({ type: 'init-failed', message: (err as Error).message }).catch(() => {});
+    process.exit(1);
+  }
+}
+
+async function infer(m: InferRunMessage): Promise<void> {
+  try {
+    if (!session) throw new Error('inference request before init');
+    const result = await session.run(parseInferRequest(m.request));
+    await send({ type: 'result', id: m.id, result });
+  } catch (err) {
+    // A request that did not suit the trial leaves the loaded trainer as it was; anything else may not.
+    if (!(err instanceof GantryError)) session?.dispose();
+    await send({ type: 'error', id: m.id, error: toWireError(err, 'INFERENCE_FAILED') });
+  }
+}
+
+// Messages are handled in order, one at a time.
+let chain: Promise<void> = Promise.resolve();
+process.on('message', (m: InferParentMessage) => {
+  chain = chain.then(() => (m.type === 'init' ? init(m) : infer(m)));
+});
+// The coordinator went away (or closed the channel): nothing left to answer.
+process.on('disconnect', () => process.exit(0));

@@ -1,0 +1,220 @@
+import { spawn } from 'node:child_process';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Coordinator } from '@gantry/coordinator';
+import { compileSweepSpec, createLogger, loadConfig } from '@gantry/shared';
+import { PNG } from 'pngjs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  spawnWorker,
+  stopWorker,
+  type WorkerProcess,
+} from '../packages/coordinator/src/local-stack/index.ts';
+import { labelledSet, pngImage, tarOf } from './support/image-sets.ts';
+import { testEnv } from './support/infra.ts';
+import { waitForSweepEnd } from './support/wait-for.ts';
+
+const BIN = join(import.meta.dirname, '../packages/coordinator/bin/gantry.mjs');
+/** The image body limit of this test's coordinator (GANTRY_INFER_MAX_BYTES). */
+const MAX_BYTES = 64 * 1024;
+
+// One inference process, no queue: a second request while one runs is refused (503).
+const env = testEnv({ GANTRY_INFER_MAX_BYTES: String(MAX_BYTES), GANTRY_INFER_QUEUE: '0' });
+let coordinator: Coordinator;
+let apiUrl: string;
+let worker: WorkerProcess | undefined;
+let trialId: string;
+let work: string;
+
+/** A tiny DCGAN trial on a 16x16 colour set: 20 steps, checkpoints at 10 and 20. */
+beforeAll(async () => {
+  work = await mkdtemp(join(tmpdir(), 'gantry-infer-'));
+  coordinator = new Coordinator(loadConfig(env), createLogger('infer', 'silent'), {
+    schedulerIntervalMs: 200,
+  });
+  apiUrl = (await coordinator.start({ host: '127.0.0.1', port: 0 }))!;
+  worker = await spawnWorker('w1', env, work);
+  const pushed = await coordinator.app.inject({
+    method: 'POST',
+    url: '/v1/datasets?name=swatches',
+    headers: { 'content-type': 'application/x-tar' },
+    payload: tarOf(labelledSet({ red: [220, 40, 40], blue: [40, 60, 220] }, 8)),
+  });
+  expect(pushed.statusCode, pushed.body).toBe(201);
+  const { id, trialIds } = await coordinator.submit(
+    compileSweepSpec({
+      name: 'infer',
+      model: 'dcgan',
+      dataset: 'swatches',
+      method: 'grid',
+      seed: 3,
+      metric: { name: 'g_loss', goal: 'minimize' },
+      budget: { parallel: 1, steps: 20 },
+      checkpoint: { every_steps: 10 },
+      health: { eval_every_steps: 0 },
+      parameters: { batch_size: { value: 8 }, base_filters: { value: 8 }, latent_dim: { value: 8 } },
+    }),
+  );
+  trialId = trialIds[0]!;
+  expect((await waitForSweepEnd(coordinator, id, 120_000)).state).toBe('completed');
+}, 180_000);
+
+afterAll(async () => {
+  if (worker) await stopWorker(worker, 10_000);
+  await coordinator?.close();
+  if (work) await rm(work, { recursive: true, force: true });
+});
+
+function infer(id: string, query = '', body?: { payload: Buffer | string; type: string }) {
+  return coordinator.app.inject({
+    method: 'POST',
+    url: `/v1/trials/${id}/infer${query}`,
+    ...(body ? { headers: { 'content-type': body.type }, payload: body.payload } : {}),
+  });
+}
+
+const errorOf = (res: { json(): unknown }) =>
+  (res.json() as { error: { code: string; message: string; issues?: { path: string }[] } }).error;
+
+function run(args: string[]): Promise<{ code: number | null; out: string; err: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [BIN, ...args], { env: { ...env, GANTRY_API_URL: apiUrl } });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => {
+      out += d;
+    });
+    child.stderr.on('data', (d: Buffer) => {
+      err += d;
+    });
+    child.on('close', (code) => resolve({ code, out, err }));
+  });
+}
+
+describe('inference from a trained trial', () => {
+  it('draws count samples of the latest checkpoint as a grid PNG; the same seed draws the same samples', async () => {
+    const res = await infer(trialId, '?count=6&seed=11');
+    expect(res.statusCode, res.body).toBe(200);
+    expect(res.headers['content-type']).toBe('image/png');
+    expect(res.headers).toMatchObject({
+      'x-gantry-step': '20',
+      'x-gantry-count': '6',
+      'x-gantry-cols': '3',
+      'x-gantry-tile': '16x16',
+      'x-gantry-padding': '2',
+      'x-gantry-seed': '11',
+    });
+    const png = PNG.sync.read(res.rawPayload);
+    // 3 x 2 tiles of 16 px, 2 px between and around them; colour, like the set.
+    expect([png.width, png.height]).toEqual([3 * 16 + 4 * 2, 2 * 16 + 3 * 2]);
+    expect(png.colorType).toBe(2);
+    const again = await infer(trialId, '?count=6&seed=11');
+    expect(again.rawPayload.equals(res.rawPayload)).toBe(true);
+    const other = await infer(trialId, '?count=6&seed=12');
+    expect(other.rawPayload.equals(res.rawPayload)).toBe(false);
+    // Without a seed, a random one, reported.
+    const random = await infer(trialId);
+    expect(random.headers['x-gantry-count']).toBe('16');
+    expect(Number(random.headers['x-gantry-seed'])).toBeGreaterThanOrEqual(0);
+  });
+
+  it('loads the checkpoint of ?step, and answers 404 listing the steps for one without', async () => {
+    const res = await infer(trialId, '?step=10&count=1&seed=1');
+    expect(res.statusCode, res.body).toBe(200);
+    expect(res.headers['x-gantry-step']).toBe('10');
+    expect(PNG.sync.read(res.rawPayload).width).toBe(16);
+    const latest = await infer(trialId, '?step=20&count=1&seed=1');
+    expect(latest.rawPayload.equals(res.rawPayload)).toBe(false);
+    const missing = await infer(trialId, '?step=15');
+    expect(missing.statusCode).toBe(404);
+    expect(errorOf(missing)).toMatchObject({ code: 'NOT_FOUND' });
+    expect(errorOf(missing).message).toContain('steps with checkpoints: 10, 20');
+  });
+
+  it('refuses a body that is not an image, one over the limit, and an image for a generative trial', async () => {
+    const junk = await infer(trialId, '', { payload: 'not a png at all', type: 'image/png' });
+    expect(junk.statusCode).toBe(400);
+    expect(errorOf(junk)).toMatchObject({ code: 'INVALID_IMAGE', message: 'body: not a PNG or JPEG image' });
+    const big = await infer(trialId, '', { payload: Buffer.alloc(MAX_BYTES + 1, 1), type: 'image/png' });
+    expect(big.statusCode).toBe(413);
+    expect(errorOf(big)).toMatchObject({ code: 'PAYLOAD_TOO_LARGE' });
+    expect(errorOf(big).message).toContain(String(MAX_BYTES));
+    const image = pngImage(16, 16, () => [10, 20, 30]);
+    const wrong = await infer(trialId, '', { payload: image, type: 'image/png' });
+    expect(wrong.statusCode).toBe(400);
+    expect(errorOf(wrong).code).toBe('WRONG_INPUT');
+    expect(errorOf(wrong).message).toMatch(/\(dcgan\) draws samples from noise and takes no image/);
+    const text = await infer(trialId, '', { payload: 'x', type: 'text/csv' });
+    expect(text.statusCode).toBe(415);
+    expect(errorOf(text).message).toMatch(/send the image as image\/png or image\/jpeg/);
+    const cls = await infer(trialId, '?class=1');
+    expect(cls.statusCode).toBe(400);
+    expect(errorOf(cls).issues?.[0]?.path).toBe('class');
+  });
+
+  it('answers 404 for an unknown trial, 400 for a malformed id, 409 for a trial without a checkpoint yet', async () => {
+    const unknown = await infer('no-such-sweep-t000');
+    expect(unknown.statusCode).toBe(404);
+    expect(errorOf(unknown).code).toBe('NOT_FOUND');
+    const bad = await infer('..%2Fx');
+    expect(bad.statusCode).toBe(400);
+    expect(errorOf(bad).issues?.[0]?.path).toBe('id');
+    // A sweep cancelled at once: its trial never trained.
+    const { id, trialIds } = await coordinator.submit(
+      compileSweepSpec({
+        name: 'infer-none',
+        model: 'dcgan',
+        dataset: 'swatches',
+        method: 'grid',
+        budget: { parallel: 1, steps: 20 },
+        health: { eval_every_steps: 0 },
+        metric: { name: 'g_loss', goal: 'minimize' },
+        parameters: { batch_size: { value: 8 } },
+      }),
+    );
+    await coordinator.scheduler.cancel(id);
+    const none = await infer(trialIds[0]!);
+    expect(none.statusCode).toBe(409);
+    expect(errorOf(none).message).toMatch(/has no committed checkpoint yet/);
+  });
+
+  it('answers 503 with Retry-After while its one process is busy, and answers everything else meanwhile', async () => {
+    const many = await Promise.all([
+      infer(trialId, '?count=64'),
+      infer(trialId, '?count=64'),
+      coordinator.app.inject({ method: 'GET', url: `/v1/trials/${trialId}` }),
+    ]);
+    const statuses = many.slice(0, 2).map((r) => r.statusCode);
+    expect(statuses.sort()).toEqual([200, 503]);
+    const busy = many.find((r) => r.statusCode === 503)!;
+    expect(errorOf(busy).code).toBe('INFERENCE_BUSY');
+    expect(Number(busy.headers['retry-after'])).toBeGreaterThanOrEqual(1);
+    expect(many[2]!.statusCode).toBe(200);
+    expect((await coordinator.app.inject({ method: 'GET', url: '/healthz' })).statusCode).toBe(200);
+  });
+
+  it('gantry infer writes a grid, or one PNG per sample into a folder', async () => {
+    const grid = join(work, 'grid.png');
+    const a = await run(['infer', trialId, '-o', grid, '--count', '4', '--seed', '5']);
+    expect(a.code, a.err).toBe(0);
+    expect(a.out).toMatch(/wrote .*grid\.png: a grid of 4 samples of 16x16, step 20, seed 5/);
+    const api = await infer(trialId, '?count=4&seed=5');
+    expect((await readFile(grid)).equals(api.rawPayload)).toBe(true);
+    const dir = join(work, 'samples/');
+    const b = await run(['infer', trialId, '-o', dir, '-n', '4', '--seed', '5', '--step', '20']);
+    expect(b.code, b.err).toBe(0);
+    const files = (await readdir(dir)).sort();
+    expect(files).toEqual(['sample-000.png', 'sample-001.png', 'sample-002.png', 'sample-003.png']);
+    // Each file is one tile of the grid.
+    const whole = PNG.sync.read(api.rawPayload);
+    const first = PNG.sync.read(await readFile(join(dir, files[0]!)));
+    expect([first.width, first.height]).toEqual([16, 16]);
+    expect([...first.data.subarray(0, 4)]).toEqual([
+      ...whole.data.subarray((2 * whole.width + 2) * 4, (2 * whole.width + 2) * 4 + 4),
+    ]);
+    const c = await run(['infer', trialId, '-o', join(work, 'x.png'), '--step', '15']);
+    expect(c.code).toBe(1);
+    expect(c.err).toMatch(/steps with checkpoints: 10, 20 \[NOT_FOUND\]/);
+  });
+});
