@@ -1,25 +1,34 @@
 /**
- * `npm run bench`: training throughput of Gantry's trainer against PyTorch on the same DCGAN (28x28 gray on
- * Fashion-MNIST, and the paper's 64x64 RGB network on the emoji set), how fast the emoji set is packed and
- * pushed, and a sweep's throughput on all cores against one trial at a time, measured in one invocation so
- * the ratios compare like with like on a noisy machine. Writes bench/results/latest.json.
+ * `npm run bench`: training throughput of Gantry's trainer against PyTorch on the same networks (DCGAN 28x28
+ * gray on Fashion-MNIST and the paper's 64x64 RGB one on the emoji set; SRGAN x4, 16 -> 64 px on emoji, its
+ * adversarial and its pretraining stage; pix2pix on the 64 px emoji-google2twitter pairs), how fast the
+ * emoji set is packed and pushed, and a sweep's throughput on all cores against one trial at a time,
+ * measured in one invocation so the ratios compare like with like on a noisy machine. Writes
+ * bench/results/latest.json.
  *
- *   npm run bench [-- --repeats 5 --steps 8 --steps-64 2 --sweep-steps 200 --sweep-repeats 2
- *                     --skip-28 --skip-64 --skip-push --skip-sweep]
+ *   npm run bench [-- --repeats 5 --steps 8 --steps-64 2 --steps-srgan 2 --steps-srgan-pretrain 4
+ *                     --steps-pix2pix 4 --sweep-steps 200 --sweep-repeats 2
+ *                     --skip-28 --skip-64 --skip-srgan --skip-pix2pix --skip-push --skip-sweep]
+ *
+ * The networks' sizes are the constants DCGAN, SRGAN and PIX2PIX below; the PyTorch scripts
+ * (dcgan_pytorch.py, srgan_pytorch.py, pix2pix_pytorch.py) build the same layers from the same numbers.
  */
-import { spawnSync } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { LocalStack } from '../packages/coordinator/src/local-stack/index.ts';
-import { compileSweepSpec, createLogger, type TrialJob } from '../packages/shared/src/index.ts';
-import { initBackend } from '../packages/worker/src/backend.ts';
-import { familyOf } from '../packages/worker/src/families/registry.ts';
-import { loadBuiltinSplit } from '../scripts/builtin-dataset.ts';
+import {
+  compileSweepSpec,
+  createLogger,
+  jobStage,
+  MODEL_PARAMS,
+  type StageSpec,
+} from '../packages/shared/src/index.ts';
+import { compareTraining, pytorchVersion, type TrainingRow } from './compare-training.ts';
 import { benchPush } from './push.ts';
-import { list, median } from './stats.ts';
+import { median } from './stats.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const { values: args } = parseArgs({
@@ -27,10 +36,15 @@ const { values: args } = parseArgs({
     repeats: { type: 'string', default: '5' },
     steps: { type: 'string', default: '8' },
     'steps-64': { type: 'string', default: '2' },
+    'steps-srgan': { type: 'string', default: '2' },
+    'steps-srgan-pretrain': { type: 'string', default: '4' },
+    'steps-pix2pix': { type: 'string', default: '4' },
     'sweep-steps': { type: 'string', default: '200' },
     'sweep-repeats': { type: 'string', default: '2' },
     'skip-28': { type: 'boolean', default: false },
     'skip-64': { type: 'boolean', default: false },
+    'skip-srgan': { type: 'boolean', default: false },
+    'skip-pix2pix': { type: 'boolean', default: false },
     'skip-push': { type: 'boolean', default: false },
     'skip-sweep': { type: 'boolean', default: false },
   },
@@ -42,146 +56,100 @@ const count = (name: keyof typeof args): number => {
   return n;
 };
 const REPEATS = count('repeats');
-const BATCH = 64;
-const LATENT = 100;
-const FILTERS = 64;
 const say = (s: string) => process.stdout.write(`${s}\n`);
-/** One network both sides train: the built-in set Gantry reads it from, its shape, steps per timed repeat. */
-interface Net {
+
+/** DCGAN, both networks: the trial's batch, width and latent size. */
+const DCGAN = { batch_size: 64, base_filters: 64, latent_dim: 100 };
+/**
+ * SRGAN x4 at 64 px (16 px inputs), the sizes of the README's SRGAN measurements: 8 residual blocks of 32
+ * filters, batch 16 (the paper's 16 blocks of 64 are 4-5x the work per image).
+ */
+const SRGAN = { side: 64, params: { scale: 4, blocks: 8, base_filters: 32, batch_size: 16 } };
+/** pix2pix on 64 px pairs (a U-Net of 6 levels, the 70 px PatchGAN), at half the paper's width; batch 8. */
+const PIX2PIX = { side: 64, params: { base_filters: 32, n_layers: 3, batch_size: 8 } };
+
+function dcganRow(net: {
   dataset: string;
   size: number;
   channels: 1 | 3;
   steps: number;
-  /** Untimed steps: Gantry's before its first repeat, PyTorch's in each of its runs (one process each). */
-  warmup: { gantry: number; pytorch: number };
-}
-
-/** Gantry's trainer on wasm, warmed up; each call of `repeat()` times `net.steps` steps. */
-async function gantryDcgan(net: Net) {
-  const info = await initBackend('wasm');
-  const data = await loadBuiltinSplit(net.dataset, 'train');
-  const job: TrialJob = {
-    v: 2,
-    sweepId: 'bench',
-    trialId: 'bench-t000',
-    index: 0,
+  warmup: TrainingRow['warmup'];
+}): TrainingRow {
+  const { batch_size, base_filters, latent_dim } = DCGAN;
+  return {
+    title: `DCGAN ${net.size}x${net.size}x${net.channels} (${net.dataset}), batch ${batch_size}, base_filters ${base_filters}, latent ${latent_dim}`,
     model: 'dcgan',
-    dataset: { name: net.dataset, version: '0123456789abcdef', image_size: net.size, channels: net.channels },
-    seed: 1,
-    steps: 1_000_000,
-    checkpointEvery: 1_000_000,
-    params: {
-      lr_g: 2e-4,
-      lr_d: 2e-4,
-      beta1: 0.5,
-      beta2: 0.999,
-      batch_size: BATCH,
-      latent_dim: LATENT,
-      base_filters: FILTERS,
-    },
-  };
-  const trainer = familyOf(job.model).createTrainer(job, data);
-  for (let i = 0; i < net.warmup.gantry; i++) trainer.trainStep();
-  return {
-    ...info,
-    flopsPerStep: trainer.flopsPerStep(),
-    repeat(): { imgPerSec: number; gflops: number } {
-      const t0 = performance.now();
-      for (let i = 0; i < net.steps; i++) trainer.trainStep();
-      const s = (performance.now() - t0) / 1000;
-      return { imgPerSec: (net.steps * BATCH) / s, gflops: (net.steps * trainer.flopsPerStep()) / s / 1e9 };
-    },
-    dispose: () => trainer.dispose(),
-  };
-}
-
-const PYTHON = '/usr/bin/python3';
-
-/** PyTorch's version, or why the PyTorch rows are skipped. */
-function pytorchVersion(): { version: string } | { skipped: string } {
-  const probe = spawnSync(PYTHON, ['-c', 'import torch; print(torch.__version__)'], { encoding: 'utf8' });
-  if (probe.status !== 0)
-    return { skipped: `PyTorch not available at ${PYTHON} (node scripts/setup.mjs --bench installs it)` };
-  return { version: probe.stdout.trim() };
-}
-
-/** One PyTorch run of `net.steps` timed steps (after its own warm-up), in images/s. */
-function pytorchRepeat(net: Net): number {
-  const opts = {
-    batch: BATCH,
-    latent: LATENT,
-    filters: FILTERS,
-    size: net.size,
-    channels: net.channels,
-    steps: net.steps,
-    warmup: net.warmup.pytorch,
-    threads: 1,
-  };
-  const argv = Object.entries(opts).flatMap(([k, v]) => [`--${k}`, String(v)]);
-  const res = spawnSync(PYTHON, [join(here, 'dcgan_pytorch.py'), ...argv], { encoding: 'utf8' });
-  if (res.status !== 0) throw new Error(`PyTorch run failed: ${res.stderr.slice(-500)}`);
-  return (JSON.parse(res.stdout.trim().split('\n').at(-1)!) as { images_per_sec: number }).images_per_sec;
-}
-
-/**
- * Gantry against PyTorch on one network, repeats alternating between the two so that load from elsewhere
- * on the machine hits both alike. PyTorch's GFLOP/s counts the same operations per step as Gantry's.
- */
-async function compareDcgan(net: Net, pt: ReturnType<typeof pytorchVersion>) {
-  const shape = `${net.size}x${net.size}x${net.channels}`;
-  say(
-    `bench: DCGAN ${shape} (${net.dataset}), batch ${BATCH}, base_filters ${FILTERS}, latent ${LATENT}; ${REPEATS} repeats of ${net.steps} steps`,
-  );
-  const g = await gantryDcgan(net);
-  const gRuns: { imgPerSec: number; gflops: number }[] = [];
-  const ptRuns: number[] = [];
-  for (let r = 0; r < REPEATS; r++) {
-    gRuns.push(g.repeat());
-    if ('version' in pt) ptRuns.push(pytorchRepeat(net));
-  }
-  g.dispose();
-  const gImg = gRuns.map((x) => x.imgPerSec);
-  const gMed = median(gImg);
-  const gflopsMed = median(gRuns.map((x) => x.gflops));
-  const flopsPerImage = g.flopsPerStep / BATCH;
-  say(
-    `gantry  (${g.backend}, ${g.device}, 1 thread): ${gMed.toFixed(1)} img/s  ${gflopsMed.toFixed(1)} GFLOP/s   ${list(gImg)}`,
-  );
-  let ratio: number | null = null;
-  let ptMed: number | null = null;
-  if ('skipped' in pt) {
-    say(`pytorch: skipped: ${pt.skipped}`);
-  } else {
-    ptMed = median(ptRuns);
-    ratio = gMed / ptMed;
-    const perRepeat = gImg.map((x, i) => x / ptRuns[i]!);
-    say(
-      `pytorch (${pt.version}, CPU, 1 thread):      ${ptMed.toFixed(1)} img/s  ${((ptMed * flopsPerImage) / 1e9).toFixed(1)} GFLOP/s   ${list(ptRuns)}`,
-    );
-    say(
-      `ratio gantry/pytorch per core: ${ratio.toFixed(2)}x (medians); per repeat ${perRepeat.map((x) => x.toFixed(2)).join(', ')}, median ${median(perRepeat).toFixed(2)}x`,
-    );
-  }
-  return {
     dataset: net.dataset,
     image: { size: net.size, channels: net.channels },
-    batch: BATCH,
-    base_filters: FILTERS,
-    latent_dim: LATENT,
-    steps_per_repeat: net.steps,
-    gflop_per_step: g.flopsPerStep / 1e9,
-    gantry_img_s: gMed,
-    gantry_gflops: gflopsMed,
-    pytorch_img_s: ptMed,
-    pytorch_gflops: ptMed === null ? null : (ptMed * flopsPerImage) / 1e9,
-    ratio,
-    repeats: {
-      gantry_img_s: gImg,
-      gantry_gflops: gRuns.map((x) => x.gflops),
-      pytorch_img_s: 'skipped' in pt ? null : ptRuns,
+    params: DCGAN,
+    steps: net.steps,
+    warmup: net.warmup,
+    pytorch: {
+      script: 'dcgan_pytorch.py',
+      args: { latent: latent_dim, filters: base_filters, size: net.size, channels: net.channels },
     },
-    backend: g.device,
-    pytorch: 'skipped' in pt ? null : pt.version,
+  };
+}
+
+/** SRGAN's stage 0 (G alone on the MSE) or stage 1 (adversarial), each trained from scratch. */
+function srganRow(phase: 'pretrain' | 'adversarial', steps: number): TrainingRow {
+  const { side, params: p } = SRGAN;
+  const stages: StageSpec[] = (['pretrain', 'adversarial'] as const).map((ph) => ({
+    phase: ph,
+    fade_steps: 0,
+    stable_steps: 100_000,
+    batch_size: p.batch_size,
+  }));
+  return {
+    title: `SRGAN x${p.scale} ${side / p.scale}->${side}x3 (emoji), ${phase === 'pretrain' ? 'pretrain stage (G alone)' : 'adversarial stage'}, batch ${p.batch_size}, blocks ${p.blocks}, base_filters ${p.base_filters}`,
+    model: 'srgan',
+    dataset: 'emoji',
+    image: { size: side, channels: 3 },
+    params: p,
+    stage: jobStage(stages, phase === 'pretrain' ? 0 : 1, p),
+    steps,
+    warmup: { gantry: 1, pytorch: 1 },
+    pytorch: {
+      script: 'srgan_pytorch.py',
+      args: {
+        stage: phase,
+        size: side,
+        scale: p.scale,
+        channels: 3,
+        blocks: p.blocks,
+        filters: p.base_filters,
+        'adv-weight': MODEL_PARAMS.srgan.adv_weight!.default,
+      },
+    },
+  };
+}
+
+function pix2pixRow(steps: number): TrainingRow {
+  const { side, params: p } = PIX2PIX;
+  // The family's defaults, passed to PyTorch too.
+  const defaults = {
+    dropout: MODEL_PARAMS.pix2pix.dropout!.default,
+    l1_weight: MODEL_PARAMS.pix2pix.l1_weight!.default,
+  };
+  return {
+    title: `pix2pix ${side}x${side}x3 (emoji-google2twitter), batch ${p.batch_size}, base_filters ${p.base_filters}, n_layers ${p.n_layers}`,
+    model: 'pix2pix',
+    dataset: 'emoji-google2twitter',
+    image: { size: side, channels: 3 },
+    params: { ...p, ...defaults },
+    steps,
+    warmup: { gantry: 1, pytorch: 1 },
+    pytorch: {
+      script: 'pix2pix_pytorch.py',
+      args: {
+        size: side,
+        channels: 3,
+        filters: p.base_filters,
+        'n-layers': p.n_layers,
+        dropout: defaults.dropout,
+        'l1-weight': defaults.l1_weight,
+      },
+    },
   };
 }
 
@@ -252,30 +220,36 @@ async function sweepSeconds(
 }
 
 const pt = pytorchVersion();
+const compare = (row: TrainingRow) => compareTraining(row, { pt, repeats: REPEATS, say });
 const dcgan28 = args['skip-28']
   ? null
-  : await compareDcgan(
-      {
+  : await compare(
+      dcganRow({
         dataset: 'fashion-mnist',
         size: 28,
         channels: 1,
         steps: count('steps'),
         warmup: { gantry: 2, pytorch: 3 },
-      },
-      pt,
+      }),
     );
 const dcgan64 = args['skip-64']
   ? null
-  : await compareDcgan(
-      {
+  : await compare(
+      dcganRow({
         dataset: 'emoji',
         size: 64,
         channels: 3,
         steps: count('steps-64'),
         warmup: { gantry: 1, pytorch: 1 },
-      },
-      pt,
+      }),
     );
+const srganAdversarial = args['skip-srgan']
+  ? null
+  : await compare(srganRow('adversarial', count('steps-srgan')));
+const srganPretrain = args['skip-srgan']
+  ? null
+  : await compare(srganRow('pretrain', count('steps-srgan-pretrain')));
+const pix2pix = args['skip-pix2pix'] ? null : await compare(pix2pixRow(count('steps-pix2pix')));
 const push = args['skip-push'] ? null : await benchPush(REPEATS, say);
 
 let sweep: {
@@ -328,6 +302,9 @@ const results = {
   machine: { cores: availableParallelism(), node: process.version },
   dcgan_28: dcgan28,
   dcgan_64: dcgan64,
+  srgan_adversarial: srganAdversarial,
+  srgan_pretrain: srganPretrain,
+  pix2pix,
   push,
   sweep,
 };
