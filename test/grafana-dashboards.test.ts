@@ -290,6 +290,11 @@ describe('Grafana provisioning and dashboards (static)', () => {
       'gantry_trial_stage',
       'gantry_trial_resolution',
       'gantry_trial_alpha',
+      // srgan and pix2pix: PSNR and SSIM (with bicubic's), L1 to B.
+      'gantry_trial_psnr',
+      'gantry_trial_psnr_bicubic',
+      'gantry_trial_ssim',
+      'gantry_trial_l1',
     ])
       expect(exprs('trial-detail.json')).toContain(m);
   });
@@ -420,11 +425,12 @@ describe('Grafana dashboards against a real Prometheus and worker', () => {
   let prom: LocalPrometheus | undefined;
   let dataDir: string | undefined;
   let sweep: string | undefined;
+  let srSweep: string | undefined;
 
   afterAll(async () => {
     // A trial left running (the test failed before cancelling it) would otherwise be checkpointed and
     // handed back to the queue on close.
-    if (sweep) await stack?.coordinator?.scheduler.cancel(sweep).catch(() => {});
+    for (const id of [sweep, srSweep]) if (id) await stack?.coordinator?.scheduler.cancel(id).catch(() => {});
     await prom?.close();
     await stack?.close();
     if (dataDir) await rm(dataDir, { recursive: true, force: true });
@@ -434,7 +440,8 @@ describe('Grafana dashboards against a real Prometheus and worker', () => {
     if (prometheusBin === undefined) return skip('prometheus is not installed (apt-get install prometheus)');
     dataDir = await mkdtemp(join(tmpdir(), 'gantry-dash-stack-'));
     stack = new LocalStack({
-      workers: 1,
+      // One for the progan trial, one for the srgan trial whose image-task series the panels also show.
+      workers: 2,
       persist: false,
       dataDir,
       env: testEnv({ GANTRY_PORT: '0' }),
@@ -443,7 +450,7 @@ describe('Grafana dashboards against a real Prometheus and worker', () => {
     });
     await stack.start();
     const coordinator = stack.coordinator!;
-    await waitFor('the worker to register', async () => (await coordinator.workers())[0], 60_000);
+    await waitFor('the workers to register', async () => (await coordinator.workers())[1], 60_000);
 
     const res = await fetch(`${stack.apiUrl}/v1/sweeps`, {
       method: 'POST',
@@ -467,6 +474,26 @@ describe('Grafana dashboards against a real Prometheus and worker', () => {
     expect(res.status, JSON.stringify(created)).toBe(201);
     sweep = created.id;
     const trial = created.trialIds[0]!;
+    // An srgan trial reports the image-task scores (PSNR, SSIM, bicubic's, L1, class accuracy).
+    const sr = await fetch(`${stack.apiUrl}/v1/sweeps`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        name: 'dashboards-sr',
+        model: 'srgan',
+        dataset: 'mnist',
+        metric: { name: 'psnr', goal: 'maximize' },
+        budget: { trials: 1, parallel: 1 },
+        checkpoint: { every_steps: 20 },
+        health: { eval_every_steps: 20, eval_samples: 64 },
+        parameters: { base_filters: { value: 8 }, blocks: { value: 1 }, batch_size: { value: 8 } },
+        stages: [{ phase: 'pretrain', steps: 100_000 }],
+      }),
+    });
+    const srCreated = (await sr.json()) as { id: string; trialIds: string[] };
+    expect(sr.status, JSON.stringify(srCreated)).toBe(201);
+    srSweep = srCreated.id;
+    const srVars = { sweep: srCreated.id, trial: srCreated.trialIds[0]! };
 
     const config = testPrometheusConfig(
       await readFile(join(prometheusDir, 'prometheus.yml'), 'utf8'),
@@ -516,7 +543,9 @@ describe('Grafana dashboards against a real Prometheus and worker', () => {
     const check = async (): Promise<string[]> => {
       const failed: string[] = [];
       for (const q of allQueries) {
-        const v = await vectorOf(substitute(q.expr, vars));
+        let v = await vectorOf(substitute(q.expr, vars));
+        // The image-task panels' series come from the srgan trial.
+        if (typeof v !== 'string' && v.length === 0) v = await vectorOf(substitute(q.expr, srVars));
         if (typeof v === 'string' || v.length === 0)
           failed.push(
             `${q.dashboard} "${q.panel}" ${q.refId}: ${typeof v === 'string' ? v : 'no series'}: ${q.expr}`,
@@ -585,10 +614,12 @@ describe('Grafana dashboards against a real Prometheus and worker', () => {
     expect([atStep.status, atStep.type, atStep.step]).toEqual([200, 'image/png', latest.step]);
 
     await coordinator.scheduler.cancel(created.id);
+    await coordinator.scheduler.cancel(srCreated.id);
     sweep = undefined;
+    srSweep = undefined;
     await waitFor(
-      'the worker to be idle',
-      async () => ((await coordinator.workers())[0]?.busyTrials.length === 0 ? true : undefined),
+      'the workers to be idle',
+      async () => ((await coordinator.workers()).every((w) => w.busyTrials.length === 0) ? true : undefined),
       30_000,
     );
   }, 150_000);

@@ -79,6 +79,22 @@ export class WorkerMetrics {
     'gantry_trial_cond_accuracy',
     'cGAN: classifier accuracy on the conditioned class (last evaluation)',
   );
+  /** The image-conditioned families' scores on the held-out split (last evaluation). */
+  readonly imageScores = {
+    psnr: this.trialGauge('gantry_trial_psnr', 'srgan, pix2pix: PSNR of the outputs against the targets, dB'),
+    ssim: this.trialGauge('gantry_trial_ssim', 'srgan, pix2pix: SSIM of the outputs against the targets'),
+    psnr_bicubic: this.trialGauge('gantry_trial_psnr_bicubic', 'srgan: PSNR of bicubic upsampling, dB'),
+    ssim_bicubic: this.trialGauge('gantry_trial_ssim_bicubic', 'srgan: SSIM of bicubic upsampling'),
+    l1: this.trialGauge('gantry_trial_l1', 'pix2pix: mean |G(A) - B| on the [-1, 1] scale'),
+    class_accuracy: this.trialGauge(
+      'gantry_trial_class_accuracy',
+      "pix2pix: the set's classifier's accuracy on G(A)",
+    ),
+    class_accuracy_real: this.trialGauge(
+      'gantry_trial_class_accuracy_real',
+      "pix2pix: the set's classifier's accuracy on B",
+    ),
+  } as const;
   readonly stage = this.trialGauge(
     'gantry_trial_stage',
     'Staged models (progan): the stage being trained, 0-based',
@@ -175,6 +191,10 @@ export class WorkerMetrics {
     if (q.class_kl !== undefined) this.classKl.set(l, q.class_kl);
     this.diversity.set(l, q.diversity_ratio);
     if (q.cond_accuracy !== undefined) this.condAccuracy.set(l, q.cond_accuracy);
+    for (const [name, gauge] of Object.entries(this.imageScores)) {
+      const v = q[name as keyof typeof this.imageScores];
+      if (v !== undefined) gauge.set(l, v);
+    }
     this.evalStep.set(l, q.step);
   }
 
