@@ -96,3 +96,38 @@ describe('fitDataset', () => {
     expect(fitDataset(progan(32, 'fashion-mnist'), fm).warnings).toEqual([]);
   });
 });
+
+describe('fitDataset for the image-conditioned families', () => {
+  const srgan = (over: Record<string, unknown> = {}) =>
+    compileSweepSpec({
+      name: 's',
+      model: 'srgan',
+      dataset: 'faces',
+      budget: { trials: 1 },
+      stages: [{ phase: 'pretrain', steps: 10 }],
+      ...over,
+    });
+  const pix2pix = (over: Record<string, unknown> = {}) =>
+    spec({ model: 'pix2pix', metric: { name: 'l1', goal: 'minimize' }, ...over });
+
+  it('takes srgan at its high-resolution sides (no progressive canvas), on any unpaired set', () => {
+    expect(fitDataset(srgan(), manifest()).issues).toEqual([]);
+    const odd = fitDataset(srgan(), manifest({ image: { height: 48, width: 48, channels: 3 } }));
+    expect(paths(odd)).toEqual(['dataset']);
+    expect(odd.issues[0]!.message).toMatch(/srgan trains at 16, 28, 32, 56, 64/);
+    expect(paths(fitDataset(srgan(), manifest({ paired: true })))).toEqual(['dataset']);
+  });
+
+  it('needs a paired set for pix2pix; the paired built-ins are scored by the classifier of their B side', () => {
+    expect(paths(fitDataset(pix2pix(), manifest()))).toEqual(['dataset']);
+    expect(fitDataset(pix2pix(), manifest({ paired: true })).issues).toEqual([]);
+    const pair = manifest({ name: 'emoji-google2twitter', paired: true, classes: [] });
+    expect(fitDataset(pix2pix({ dataset: 'emoji-google2twitter' }), pair).warnings).toEqual([]);
+    // class_accuracy needs classes.
+    const accuracy = pix2pix({
+      dataset: 'emoji-google2twitter',
+      metric: { name: 'class_accuracy', goal: 'maximize' },
+    });
+    expect(paths(fitDataset(accuracy, pair))).toEqual(['metric.name']);
+  });
+});

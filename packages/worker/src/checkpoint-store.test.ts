@@ -61,6 +61,15 @@ describe('CheckpointStore', () => {
     // With health restarts and learning-rate multipliers, which a resumed trial must keep.
     const restarted = { ...state(130, 2), health: { restarts: 2, lrScale: { g: 10, d: 0.025 } } };
     expect(await checkpoints.read(await checkpoints.write(restarted, 'worker-a'))).toEqual(restarted);
+    // With a stage, G's moving average and running batch-norm statistics (progan; srgan and pix2pix).
+    const rng = new Rng(3);
+    const extras = {
+      ...state(140, 3),
+      stage: 1,
+      ema: [array(rng, 'g_ema/fc/w', [4, 6])],
+      stats: [array(rng, 'g_bn/bn0/mean', [6]), array(rng, 'g_bn/bn0/var', [6])],
+    };
+    expect(await checkpoints.read(await checkpoints.write(extras, 'worker-a'))).toEqual(extras);
   });
 
   it('writes the objects under checkpoints/<step>/<writer>/ and the manifest after all of them', async () => {

@@ -165,6 +165,22 @@ describe('HealthMonitor', () => {
     expect(m.observeEval(100, { ...good, class_coverage: 0 })[0]?.detector).toBe('mode_collapse');
   });
 
+  it("widens the divergence bound by a family's own loss terms, and skips d_dominance while no D trains", () => {
+    const cfg = config({ d_dominance: { ...DEFAULT_HEALTH.d_dominance, window_steps: 5 } });
+    // pix2pix at l1_weight 100: a G loss of 120 is its L1 term at work, not divergence; 300 is past both.
+    const p2p = new HealthMonitor(cfg, { lossBound: 200 });
+    expect(p2p.observeStep(healthy(1, { g_loss: 120 }))).toEqual([]);
+    expect(p2p.observeStep(healthy(2, { g_loss: 300 }))[0]).toMatchObject({
+      detector: 'divergence',
+      reason: expect.stringMatching(/g_loss 300.* exceeds 250/),
+    });
+    expect(new HealthMonitor(cfg).observeStep(healthy(1, { g_loss: 120 }))[0]?.detector).toBe('divergence');
+    // srgan's pretraining reports D scores of 0 (no D is trained): never a dominance.
+    const pre = new HealthMonitor(cfg, { judgesD: false });
+    for (let step = 1; step <= 40; step++)
+      expect(pre.observeStep(healthy(step, { d_real: 0, d_fake: 0, d_loss: 0 }))).toEqual([]);
+  });
+
   it('judges mode collapse against a reference: real images at a low-resolution stage', () => {
     // Real Fashion-MNIST box-filtered to 4x4 scores about like this against the full-resolution data.
     const reference: QualityScores = { fld: 305, class_coverage: 0.5, class_kl: 0.9, diversity_ratio: 0.48 };
