@@ -6,7 +6,7 @@
  *
  *   tsx scripts/measure-image-families.ts srgan [--set emoji] [--pretrain 1500] [--adversarial 1000]
  *   tsx scripts/measure-image-families.ts pix2pix [--set emoji-google2twitter] [--steps 1500]
- *       [--blocks 8 --filters 32 --batch 16 --samples 500 --out /tmp/gantry-measure]
+ *       [--blocks 8 --filters 32 --batch 16 --lr-pretrain 1e-4 --samples 500 --out /tmp/gantry-measure]
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -37,6 +37,7 @@ const { values: a, positionals } = parseArgs({
     blocks: { type: 'string', default: '8' },
     filters: { type: 'string', default: '32' },
     batch: { type: 'string', default: '16' },
+    'lr-pretrain': { type: 'string' },
     samples: { type: 'string', default: '500' },
     out: { type: 'string', default: '/tmp/gantry-measure' },
   },
@@ -59,6 +60,7 @@ const params: Record<string, number> = {
   batch_size: Number(a.batch),
 };
 if (model === 'srgan') params.blocks = Number(a.blocks);
+if (a['lr-pretrain']) params.lr_pretrain = Number(a['lr-pretrain']);
 const stages: StageSpec[] = [
   { phase: 'pretrain', fade_steps: 0, stable_steps: Number(a.pretrain), batch_size: Number(a.batch) },
   { phase: 'adversarial', fade_steps: 0, stable_steps: Number(a.adversarial), batch_size: Number(a.batch) },

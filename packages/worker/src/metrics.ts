@@ -97,7 +97,7 @@ export class WorkerMetrics {
   } as const;
   readonly stage = this.trialGauge(
     'gantry_trial_stage',
-    'Staged models (progan): the stage being trained, 0-based',
+    'Staged models (progan, srgan): the stage being trained, 0-based',
   );
   readonly resolution = this.trialGauge(
     'gantry_trial_resolution',

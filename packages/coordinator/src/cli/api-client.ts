@@ -165,8 +165,8 @@ export interface TrialRow {
   quality?: { step: number; fld: number; class_coverage: number };
   /** Restarts and the newest health detection. */
   health?: { restarts: number; last?: { detector: string; step: number; action: string; reason: string } };
-  /** Staged models (progan). */
-  stage?: { index: number; count: number; resolution: number; alpha: number; done: number };
+  /** Staged models: progan's stages have a resolution, srgan's a phase. */
+  stage?: { index: number; count: number; resolution?: number; phase?: string; alpha: number; done: number };
 }
 
 export interface SweepDetail {

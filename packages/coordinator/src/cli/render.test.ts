@@ -60,4 +60,12 @@ describe('trialLine', () => {
     );
     expect(trialLine(row())).not.toMatch(/stage/);
   });
+
+  it("names an srgan trial's stage by its phase", () => {
+    const stage = { index: 1, count: 2, phase: 'adversarial', alpha: 1, done: 1 };
+    expect(trialLine(row({ stage }))).toMatch(/stage 2\/2 adversarial D /);
+    expect(trialLine(row({ state: 'queued', stage: { ...stage, index: 0, phase: 'pretrain' } }))).toMatch(
+      /stage 1\/2 pretrain done D /,
+    );
+  });
 });
