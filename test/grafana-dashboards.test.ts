@@ -529,7 +529,7 @@ describe('Grafana dashboards against a real Prometheus and worker', () => {
       const up = await vectorOf('up == 1');
       return typeof up === 'string' ? up : up.map((s) => `${s.metric.job}/${s.metric.worker ?? ''}`).sort();
     };
-    const expected = ['gantry-coordinator/', 'gantry-workers/worker-1'];
+    const expected = ['gantry-coordinator/', 'gantry-workers/worker-1', 'gantry-workers/worker-2'];
     await waitFor(
       'both scrape jobs to be up',
       async () => (JSON.stringify(await upTargets()) === JSON.stringify(expected) ? true : undefined),
@@ -538,7 +538,14 @@ describe('Grafana dashboards against a real Prometheus and worker', () => {
     expect(await upTargets()).toEqual(expected);
     expect(await vectorOf('gantry_worker_info{exported_worker!=""}')).toEqual([]);
 
-    // Quality series appear after the first evaluation: poll every panel until all return series.
+    // Quality series appear after the first evaluation of each trial (the srgan one starts second, on a
+    // loaded machine well after the first): wait for both, then poll every panel until all return series.
+    for (const id of [trial, srVars.trial])
+      await waitFor(
+        `trial ${id}'s first evaluation`,
+        async () => (await coordinator.store.trial(id))?.quality,
+        120_000,
+      );
     const vars = { sweep: created.id, trial };
     const check = async (): Promise<string[]> => {
       const failed: string[] = [];
@@ -622,5 +629,5 @@ describe('Grafana dashboards against a real Prometheus and worker', () => {
       async () => ((await coordinator.workers()).every((w) => w.busyTrials.length === 0) ? true : undefined),
       30_000,
     );
-  }, 150_000);
+  }, 270_000);
 });

@@ -6,10 +6,10 @@ import { fakeDataset } from '../testing/fake-dataset.ts';
 import { familyOf } from './registry.ts';
 
 /**
- * Steps between memory samples: 100, and 30 for the image-conditioned families, whose steps cost 10x more
- * on a CPU (their 600 steps give the same 20 samples).
+ * Steps between memory samples: 100, and 20 for the image-conditioned families, whose steps cost 10x more
+ * on a CPU (their 400 steps give the same 20 samples).
  */
-const sampleEvery = (model: ModelName) => (model === 'srgan' || model === 'pix2pix' ? 30 : 100);
+const sampleEvery = (model: ModelName) => (model === 'srgan' || model === 'pix2pix' ? 20 : 100);
 const stepsOf = (model: ModelName) => 20 * sampleEvery(model);
 /** Live JS heap after a full GC: a leak of one small object per step would exceed this. */
 const HEAP_GROWTH_LIMIT_MB = 5;
