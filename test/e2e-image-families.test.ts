@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,11 +11,11 @@ import {
   stopWorker,
   type WorkerProcess,
 } from '../packages/coordinator/src/local-stack/index.ts';
+import { runGantry } from './support/cli.ts';
 import { pngImage } from './support/image-sets.ts';
 import { testEnv } from './support/infra.ts';
 import { waitFor, waitForSweepEnd } from './support/wait-for.ts';
 
-const BIN = join(import.meta.dirname, '../packages/coordinator/bin/gantry.mjs');
 const env = testEnv({ GANTRY_LOCK_MS: '4000' });
 const config = loadConfig(env);
 let coordinator: Coordinator;
@@ -37,20 +37,7 @@ afterAll(async () => {
 });
 
 /** `gantry <args>` against this test's coordinator. */
-function gantry(args: string[]): Promise<{ code: number | null; out: string; err: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [BIN, ...args], { env: { ...env, GANTRY_API_URL: apiUrl } });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d: Buffer) => {
-      out += d;
-    });
-    child.stderr.on('data', (d: Buffer) => {
-      err += d;
-    });
-    child.on('close', (code) => resolve({ code, out, err }));
-  });
-}
+const gantry = (args: string[]) => runGantry({ ...env, GANTRY_API_URL: apiUrl }, args);
 
 const size = (png: Buffer) => {
   const p = PNG.sync.read(png);

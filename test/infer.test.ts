@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,11 +11,11 @@ import {
   stopWorker,
   type WorkerProcess,
 } from '../packages/coordinator/src/local-stack/index.ts';
+import { runGantry } from './support/cli.ts';
 import { labelledSet, pngImage, tarOf } from './support/image-sets.ts';
 import { testEnv } from './support/infra.ts';
 import { waitForSweepEnd } from './support/wait-for.ts';
 
-const BIN = join(import.meta.dirname, '../packages/coordinator/bin/gantry.mjs');
 /** The image body limit of this test's coordinator (GANTRY_INFER_MAX_BYTES). */
 const MAX_BYTES = 64 * 1024;
 
@@ -77,20 +77,7 @@ function infer(id: string, query = '', body?: { payload: Buffer | string; type: 
 const errorOf = (res: { json(): unknown }) =>
   (res.json() as { error: { code: string; message: string; issues?: { path: string }[] } }).error;
 
-function run(args: string[]): Promise<{ code: number | null; out: string; err: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [BIN, ...args], { env: { ...env, GANTRY_API_URL: apiUrl } });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d: Buffer) => {
-      out += d;
-    });
-    child.stderr.on('data', (d: Buffer) => {
-      err += d;
-    });
-    child.on('close', (code) => resolve({ code, out, err }));
-  });
-}
+const run = (args: string[]) => runGantry({ ...env, GANTRY_API_URL: apiUrl }, args);
 
 describe('inference from a trained trial', () => {
   it('draws count samples of the latest checkpoint as a grid PNG; the same seed draws the same samples', async () => {

@@ -67,3 +67,20 @@ export function expectSameGrads(a: Map<string, Float32Array>, b: Map<string, Flo
       );
   }
 }
+
+/**
+ * Expects the gradients of every (loss, variables) pair to be the same on `cpu` as on `wasm` (the project's
+ * kernels against tfjs' reference backend); leaves the backend on wasm.
+ */
+export function expectBackendsAgree(pairs: readonly [() => tf.Scalar, tf.Variable[]][]): void {
+  const on = (backend: 'wasm' | 'cpu') => {
+    tf.setBackend(backend);
+    return pairs.map(([f, vars]) => analyticGrads(f, vars));
+  };
+  const wasm = on('wasm');
+  const cpu = on('cpu');
+  tf.setBackend('wasm');
+  cpu.forEach((c, i) => {
+    expectSameGrads(c, wasm[i]!);
+  });
+}

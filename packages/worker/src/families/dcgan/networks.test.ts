@@ -4,6 +4,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../../backend.ts';
 import { discriminatorLoss, generatorLoss } from '../../losses.ts';
+import { analyticGrads, expectFiniteDifferences } from '../../testing/finite-differences.ts';
 import { buildDcgan, dcganFlopsPerImage, dcganLayout, type GanNetworks, type GanShape } from './networks.ts';
 
 const N = 4;
@@ -46,37 +47,6 @@ function withNetworks(): void {
 const dLoss = () => discriminatorLoss(nets.discriminate(real), nets.discriminate(fake));
 const gLoss = () => generatorLoss(nets.discriminate(nets.generate(z)));
 
-function lossValue(f: () => tf.Scalar): number {
-  return tf.tidy(() => f().dataSync()[0]!);
-}
-
-/** Analytic gradients of `f` w.r.t. every variable of `vars`, by variable name. */
-function analytic(f: () => tf.Scalar, vars: tf.Variable[]): Map<string, Float32Array> {
-  const { value, grads } = tf.variableGrads(f, vars);
-  const out = new Map(Object.entries(grads).map(([k, g]) => [k, Float32Array.from(g.dataSync())]));
-  tf.dispose([value, ...Object.values(grads)]);
-  return out;
-}
-
-/** f at entry `i` of `v` moved by -h, 0 and +h (float32 losses read as float64); restores `v`. */
-function probe(f: () => tf.Scalar, v: tf.Variable, i: number, h: number): [number, number, number] {
-  const base = Float32Array.from(v.dataSync());
-  const at = (delta: number) => {
-    const x = Float32Array.from(base);
-    x[i] = x[i]! + delta;
-    tf.tidy(() => v.assign(tf.tensor(x, v.shape)));
-    return lossValue(f);
-  };
-  const values: [number, number, number] = [at(-h), at(0), at(h)];
-  tf.tidy(() => v.assign(tf.tensor(base, v.shape)));
-  return values;
-}
-
-/** Indices of g sorted by decreasing |g|: large entries rise clear of float32 noise in a difference. */
-function byMagnitude(g: Float32Array): number[] {
-  return Array.from(g.keys()).sort((a, b) => Math.abs(g[b]!) - Math.abs(g[a]!));
-}
-
 interface Check {
   loss: 'D' | 'G';
   param: string;
@@ -106,7 +76,7 @@ function gradientsOn(backend: 'wasm' | 'cpu'): {
   g: Map<string, Float32Array>;
 } {
   tf.setBackend(backend);
-  return { d: analytic(dLoss, nets.d.vars), g: analytic(gLoss, nets.g.vars) };
+  return { d: analyticGrads(dLoss, nets.d.vars), g: analyticGrads(gLoss, nets.g.vars) };
 }
 
 describe('DCGAN networks', () => {
@@ -138,27 +108,8 @@ describe('DCGAN networks', () => {
         const g = (loss === 'D' ? grads.d : grads.g).get(param);
         expect(g, param).toBeDefined();
         const v = (loss === 'D' ? nets.d : nets.g).get(param.slice(2));
-        // The losses are piecewise smooth (ReLU, leaky ReLU): an entry whose forward and backward
-        // differences disagree has a kink within h, where no finite difference is a derivative. Skip
-        // those; check the two largest entries that are smooth at this scale.
-        let checked = 0;
-        const grad = g!;
-        for (const i of byMagnitude(grad).slice(0, 8)) {
-          const [down, mid, up] = probe(f, v, i, h);
-          const forward = (up - mid) / h;
-          const backward = (mid - down) / h;
-          const central = (up - down) / (2 * h);
-          // Rounding of the float32 losses (a few ulps of |loss|) divided by the step.
-          const noise = (1e-6 * Math.max(1, Math.abs(mid))) / h;
-          if (Math.abs(forward - backward) > 0.02 * Math.abs(central) + noise) continue;
-          const a = grad[i]!;
-          expect(
-            Math.abs(a - central),
-            `${loss} loss, ${param}[${i}]: analytic ${a} vs finite difference ${central}`,
-          ).toBeLessThanOrEqual(0.05 * Math.abs(central) + noise / 4);
-          if (++checked === 2) break;
-        }
-        expect(checked, `${param}: entries smooth enough to check`).toBeGreaterThan(0);
+        // Piecewise smooth losses (ReLU, leaky ReLU): entries with a kink within h are skipped.
+        expectFiniteDifferences(f, v, g!, `${loss} loss, ${param}`, { h });
       }
     });
   }
