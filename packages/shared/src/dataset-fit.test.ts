@@ -123,6 +123,26 @@ describe('fitDataset for the image-conditioned families', () => {
     expect(fitDataset(pix2pix(), manifest({ paired: true })).issues).toEqual([]);
     const pair = manifest({ name: 'emoji-google2twitter', paired: true, classes: [] });
     expect(fitDataset(pix2pix({ dataset: 'emoji-google2twitter' }), pair).warnings).toEqual([]);
+    // The PatchGAN's strided convs must leave patches of 4 px: at 16 px the default 3 is too many.
+    const small = manifest({ paired: true, image: { height: 16, width: 16, channels: 3 } });
+    const deep = fitDataset(pix2pix(), small);
+    expect(paths(deep)).toEqual(['parameters.n_layers']);
+    expect(deep.issues[0]!.message).toMatch(/3 is too many for 16x16 images: at most 2/);
+    expect(fitDataset(pix2pix({ parameters: { n_layers: { value: 2 } } }), small).issues).toEqual([]);
+    expect(
+      paths(
+        fitDataset(pix2pix({ parameters: { n_layers: { values: [3, 4, 5] } } }), manifest({ paired: true })),
+      ),
+    ).toEqual(['parameters.n_layers']);
+    // Scored on held-out examples: a set without any is refused unless evaluation is off.
+    const noTest = manifest({ paired: true, counts: { train: 100, test: 0 } });
+    expect(paths(fitDataset(pix2pix(), noTest))).toEqual(['dataset']);
+    expect(
+      fitDataset(
+        pix2pix({ metric: { name: 'g_loss', goal: 'minimize' }, health: { eval_every_steps: 0 } }),
+        noTest,
+      ).issues,
+    ).toEqual([]);
     // class_accuracy needs classes.
     const accuracy = pix2pix({
       dataset: 'emoji-google2twitter',

@@ -81,6 +81,19 @@ export function fitDataset(spec: SweepSpec, m: DatasetManifest): DatasetFit {
       message: `${size}x${size} images: ${spec.model} trains at ${family.imageSides.join(', ')} px; set dataset.image_size`,
     });
   }
+  for (const [name, max] of Object.entries((family as FamilySpec).paramLimits?.(size) ?? {})) {
+    const over = paramValues(spec, name).filter((v) => v > max);
+    if (over.length > 0)
+      issues.push({
+        path: `parameters.${name}`,
+        message: `${over.join(', ')} is too many for ${size}x${size} images: at most ${max} for ${spec.model}`,
+      });
+  }
+  if ((family as FamilySpec).input === 'image' && spec.health.eval_every_steps > 0 && m.counts.test === 0)
+    issues.push({
+      path: 'dataset',
+      message: `${label} has no held-out split: ${spec.model} is scored on held-out examples (push it with a test fraction, or set health.eval_every_steps to 0)`,
+    });
   // Every set gets a quality classifier for the images its trials see: the project's committed one where it
   // reads them, else one trained by the first trial that evaluates (on the classes, or on rotation
   // prediction for a set without classes) and kept beside the version. Class scores need classes.
@@ -108,4 +121,15 @@ export function fitDataset(spec: SweepSpec, m: DatasetManifest): DatasetFit {
     issues,
     warnings,
   };
+}
+
+/** Every value parameter `name` can take in the spec's trials: its values or range ends, else the default. */
+function paramValues(spec: SweepSpec, name: string): number[] {
+  const p = spec.parameters[name];
+  const listed = spec.configurations.flatMap((c) => (c[name] !== undefined ? [c[name]!] : []));
+  if (p?.kind === 'value') return [p.value, ...listed];
+  if (p?.kind === 'values') return [...p.values, ...listed];
+  if (p?.kind === 'distribution') return [p.min, p.max];
+  const fallback = FAMILIES[spec.model].params[name]?.default;
+  return listed.length > 0 ? listed : fallback === undefined ? [] : [fallback];
 }

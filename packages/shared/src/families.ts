@@ -25,6 +25,13 @@ export interface FamilySpec {
   /** What its quality evaluation reports, each a metric a sweep can rank by (with the losses). */
   qualityMetrics: readonly string[];
   /**
+   * What its generator takes: noise (it draws samples) or an image (it super-resolves or translates one,
+   * and is scored on the held-out split's examples).
+   */
+  input: 'noise' | 'image';
+  /** Upper bounds that the image side puts on parameters (pix2pix's PatchGAN depth), checked on submit. */
+  paramLimits?(side: number): Record<string, number>;
+  /**
    * Image sides its networks are built for; a staged family grows on a power-of-two canvas, so any side up
    * to its largest stage fits (28 is padded to 32).
    */
@@ -227,6 +234,7 @@ export const FAMILIES = {
     staged: false,
     imageSides: DCGAN_SIDES,
     qualityMetrics: GENERATIVE_METRICS,
+    input: 'noise',
     summary: 'DCGAN (Radford et al., 2016), non-saturating loss',
   },
   cgan: {
@@ -237,6 +245,7 @@ export const FAMILIES = {
     staged: false,
     imageSides: DCGAN_SIDES,
     qualityMetrics: GENERATIVE_METRICS,
+    input: 'noise',
     summary: 'conditional DCGAN with a projection discriminator (Miyato & Koyama, 2018)',
   },
   'wgan-gp': {
@@ -247,6 +256,7 @@ export const FAMILIES = {
     staged: false,
     imageSides: DCGAN_SIDES,
     qualityMetrics: GENERATIVE_METRICS,
+    input: 'noise',
     summary: 'WGAN with gradient penalty (Gulrajani et al., 2017)',
   },
   progan: {
@@ -257,6 +267,7 @@ export const FAMILIES = {
     staged: true,
     imageSides: [4, 8, 16, 28, 32, 64, 128, 256],
     qualityMetrics: GENERATIVE_METRICS,
+    input: 'noise',
     summary: 'progressive growing (Karras et al., 2018), stages as jobs',
   },
   srgan: {
@@ -269,6 +280,7 @@ export const FAMILIES = {
     // The high-resolution side; the input is side / scale (2 or 4) px.
     imageSides: [16, 28, 32, 56, 64, 112, 128, 224, 256],
     qualityMetrics: ['psnr', 'ssim', 'fld', 'psnr_bicubic', 'ssim_bicubic'],
+    input: 'image',
     summary: 'SRGAN super-resolution (Ledig et al., 2017): MSE pretraining, then adversarial, stages as jobs',
   },
   pix2pix: {
@@ -280,6 +292,10 @@ export const FAMILIES = {
     // A 28 px set is padded to 32 (the U-Net halves the side down to 1 px).
     imageSides: [16, 28, 32, 64, 128, 256],
     qualityMetrics: ['l1', 'psnr', 'ssim', 'fld', 'class_accuracy', 'class_accuracy_real'],
+    input: 'image',
+    // The U-Net runs on the side padded to a power of two; the PatchGAN's strided convs must leave patches
+    // of 4 px or more of it.
+    paramLimits: (side) => ({ n_layers: Math.ceil(Math.log2(side)) - 2 }),
     summary: 'pix2pix image-to-image translation (Isola et al., 2017) on a paired set',
   },
 } as const satisfies Record<string, FamilySpec>;

@@ -54,13 +54,15 @@ async function run(start: StartMessage): Promise<void> {
   const checkpoints = new CheckpointStore(store, job.sweepId, job.trialId);
   const info = await initBackend(start.backend, { wasmGemm: start.wasmGemm });
   const data = await readDatasetVersion(start.datasetDir, 'train', job.dataset);
-  // The held-out split, whole: what image-conditioned families are scored on and show in their grids.
+  // The held-out split, whole: what image-conditioned families are scored on and show in their grids
+  // (read here for them; for the others only if a quality classifier has to be trained).
   const whole = { ...job.dataset, subset_per_class: undefined };
-  const heldOut = await readDatasetVersion(start.datasetDir, 'test', whole);
+  const readHeldOut = () => readDatasetVersion(start.datasetDir, 'test', whole);
+  const heldOut = FAMILIES[job.model].input === 'image' ? await readHeldOut() : undefined;
   // Where a job becomes a training step: its family's trainer (families/).
   const trainer = familyOf(job.model).createTrainer(job, data, {
     faultNanAtStep: start.faultNanAtStep,
-    heldOut,
+    ...(heldOut ? { heldOut } : {}),
   });
   // A staged job trains its stage's steps only; the others the whole trial.
   const end = job.stage ? stageEnd(job.stage) : job.steps;
@@ -89,7 +91,7 @@ async function run(start: StartMessage): Promise<void> {
                 ? await readDatasetVersion(start.datasetDir, 'train', whole)
                 : data,
             ),
-            test: target(heldOut),
+            test: target(heldOut ?? (await readHeldOut())),
           }),
           say: (message) => void send({ type: 'note', message }).catch(() => {}),
         })
@@ -159,7 +161,7 @@ async function run(start: StartMessage): Promise<void> {
 
   const evaluate = (): TrialQuality | undefined => {
     if (!evaluator) return undefined;
-    if (hasImageTask(trainer))
+    if (hasImageTask(trainer) && heldOut)
       return { step: trainer.step, ...scoreImageTask(trainer, heldOut, evaluator, health.eval_samples) };
     return { step: trainer.step, ...evaluator.evaluate(trainer, health.eval_samples) };
   };

@@ -33,7 +33,7 @@ export function pix2pixCanvas(side: number): number {
  * BCE(D(A, G(A)), 1) + l1_weight |G(A) - B|, Adam for both. Images whose side is not a power of two are
  * padded to one with background (-1) around them and the outputs cropped back, so users see their size.
  * Dropout is drawn from the trial's Rng (so a resumed run repeats it exactly) and kept on at inference,
- * as in the paper, with masks from a seed of the trial's own: a translation is repeatable.
+ * as in the paper, with one set of masks from a seed of the trial's own: a translation is repeatable.
  */
 export class Pix2pixTrainer implements Trainer {
   readonly nets: Pix2pixNetworks;
@@ -186,12 +186,16 @@ export class Pix2pixTrainer implements Trainer {
     return readStepStats(out, this.stepCount);
   }
 
-  /** G(A) in inference mode: running statistics, dropout from the trial's inference seed. */
+  /**
+   * G(A) in inference mode: running statistics, and one set of dropout masks from the trial's inference
+   * seed for every image, so that an image's translation depends on the image alone (not on the others
+   * sent with it, or its place among them): evaluations, grids and `gantry infer` agree.
+   */
   translate(inputs: Float32Array, count: number): Float32Array {
-    const rng = new Rng((this.job.seed ^ 0x7e7e7e7e) >>> 0);
-    return mapBatches(inputs, count, this.inputShape, this.sampleShape, (x) =>
-      this.crop(this.nets.generate(this.pad(x), 'eval', this.masks(x.shape[0], rng))),
-    );
+    return mapBatches(inputs, count, this.inputShape, this.sampleShape, (x) => {
+      const masks = this.masks(1, new Rng((this.job.seed ^ 0x7e7e7e7e) >>> 0));
+      return this.crop(this.nets.generate(this.pad(x), 'eval', masks));
+    });
   }
 
   /** Grid tiles: per example A | G(A) | B, two examples to a row. */

@@ -264,7 +264,7 @@ export class SrganTrainer implements Trainer {
   /**
    * Resumes a checkpoint of this stage exactly, or starts the adversarial stage from the pretraining
    * stage's final checkpoint: both networks and G's statistics as they are, fresh optimizers at this
-   * stage's learning rates.
+   * stage's learning rates (times the multipliers of any health restart so far).
    * @throws Error for a checkpoint of another stage or step.
    */
   importState(state: TrainerState): void {
@@ -290,6 +290,8 @@ export class SrganTrainer implements Trainer {
     }
     this.rng.setState(state.rng);
     this.stepCount = state.step;
+    // Restarts and their rate multipliers go on across stages, as in progan: a trial a restart slowed down
+    // stays slowed down (the handover itself cannot tell a new stage from a rewind to its start).
     this.rates.set(state.health);
   }
 
