@@ -56,7 +56,7 @@ export function scoreImageTask(
   out.fld = generated.fld;
   out.diversity_ratio = generated.diversity_ratio;
   if (evaluator.knowsClasses && test.numClasses >= 2 && evaluator.manifest.numClasses === test.numClasses) {
-    const real = evaluator.describe(targets, n).predictions;
+    const real = realPredictions(evaluator, test, targets, n);
     let hits = 0;
     let realHits = 0;
     for (let i = 0; i < n; i++) {
@@ -67,4 +67,26 @@ export function scoreImageTask(
     out.class_accuracy_real = realHits / n;
   }
   return out;
+}
+
+/**
+ * The classifier's predictions of a split's first n targets: they never change, so they are computed once
+ * per evaluator and split rather than at every evaluation.
+ */
+const realCache = new WeakMap<QualityEvaluator, WeakMap<Dataset, Int32Array>>();
+
+function realPredictions(
+  evaluator: QualityEvaluator,
+  split: Dataset,
+  targets: Float32Array,
+  n: number,
+): Int32Array {
+  const bySplit = realCache.get(evaluator) ?? new WeakMap<Dataset, Int32Array>();
+  realCache.set(evaluator, bySplit);
+  let hit = bySplit.get(split);
+  if (!hit || hit.length !== n) {
+    hit = evaluator.describe(targets, n).predictions;
+    bySplit.set(split, hit);
+  }
+  return hit;
 }
