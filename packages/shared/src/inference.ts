@@ -1,5 +1,7 @@
 import { z } from 'zod';
+import type { PinnedDataset } from './dataset.ts';
 import type { WireError } from './errors.ts';
+import type { ModelName } from './families.ts';
 import { STAGE_PHASES, type StageSpec } from './models.ts';
 import type { ObjectStoreConfig } from './object-store.ts';
 import type { TrialJob } from './trial-job.ts';
@@ -82,13 +84,55 @@ export interface InferRunMessage {
   request: InferRequest;
 }
 
-export type InferParentMessage = InferInitMessage | InferRunMessage;
+/** A tensor as a network builds it or a checkpoint holds it: its full name and shape. */
+export interface TensorShape {
+  name: string;
+  shape: number[];
+}
+
+/** The tensors of both networks. */
+export interface NetShapes {
+  g: TensorShape[];
+  d: TensorShape[];
+}
+
+/**
+ * What the networks of a family look like for some parameter sets, and what a checkpoint holds (the shape
+ * check of a spec's `init_from`): the inference process builds each set's trainer (its first stage for a
+ * staged model), reads its tensors' shapes and disposes it, without training.
+ */
+export interface ShapesRequest {
+  model: ModelName;
+  dataset: PinnedDataset;
+  /** Each distinct parameter set, every model parameter resolved. */
+  params: Record<string, number>[];
+  /** Staged models: the spec's stages (the networks are those of the first). */
+  stages?: StageSpec[];
+  /** A committed checkpoint of trial `trialId` whose tensors to list as well (read and verified). */
+  checkpoint?: { sweepId: string; trialId: string; manifestKey: string };
+}
+
+/** The answer to a ShapesRequest: one entry per parameter set, in order, and the checkpoint's tensors. */
+export interface ShapesResult {
+  nets: NetShapes[];
+  /** `stage`: staged models' checkpoints say which stage their weights belong to. */
+  checkpoint?: NetShapes & { step: number; stage?: number };
+}
+
+export interface InferShapesMessage {
+  type: 'shapes';
+  id: number;
+  request: ShapesRequest;
+}
+
+export type InferParentMessage = InferInitMessage | InferRunMessage | InferShapesMessage;
 
 export type InferChildMessage =
   | { type: 'ready'; backend: string; device: string }
   /** The backend or store could not be set up: the process exits after sending it. */
   | { type: 'init-failed'; message: string }
   | { type: 'result'; id: number; result: InferResult }
+  | { type: 'shapes'; id: number; result: ShapesResult }
   | { type: 'error'; id: number; error: WireError };
 
 const stageSpecSchema = z.strictObject({

@@ -12,6 +12,7 @@ import {
   type InferInitMessage,
   type InferParentMessage,
   type InferRunMessage,
+  type InferShapesMessage,
   ObjectStore,
   parseInferRequest,
   toWireError,
@@ -20,11 +21,13 @@ import { initBackend } from './backend.ts';
 import { CheckpointStore } from './checkpoint-store.ts';
 import { familyOf } from './families/registry.ts';
 import { InferenceSession } from './inference.ts';
+import { answerShapes, type ShapesDeps } from './tensor-shapes.ts';
 
 /** Object-store reads of a request wait out a short outage only: the client is waiting. */
 const STORE_RETRY = { maxElapsedMs: 10_000, maxDelayMs: 2000 };
 
 let session: InferenceSession | undefined;
+let shapesDeps: ShapesDeps | undefined;
 
 function send(msg: InferChildMessage): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -37,15 +40,23 @@ async function init(m: InferInitMessage): Promise<void> {
   try {
     const store = new ObjectStore(m.store, { retry: STORE_RETRY });
     const info = await initBackend(m.backend, { wasmGemm: m.wasmGemm });
+    const readManifest: ShapesDeps['readManifest'] = async (d) =>
+      datasetManifestSchema.parse(
+        JSON.parse((await store.get(datasetKeys.manifest(d.name, d.version))).toString('utf8')),
+      );
+    // Where a trial becomes a generator: its family's trainer (families/), as in the trainer process.
+    const createTrainer: ShapesDeps['createTrainer'] = (job, data) =>
+      familyOf(job.model).createTrainer(job, data);
     session = new InferenceSession({
       readCheckpoint: (job, key) => new CheckpointStore(store, job.sweepId, job.trialId).read(key),
-      readManifest: async (d) =>
-        datasetManifestSchema.parse(
-          JSON.parse((await store.get(datasetKeys.manifest(d.name, d.version))).toString('utf8')),
-        ),
-      // Where a trial becomes a generator: its family's trainer (families/), as in the trainer process.
-      createTrainer: (job, data) => familyOf(job.model).createTrainer(job, data),
+      readManifest,
+      createTrainer,
     });
+    shapesDeps = {
+      readCheckpoint: (sweepId, trialId, key) => new CheckpointStore(store, sweepId, trialId).read(key),
+      readManifest,
+      createTrainer,
+    };
     await send({ type: 'ready', backend: info.backend, device: info.device });
   } catch (err) {
     await send({ type: 'init-failed', message: (err as Error).message }).catch(() => {});
@@ -65,10 +76,22 @@ async function infer(m: InferRunMessage): Promise<void> {
   }
 }
 
+/** The networks' shapes for `init_from`'s check; the session's trainer goes first (one per process). */
+async function shapes(m: InferShapesMessage): Promise<void> {
+  try {
+    if (!session || !shapesDeps) throw new Error('shapes request before init');
+    session.dispose();
+    const result = await answerShapes(m.request, shapesDeps);
+    await send({ type: 'shapes', id: m.id, result });
+  } catch (err) {
+    await send({ type: 'error', id: m.id, error: toWireError(err, 'INFERENCE_FAILED') });
+  }
+}
+
 // Messages are handled in order, one at a time.
 let chain: Promise<void> = Promise.resolve();
 process.on('message', (m: InferParentMessage) => {
-  chain = chain.then(() => (m.type === 'init' ? init(m) : infer(m)));
+  chain = chain.then(() => (m.type === 'init' ? init(m) : m.type === 'shapes' ? shapes(m) : infer(m)));
 });
 // The coordinator went away (or closed the channel): nothing left to answer.
 process.on('disconnect', () => process.exit(0));

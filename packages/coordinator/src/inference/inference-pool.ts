@@ -9,6 +9,8 @@ import {
   type InferRequest,
   type InferResult,
   type Logger,
+  type ShapesRequest,
+  type ShapesResult,
 } from '@gantry/shared';
 
 /**
@@ -23,6 +25,8 @@ export const DEFAULT_INFER_ENTRY = fileURLToPath(
 export interface Inference {
   /** @throws InferenceError (busy, timed out, failed) or the inference process' own error */
   run(req: InferRequest): Promise<InferResult>;
+  /** The tensors a family's networks have for some parameter sets, and a checkpoint's (init_from). */
+  shapes(req: ShapesRequest): Promise<ShapesResult>;
   close(): Promise<void>;
 }
 
@@ -49,10 +53,7 @@ const STOP_GRACE_MS = 5000;
 class InferenceProcess {
   private readonly proc: ChildProcess;
   private readonly ready: Promise<void>;
-  private readonly pending = new Map<
-    number,
-    { resolve: (r: InferResult) => void; reject: (e: Error) => void }
-  >();
+  private readonly pending = new Map<number, { resolve: (r: never) => void; reject: (e: Error) => void }>();
   readonly exited: Promise<void>;
   private alive = true;
   /** Killed or told to stop: takes no more requests, even before its exit is seen. */
@@ -89,7 +90,7 @@ class InferenceProcess {
       else {
         const p = this.pending.get(m.id);
         this.pending.delete(m.id);
-        if (m.type === 'result') p?.resolve(m.result);
+        if (m.type === 'result' || m.type === 'shapes') p?.resolve(m.result as never);
         else p?.reject(InferenceError.fromWire(m.error));
       }
     });
@@ -124,7 +125,17 @@ class InferenceProcess {
 
   /** Sends `req` once the process is ready; fails after `timeoutMs` (the process is then killed). */
   run(id: number, req: InferRequest, timeoutMs: number): Promise<InferResult> {
-    return new Promise<InferResult>((resolve, reject) => {
+    return this.ask({ type: 'infer', id, request: req }, timeoutMs);
+  }
+
+  /** Sends a shapes request once the process is ready; fails like `run`. */
+  shapes(id: number, req: ShapesRequest, timeoutMs: number): Promise<ShapesResult> {
+    return this.ask({ type: 'shapes', id, request: req }, timeoutMs);
+  }
+
+  private ask<T>(m: Extract<InferParentMessage, { id: number }>, timeoutMs: number): Promise<T> {
+    const { id } = m;
+    return new Promise<T>((resolve, reject) => {
       const timer = setTimeout(() => {
         if (!this.pending.delete(id)) return;
         reject(
@@ -143,7 +154,7 @@ class InferenceProcess {
         };
       this.pending.set(id, { resolve: settle(resolve), reject: settle(reject) });
       this.ready.then(
-        () => this.send({ type: 'infer', id, request: req }),
+        () => this.send(m),
         (err: Error) => {
           if (this.pending.delete(id)) settle(reject)(err);
         },
@@ -211,14 +222,31 @@ export class InferencePool implements Inference {
   }
 
   async run(req: InferRequest): Promise<InferResult> {
+    const log = this.opts.log.child({ trialId: req.job.trialId, step: req.checkpoint.step });
+    const started = Date.now();
+    const result = await this.withProcess(log, (proc, id) => proc.run(id, req, this.timeoutMs));
+    log.info({ ms: Date.now() - started, count: result.count }, 'inference');
+    return result;
+  }
+
+  async shapes(req: ShapesRequest): Promise<ShapesResult> {
+    const log = this.opts.log.child({ model: req.model, sets: req.params.length });
+    const started = Date.now();
+    const result = await this.withProcess(log, (proc, id) => proc.shapes(id, req, this.timeoutMs));
+    log.info({ ms: Date.now() - started }, 'network shapes');
+    return result;
+  }
+
+  /** Runs `ask` on a free process (started if need be), then hands the process on. */
+  private async withProcess<T>(
+    log: Logger,
+    ask: (proc: InferenceProcess, id: number) => Promise<T>,
+  ): Promise<T> {
     const slot = await this.acquire();
     const started = Date.now();
-    const log = this.opts.log.child({ trialId: req.job.trialId, step: req.checkpoint.step });
     try {
       if (!slot.proc?.usable) slot.proc = new InferenceProcess(this.entry, this.opts.init, this.opts.log);
-      const result = await slot.proc.run(this.nextId++, req, this.timeoutMs);
-      log.info({ ms: Date.now() - started, count: result.count }, 'inference');
-      return result;
+      return await ask(slot.proc, this.nextId++);
     } catch (err) {
       const e = err as InferenceError;
       if (e.status >= 500) log.warn({ code: e.code, err: e.message }, 'inference failed');
