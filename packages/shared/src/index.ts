@@ -3,6 +3,7 @@ export * from './config.ts';
 export * from './dataset.ts';
 export * from './dataset-fit.ts';
 export * from './dataset-shard.ts';
+export * from './diff-augment.ts';
 export * from './errors.ts';
 export * from './families.ts';
 export * from './health.ts';
