@@ -8,6 +8,7 @@ export * from './errors.ts';
 export * from './families.ts';
 export * from './health.ts';
 export * from './image-ops.ts';
+export * from './init-from.ts';
 export * from './inference.ts';
 export * from './keys.ts';
 export * from './limits.ts';

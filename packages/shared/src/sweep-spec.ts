@@ -4,6 +4,7 @@ import { type DatasetRef, datasetRefSchema } from './dataset.ts';
 import { type FieldIssue, PayloadTooLargeError, SpecValidationError } from './errors.ts';
 import { FAMILIES, type FamilySpec, MODEL_NAMES, MODEL_PARAMS, type ModelName } from './families.ts';
 import { type HealthConfig, healthSchema } from './health.ts';
+import { type InitFrom, initFromSchema } from './init-from.ts';
 import { LIMITS } from './limits.ts';
 import {
   checkParamValue,
@@ -72,6 +73,8 @@ export interface SweepSpec {
   /** `method: list` only: each trial's parameters (over `parameters` constants and model defaults). */
   configurations: Record<string, number>[];
   health: HealthConfig;
+  /** Warm start: every trial starts from another trial's checkpoint (README, "Warm start"). */
+  init_from?: InitFrom;
   /** Staged models only (progan by resolution, srgan by phase): the stages in order, each its own queue job. */
   stages?: StageSpec[];
 }
@@ -131,6 +134,7 @@ const rawSpecSchema = z.strictObject({
     .max(LIMITS.maxTrials, `at most ${LIMITS.maxTrials} configurations`)
     .optional(),
   health: healthSchema,
+  init_from: initFromSchema.optional(),
   // Progressive stages are {resolution, fade_steps, stable_steps, batch_size}, phase stages {phase, steps,
   // batch_size}: which keys a model takes is checked against it in checkStages.
   stages: z
@@ -395,6 +399,7 @@ export function compileSweepSpec(input: unknown): SweepSpec {
     parameters,
     configurations,
     health: raw.health,
+    ...(raw.init_from ? { init_from: raw.init_from } : {}),
     ...(stages ? { stages } : {}),
   };
 }

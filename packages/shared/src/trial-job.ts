@@ -3,6 +3,7 @@ import { pinnedDatasetSchema } from './dataset.ts';
 import { InvalidJobPayloadError } from './errors.ts';
 import { FAMILIES, MODEL_NAMES, MODEL_PARAMS, type ModelName } from './families.ts';
 import { type HealthConfig, healthSchema } from './health.ts';
+import { jobInitFromSchema } from './init-from.ts';
 import { trialId } from './keys.ts';
 import { LIMITS } from './limits.ts';
 import { checkParamValue, STAGE_PHASES, STAGE_RESOLUTIONS, type StageSpec } from './models.ts';
@@ -27,6 +28,8 @@ const trialJobSchema = z.strictObject({
   params: z.record(z.string(), z.number()),
   /** Health watching of the trial; absent in jobs from before it existed, which get the defaults. */
   health: healthSchema,
+  /** Warm start (the spec's init_from, resolved): taken by a trial without a checkpoint of its own. */
+  initFrom: jobInitFromSchema.optional(),
   /** Staged models: the one stage this job trains. */
   stage: z
     .strictObject({
