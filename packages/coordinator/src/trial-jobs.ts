@@ -28,6 +28,7 @@ export function trialJob(sweep: StoredSweep, t: TrialRecord, stage = 0): TrialJo
     params: t.params,
     // Sweeps stored before health settings existed run with the defaults.
     health: sweep.spec.health ?? DEFAULT_HEALTH,
+    ...(sweep.spec.augment ? { augment: sweep.spec.augment } : {}),
   };
   if (stages) job.stage = jobStage(stages, stage, t.params);
   return job;

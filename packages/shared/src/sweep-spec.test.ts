@@ -725,3 +725,59 @@ describe('stages by phase (srgan) and the image-conditioned families', () => {
     ).toEqual(['health.eval_every_steps']);
   });
 });
+
+describe('augment (DiffAugment)', () => {
+  it('fills the defaults: all three transforms at p = 1, or p = 0 with ADA and its defaults', () => {
+    expect(compileSweepSpec(base()).augment).toBeUndefined();
+    expect(compileSweepSpec({ ...base(), augment: {} }).augment).toEqual({
+      policy: ['color', 'translation', 'cutout'],
+      p: 1,
+    });
+    expect(compileSweepSpec({ ...base(), augment: { policy: ['cutout'], p: 0.3 } }).augment).toEqual({
+      policy: ['cutout'],
+      p: 0.3,
+    });
+    expect(compileSweepSpec({ ...base(), augment: { adaptive: {} } }).augment).toEqual({
+      policy: ['color', 'translation', 'cutout'],
+      p: 0,
+      adaptive: { target: 0.6, interval: 4, ramp_images: 50_000 },
+    });
+    const yaml = `${DESIGN_YAML}augment: {policy: [translation, color], p: 0.2, adaptive: {target: 0.5}}\n`;
+    expect(parseSweepSpec(yaml).augment).toEqual({
+      policy: ['translation', 'color'],
+      p: 0.2,
+      adaptive: { target: 0.5, interval: 4, ramp_images: 50_000 },
+    });
+  });
+
+  it('names an unknown transform, listing the known ones', () => {
+    const issues = issuesOf(() =>
+      compileSweepSpec({ ...base(), augment: { policy: ['translation', 'rotate'] } }),
+    );
+    expect(issues).toEqual([
+      { path: 'augment.policy.1', message: "unknown transform 'rotate' (color, translation, cutout)" },
+    ]);
+  });
+
+  it.each<[string, unknown, string[]]>([
+    ['p above 1', { p: 1.5 }, ['augment.p']],
+    ['p below 0', { p: -0.1 }, ['augment.p']],
+    ['p not a number', { p: 'high' }, ['augment.p']],
+    ['an empty policy', { policy: [] }, ['augment.policy']],
+    ['a policy that is not a list', { policy: 'cutout' }, ['augment.policy']],
+    ['a transform that is not a name', { policy: [3] }, ['augment.policy.0']],
+    ['a transform listed twice', { policy: ['cutout', 'color', 'cutout'] }, ['augment.policy.2']],
+    ['an unknown key', { prob: 0.5 }, ['augment.prob']],
+    ['a target of 1', { adaptive: { target: 1 } }, ['augment.adaptive.target']],
+    ['a target of 0', { adaptive: { target: 0 } }, ['augment.adaptive.target']],
+    ['interval 0', { adaptive: { interval: 0 } }, ['augment.adaptive.interval']],
+    ['a fractional ramp', { adaptive: { ramp_images: 10.5 } }, ['augment.adaptive.ramp_images']],
+    ['an unknown adaptive key', { adaptive: { speed: 2 } }, ['augment.adaptive.speed']],
+  ])('rejects %s naming the field', (_what, augment, paths) => {
+    expect(pathsOf(() => compileSweepSpec({ ...base(), augment }))).toEqual(paths);
+  });
+
+  it('rejects an augment block that is not a mapping', () => {
+    expect(pathsOf(() => compileSweepSpec({ ...base(), augment: [1] }))).toEqual(['augment']);
+  });
+});

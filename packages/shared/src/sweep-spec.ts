@@ -1,6 +1,7 @@
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { z } from 'zod';
 import { type DatasetRef, datasetRefSchema } from './dataset.ts';
+import { type AugmentConfig, augmentSchema } from './diff-augment.ts';
 import { type FieldIssue, PayloadTooLargeError, SpecValidationError } from './errors.ts';
 import { FAMILIES, type FamilySpec, MODEL_NAMES, MODEL_PARAMS, type ModelName } from './families.ts';
 import { type HealthConfig, healthSchema } from './health.ts';
@@ -75,6 +76,8 @@ export interface SweepSpec {
   health: HealthConfig;
   /** Warm start: every trial starts from another trial's checkpoint (README, "Warm start"). */
   init_from?: InitFrom;
+  /** DiffAugment in D's loss (README, "DiffAugment"); absent: none. */
+  augment?: AugmentConfig;
   /** Staged models only (progan by resolution, srgan by phase): the stages in order, each its own queue job. */
   stages?: StageSpec[];
 }
@@ -135,6 +138,7 @@ const rawSpecSchema = z.strictObject({
     .optional(),
   health: healthSchema,
   init_from: initFromSchema.optional(),
+  augment: augmentSchema.optional(),
   // Progressive stages are {resolution, fade_steps, stable_steps, batch_size}, phase stages {phase, steps,
   // batch_size}: which keys a model takes is checked against it in checkStages.
   stages: z
@@ -400,6 +404,7 @@ export function compileSweepSpec(input: unknown): SweepSpec {
     configurations,
     health: raw.health,
     ...(raw.init_from ? { init_from: raw.init_from } : {}),
+    ...(raw.augment ? { augment: raw.augment } : {}),
     ...(stages ? { stages } : {}),
   };
 }

@@ -177,3 +177,25 @@ describe('staged jobs', () => {
     ]);
   });
 });
+
+describe('augment in the job', () => {
+  const augment = {
+    policy: ['color', 'translation', 'cutout'],
+    p: 0,
+    adaptive: { target: 0.6, interval: 4, ramp_images: 50_000 },
+  };
+
+  it('carries a compiled augment block unchanged, and a payload without one has none', () => {
+    expect(parseTrialJob({ ...validJob(), augment }).augment).toEqual(augment);
+    expect(parseTrialJob(validJob()).augment).toBeUndefined();
+    expect('augment' in parseTrialJob(validJob())).toBe(false);
+  });
+
+  it('rejects a bad augment block naming the field', () => {
+    expect(rejectedPaths({ ...validJob(), augment: { ...augment, p: 2 } })).toEqual(['augment.p']);
+    expect(rejectedPaths({ ...validJob(), augment: { ...augment, policy: ['flip'] } })).toEqual([
+      'augment.policy.0',
+    ]);
+    expect(rejectedPaths({ ...validJob(), augment: { ...augment, extra: 1 } })).toEqual(['augment.extra']);
+  });
+});

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { pinnedDatasetSchema } from './dataset.ts';
+import { augmentSchema } from './diff-augment.ts';
 import { InvalidJobPayloadError } from './errors.ts';
 import { FAMILIES, MODEL_NAMES, MODEL_PARAMS, type ModelName } from './families.ts';
 import { type HealthConfig, healthSchema } from './health.ts';
@@ -30,6 +31,8 @@ const trialJobSchema = z.strictObject({
   health: healthSchema,
   /** Warm start (the spec's init_from, resolved): taken by a trial without a checkpoint of its own. */
   initFrom: jobInitFromSchema.optional(),
+  /** DiffAugment in D's loss (README, "DiffAugment"); absent: none, as in jobs from before it existed. */
+  augment: augmentSchema.optional(),
   /** Staged models: the one stage this job trains. */
   stage: z
     .strictObject({
