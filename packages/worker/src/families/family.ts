@@ -1,4 +1,5 @@
 import type { ModelName, TrialJob } from '@gantry/shared';
+import type { AugmentState } from '../augment/diff-augment.ts';
 import type { Dataset } from '../data/datasets.ts';
 import type { NamedArray } from '../models/param-store.ts';
 
@@ -35,6 +36,9 @@ export interface StepStats {
   /** Global L2 norm of the generator's and the discriminator's gradients in this step. */
   g_grad_norm: number;
   d_grad_norm: number;
+  /** With DiffAugment: the probability each transform is applied at, and ADA's last r_t = E[sign(D(x))]. */
+  augment_p?: number;
+  augment_rt?: number;
 }
 
 /** Learning-rate multipliers of each network (health restarts scale them). */
@@ -65,6 +69,8 @@ export interface TrainerState {
   ema?: NamedArray[];
   /** Running batch-norm statistics (mean, variance) that the generator evaluates with (srgan, pix2pix). */
   stats?: NamedArray[];
+  /** DiffAugment with ADA: the adaptive p and its interval under way. */
+  augment?: AugmentState;
 }
 
 /** Height, width and channels of a batch of NHWC images. */
