@@ -20,6 +20,7 @@ import { buildApi } from './api/app.ts';
 import { DatasetStore } from './datasets/dataset-store.ts';
 import { InferencePool } from './inference/inference-pool.ts';
 import { coordinatorMetrics } from './metrics.ts';
+import { resolveInitFrom } from './planner/init-from.ts';
 import { planSweep } from './planner/plan-sweep.ts';
 import { Scheduler } from './scheduler.ts';
 import { SweepStore } from './sweep-store.ts';
@@ -101,13 +102,19 @@ export class Coordinator {
 
   /**
    * Resolves the spec's data set to a version (pushing a built-in set on first use), checks that it suits
-   * the model, pins it, then plans and stores the sweep and queues its first trials. Nothing is written
-   * for an invalid spec. @throws SpecValidationError naming the field
+   * the model, pins it, then plans the sweep, pins and checks a warm start's checkpoint against every
+   * trial's networks (init_from), stores the sweep and queues its first trials. Nothing is written for an
+   * invalid spec. @throws SpecValidationError naming the field
    */
   async submit(spec: SweepSpec): Promise<{ id: string; trialIds: string[]; warnings: string[] }> {
     const pinned = await this.pinDataset(spec);
     const plan = planSweep(pinned.spec);
-    const sweep = await this.store.create(pinned.spec, plan);
+    const resolved = await resolveInitFrom(pinned.spec, plan, {
+      trial: (id) => this.store.trial(id),
+      checkpoints: (id) => this.store.checkpoints(id),
+      shapes: (req) => this.inference.shapes(req),
+    });
+    const sweep = await this.store.create(resolved, plan);
     this.log.info(
       { sweepId: sweep.id, trials: plan.length, method: spec.method, dataset: pinned.spec.dataset },
       'sweep submitted',

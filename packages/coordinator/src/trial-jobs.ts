@@ -1,5 +1,6 @@
 import {
   DEFAULT_HEALTH,
+  jobInitFrom,
   jobStage,
   pinnedDatasetSchema,
   type TrialJob,
@@ -30,6 +31,8 @@ export function trialJob(sweep: StoredSweep, t: TrialRecord, stage = 0): TrialJo
     health: sweep.spec.health ?? DEFAULT_HEALTH,
     ...(sweep.spec.augment ? { augment: sweep.spec.augment } : {}),
   };
+  const initFrom = jobInitFrom(sweep.spec.init_from);
+  if (initFrom) job.initFrom = initFrom;
   if (stages) job.stage = jobStage(stages, stage, t.params);
   return job;
 }
