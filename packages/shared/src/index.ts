@@ -1,3 +1,5 @@
+export * from './augmentation.ts';
+export * from './augmentation-store.ts';
 export * from './auth.ts';
 export * from './config.ts';
 export * from './dataset.ts';
@@ -8,8 +10,8 @@ export * from './errors.ts';
 export * from './families.ts';
 export * from './health.ts';
 export * from './image-ops.ts';
-export * from './init-from.ts';
 export * from './inference.ts';
+export * from './init-from.ts';
 export * from './keys.ts';
 export * from './limits.ts';
 export * from './logger.ts';

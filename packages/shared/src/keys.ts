@@ -3,6 +3,8 @@
  * Every Redis key starts with the deployment prefix, so tests and deployments can share one Redis.
  */
 export const TRIAL_QUEUE = 'trials';
+/** Augmentation jobs (README, "GAN data augmentation"): one classifier protocol per job. */
+export const AUGMENTATION_QUEUE = 'augmentations';
 
 export function redisKeys(prefix: string) {
   return {
@@ -16,6 +18,10 @@ export function redisKeys(prefix: string) {
     trialStages: (id: string) => `${prefix}:trial:${id}:stages`,
     /** TrialEvent JSON, oldest first. */
     trialEvents: (id: string) => `${prefix}:trial:${id}:events`,
+    /** An augmentation's record (AugmentationRecord JSON). */
+    augmentation: (id: string) => `${prefix}:augmentation:${id}`,
+    /** A trial's augmentation ids, oldest first. */
+    trialAugmentations: (id: string) => `${prefix}:trial:${id}:augmentations`,
     workers: `${prefix}:workers`,
     /** Held by the one attempt that trains a data set version's quality classifier for one image shape. */
     qualityLease: (dataset: string, shape: string) => `${prefix}:quality:${dataset}:${shape}`,

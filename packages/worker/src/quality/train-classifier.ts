@@ -14,7 +14,6 @@
 import '../gradients.ts';
 import { mkdir } from 'node:fs/promises';
 import { Rng } from '@gantry/shared';
-import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../backend.ts';
 import type { Dataset } from '../data/datasets.ts';
 import { Adam } from '../optim/adam.ts';
@@ -27,6 +26,7 @@ import {
   rotatedSplit,
   rotateQuarter,
 } from './classifier-batches.ts';
+import { classifierAccuracy, classifierStep } from './classifier-step.ts';
 import { frechetDistance, gaussianStats } from './frechet.ts';
 import { classShares, pairDiversity } from './scores.ts';
 
@@ -137,28 +137,6 @@ export function compileTrainClassifierOptions(opts: TrainClassifierOptions): Com
   return c;
 }
 
-/** Accuracy, and mean recall over the classes present, of `classifier` on `data`. */
-function accuracy(
-  classifier: Classifier,
-  data: Dataset,
-): { plain: number; balanced: number; recall: number[] } {
-  const { predictions } = classifier.describe(data.images, data.count);
-  const hits = new Array<number>(data.numClasses).fill(0);
-  const seen = new Array<number>(data.numClasses).fill(0);
-  for (let i = 0; i < data.count; i++) {
-    const label = data.labels[i]!;
-    seen[label]! += 1;
-    if (predictions[i] === label) hits[label]! += 1;
-  }
-  const recall = seen.map((n, k) => (n === 0 ? Number.NaN : hits[k]! / n));
-  const present = recall.filter((r) => !Number.isNaN(r));
-  return {
-    plain: hits.reduce((a, b) => a + b, 0) / data.count,
-    balanced: present.reduce((a, b) => a + b, 0) / present.length,
-    recall,
-  };
-}
-
 const pct = (v: number) => `${(100 * v).toFixed(2)}%`;
 
 /**
@@ -206,18 +184,9 @@ export async function trainClassifier(options: TrainClassifierOptions): Promise<
           ys[i] = k;
         } else ys[i] = train.labels[j]!;
       }
-      lossSum += tf.tidy(() => {
-        const x = tf.tensor4d(xs, [batch, size, size, channels]);
-        const y = tf.oneHot(tf.tensor1d(ys, 'int32'), classNames.length);
-        const { value, grads } = tf.variableGrads(
-          () => tf.losses.softmaxCrossEntropy(y, classifier.forward(x).logits) as tf.Scalar,
-          classifier.params.vars,
-        );
-        opt.apply(classifier.params.vars.map((v) => grads[v.name]!));
-        return value.dataSync()[0]!;
-      });
+      lossSum += classifierStep(classifier, opt, { xs, ys, count: batch });
     }
-    const acc = accuracy(classifier, scoredOn);
+    const acc = classifierAccuracy(classifier, scoredOn);
     const s = (performance.now() - t0) / 1000;
     say(
       `epoch ${epoch}/${epochs}: loss ${(lossSum / batches).toFixed(4)}, test accuracy ${pct(acc.plain)} (balanced ${pct(acc.balanced)}), ${s.toFixed(0)} s`,
@@ -225,7 +194,7 @@ export async function trainClassifier(options: TrainClassifierOptions): Promise<
   }
   const seconds = Math.round((performance.now() - t0) / 1000);
 
-  const scored = accuracy(classifier, scoredOn);
+  const scored = classifierAccuracy(classifier, scoredOn);
   const real = classifier.describe(train.images, train.count);
   const g = gaussianStats(real.features, FEATURE_DIM);
   const stats = {
