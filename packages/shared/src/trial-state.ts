@@ -1,4 +1,5 @@
 import type { TrialHealth } from './health.ts';
+import type { WarmNet } from './init-from.ts';
 import type { StagePhase } from './models.ts';
 
 /** Lifecycle of a sweep. */
@@ -128,10 +129,11 @@ export interface TrialEvent {
    * (`from`) could not be used and it resumed from an older one (`step`, 0 = from scratch); `failed`: the
    * attempt ended in an error (`reason`); BullMQ retries it while attempts are left; `gave-back`: a fault of
    * the worker's node (`reason`: a full data set cache) and not of the trial, so the job went back to the
-   * queue without using an attempt; `done`: the attempt
+   * queue without using an attempt; `init`: a fresh start took networks from another trial's checkpoint
+   * (`initFrom`, the spec's init_from); `done`: the attempt
    * completed the trial (written with the completion itself: a trial has one).
    */
-  event: 'start' | 'fallback' | 'failed' | 'gave-back' | 'done';
+  event: 'start' | 'fallback' | 'failed' | 'gave-back' | 'init' | 'done';
   /** BullMQ attempt of the trial's job, 1-based. */
   attempt: number;
   worker: string;
@@ -139,6 +141,8 @@ export interface TrialEvent {
   t: number;
   reason?: string;
   from?: number;
+  /** `init`: the trial and step of the checkpoint, and the networks taken from it. */
+  initFrom?: { trial: string; step: number; nets: WarmNet[] };
 }
 
 /** A sample grid written with a checkpoint. */

@@ -3,6 +3,7 @@ import type {
   HealthDetection,
   ObjectStoreConfig,
   StepMetrics,
+  TrialEvent,
   TrialJob,
   TrialQuality,
 } from '@gantry/shared';
@@ -121,6 +122,12 @@ export interface FallbackMessage {
   reason: string;
 }
 
+/** Child -> parent: a fresh start took the networks `from.nets` of another trial's checkpoint (init_from). */
+export interface WarmStartMessage {
+  type: 'warm-start';
+  from: NonNullable<TrialEvent['initFrom']>;
+}
+
 /** Child -> parent: stopped on request (after checkpointing if asked). */
 export interface StoppedMessage {
   type: 'stopped';
@@ -147,4 +154,5 @@ export type ChildMessage =
   | StoppedMessage
   | NoteMessage
   | FallbackMessage
+  | WarmStartMessage
   | FailedMessage;

@@ -24,6 +24,7 @@ import type { ChildMessage, CommitResultMessage, ParentMessage, StartMessage } f
 import { hasImageTask, scoreImageTask } from './quality/image-task.ts';
 import { qualityEvaluator } from './quality/quality-source.ts';
 import { encodeImageGrid } from './sample-grid.ts';
+import { warmStart } from './warm-start.ts';
 
 let stopRequest: { checkpoint: boolean } | undefined;
 let pendingCommit: ((ok: boolean) => void) | undefined;
@@ -74,6 +75,12 @@ async function run(start: StartMessage): Promise<void> {
     trainer.importState(resumed.checkpoint);
     rewindPoints.push({ step: trainer.step, manifestKey: resumed.manifestKey });
   } else {
+    // No checkpoint of its own: a warm start takes its networks from another trial's (the first stage only).
+    if (job.initFrom && (job.stage?.index ?? 0) === 0) {
+      await warmStart(trainer, store, job.initFrom);
+      const { trialId, step, nets } = job.initFrom;
+      await send({ type: 'warm-start', from: { trial: trialId, step, nets } });
+    }
     rewindPoints.push({ step: trainer.step, state: trainer.exportState() });
   }
   const health = job.health ?? DEFAULT_HEALTH;
@@ -324,7 +331,10 @@ process.on('message', (raw: ParentMessage) => {
       () => exit(0),
       async (err: unknown) => {
         const e = err as Error & { code?: string };
-        const unrecoverable = e.code === 'CORRUPT_CHECKPOINT' || e.code === 'INVALID_JOB_PAYLOAD';
+        const unrecoverable =
+          e.code === 'CORRUPT_CHECKPOINT' ||
+          e.code === 'INVALID_JOB_PAYLOAD' ||
+          e.code === 'INIT_FROM_UNAVAILABLE';
         await send({ type: 'failed', message: e.stack ?? String(err), code: e.code, unrecoverable }).catch(
           () => {},
         );

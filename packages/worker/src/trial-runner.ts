@@ -466,6 +466,10 @@ function superviseChild(a: Supervised): Promise<TrialOutcome> {
           );
           return;
         }
+        case 'warm-start':
+          log.info({ initFrom: m.from }, "warm start: networks from another trial's checkpoint");
+          fenced(await reporter.update({}, { event: attemptEvent('init', 0, { initFrom: m.from }) }));
+          return;
         case 'failed':
           failure = m.message;
           if (m.unrecoverable) {
