@@ -204,3 +204,90 @@ describe('inference from a trained trial', () => {
     expect(c.err).toMatch(/steps with checkpoints: 10, 20 \[NOT_FOUND\]/);
   });
 });
+
+describe('warm start (init_from) from the trained trial', () => {
+  /** The source trial's spec with `over` on top, as the API takes it. */
+  const warmSpec = (name: string, over: Record<string, unknown>) => ({
+    name,
+    model: 'dcgan',
+    dataset: 'swatches',
+    method: 'grid',
+    seed: 9,
+    metric: { name: 'g_loss', goal: 'minimize' },
+    budget: { parallel: 1, steps: 1 },
+    checkpoint: { every_steps: 1 },
+    health: { eval_every_steps: 0 },
+    ...over,
+  });
+  const post = (spec: Record<string, unknown>) =>
+    coordinator.app.inject({ method: 'POST', url: '/v1/sweeps', payload: spec });
+  const sweepCount = async () =>
+    (await coordinator.app.inject({ method: 'GET', url: '/v1/sweeps' })).json().sweeps.length as number;
+
+  it("starts a trial from the source's G: its samples are the source's for the same noise", async () => {
+    // A learning rate too small to move float32 weights: step 1's G is the one it started from.
+    const res = await post(
+      warmSpec('warm-g', {
+        init_from: { trial: trialId, nets: ['g'] },
+        parameters: {
+          batch_size: { value: 8 },
+          base_filters: { value: 8 },
+          latent_dim: { value: 8 },
+          lr_g: { value: 1e-12 },
+        },
+      }),
+    );
+    expect(res.statusCode, res.body).toBe(201);
+    const body = res.json() as { id: string; trialIds: string[] };
+    expect((await waitForSweepEnd(coordinator, body.id, 60_000)).state).toBe('completed');
+    const sweep = (await coordinator.app.inject({ method: 'GET', url: `/v1/sweeps/${body.id}` })).json();
+    expect(sweep.spec.init_from).toMatchObject({ trial: trialId, step: 20, nets: ['g'] });
+    expect(sweep.spec.init_from.source.manifestKey).toMatch(new RegExp(`/trials/${trialId}/checkpoints/20/`));
+    const warm = body.trialIds[0]!;
+    const trial = (await coordinator.app.inject({ method: 'GET', url: `/v1/trials/${warm}` })).json();
+    expect(trial.events.find((e: { event: string }) => e.event === 'init')).toMatchObject({
+      event: 'init',
+      step: 0,
+      initFrom: { trial: trialId, step: 20, nets: ['g'] },
+    });
+    const mine = PNG.sync.read((await infer(warm, '?count=16&seed=4')).rawPayload);
+    const theirs = PNG.sync.read((await infer(trialId, '?count=16&seed=4')).rawPayload);
+    const older = PNG.sync.read((await infer(trialId, '?count=16&seed=4&step=10')).rawPayload);
+    const maxDiff = (a: PNG, b: PNG) => a.data.reduce((m, v, i) => Math.max(m, Math.abs(v - b.data[i]!)), 0);
+    expect(maxDiff(mine, theirs)).toBeLessThanOrEqual(1);
+    // What a different G (10 steps less trained) gives: further off.
+    expect(maxDiff(older, theirs)).toBeGreaterThan(4);
+  }, 90_000);
+
+  it('refuses with 400 a sweep whose networks the checkpoint does not fit, listing the tensors; nothing is queued', async () => {
+    const before = await sweepCount();
+    const res = await post(
+      warmSpec('warm-wide', {
+        init_from: { trial: trialId },
+        parameters: { batch_size: { value: 8 }, base_filters: { values: [8, 16] }, latent_dim: { value: 8 } },
+      }),
+    );
+    expect(res.statusCode, res.body).toBe(400);
+    const err = res.json().error as { code: string; issues: { path: string; message: string }[] };
+    expect(err.code).toBe('INVALID_SPEC');
+    expect(err.issues.length).toBeGreaterThan(1);
+    for (const i of err.issues) {
+      expect(i.path).toBe('init_from');
+      expect(i.message).toMatch(
+        /^[GD] \(trial 1: base_filters 16\): [a-z_]+\/\S+: checkpoint [\dx]+ vs expected [\dx]+$/,
+      );
+    }
+    expect(err.issues.some((i) => i.message.startsWith('G'))).toBe(true);
+    expect(err.issues.some((i) => i.message.startsWith('D'))).toBe(true);
+    const step = await post(warmSpec('warm-step', { init_from: { trial: trialId, step: 15 } }));
+    expect(step.statusCode).toBe(400);
+    expect(step.json().error.issues[0]).toEqual({
+      path: 'init_from.step',
+      message: `trial ${trialId} has no committed checkpoint at step 15; steps with checkpoints: 10, 20`,
+    });
+    const missing = await post(warmSpec('warm-none', { init_from: { trial: 'no-such-sweep-t000' } }));
+    expect(missing.statusCode).toBe(400);
+    expect(errorOf(missing).issues?.[0]?.path).toBe('init_from.trial');
+    expect(await sweepCount()).toBe(before);
+  });
+});
