@@ -1,5 +1,7 @@
 import type { AddressInfo } from 'node:net';
 import {
+  AUGMENTATION_QUEUE,
+  AugmentationStore,
   FaultInjector,
   fitDataset,
   type GantryConfig,
@@ -45,6 +47,8 @@ export class Coordinator {
   private readonly queueRedis: Redis;
   readonly store: SweepStore;
   readonly queue: Queue;
+  /** Augmentation jobs (README, "GAN data augmentation"), on the trial queue's connection. */
+  readonly augmentQueue: Queue;
   readonly objects: ObjectStore;
   readonly datasets: DatasetStore;
   readonly scheduler: Scheduler;
@@ -63,6 +67,7 @@ export class Coordinator {
     this.store = new SweepStore(this.redis, config.prefix);
     this.queueRedis = this.redis.duplicate();
     this.queue = new Queue(TRIAL_QUEUE, { connection: this.queueRedis, prefix: config.prefix });
+    this.augmentQueue = new Queue(AUGMENTATION_QUEUE, { connection: this.queueRedis, prefix: config.prefix });
     this.objects = new ObjectStore(config.s3);
     this.datasets = new DatasetStore(this.objects, log, { fashionMnistDir: config.datasets.fashionMnistDir });
     this.scheduler = new Scheduler(
@@ -89,6 +94,10 @@ export class Coordinator {
       datasets: this.datasets,
       metrics: coordinatorMetrics(this.store, this.queue, async () => (await this.workers()).length),
       inference: this.inference,
+      augmentations: {
+        records: new AugmentationStore(this.redis, config.prefix),
+        queue: this.augmentQueue,
+      },
       inferMaxBytes: config.infer.maxBytes,
       submit: (spec) => this.submit(spec),
       workers: () => this.workers(),
@@ -178,6 +187,7 @@ export class Coordinator {
       await this.app.close();
       await this.inference.close();
       await this.queue.close();
+      await this.augmentQueue.close();
       await this.objects.close();
       await this.queueRedis.quit().catch(() => {});
       await this.redis.quit().catch(() => {});

@@ -69,7 +69,11 @@ export class PayloadTooLargeError extends GantryError {
 
 /** Thrown when a sweep, trial or object asked for by id does not exist; `detail` says what there is. */
 export class NotFoundError extends GantryError {
-  constructor(kind: 'sweep' | 'trial' | 'sample' | 'checkpoint' | 'dataset', id: string, detail?: string) {
+  constructor(
+    kind: 'sweep' | 'trial' | 'sample' | 'checkpoint' | 'dataset' | 'augmentation',
+    id: string,
+    detail?: string,
+  ) {
     super('NOT_FOUND', 404, `${kind} '${id}' not found${detail ? `: ${detail}` : ''}`, {
       context: { kind, id },
     });

@@ -14,6 +14,7 @@ import {
 } from '@gantry/shared';
 import { Worker } from 'bullmq';
 import { Redis } from 'ioredis';
+import { AugmentationConsumer } from './augmentation/augmentation-consumer.ts';
 import { type BackendInfo, initBackend } from './backend.ts';
 import { DatasetCache } from './data/dataset-cache.ts';
 import { DevicePool, defaultConcurrency, detectGpus } from './devices.ts';
@@ -51,6 +52,8 @@ export class GantryWorker {
   /** The BullMQ worker's connection (BullMQ does not close connections it is given). */
   private bullRedis?: Redis;
   private bull?: Worker;
+  /** Augmentation jobs (README, "GAN data augmentation"), one at a time, beside the trials. */
+  private augmentations?: AugmentationConsumer;
   private server?: Server;
   private heartbeat?: NodeJS.Timeout;
   /** Set while paused after a node fault. */
@@ -184,6 +187,18 @@ export class GantryWorker {
       this.log.warn({ jobId: job?.id, err: err.message }, 'trial attempt failed'),
     );
     this.bull.on('error', (err) => this.log.error({ err }, 'queue error'));
+    this.augmentations = new AugmentationConsumer({
+      redis: this.redis,
+      prefix: this.config.prefix,
+      lockMs: this.config.worker.lockMs,
+      store: this.config.s3,
+      storeRetryMs: this.config.s3RetryMs,
+      backend: this.backend.backend,
+      wasmGemm: this.config.worker.wasmGemm,
+      datasets: this.datasets,
+      workerId: this.id,
+      log: this.log.child({ consumer: 'augmentations' }),
+    });
     await this.beat();
     this.heartbeat = setInterval(
       () => void this.beat().catch((err) => this.log.warn({ err }, 'heartbeat failed')),
@@ -286,6 +301,7 @@ export class GantryWorker {
       for (const { ctrl } of this.running.values()) ctrl.abort('shutdown' satisfies AbortReason);
       if (this.heartbeat) clearInterval(this.heartbeat);
       await this.bull?.close();
+      await this.augmentations?.close();
       await this.redis?.hdel(this.keys.workers, this.id).catch(() => {});
       await this.sub?.quit().catch(() => {});
       await this.bullRedis?.quit().catch(() => {});

@@ -19,6 +19,7 @@ import type { DatasetStore } from '../datasets/dataset-store.ts';
 import type { Inference } from '../inference/inference-pool.ts';
 import type { Scheduler } from '../scheduler.ts';
 import type { SweepStore } from '../sweep-store.ts';
+import { type AugmentationRouteDeps, registerAugmentationRoutes } from './augment-routes.ts';
 import { ARCHIVE_TYPES, registerDatasetRoutes } from './dataset-routes.ts';
 import { INFER_IMAGE_TYPES, INFER_ROUTE, registerInferRoute } from './infer-route.ts';
 import { checkId } from './params.ts';
@@ -44,6 +45,8 @@ export interface ApiDeps {
   submit(spec: SweepSpec): Promise<{ id: string; trialIds: string[]; warnings: string[] }>;
   workers(): Promise<WorkerInfo[]>;
   ready(): Promise<boolean>;
+  /** Augmentation records and their queue (`POST /v1/trials/:id/augment`, `GET /v1/augmentations/:id`). */
+  augmentations: Pick<AugmentationRouteDeps, 'records' | 'queue'>;
   /** Runs trials' generators for `POST /v1/trials/:id/infer` (InferencePool). */
   inference: Inference;
   /** Largest image body of an inference request. @default 4 MiB */
@@ -207,6 +210,11 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
   });
 
   registerDatasetRoutes(app, deps.datasets);
+  registerAugmentationRoutes(app, {
+    store: deps.store,
+    manifest: (name, version) => deps.datasets.manifest(name, version),
+    ...deps.augmentations,
+  });
   registerInferRoute(app, {
     store: deps.store,
     inference: deps.inference,
@@ -236,14 +244,23 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
     const trial = await deps.store.trial(checkId('id', req.params.id));
     if (!trial) throw new NotFoundError('trial', req.params.id);
     const { dispatched: _d, ...rest } = trial;
-    const [history, checkpoints, samples, events, stageEvents] = await Promise.all([
+    const [history, checkpoints, samples, events, stageEvents, augmentations] = await Promise.all([
       deps.store.history(trial.id),
       deps.store.checkpoints(trial.id),
       deps.store.samples(trial.id),
       deps.store.events(trial.id),
       trial.stage ? deps.store.stageEvents(trial.id) : undefined,
+      deps.augmentations.records.ofTrial(trial.id),
     ]);
-    return { ...rest, history, checkpoints, samples, events, ...(stageEvents ? { stageEvents } : {}) };
+    return {
+      ...rest,
+      history,
+      checkpoints,
+      samples,
+      events,
+      ...(stageEvents ? { stageEvents } : {}),
+      augmentations,
+    };
   });
 
   app.get<{ Params: { id: string } }>('/v1/trials/:id/samples/latest.png', async (req, reply) => {

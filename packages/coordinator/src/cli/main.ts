@@ -1,5 +1,6 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { ApiClient, ApiError } from './api-client.ts';
+import { registerAugmentCommand } from './augment-command.ts';
 import { cliTarget } from './cli-config.ts';
 import { registerClientCommands } from './commands.ts';
 import { registerDatasetCommands } from './dataset-commands.ts';
@@ -50,6 +51,7 @@ export async function main(argv: string[]): Promise<void> {
   const api = () => new ApiClient(cliTarget(program.opts<{ api?: string }>().api));
   registerClientCommands(program, api);
   registerInferCommand(program, api);
+  registerAugmentCommand(program, api);
   registerDatasetCommands(program, api);
 
   try {
