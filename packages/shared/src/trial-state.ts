@@ -42,6 +42,12 @@ export interface StepMetrics {
   /** Staged models: the stage's resolution and fade-in factor at this step. */
   resolution?: number;
   alpha?: number;
+  /**
+   * DiffAugment (the spec's `augment`): the probability each transform is applied at, and with ADA the
+   * last interval's r_t = E[sign(D(x))] that steers it.
+   */
+  augment_p?: number;
+  augment_rt?: number;
 }
 
 /** The last quality evaluation of a trial (README, "Quality metrics"). */

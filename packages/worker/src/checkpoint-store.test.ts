@@ -166,6 +166,20 @@ describe('CheckpointStore', () => {
     expect(await checkpoints.read(await checkpoints.write(s, 'worker-a', tail))).toEqual({ ...s, tail });
   });
 
+  it("keeps DiffAugment's adaptive p exactly, and refuses a malformed one", async () => {
+    const s: TrainerState = {
+      ...state(40, 12),
+      augment: { p: 0.1 + 0.2, signSum: 3.25, images: 24, updates: 3, rt: 0.6875 },
+    };
+    const key = await checkpoints.write(s, 'worker-a');
+    expect(await checkpoints.read(key)).toEqual(s);
+    for (const bad of [{ ...s.augment, p: 1.5 }, { ...s.augment, images: -1 }, { p: 0.5 }]) {
+      const m = await store.getJson<CheckpointManifest>(key);
+      await store.put(key, JSON.stringify({ ...m, augment: bad }));
+      expect((await expectCorrupt(checkpoints.read(key))).message).toMatch(/malformed augment state/);
+    }
+  });
+
   it('refuses manifests that lie: objects outside the checkpoint, another step, sizes that do not hold', async () => {
     const key = await checkpoints.write(state(30, 10), 'worker-a');
     const manifest = await store.getJson<CheckpointManifest>(key);

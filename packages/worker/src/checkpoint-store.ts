@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { CorruptCheckpointError, ObjectNotFoundError, type ObjectStore, objectKeys } from '@gantry/shared';
+import type { AugmentState } from './augment/diff-augment.ts';
 import type { TrainerHealthState, TrainerState } from './families/family.ts';
 import { packArrays, unpackArrays } from './tensor-pack.ts';
 
@@ -16,6 +17,8 @@ export interface CheckpointManifest {
   health?: TrainerHealthState;
   /** Staged models: the stage the weights belong to. */
   stage?: number;
+  /** DiffAugment with ADA: the adaptive p and its interval under way (absent without ADA). */
+  augment?: AugmentState;
   /** The run's recent step statistics, for the summary of an attempt that resumes at the last step. */
   tail?: RunTail;
   /**
@@ -45,6 +48,23 @@ export interface RunTail {
 export type Checkpoint = TrainerState & { tail?: RunTail };
 
 const OBJECT_NAMES = new Set(['g', 'd', 'opt_g', 'opt_d', 'ema', 'stats']);
+
+/** An ADA state as a manifest holds it: p in [0, 1], finite sums, whole counts. */
+function isAugmentState(a: unknown): a is AugmentState {
+  const s = a as Partial<AugmentState> | null;
+  const count = (v: unknown) => Number.isSafeInteger(v) && (v as number) >= 0;
+  return (
+    typeof s === 'object' &&
+    s !== null &&
+    typeof s.p === 'number' &&
+    s.p >= 0 &&
+    s.p <= 1 &&
+    Number.isFinite(s.signSum) &&
+    count(s.images) &&
+    count(s.updates) &&
+    (s.rt === undefined || typeof s.rt === 'number')
+  );
+}
 
 const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 
@@ -91,6 +111,7 @@ export class CheckpointStore {
       optimizerSteps: { g: state.optG.t, d: state.optD.t },
       ...(state.health ? { health: state.health } : {}),
       ...(state.stage !== undefined ? { stage: state.stage } : {}),
+      ...(state.augment ? { augment: state.augment } : {}),
       ...(tail ? { tail } : {}),
       objects,
     };
@@ -146,6 +167,8 @@ export class CheckpointStore {
     ) {
       throw corrupt(manifestKey, 'manifest has a malformed run tail');
     }
+    if (manifest.augment !== undefined && !isAugmentState(manifest.augment))
+      throw corrupt(manifestKey, 'manifest has a malformed augment state');
     if (!Array.isArray(manifest.objects)) throw corrupt(manifestKey, 'manifest lists no objects');
     const seen = new Set<string>();
     for (const o of manifest.objects) {
@@ -189,6 +212,7 @@ export class CheckpointStore {
       optD: { t: manifest.optimizerSteps.d, arrays: opt_d },
       ...(manifest.health ? { health: manifest.health } : {}),
       ...(manifest.stage !== undefined ? { stage: manifest.stage } : {}),
+      ...(manifest.augment ? { augment: manifest.augment } : {}),
       ...(ema ? { ema } : {}),
       ...(stats ? { stats } : {}),
       ...(manifest.tail ? { tail: manifest.tail } : {}),

@@ -18,7 +18,7 @@ describe('WorkerMetrics', () => {
     m.startTrial('s1', 't1', 0);
     m.startTrial('s1', 't2', 0);
     m.startStage('s1', 't1', 1, 8, 0);
-    m.observe('s1', 't1', { ...step, resolution: 8, alpha: 0.25 });
+    m.observe('s1', 't1', { ...step, resolution: 8, alpha: 0.25, augment_p: 0.375, augment_rt: 0.5 });
     m.observe('s1', 't2', step);
     m.observeQuality('s1', 't1', {
       step: 10,
@@ -42,6 +42,10 @@ describe('WorkerMetrics', () => {
     expect(before).toMatch(/gantry_trial_resolution\{sweep="s1",trial="t1"\} 8/);
     expect(before).toMatch(/gantry_trial_alpha\{sweep="s1",trial="t1"\} 0.25/);
     expect(before).not.toMatch(/gantry_trial_alpha\{sweep="s1",trial="t2"\}/);
+    // DiffAugment's p and ADA's r_t, for the trial that reports them.
+    expect(before).toMatch(/gantry_trial_augment_p\{sweep="s1",trial="t1"\} 0.375/);
+    expect(before).toMatch(/gantry_trial_augment_rt\{sweep="s1",trial="t1"\} 0.5/);
+    expect(before).not.toMatch(/gantry_trial_augment_p\{sweep="s1",trial="t2"\}/);
     expect(before).toMatch(
       /gantry_trial_detections_total\{sweep="s1",trial="t1",detector="d_dominance",action="restart"\} 1/,
     );

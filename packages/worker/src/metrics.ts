@@ -107,6 +107,14 @@ export class WorkerMetrics {
     'gantry_trial_alpha',
     "Staged models: fade-in factor of the stage's new layers (0 to 1 over the fade steps, then 1)",
   );
+  readonly augmentP = this.trialGauge(
+    'gantry_trial_augment_p',
+    'DiffAugment: probability each transform is applied to each image (adaptive with ADA)',
+  );
+  readonly augmentRt = this.trialGauge(
+    'gantry_trial_augment_rt',
+    "DiffAugment with ADA: the last interval's overfitting heuristic r_t = E[sign(D(x))]",
+  );
   readonly evalStep = this.trialGauge('gantry_trial_eval_step', 'Step of the last quality evaluation');
   readonly restarts = this.trialGauge('gantry_trial_restarts', 'Health restarts of the trial so far');
   readonly detections = new Counter({
@@ -181,6 +189,8 @@ export class WorkerMetrics {
     if (m.d_grad_norm !== undefined) this.gradNorm.set({ ...l, network: 'd' }, m.d_grad_norm);
     if (m.resolution !== undefined) this.resolution.set(l, m.resolution);
     if (m.alpha !== undefined) this.alpha.set(l, m.alpha);
+    if (m.augment_p !== undefined) this.augmentP.set(l, m.augment_p);
+    if (m.augment_rt !== undefined) this.augmentRt.set(l, m.augment_rt);
     this.lastStepTime.set(l, Date.now() / 1000);
   }
 

@@ -20,9 +20,9 @@ export interface AdaptivePState {
 /**
  * ADA's adaptive augmentation probability (Karras et al., 2020, section 3, "Adaptive discriminator
  * augmentation"): the overfitting heuristic r_t = E[sign(D(x))] over the real images D saw in the last
- * `interval` updates; then p += sign(r_t - target) * images / ramp_images, clamped to [0, 1]. The paper
- * keeps p below 1 to stop its non-differentiable augmentations leaking into G's output; DiffAugment's
- * pass through T in G's loss as well (its paper runs at p = 1), so p may reach 1 here.
+ * `interval` updates; then p += sign(r_t - target) * images / ramp_images, clamped to [0, 1]. ADA's own
+ * augmentations leak into G's output as p nears 1, as they act on D's input only; DiffAugment's act in G's
+ * loss as well (its paper runs at p = 1), so p may reach 1 here.
  */
 export class AdaptiveP {
   private s: AdaptivePState;
@@ -51,20 +51,23 @@ export class AdaptiveP {
   /**
    * Records one D update whose `images` real images had `signSum` as the sum of sign(D(x)) (each image's
    * mean over its outputs, for a patch discriminator); adjusts p when the interval is complete. A
-   * non-finite r_t (a diverged D) leaves p as it is.
+   * non-finite sum (a diverged D) counts as an update but adds no images, so it leaves p as it is.
    */
   observe(signSum: number, images: number): void {
     const s = this.s;
-    s.signSum += signSum;
-    s.images += images;
+    if (Number.isFinite(signSum)) {
+      s.signSum += signSum;
+      s.images += images;
+    }
     s.updates += 1;
     if (s.updates < this.settings.interval) return;
-    const rt = s.signSum / s.images;
-    if (Number.isFinite(rt)) {
-      const step = (Math.sign(rt - this.settings.target) * s.images) / this.settings.ramp_images;
-      s.p = Math.min(1, Math.max(0, s.p + step));
+    if (s.images === 0) {
+      this.s = { ...s, signSum: 0, images: 0, updates: 0 };
+      return;
     }
-    this.s = { p: s.p, signSum: 0, images: 0, updates: 0, rt };
+    const rt = s.signSum / s.images;
+    const step = (Math.sign(rt - this.settings.target) * s.images) / this.settings.ramp_images;
+    this.s = { p: Math.min(1, Math.max(0, s.p + step)), signSum: 0, images: 0, updates: 0, rt };
   }
 
   exportState(): AdaptivePState {

@@ -10,7 +10,7 @@
  * augment?.observe(realScores);                            // ADA's r_t (a no-op for a fixed p)
  * // G's loss sees D(T(G(z))).
  * // After the step: {...readStepStats(out, step), ...augment?.stats()}  (augment_p, augment_rt)
- * // State: exportState() into TrainerState.augment, importState(state.augment) on resume.
+ * // State: {...augmentState(augment)} into a TrainerState, augment?.importState(state.augment) on resume.
  * ```
  *
  * `apply` draws every parameter from the trainer's own Rng (whose state each checkpoint holds), so a
@@ -159,6 +159,12 @@ export class DiffAugment {
     for (const { signSum } of this.pending) signSum.dispose();
     this.pending = [];
   }
+}
+
+/** The `augment` field of a TrainerState: ADA's state, or nothing (no augmentation, or a fixed p). */
+export function augmentState(augment: DiffAugment | undefined): { augment?: AugmentState } {
+  const state = augment?.exportState();
+  return state ? { augment: state } : {};
 }
 
 /** The augmentation of a job's `augment` block, drawing from `rng`; undefined without one. */

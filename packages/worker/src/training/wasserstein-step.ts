@@ -1,5 +1,6 @@
 import type { Rng } from '@gantry/shared';
 import * as tf from '@tensorflow/tfjs-core';
+import type { DiffAugment } from '../augment/diff-augment.ts';
 import { criticLoss, gradientPenalty, wassersteinGeneratorLoss } from '../losses.ts';
 import type { Adam } from '../optim/adam.ts';
 import { gradNorm } from './step-stats.ts';
@@ -20,6 +21,12 @@ export interface WassersteinModel {
   gpLambda: number;
   /** Weight of the drift term (0: none). */
   drift: number;
+  /**
+   * DiffAugment: the critic sees T(x) and T(G(z)) in both losses, and the penalty is taken at interpolates
+   * of the augmented batches (the constraint holds where the critic is evaluated; no second derivative
+   * passes through T). Absent: none.
+   */
+  augment?: DiffAugment;
 }
 
 /**
@@ -31,11 +38,12 @@ export interface WassersteinModel {
 export function wassersteinStep(m: WassersteinModel): tf.Tensor1D {
   // Scores computed inside the gradient function outlive it only through tf.keep; disposed below.
   const kept: tf.Tensor[] = [];
+  const aug = (x: tf.Tensor4D) => (m.augment ? m.augment.apply(x) : x);
   const out = tf.tidy(() => {
     let last: tf.Tensor[] = [];
     for (let i = 0; i < m.nCritic; i++) {
-      const real = m.realBatch();
-      const fake = m.generate(m.noise());
+      const real = aug(m.realBatch());
+      const fake = aug(m.generate(m.noise()));
       const eps = tf.tensor1d(Float32Array.from({ length: real.shape[0] }, () => m.rng.uniform()));
       let scores: tf.Tensor[] = [];
       const dRes = tf.variableGrads(() => {
@@ -43,6 +51,7 @@ export function wassersteinStep(m: WassersteinModel): tf.Tensor1D {
         const f = m.critic(fake);
         scores = [tf.keep(tf.mean(r)), tf.keep(tf.mean(f))];
         kept.push(...scores);
+        m.augment?.observe(r);
         return criticLoss(r, f, gradientPenalty(m.critic, real, fake, eps, m.gpLambda), m.drift);
       }, m.dVars as tf.Variable[]);
       // A variable outside every path to the loss (none in practice) gets a zero gradient.
@@ -52,7 +61,7 @@ export function wassersteinStep(m: WassersteinModel): tf.Tensor1D {
     }
     const z = m.noise();
     const gRes = tf.variableGrads(
-      () => wassersteinGeneratorLoss(m.critic(m.generate(z))),
+      () => wassersteinGeneratorLoss(m.critic(aug(m.generate(z)))),
       m.gVars as tf.Variable[],
     );
     const gGrads = m.gVars.map((v) => gRes.grads[v.name] ?? tf.zerosLike(v));

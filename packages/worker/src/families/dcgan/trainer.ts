@@ -1,6 +1,7 @@
 import '../../gradients.ts';
 import { Rng, type TrialJob } from '@gantry/shared';
 import * as tf from '@tensorflow/tfjs-core';
+import { augmentState, createAugment, type DiffAugment } from '../../augment/diff-augment.ts';
 import type { Dataset } from '../../data/datasets.ts';
 import { discriminatorLoss, generatorLoss } from '../../losses.ts';
 import { Adam } from '../../optim/adam.ts';
@@ -29,6 +30,13 @@ export interface UpdateContext {
   noise(): tf.Tensor2D;
   rng: Rng;
   params: Record<string, number>;
+  /** DiffAugment (the job's `augment`): T before D in both losses; absent without one. */
+  augment?: DiffAugment;
+}
+
+/** T(x) with the context's DiffAugment, or x itself without one. */
+export function augmented(c: Pick<UpdateContext, 'augment'>, x: tf.Tensor4D): tf.Tensor4D {
+  return c.augment ? c.augment.apply(x) : x;
 }
 
 /**
@@ -68,18 +76,21 @@ export const nonSaturatingUpdate: AdversarialUpdate = {
       const real = c.realBatch();
       const fakeLabels = c.randomLabels();
       const fake = nets.generate(c.noise(), fakeLabels);
+      // DiffAugment: D sees T(x) and T(G(z)), each a draw of its own.
+      const [realX, fakeX] = [augmented(c, real.x), augmented(c, fake)];
       const dRes = tf.variableGrads(() => {
-        realLogits = tf.keep(nets.discriminate(real.x, real.y));
-        fakeLogits = tf.keep(nets.discriminate(fake, fakeLabels));
+        realLogits = tf.keep(nets.discriminate(realX, real.y));
+        fakeLogits = tf.keep(nets.discriminate(fakeX, fakeLabels));
         return discriminatorLoss(realLogits, fakeLogits);
       }, nets.d.vars);
+      c.augment?.observe(realLogits!);
       const dGrads = nets.d.vars.map((v) => dRes.grads[v.name]!);
       c.optD.apply(dGrads);
 
       const gLabels = c.randomLabels();
       const z = c.noise();
       const gRes = tf.variableGrads(
-        () => generatorLoss(nets.discriminate(nets.generate(z, gLabels), gLabels)),
+        () => generatorLoss(nets.discriminate(augmented(c, nets.generate(z, gLabels)), gLabels)),
         nets.g.vars,
       );
       const gGrads = nets.g.vars.map((v) => gRes.grads[v.name]!);
@@ -118,6 +129,7 @@ export class GanTrainer implements Trainer {
   private readonly context: UpdateContext;
   private stepCount = 0;
   private readonly rates: HealthRates;
+  private readonly augment?: DiffAugment;
 
   constructor(
     readonly job: TrialJob,
@@ -147,6 +159,7 @@ export class GanTrainer implements Trainer {
     this.optG = new Adam(this.nets.g.vars, { lr: p.lr_g!, beta1: p.beta1!, beta2: p.beta2! });
     this.optD = new Adam(this.nets.d.vars, { lr: p.lr_d!, beta1: p.beta1!, beta2: p.beta2! });
     this.rates = new HealthRates(this.optG, this.optD, { g: p.lr_g!, d: p.lr_d! });
+    this.augment = createAugment(job.augment, this.rng);
     this.context = {
       nets: this.nets,
       optG: this.optG,
@@ -156,6 +169,7 @@ export class GanTrainer implements Trainer {
       noise: () => this.noise(),
       rng: this.rng,
       params: p,
+      augment: this.augment,
     };
   }
 
@@ -209,7 +223,7 @@ export class GanTrainer implements Trainer {
   trainStep(): StepStats {
     const out = this.update.step(this.context);
     this.stepCount += 1;
-    return readStepStats(out, this.stepCount);
+    return { ...readStepStats(out, this.stepCount), ...this.augment?.stats() };
   }
 
   /**
@@ -311,6 +325,7 @@ export class GanTrainer implements Trainer {
       optG: this.optG.exportState(),
       optD: this.optD.exportState(),
       health: this.health,
+      ...augmentState(this.augment),
     };
   }
 
@@ -322,11 +337,13 @@ export class GanTrainer implements Trainer {
     this.rng.setState(state.rng);
     this.stepCount = state.step;
     this.rates.set(state.health);
+    this.augment?.importState(state.augment);
   }
 
   dispose(): void {
     this.nets.dispose();
     this.optG.dispose();
     this.optD.dispose();
+    this.augment?.dispose();
   }
 }

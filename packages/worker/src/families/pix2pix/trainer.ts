@@ -1,6 +1,7 @@
 import '../../gradients.ts';
 import { Rng, type TrialJob } from '@gantry/shared';
 import * as tf from '@tensorflow/tfjs-core';
+import { augmentState, createAugment, type DiffAugment } from '../../augment/diff-augment.ts';
 import type { Dataset } from '../../data/datasets.ts';
 import { generatorLoss } from '../../losses.ts';
 import { Adam } from '../../optim/adam.ts';
@@ -51,6 +52,8 @@ export class Pix2pixTrainer implements Trainer {
   private readonly grid: { a: Float32Array; b: Float32Array; count: number };
   private stepCount = 0;
   private readonly faultNanAtStep?: number;
+  /** DiffAugment of D's input pairs: A and B get the same transform (groups of the channels). */
+  private readonly augment?: DiffAugment;
 
   constructor(
     readonly job: TrialJob,
@@ -74,6 +77,7 @@ export class Pix2pixTrainer implements Trainer {
     this.optG = new Adam(this.nets.g.vars, { lr: p.lr_g!, beta1: p.beta1!, beta2: p.beta2! });
     this.optD = new Adam(this.nets.d.vars, { lr: p.lr_d!, beta1: p.beta1!, beta2: p.beta2! });
     this.rates = new HealthRates(this.optG, this.optD, { g: p.lr_g!, d: p.lr_d! });
+    this.augment = createAugment(job.augment, this.rng, { groups: 2 });
     const shown = opts.heldOut?.imagesB && opts.heldOut.count > 0 ? opts.heldOut : data;
     const n = Math.min(GRID_EXAMPLES, shown.count);
     const px = pixels(this.sampleShape);
@@ -152,12 +156,17 @@ export class Pix2pixTrainer implements Trainer {
       // D first, on G's output as it stands; then G through the updated D (the same masks and weights
       // give the same G(A) again: the reference's one forward with fake.detach() for D).
       const fake = nets.generate(a, 'train', masks);
+      // DiffAugment: D sees T(A, B) and T(A, G(A)), one transform for both images of a pair.
+      const realPair = this.augmentPair(a, b);
+      const fakePair = this.augmentPair(a, fake);
       const dRes = tf.variableGrads(() => {
-        realLogits = tf.keep(nets.discriminate(a, b));
-        fakeLogits = tf.keep(nets.discriminate(a, fake));
+        realLogits = tf.keep(nets.discriminate(...realPair));
+        fakeLogits = tf.keep(nets.discriminate(...fakePair));
         const real = tf.mean(tf.softplus(tf.neg(realLogits)));
         return tf.mul(0.5, tf.add(real, tf.mean(tf.softplus(fakeLogits)))) as tf.Scalar;
       }, nets.d.vars);
+      // ADA's r_t over each pair's patch logits.
+      this.augment?.observe(tf.reshape(realLogits!, [this.batch, -1]));
       const dGrads = nets.d.vars.map((v) => dRes.grads[v.name]!);
       this.optD.apply(dGrads);
       nets.gStats.recording = true;
@@ -165,7 +174,8 @@ export class Pix2pixTrainer implements Trainer {
         const out = nets.generate(a, 'train', masks);
         nets.gStats.recording = false;
         const l1 = tf.mean(tf.abs(tf.sub(out, b)));
-        return tf.add(generatorLoss(nets.discriminate(a, out)), tf.mul(l1Weight, l1)) as tf.Scalar;
+        const adversarial = generatorLoss(nets.discriminate(...this.augmentPair(a, out)));
+        return tf.add(adversarial, tf.mul(l1Weight, l1)) as tf.Scalar;
       }, nets.g.vars);
       nets.gStats.recording = false;
       const gGrads = nets.g.vars.map((v) => gRes.grads[v.name]!);
@@ -183,7 +193,14 @@ export class Pix2pixTrainer implements Trainer {
     fakeLogits?.dispose();
     this.nets.gStats.commit();
     this.stepCount += 1;
-    return readStepStats(out, this.stepCount);
+    return { ...readStepStats(out, this.stepCount), ...this.augment?.stats() };
+  }
+
+  /** T(A, B) for D: the pair stacked along the channels, augmented as one, split again; as is without T. */
+  private augmentPair(a: tf.Tensor4D, b: tf.Tensor4D): [tf.Tensor4D, tf.Tensor4D] {
+    if (!this.augment) return [a, b];
+    const [ta, tb] = tf.split(this.augment.apply(tf.concat([a, b], 3)), 2, 3);
+    return [ta as tf.Tensor4D, tb as tf.Tensor4D];
   }
 
   /**
@@ -231,6 +248,7 @@ export class Pix2pixTrainer implements Trainer {
       optD: this.optD.exportState(),
       health: this.health,
       stats: this.nets.gStats.export(),
+      ...augmentState(this.augment),
     };
   }
 
@@ -245,11 +263,13 @@ export class Pix2pixTrainer implements Trainer {
     this.rng.setState(state.rng);
     this.stepCount = state.step;
     this.rates.set(state.health);
+    this.augment?.importState(state.augment);
   }
 
   dispose(): void {
     this.nets.dispose();
     this.optG.dispose();
     this.optD.dispose();
+    this.augment?.dispose();
   }
 }

@@ -1,6 +1,7 @@
 import '../../gradients.ts';
 import { type JobStage, Rng, stageAlpha, type TrialJob } from '@gantry/shared';
 import * as tf from '@tensorflow/tfjs-core';
+import { augmentState, createAugment, type DiffAugment } from '../../augment/diff-augment.ts';
 import type { Dataset } from '../../data/datasets.ts';
 import type { NamedArray, ParamStore } from '../../models/param-store.ts';
 import { Adam } from '../../optim/adam.ts';
@@ -52,6 +53,8 @@ export class ProganTrainer implements Trainer {
   private stepCount: number;
   private readonly faultNanAtStep?: number;
   private readonly rates: HealthRates;
+  /** DiffAugment at the stage's resolution; ADA's p carries on from stage to stage (in the state). */
+  private readonly augment?: DiffAugment;
 
   /**
    * @param data the job's images padded to {@link proganCanvas} of their side (padDataset).
@@ -85,6 +88,7 @@ export class ProganTrainer implements Trainer {
     this.optG = new Adam(this.nets.g.vars, { lr: p.lr_g!, beta1: p.beta1!, beta2: p.beta2! });
     this.optD = new Adam(this.nets.d.vars, { lr: p.lr_d!, beta1: p.beta1!, beta2: p.beta2! });
     this.rates = new HealthRates(this.optG, this.optD, { g: p.lr_g!, d: p.lr_d! });
+    this.augment = createAugment(job.augment, this.rng);
     this.stepCount = this.stage.start_step;
   }
 
@@ -152,10 +156,11 @@ export class ProganTrainer implements Trainer {
       nCritic: p.n_critic!,
       gpLambda: p.gp_lambda!,
       drift: p.drift!,
+      augment: this.augment,
     });
     this.updateEma();
     this.stepCount += 1;
-    return readStepStats(out, this.stepCount);
+    return { ...readStepStats(out, this.stepCount), ...this.augment?.stats() };
   }
 
   /**
@@ -260,6 +265,7 @@ export class ProganTrainer implements Trainer {
       health: this.health,
       stage: this.stage.index,
       ema: this.ema.export(),
+      ...augmentState(this.augment),
     };
   }
 
@@ -299,6 +305,7 @@ export class ProganTrainer implements Trainer {
     this.rng.setState(state.rng);
     this.stepCount = state.step;
     this.rates.set(state.health);
+    this.augment?.importState(state.augment);
   }
 
   dispose(): void {
@@ -306,5 +313,6 @@ export class ProganTrainer implements Trainer {
     this.ema.dispose();
     this.optG.dispose();
     this.optD.dispose();
+    this.augment?.dispose();
   }
 }

@@ -1,6 +1,7 @@
 import '../../gradients.ts';
 import { type JobStage, Rng, type TrialJob } from '@gantry/shared';
 import * as tf from '@tensorflow/tfjs-core';
+import { augmentState, createAugment, type DiffAugment } from '../../augment/diff-augment.ts';
 import type { Dataset } from '../../data/datasets.ts';
 import { discriminatorLoss, generatorLoss } from '../../losses.ts';
 import { Adam } from '../../optim/adam.ts';
@@ -67,6 +68,8 @@ export class SrganTrainer implements Trainer {
   private readonly grid: { lr: Float32Array; hr: Float32Array; count: number };
   private stepCount: number;
   private readonly faultNanAtStep?: number;
+  /** DiffAugment of D's HR and SR inputs, in the adversarial stage only (pretraining has no D). */
+  private readonly augment?: DiffAugment;
 
   constructor(
     readonly job: TrialJob,
@@ -93,6 +96,7 @@ export class SrganTrainer implements Trainer {
     this.optG = new Adam(this.nets.g.vars, { lr: lrG, beta1: p.beta1!, beta2: p.beta2! });
     this.optD = new Adam(this.nets.d.vars, { lr: p.lr_d!, beta1: p.beta1!, beta2: p.beta2! });
     this.rates = new HealthRates(this.optG, this.optD, { g: lrG, d: p.lr_d! });
+    if (this.adversarial) this.augment = createAugment(job.augment, this.rng);
     this.stepCount = this.stage.start_step;
     this.lr = downscale(data.images, data.count, this.sampleShape, scale);
     const shown = opts.heldOut && opts.heldOut.count > 0 ? opts.heldOut : data;
@@ -148,7 +152,7 @@ export class SrganTrainer implements Trainer {
     const out = this.adversarial ? this.adversarialStep() : this.pretrainStep();
     this.nets.gStats.commit();
     this.stepCount += 1;
-    return readStepStats(out, this.stepCount);
+    return { ...readStepStats(out, this.stepCount), ...this.augment?.stats() };
   }
 
   /** G alone on the MSE to HR; D's scores and gradient are reported as 0 (it is not trained). */
@@ -178,11 +182,14 @@ export class SrganTrainer implements Trainer {
     const out = tf.tidy(() => {
       const { lr, hr } = this.batchPair();
       const sr = nets.generate(lr, 'train');
+      const aug = (x: tf.Tensor4D) => (this.augment ? this.augment.apply(x) : x);
+      const [realX, fakeX] = [aug(hr), aug(sr)];
       const dRes = tf.variableGrads(() => {
-        realLogits = tf.keep(nets.discriminate(hr));
-        fakeLogits = tf.keep(nets.discriminate(sr));
+        realLogits = tf.keep(nets.discriminate(realX));
+        fakeLogits = tf.keep(nets.discriminate(fakeX));
         return discriminatorLoss(realLogits, fakeLogits);
       }, nets.d.vars);
+      this.augment?.observe(realLogits!);
       const dGrads = nets.d.vars.map((v) => dRes.grads[v.name]!);
       this.optD.apply(dGrads);
 
@@ -190,7 +197,7 @@ export class SrganTrainer implements Trainer {
       const gRes = tf.variableGrads(() => {
         const out = nets.generate(lr, 'train');
         const content = tf.mean(tf.squaredDifference(out, hr));
-        return tf.add(content, tf.mul(advWeight, generatorLoss(nets.discriminate(out)))) as tf.Scalar;
+        return tf.add(content, tf.mul(advWeight, generatorLoss(nets.discriminate(aug(out))))) as tf.Scalar;
       }, nets.g.vars);
       nets.gStats.recording = false;
       const gGrads = nets.g.vars.map((v) => gRes.grads[v.name]!);
@@ -258,6 +265,7 @@ export class SrganTrainer implements Trainer {
       health: this.health,
       stage: this.stage.index,
       stats: this.nets.gStats.export(),
+      ...augmentState(this.augment),
     };
   }
 
@@ -293,11 +301,13 @@ export class SrganTrainer implements Trainer {
     // Restarts and their rate multipliers go on across stages, as in progan: a trial a restart slowed down
     // stays slowed down (the handover itself cannot tell a new stage from a rewind to its start).
     this.rates.set(state.health);
+    this.augment?.importState(state.augment);
   }
 
   dispose(): void {
     this.nets.dispose();
     this.optG.dispose();
     this.optD.dispose();
+    this.augment?.dispose();
   }
 }

@@ -24,6 +24,7 @@ export const wassersteinUpdate: AdversarialUpdate = {
       rng: c.rng,
       nCritic: c.params.n_critic!,
       gpLambda: c.params.gp_lambda!,
+      augment: c.augment,
       drift: 0,
     }),
 };
