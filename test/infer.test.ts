@@ -1,8 +1,11 @@
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { Coordinator } from '@gantry/coordinator';
-import { compileSweepSpec, createLogger, loadConfig } from '@gantry/shared';
+import { compileSweepSpec, createLogger, loadConfig, Rng } from '@gantry/shared';
+import * as tf from '@tensorflow/tfjs';
 import { PNG } from 'pngjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -289,5 +292,116 @@ describe('warm start (init_from) from the trained trial', () => {
     expect(missing.statusCode).toBe(400);
     expect(errorOf(missing).issues?.[0]?.path).toBe('init_from.trial');
     expect(await sweepCount()).toBe(before);
+  });
+});
+
+describe('gantry export of the trained trial', () => {
+  /** Serves `dir` on a loopback port as a static site: how a browser would fetch the export. */
+  async function serve(dir: string): Promise<{ url: string; close: () => void }> {
+    const server = createServer((req, res) => {
+      readFile(join(dir, basename(req.url ?? '')))
+        .then((body) => res.writeHead(200).end(body))
+        .catch(() => res.writeHead(404).end());
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, close: () => server.close() };
+  }
+
+  it("writes a graph model that plain tfjs loads and that reproduces the trial's sample grid for its z", async () => {
+    const dir = join(work, 'export-g');
+    const a = await run(['export', trialId, '-o', dir]);
+    expect(a.code, a.err).toBe(0);
+    expect(a.out).toMatch(/wrote 5 files .*the generator of .* at step 20/);
+    expect((await readdir(dir)).sort()).toEqual([
+      'README.md',
+      'example.json',
+      'gantry-export.json',
+      'model.json',
+      'weights.bin',
+    ]);
+    // The trial's own sample grid of step 20 (64 tiles of 16x16 RGB, 4x, 2 px apart) and its noise.
+    const trial = (await coordinator.app.inject({ method: 'GET', url: `/v1/trials/${trialId}` })).json();
+    const grid = PNG.sync.read(
+      (await coordinator.app.inject({ method: 'GET', url: `/v1/trials/${trialId}/samples/20.png` }))
+        .rawPayload,
+    );
+    const z = new Rng((trial.seed ^ 0x5a5a5a5a) >>> 0).fillNormal(new Float32Array(64 * 8));
+
+    tf.enableProdMode();
+    await tf.setBackend('cpu');
+    const site = await serve(dir);
+    try {
+      const model = await tf.loadGraphModel(`${site.url}/model.json`);
+      const images = tf.tidy(
+        () =>
+          (model.execute({ z: tf.tensor2d(z, [64, 8]) }, 'images') as tf.Tensor).dataSync() as Float32Array,
+      );
+      model.dispose();
+      // The worker's own floats for the same z (example.json), to 1e-5; the grid's bytes, to rounding.
+      const example = JSON.parse(await readFile(join(dir, 'example.json'), 'utf8'));
+      expect(example.inputs.z.data).toEqual(Array.from(z));
+      let worst = 0;
+      for (let i = 0; i < images.length; i++)
+        worst = Math.max(worst, Math.abs(images[i]! - example.output.data[i]));
+      expect(images.length).toBe(64 * 16 * 16 * 3);
+      expect(worst).toBeLessThanOrEqual(1e-5);
+      let off = 0;
+      for (let n = 0; n < 64; n++)
+        for (let y = 0; y < 16; y++)
+          for (let x = 0; x < 16; x++)
+            for (let c = 0; c < 3; c++) {
+              const gx = 2 + (n % 8) * 66 + 4 * x;
+              const gy = 2 + Math.floor(n / 8) * 66 + 4 * y;
+              const want = grid.data[(gy * grid.width + gx) * 4 + c]!;
+              const got = Math.round(
+                (Math.min(1, Math.max(-1, images[((n * 16 + y) * 16 + x) * 3 + c]!)) + 1) * 127.5,
+              );
+              off = Math.max(off, Math.abs(got - want));
+            }
+      expect(off).toBeLessThanOrEqual(1);
+    } finally {
+      site.close();
+    }
+  });
+
+  it('exports D, and refuses a bad net, step or parameter, a trial without checkpoints and a used folder', async () => {
+    const d = await run(['export', trialId, '--net', 'd', '--step', '10', '-o', join(work, 'export-d')]);
+    expect(d.code, d.err).toBe(0);
+    const meta = JSON.parse(await readFile(join(work, 'export-d', 'gantry-export.json'), 'utf8'));
+    expect(meta).toMatchObject({ net: 'd', step: 10, inputs: [{ name: 'images', shape: [-1, 16, 16, 3] }] });
+
+    const post = (q: string) =>
+      coordinator.app.inject({ method: 'POST', url: `/v1/trials/${trialId}/export${q}` });
+    const badNet = await post('?net=x');
+    expect([badNet.statusCode, errorOf(badNet).issues?.[0]?.path]).toEqual([400, 'net']);
+    const unknown = await post('?format=onnx');
+    expect([unknown.statusCode, errorOf(unknown).issues?.[0]?.path]).toEqual([400, 'format']);
+    const noStep = await post('?step=15');
+    expect(noStep.statusCode).toBe(404);
+    expect(errorOf(noStep).message).toMatch(/steps with checkpoints: 10, 20/);
+
+    const { id, trialIds } = await coordinator.submit(
+      compileSweepSpec({
+        name: 'export-none',
+        model: 'dcgan',
+        dataset: 'swatches',
+        method: 'grid',
+        budget: { parallel: 1, steps: 20 },
+        health: { eval_every_steps: 0 },
+        metric: { name: 'g_loss', goal: 'minimize' },
+        parameters: { batch_size: { value: 8 } },
+      }),
+    );
+    await coordinator.scheduler.cancel(id);
+    const none = await coordinator.app.inject({ method: 'POST', url: `/v1/trials/${trialIds[0]}/export` });
+    expect([none.statusCode, errorOf(none).code]).toEqual([409, 'CONFLICT']);
+
+    const used = await run(['export', trialId, '-o', join(work, 'export-d')]);
+    expect(used.code).toBe(1);
+    expect(used.err).toMatch(/is not empty .*--force.* \[OUTPUT_NOT_EMPTY\]/);
+    const file = await run(['export', trialId, '-o', join(work, 'export-d', 'model.json')]);
+    expect(file.err).toMatch(/is a file.* \[OUTPUT_IS_FILE\]/);
+    const forced = await run(['export', trialId, '--force', '-o', join(work, 'export-d')]);
+    expect(forced.code, forced.err).toBe(0);
   });
 });

@@ -165,6 +165,8 @@ export const INFERENCE_ERROR_STATUS = {
   WRONG_IMAGE_CHANNELS: 400,
   /** An image to a generative trial, or none to an image-conditioned one. */
   WRONG_INPUT: 400,
+  /** The trial's network runs an op that the exported TF.js graph model cannot express (`gantry export`). */
+  NOT_EXPORTABLE: 422,
   /** Every inference process is busy and the queue is full; `retryAfterS` says when to try again. */
   INFERENCE_BUSY: 503,
   /** The inference process did not answer in time and was killed. */

@@ -125,7 +125,37 @@ export interface InferShapesMessage {
   request: ShapesRequest;
 }
 
-export type InferParentMessage = InferInitMessage | InferRunMessage | InferShapesMessage;
+/** A trial's two networks as `gantry export` names them: the generator and the discriminator. */
+export const EXPORT_NETS = ['g', 'd'] as const;
+export type ExportNet = (typeof EXPORT_NETS)[number];
+
+/**
+ * One export (`gantry export`, `POST /v1/trials/:id/export`): a network of a trial's committed checkpoint,
+ * written as a TF.js graph model by the inference process.
+ */
+export interface ExportRequest {
+  /** The trial's job as the scheduler queues it (a staged trial's first stage). */
+  job: TrialJob;
+  /** Staged trials: the spec's stages, so that the job is rebuilt for the checkpoint's stage. */
+  stages?: StageSpec[];
+  checkpoint: { step: number; manifestKey: string };
+  net: ExportNet;
+}
+
+/** The files of an export (model.json, its weights, an example, metadata, a README), by name. */
+export interface ExportResult {
+  step: number;
+  net: ExportNet;
+  files: { name: string; bytes: Uint8Array }[];
+}
+
+export interface InferExportMessage {
+  type: 'export';
+  id: number;
+  request: ExportRequest;
+}
+
+export type InferParentMessage = InferInitMessage | InferRunMessage | InferShapesMessage | InferExportMessage;
 
 export type InferChildMessage =
   | { type: 'ready'; backend: string; device: string }
@@ -133,6 +163,7 @@ export type InferChildMessage =
   | { type: 'init-failed'; message: string }
   | { type: 'result'; id: number; result: InferResult }
   | { type: 'shapes'; id: number; result: ShapesResult }
+  | { type: 'exported'; id: number; result: ExportResult }
   | { type: 'error'; id: number; error: WireError };
 
 const stageSpecSchema = z.strictObject({
@@ -183,4 +214,22 @@ export function parseInferRequest(data: unknown): Omit<InferRequest, 'job'> & { 
     throw new Error(`invalid inference request: ${i?.path.join('.') ?? ''}: ${i?.message ?? 'invalid'}`);
   }
   return parsed.data as Omit<InferRequest, 'job'> & { job: unknown };
+}
+
+const exportRequestSchema = z.strictObject({
+  // Checked by parseTrialJob once the stage of the checkpoint is known.
+  job: z.record(z.string(), z.unknown()),
+  stages: z.array(stageSpecSchema).min(1).optional(),
+  checkpoint: z.strictObject({ step: z.number().int().min(0), manifestKey: z.string().min(1) }),
+  net: z.enum(EXPORT_NETS),
+});
+
+/** Checks an export request as the inference process receives it. @throws Error naming the field */
+export function parseExportRequest(data: unknown): Omit<ExportRequest, 'job'> & { job: unknown } {
+  const parsed = exportRequestSchema.safeParse(data);
+  if (!parsed.success) {
+    const i = parsed.error.issues[0];
+    throw new Error(`invalid export request: ${i?.path.join('.') ?? ''}: ${i?.message ?? 'invalid'}`);
+  }
+  return parsed.data as Omit<ExportRequest, 'job'> & { job: unknown };
 }

@@ -9,11 +9,13 @@ import {
   datasetManifestSchema,
   GantryError,
   type InferChildMessage,
+  type InferExportMessage,
   type InferInitMessage,
   type InferParentMessage,
   type InferRunMessage,
   type InferShapesMessage,
   ObjectStore,
+  parseExportRequest,
   parseInferRequest,
   toWireError,
 } from '@gantry/shared';
@@ -88,10 +90,26 @@ async function shapes(m: InferShapesMessage): Promise<void> {
   }
 }
 
+async function exportNet(m: InferExportMessage): Promise<void> {
+  try {
+    if (!session) throw new Error('export request before init');
+    const result = await session.export(parseExportRequest(m.request));
+    await send({ type: 'exported', id: m.id, result });
+  } catch (err) {
+    if (!(err instanceof GantryError)) session?.dispose();
+    await send({ type: 'error', id: m.id, error: toWireError(err, 'INFERENCE_FAILED') });
+  }
+}
+
 // Messages are handled in order, one at a time.
 let chain: Promise<void> = Promise.resolve();
 process.on('message', (m: InferParentMessage) => {
-  chain = chain.then(() => (m.type === 'init' ? init(m) : m.type === 'shapes' ? shapes(m) : infer(m)));
+  chain = chain.then(() => {
+    if (m.type === 'init') return init(m);
+    if (m.type === 'shapes') return shapes(m);
+    if (m.type === 'export') return exportNet(m);
+    return infer(m);
+  });
 });
 // The coordinator went away (or closed the channel): nothing left to answer.
 process.on('disconnect', () => process.exit(0));

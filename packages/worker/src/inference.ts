@@ -2,6 +2,8 @@ import {
   BadRequestError,
   convertChannels,
   type DatasetManifest,
+  type ExportRequest,
+  type ExportResult,
   FAMILIES,
   GantryError,
   INFER_LIMITS,
@@ -16,6 +18,7 @@ import {
 } from '@gantry/shared';
 import type { Checkpoint } from './checkpoint-store.ts';
 import type { Dataset } from './data/datasets.ts';
+import { exportNetwork } from './export/export-network.ts';
 import type { ImageShape, Trainer } from './families/family.ts';
 import { encodeImageGrid } from './sample-grid.ts';
 
@@ -33,6 +36,9 @@ export interface InferenceDeps {
 
 /** An inference request as the inference process has checked it, its job not yet (parseInferRequest). */
 export type InferenceRequest = Omit<InferRequest, 'job'> & { job: unknown };
+
+/** An export request as the inference process has checked it, its job not yet (parseExportRequest). */
+export type ExportSessionRequest = Omit<ExportRequest, 'job'> & { job: unknown };
 
 /** Gap between the tiles of a grid of samples, and around them, as in the trials' sample grids. */
 const GRID_PADDING = 2;
@@ -180,8 +186,24 @@ export class InferenceSession {
     return { png, step: req.checkpoint.step, count, cols, tile: { width, height }, padding, seed };
   }
 
+  /**
+   * `gantry export`: the request's network of its checkpoint as a TF.js graph model (export/).
+   * @throws InferenceError NOT_EXPORTABLE when the network cannot be written as a graph
+   */
+  async export(req: ExportSessionRequest): Promise<ExportResult> {
+    const { trainer, job } = await this.load(req);
+    const files = await exportNetwork(trainer, req.net, {
+      model: job.model,
+      sweepId: job.sweepId,
+      trialId: job.trialId,
+      step: req.checkpoint.step,
+      ...(job.stage ? { stage: job.stage.index } : {}),
+    });
+    return { step: req.checkpoint.step, net: req.net, files };
+  }
+
   /** The trainer of the request's checkpoint: the loaded one, or a new one (the old one disposed). */
-  private async load(req: InferenceRequest): Promise<Loaded> {
+  private async load(req: Pick<InferenceRequest, 'job' | 'stages' | 'checkpoint'>): Promise<Loaded> {
     const { manifestKey } = req.checkpoint;
     if (this.loaded?.manifestKey === manifestKey) return this.loaded;
     this.dispose();

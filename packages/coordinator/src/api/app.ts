@@ -21,6 +21,7 @@ import type { Scheduler } from '../scheduler.ts';
 import type { SweepStore } from '../sweep-store.ts';
 import { type AugmentationRouteDeps, registerAugmentationRoutes } from './augment-routes.ts';
 import { ARCHIVE_TYPES, registerDatasetRoutes } from './dataset-routes.ts';
+import { EXPORT_ROUTE, registerExportRoute } from './export-route.ts';
 import { INFER_IMAGE_TYPES, INFER_ROUTE, registerInferRoute } from './infer-route.ts';
 import { checkId } from './params.ts';
 import { sweepView, trialSummary } from './views.ts';
@@ -69,7 +70,7 @@ declare module 'fastify' {
 }
 
 /** Requests that change nothing but cost CPU: the read role may make them, rate-limited like writes. */
-const COSTLY_READS = new Set([`POST ${INFER_ROUTE}`]);
+const COSTLY_READS = new Set([`POST ${INFER_ROUTE}`, `POST ${EXPORT_ROUTE}`]);
 
 /**
  * What a request needs: reads take `read`, anything that changes state `admin` and counts against the
@@ -215,6 +216,7 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
     manifest: (name, version) => deps.datasets.manifest(name, version),
     ...deps.augmentations,
   });
+  registerExportRoute(app, { store: deps.store, inference: deps.inference });
   registerInferRoute(app, {
     store: deps.store,
     inference: deps.inference,

@@ -122,7 +122,7 @@ export function inferInput(body: unknown): InferImage | undefined {
 }
 
 /** The trial's job, or a 409 for a sweep stored before data sets were pinned. */
-function jobOf(sweep: StoredSweep, trial: TrialRecord): TrialJob {
+export function jobOf(sweep: StoredSweep, trial: TrialRecord): TrialJob {
   try {
     return trialJob(sweep, trial);
   } catch (err) {

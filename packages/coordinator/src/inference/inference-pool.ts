@@ -2,6 +2,8 @@ import { type ChildProcess, fork } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import {
+  type ExportRequest,
+  type ExportResult,
   type InferChildMessage,
   InferenceError,
   type InferInitMessage,
@@ -27,6 +29,8 @@ export interface Inference {
   run(req: InferRequest): Promise<InferResult>;
   /** The tensors a family's networks have for some parameter sets, and a checkpoint's (init_from). */
   shapes(req: ShapesRequest): Promise<ShapesResult>;
+  /** A trial's network as a TF.js graph model (`gantry export`). @throws as `run` */
+  export(req: ExportRequest): Promise<ExportResult>;
   close(): Promise<void>;
 }
 
@@ -90,7 +94,8 @@ class InferenceProcess {
       else {
         const p = this.pending.get(m.id);
         this.pending.delete(m.id);
-        if (m.type === 'result' || m.type === 'shapes') p?.resolve(m.result as never);
+        if (m.type === 'result' || m.type === 'shapes' || m.type === 'exported')
+          p?.resolve(m.result as never);
         else p?.reject(InferenceError.fromWire(m.error));
       }
     });
@@ -131,6 +136,11 @@ class InferenceProcess {
   /** Sends a shapes request once the process is ready; fails like `run`. */
   shapes(id: number, req: ShapesRequest, timeoutMs: number): Promise<ShapesResult> {
     return this.ask({ type: 'shapes', id, request: req }, timeoutMs);
+  }
+
+  /** Sends an export request once the process is ready; fails like `run`. */
+  export(id: number, req: ExportRequest, timeoutMs: number): Promise<ExportResult> {
+    return this.ask({ type: 'export', id, request: req }, timeoutMs);
   }
 
   private ask<T>(m: Extract<InferParentMessage, { id: number }>, timeoutMs: number): Promise<T> {
@@ -234,6 +244,16 @@ export class InferencePool implements Inference {
     const started = Date.now();
     const result = await this.withProcess(log, (proc, id) => proc.shapes(id, req, this.timeoutMs));
     log.info({ ms: Date.now() - started }, 'network shapes');
+    return result;
+  }
+
+  /** `gantry export`: the request's network as a TF.js graph model, its files by name. */
+  async export(req: ExportRequest): Promise<ExportResult> {
+    const log = this.opts.log.child({ trialId: req.job.trialId, step: req.checkpoint.step, net: req.net });
+    const started = Date.now();
+    const result = await this.withProcess(log, (proc, id) => proc.export(id, req, this.timeoutMs));
+    const bytes = result.files.reduce((n, f) => n + f.bytes.length, 0);
+    log.info({ ms: Date.now() - started, files: result.files.length, bytes }, 'export');
     return result;
   }
 

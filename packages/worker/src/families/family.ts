@@ -1,4 +1,5 @@
 import type { ModelName, TrialJob } from '@gantry/shared';
+import type * as tf from '@tensorflow/tfjs-core';
 import type { AugmentState } from '../augment/diff-augment.ts';
 import type { Dataset } from '../data/datasets.ts';
 import type { NamedArray } from '../models/param-store.ts';
@@ -102,6 +103,35 @@ export interface DrawOptions {
   label?: number;
 }
 
+/** A trial's two networks, as `gantry export` names them. */
+export type NetName = 'g' | 'd';
+
+/** One input or the output of an exportable network: per example (the batch dimension is free). */
+export interface NetworkTensor {
+  name: string;
+  shape: number[];
+  /** What it holds, in a line (the export's README). */
+  description: string;
+}
+
+/**
+ * A network as `gantry export` traces it (export/): its forward pass on batched float32 inputs in the mode
+ * the trainer's own `sample`/`translate` run it (running statistics where they use them, the EMA weights,
+ * the current fade-in), and a check of it by the trainer's own output.
+ */
+export interface ExportableNetwork {
+  inputs: NetworkTensor[];
+  output: NetworkTensor;
+  /** What a user must know to get the trainer's results from it (batch statistics, dropout, ...). */
+  notes: string[];
+  forward(inputs: tf.Tensor[]): tf.Tensor;
+  /**
+   * `count` inputs (the trial's own where it has them: the sample grid's noise) and what the trainer makes
+   * of them through its own path (`sample`, `translate`), each flat NHWC / [N, ...shape].
+   */
+  example(count: number): { inputs: Float32Array[]; output: Float32Array };
+}
+
 /** What the trainer process, the evaluator and the bench need of a model's training loop. */
 export interface Trainer {
   readonly job: TrialJob;
@@ -147,6 +177,8 @@ export interface Trainer {
   realEvalSamples?(count: number): { images: Float32Array };
   /** Floating-point operations of one training step, approximately. */
   flopsPerStep(): number;
+  /** The generator or the discriminator as `gantry export` traces it; absent where a family has none. */
+  network?(net: NetName): ExportableNetwork;
   readonly health: TrainerHealthState;
   applyRestart(scale: LrScale): void;
   exportState(): TrainerState;

@@ -9,7 +9,10 @@ import { HealthRates } from '../../training/health-rates.ts';
 import { gradNorm, readStepStats } from '../../training/step-stats.ts';
 import type {
   DrawOptions,
+  ExportableNetwork,
   LrScale,
+  NetName,
+  NetworkTensor,
   StepStats,
   Trainer,
   TrainerHealthState,
@@ -231,24 +234,85 @@ export class GanTrainer implements Trainer {
    * for cGAN. Returns NHWC floats in [-1, 1].
    */
   sample(count = 64): Float32Array {
-    const rng = new Rng((this.job.seed ^ 0x5a5a5a5a) >>> 0);
-    const z = new Float32Array(count * this.latent);
-    rng.fillNormal(z);
+    const { z, labels } = this.sampleInputs(count);
     return tf.tidy(() => {
-      const cols = Math.ceil(Math.sqrt(count));
-      const labels = this.conditional
-        ? (tf
-            .oneHot(
-              tf.tensor1d(
-                Array.from({ length: count }, (_, i) => Math.floor(i / cols) % this.data.numClasses),
-                'int32',
-              ),
-              this.data.numClasses,
-            )
-            .toFloat() as tf.Tensor2D)
-        : undefined;
-      return this.nets.generate(tf.tensor2d(z, [count, this.latent]), labels).dataSync() as Float32Array;
+      const y = labels && (tf.tensor2d(labels, [count, this.data.numClasses]) as tf.Tensor2D);
+      return this.nets.generate(tf.tensor2d(z, [count, this.latent]), y).dataSync() as Float32Array;
     });
+  }
+
+  /** The sample grid's noise (its own Rng) and, for cGAN, one-hot labels: one class per row of the grid. */
+  private sampleInputs(count: number): { z: Float32Array; labels?: Float32Array } {
+    const rng = new Rng((this.job.seed ^ 0x5a5a5a5a) >>> 0);
+    const z = rng.fillNormal(new Float32Array(count * this.latent));
+    if (!this.conditional) return { z };
+    const k = this.data.numClasses;
+    const cols = Math.ceil(Math.sqrt(count));
+    const labels = new Float32Array(count * k);
+    for (let i = 0; i < count; i++) labels[i * k + (Math.floor(i / cols) % k)] = 1;
+    return { z, labels };
+  }
+
+  /**
+   * G: z (+ one-hot labels) -> images, batch norm over the batch given, as `sample` runs it; D: images (+
+   * labels) -> logits. Examples: the sample grid's noise, and G's images of it.
+   */
+  network(net: NetName): ExportableNetwork {
+    const { height, width, channels, numClasses } = this.data;
+    const labels: NetworkTensor[] = this.conditional
+      ? [{ name: 'labels', shape: [numClasses], description: `one-hot class (${numClasses} classes)` }]
+      : [];
+    const image = { shape: [height, width, channels], description: 'NHWC in [-1, 1]' };
+    const grid = (count: number) => {
+      const { z, labels: y } = this.sampleInputs(count);
+      return { z, y, images: this.sample(count) };
+    };
+    if (net === 'g') {
+      return {
+        inputs: [{ name: 'z', shape: [this.latent], description: 'standard normal noise' }, ...labels],
+        output: { name: 'images', ...image },
+        notes: this.usesBatchStatistics('g')
+          ? [
+              'batch norm normalises by the batch given, as the trial does: one image alone comes out differently',
+            ]
+          : [],
+        forward: ([z, y]) => this.nets.generate(z as tf.Tensor2D, y as tf.Tensor2D | undefined),
+        example: (count) => {
+          const { z, y, images } = grid(count);
+          return { inputs: y ? [z, y] : [z], output: images };
+        },
+      };
+    }
+    return {
+      inputs: [{ name: 'images', ...image }, ...labels],
+      output: {
+        name: 'logits',
+        shape: [],
+        description: this.update.critic ? 'critic score' : 'logit of "real"',
+      },
+      notes: this.usesBatchStatistics('d')
+        ? ['batch norm normalises by the batch given, as in training']
+        : [],
+      forward: ([x, y]) => this.nets.discriminate(x as tf.Tensor4D, y as tf.Tensor2D | undefined),
+      example: (count) => {
+        const { y, images } = grid(count);
+        const output = tf.tidy(
+          () =>
+            this.nets
+              .discriminate(
+                tf.tensor4d(images, [count, height, width, channels]),
+                y && (tf.tensor2d(y, [count, numClasses]) as tf.Tensor2D),
+              )
+              .dataSync() as Float32Array,
+        );
+        return { inputs: y ? [images, y] : [images], output };
+      },
+    };
+  }
+
+  /** Whether the network has batch norms (DCGAN's normalise by the batch, in sampling too). */
+  private usesBatchStatistics(net: NetName): boolean {
+    return (net === 'g' ? this.nets.g : this.nets.d).vars.some((v) => /\/bn\d*\//.test(v.name));
   }
 
   /**

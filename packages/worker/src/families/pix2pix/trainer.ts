@@ -3,15 +3,18 @@ import { Rng, type TrialJob } from '@gantry/shared';
 import * as tf from '@tensorflow/tfjs-core';
 import { augmentState, createAugment, type DiffAugment } from '../../augment/diff-augment.ts';
 import type { Dataset } from '../../data/datasets.ts';
+import { exampleImages, imageTensor, runOn } from '../../export/network-examples.ts';
 import { generatorLoss } from '../../losses.ts';
 import { Adam } from '../../optim/adam.ts';
 import { HealthRates } from '../../training/health-rates.ts';
 import { drawIndices, gather, interleave, mapBatches, pixels } from '../../training/image-batches.ts';
 import { gradNorm, readStepStats } from '../../training/step-stats.ts';
 import type {
+  ExportableNetwork,
   ImageShape,
   ImageTask,
   LrScale,
+  NetName,
   StepStats,
   Trainer,
   TrainerHealthState,
@@ -213,6 +216,52 @@ export class Pix2pixTrainer implements Trainer {
       const masks = this.masks(1, new Rng((this.job.seed ^ 0x7e7e7e7e) >>> 0));
       return this.crop(this.nets.generate(this.pad(x), 'eval', masks));
     });
+  }
+
+  /**
+   * G: A -> B as `translate` runs it (running statistics, the inference dropout masks as constants); D:
+   * (A, B) -> one logit per patch.
+   */
+  network(net: NetName): ExportableNetwork {
+    const a = imageTensor('a', this.inputShape, 'images of domain A');
+    if (net === 'g') {
+      return {
+        inputs: [a],
+        output: imageTensor('b', this.sampleShape, 'their translations to domain B'),
+        notes: [
+          "dropout stays on at inference, as in the paper, with one fixed set of masks (the trial's inference seed) in the graph, as the trial and gantry infer translate",
+        ],
+        forward: ([x]) => {
+          const masks = this.masks(1, new Rng((this.job.seed ^ 0x7e7e7e7e) >>> 0));
+          return this.crop(this.nets.generate(this.pad(x as tf.Tensor4D), 'eval', masks));
+        },
+        example: (count) => {
+          const x = exampleImages(count, this.inputShape);
+          return { inputs: [x], output: this.translate(x, count) };
+        },
+      };
+    }
+    const inputs = [a, imageTensor('b', this.sampleShape, 'images of domain B')];
+    const forward = ([x, y]: tf.Tensor[]) => {
+      const logits = this.nets.discriminate(this.pad(x as tf.Tensor4D), this.pad(y as tf.Tensor4D));
+      return tf.reshape(logits, [x!.shape[0], -1]);
+    };
+    const patches = runOn(
+      forward,
+      inputs,
+      [exampleImages(1, this.inputShape), exampleImages(1, this.sampleShape)],
+      1,
+    );
+    return {
+      inputs,
+      output: { name: 'logits', shape: [patches.length], description: 'logit of "real" per patch' },
+      notes: ['batch norm normalises by the batch given, as in training'],
+      forward,
+      example: (count) => {
+        const xs = [exampleImages(count, this.inputShape), exampleImages(count, this.sampleShape, 1)];
+        return { inputs: xs, output: runOn(forward, inputs, xs, count) };
+      },
+    };
   }
 
   /** Grid tiles: per example A | G(A) | B, two examples to a row. */

@@ -10,7 +10,9 @@ import { readStepStats } from '../../training/step-stats.ts';
 import { wassersteinStep } from '../../training/wasserstein-step.ts';
 import type {
   DrawOptions,
+  ExportableNetwork,
   LrScale,
+  NetName,
   StepStats,
   Trainer,
   TrainerHealthState,
@@ -190,6 +192,45 @@ export class ProganTrainer implements Trainer {
     const rng = new Rng((this.job.seed ^ 0x5a5a5a5a) >>> 0);
     const z = rng.fillNormal(new Float32Array(count * this.latent));
     return tf.tidy(() => this.generateEma(tf.tensor2d(z, [count, this.latent])).dataSync() as Float32Array);
+  }
+
+  /**
+   * G: z -> the stage's images through the EMA weights at the current fade-in, clipped, as `sample`; D:
+   * images at the stage's resolution -> critic scores. Examples: the sample grid's noise and its images.
+   */
+  network(net: NetName): ExportableNetwork {
+    const { channels } = this.data;
+    const R = this.resolution;
+    const images = { shape: [R, R, channels], description: `the stage's ${R}x${R} images, NHWC in [-1, 1]` };
+    const alpha = this.alpha;
+    const stage = `stage ${this.stage.index} at fade-in alpha ${alpha}`;
+    const gridNoise = (count: number) =>
+      new Rng((this.job.seed ^ 0x5a5a5a5a) >>> 0).fillNormal(new Float32Array(count * this.latent));
+    if (net === 'g') {
+      return {
+        inputs: [{ name: 'z', shape: [this.latent], description: 'standard normal noise' }],
+        output: { name: 'images', ...images },
+        notes: [`the moving average of G's weights, ${stage}`],
+        forward: ([z]) => this.generateEma(z as tf.Tensor2D),
+        example: (count) => ({ inputs: [gridNoise(count)], output: this.sample(count) }),
+      };
+    }
+    const forward = ([x]: tf.Tensor[]) => this.nets.discriminate(x as tf.Tensor4D, alpha);
+    return {
+      inputs: [{ name: 'images', ...images }],
+      output: { name: 'scores', shape: [], description: 'critic score' },
+      notes: [`D of ${stage}`],
+      forward,
+      example: (count) => {
+        const x = this.sample(count);
+        return {
+          inputs: [x],
+          output: tf.tidy(
+            () => forward([tf.tensor4d(x, [count, R, R, channels])]).dataSync() as Float32Array,
+          ),
+        };
+      },
+    };
   }
 
   /** `count` images at the stage's resolution from noise seeded by `opts.seed`, through the EMA weights. */

@@ -3,6 +3,7 @@ import { type JobStage, Rng, type TrialJob } from '@gantry/shared';
 import * as tf from '@tensorflow/tfjs-core';
 import { augmentState, createAugment, type DiffAugment } from '../../augment/diff-augment.ts';
 import type { Dataset } from '../../data/datasets.ts';
+import { exampleImages, imageTensor, runOn } from '../../export/network-examples.ts';
 import { discriminatorLoss, generatorLoss } from '../../losses.ts';
 import { Adam } from '../../optim/adam.ts';
 import { bicubicResize, clampUnit } from '../../quality/image-metrics.ts';
@@ -17,9 +18,11 @@ import {
 } from '../../training/image-batches.ts';
 import { gradNorm, readStepStats } from '../../training/step-stats.ts';
 import type {
+  ExportableNetwork,
   ImageShape,
   ImageTask,
   LrScale,
+  NetName,
   StepStats,
   Trainer,
   TrainerHealthState,
@@ -219,6 +222,36 @@ export class SrganTrainer implements Trainer {
   /** G in inference mode (running batch-norm statistics) on `count` LR images. */
   translate(inputs: Float32Array, count: number): Float32Array {
     return mapBatches(inputs, count, this.inputShape, this.sampleShape, (x) => this.nets.generate(x, 'eval'));
+  }
+
+  /** G: LR images -> SR images with running statistics, as `translate`; D: HR images -> logits. */
+  network(net: NetName): ExportableNetwork {
+    const lr = imageTensor('lr', this.inputShape, `low-resolution images (1/${this.scale} of the side)`);
+    const hr = (name: string) => imageTensor(name, this.sampleShape, 'high-resolution images');
+    if (net === 'g') {
+      return {
+        inputs: [lr],
+        output: hr('sr'),
+        notes: [],
+        forward: ([x]) => this.nets.generate(x as tf.Tensor4D, 'eval'),
+        example: (count) => {
+          const x = exampleImages(count, this.inputShape);
+          return { inputs: [x], output: this.translate(x, count) };
+        },
+      };
+    }
+    const inputs = [hr('images')];
+    const forward = ([x]: tf.Tensor[]) => this.nets.discriminate(x as tf.Tensor4D);
+    return {
+      inputs,
+      output: { name: 'logits', shape: [], description: 'logit of "real"' },
+      notes: ['batch norm normalises by the batch given, as in training'],
+      forward,
+      example: (count) => {
+        const x = [exampleImages(count, this.sampleShape)];
+        return { inputs: x, output: runOn(forward, inputs, x, count) };
+      },
+    };
   }
 
   /** Grid tiles: per example LR (nearest neighbour) | bicubic | SR | HR, two examples to a row. */
