@@ -22,7 +22,7 @@ const defaults = (model: ModelName) =>
 
 /** A job of `model` at the smallest sizes its family takes, with `augment`. */
 function job(model: ModelName, augment?: AugmentConfig, side = 28): TrialJob {
-  const small: Record<ModelName, Record<string, number>> = {
+  const small: Partial<Record<ModelName, Record<string, number>>> = {
     dcgan: { batch_size: 8, latent_dim: 8, base_filters: 8 },
     cgan: { batch_size: 8, latent_dim: 8, base_filters: 8 },
     'wgan-gp': { batch_size: 8, latent_dim: 8, base_filters: 8, n_critic: 2 },
@@ -30,7 +30,7 @@ function job(model: ModelName, augment?: AugmentConfig, side = 28): TrialJob {
     progan: { base_filters: 8, latent_dim: 8, n_critic: 1 },
     srgan: { blocks: 1, base_filters: 8, batch_size: 8 },
     pix2pix: { base_filters: 8, batch_size: 4, n_layers: 2 },
-  } as Record<ModelName, Record<string, number>>;
+  };
   const params = { ...defaults(model), ...small[model] };
   const stages: StageSpec[] | undefined =
     model === 'progan'
