@@ -295,6 +295,9 @@ describe('Grafana provisioning and dashboards (static)', () => {
       'gantry_trial_psnr_bicubic',
       'gantry_trial_ssim',
       'gantry_trial_l1',
+      // DiffAugment: p, and ADA's r_t.
+      'gantry_trial_augment_p',
+      'gantry_trial_augment_rt',
     ])
       expect(exprs('trial-detail.json')).toContain(m);
   });
@@ -456,7 +459,8 @@ describe('Grafana dashboards against a real Prometheus and worker', () => {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({
-        // A progan trial reports every series a DCGAN's does, and its stage, resolution and fade-in too.
+        // A progan trial reports every series a DCGAN's does, and its stage, resolution and fade-in too;
+        // with ADA, DiffAugment's p and r_t.
         name: 'dashboards',
         model: 'progan',
         dataset: 'mnist',
@@ -468,6 +472,7 @@ describe('Grafana dashboards against a real Prometheus and worker', () => {
         health: { eval_every_steps: 20 },
         parameters: { base_filters: { value: 8 }, latent_dim: { value: 16 } },
         stages: [{ resolution: 4, stable_steps: 100_000, batch_size: 16 }],
+        augment: { adaptive: {} },
       }),
     });
     const created = (await res.json()) as { id: string; trialIds: string[] };
