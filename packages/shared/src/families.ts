@@ -48,6 +48,7 @@ const ADVERSARIAL_PARAMS: Record<string, ParamDef> = {
     minExclusive: true,
     max: 1,
     help: 'generator Adam learning rate',
+    shapesNetworks: false,
   },
   lr_d: {
     kind: 'float',
@@ -56,6 +57,7 @@ const ADVERSARIAL_PARAMS: Record<string, ParamDef> = {
     minExclusive: true,
     max: 1,
     help: 'discriminator Adam learning rate',
+    shapesNetworks: false,
   },
   beta1: {
     kind: 'float',
@@ -64,6 +66,7 @@ const ADVERSARIAL_PARAMS: Record<string, ParamDef> = {
     max: 1,
     maxExclusive: true,
     help: 'Adam beta1 (both networks)',
+    shapesNetworks: false,
   },
   beta2: {
     kind: 'float',
@@ -72,8 +75,16 @@ const ADVERSARIAL_PARAMS: Record<string, ParamDef> = {
     max: 1,
     maxExclusive: true,
     help: 'Adam beta2 (both networks)',
+    shapesNetworks: false,
   },
-  batch_size: { kind: 'int', default: 64, min: 1, max: 1024, help: 'images per training step' },
+  batch_size: {
+    kind: 'int',
+    default: 64,
+    min: 1,
+    max: 1024,
+    help: 'images per training step',
+    shapesNetworks: false,
+  },
   latent_dim: { kind: 'int', default: 100, min: 1, max: 1024, help: 'size of the generator noise vector z' },
   base_filters: {
     kind: 'int',
@@ -90,6 +101,7 @@ const GP_LAMBDA: ParamDef = {
   min: 0,
   max: 1000,
   help: 'weight of the WGAN-GP gradient penalty',
+  shapesNetworks: false,
 };
 
 /** Default overrides on the shared adversarial parameters. */
@@ -107,7 +119,14 @@ function withDefaults(overrides: Record<string, number>): Record<string, ParamDe
  */
 const WGAN_GP_PARAMS: Record<string, ParamDef> = {
   ...withDefaults({ lr_g: 1e-4, lr_d: 1e-4, beta1: 0, beta2: 0.9 }),
-  n_critic: { kind: 'int', default: 5, min: 1, max: 100, help: 'critic updates per generator update' },
+  n_critic: {
+    kind: 'int',
+    default: 5,
+    min: 1,
+    max: 100,
+    help: 'critic updates per generator update',
+    shapesNetworks: false,
+  },
   gp_lambda: GP_LAMBDA,
 };
 
@@ -118,7 +137,14 @@ const WGAN_GP_PARAMS: Record<string, ParamDef> = {
  */
 const PROGAN_PARAMS: Record<string, ParamDef> = {
   ...withDefaults({ lr_g: 1e-3, lr_d: 1e-3, beta1: 0, beta2: 0.99, latent_dim: 128 }),
-  n_critic: { kind: 'int', default: 1, min: 1, max: 100, help: 'critic updates per generator update' },
+  n_critic: {
+    kind: 'int',
+    default: 1,
+    min: 1,
+    max: 100,
+    help: 'critic updates per generator update',
+    shapesNetworks: false,
+  },
   gp_lambda: GP_LAMBDA,
   drift: {
     kind: 'float',
@@ -126,6 +152,7 @@ const PROGAN_PARAMS: Record<string, ParamDef> = {
     min: 0,
     max: 1,
     help: 'weight of the drift term eps * D(x)^2 that keeps critic scores near 0',
+    shapesNetworks: false,
   },
   ema_decay: {
     kind: 'float',
@@ -134,6 +161,7 @@ const PROGAN_PARAMS: Record<string, ParamDef> = {
     max: 1,
     maxExclusive: true,
     help: "decay of the moving average of G's weights that draws samples and evaluations (0 = no averaging)",
+    shapesNetworks: false,
   },
 };
 
@@ -165,6 +193,7 @@ const SRGAN_PARAMS: Record<string, ParamDef> = {
     minExclusive: true,
     max: 1,
     help: "generator Adam learning rate of the MSE pretraining stage (lr_g is the adversarial stage's)",
+    shapesNetworks: false,
   },
   scale: {
     kind: 'int',
@@ -188,6 +217,7 @@ const SRGAN_PARAMS: Record<string, ParamDef> = {
     min: 0,
     max: 1,
     help: 'weight of the adversarial loss against the MSE content loss in the adversarial stage',
+    shapesNetworks: false,
   },
 };
 
@@ -204,7 +234,14 @@ const PIX2PIX_PARAMS: Record<string, ParamDef> = {
     max: 512,
     help: "width: filters of the U-Net's first conv and the PatchGAN's (doubled per level, at most 8x)",
   },
-  l1_weight: { kind: 'float', default: 100, min: 0, max: 10000, help: 'weight of the L1 loss to B' },
+  l1_weight: {
+    kind: 'float',
+    default: 100,
+    min: 0,
+    max: 10000,
+    help: 'weight of the L1 loss to B',
+    shapesNetworks: false,
+  },
   n_layers: {
     kind: 'int',
     default: 3,
@@ -219,6 +256,7 @@ const PIX2PIX_PARAMS: Record<string, ParamDef> = {
     max: 1,
     maxExclusive: true,
     help: "dropout of the U-Net's three innermost decoder blocks, its only noise (kept on at inference)",
+    shapesNetworks: false,
   },
 };
 

@@ -14,6 +14,12 @@ export interface ParamDef {
   /** The only values allowed (within the range), e.g. a super-resolution scale of 2 or 4. */
   oneOf?: readonly number[];
   help: string;
+  /**
+   * False for a parameter that leaves the networks' tensors as they are (a learning rate, a loss weight, the
+   * batch size): init_from's shape check builds one set of networks for trials that differ only in these.
+   * @default true
+   */
+  shapesNetworks?: boolean;
 }
 
 /**

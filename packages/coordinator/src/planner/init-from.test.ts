@@ -95,21 +95,27 @@ describe('resolveInitFrom', () => {
       source: { sweepId: 'src-0a1b2c3d', manifestKey: ref(20).manifestKey },
     });
     expect(calls).toHaveLength(1);
-    expect(calls[0]!.params).toHaveLength(3); // lr_g differs: three sets (the check does not know which matter)
+    // A learning rate leaves the networks as they are: one set of networks for the three trials.
+    expect(calls[0]!.params).toHaveLength(1);
     expect(calls[0]!.checkpoint).toEqual({
       sweepId: 'src-0a1b2c3d',
       trialId: SOURCE,
       manifestKey: ref(20).manifestKey,
     });
     expect(calls[0]!.dataset).toEqual(s.dataset);
-    const same = spec({ parameters: { base_filters: { value: 8 } }, budget: { trials: 3, steps: 10 } });
+    // A random search over rates: as many sets as trials, one set of networks.
+    const random = spec({
+      method: 'random',
+      budget: { trials: 5, steps: 10 },
+      parameters: {
+        base_filters: { value: 8 },
+        lr_g: { distribution: 'log_uniform', min: 1e-5, max: 1e-3 },
+        batch_size: { values: [8, 16] },
+      },
+    });
     const again = deps();
-    await resolveInitFrom(
-      { ...same, method: 'random' },
-      planSweep({ ...same, method: 'random' }),
-      again.deps,
-    );
-    expect(again.calls[0]!.params).toHaveLength(1);
+    await resolveInitFrom(random, planSweep(random), again.deps);
+    expect(again.calls[0]!.params).toEqual([planSweep(random)[0]!.params]);
   });
 
   it('pins the checkpoint of a given step; a spec without init_from is returned as is', async () => {
@@ -175,7 +181,7 @@ describe('resolveInitFrom', () => {
     const s = spec({ parameters: { base_filters: { values: [8, 16] }, lr_g: { values: [1e-4, 2e-4] } } });
     const grouped = await refused(resolveInitFrom(s, planSweep(s), deps().deps));
     expect(grouped[0]!.message).toBe(
-      'G (trials 2, 3: base_filters 16, lr_g 0.0001/0.0002): g/fc/w: checkpoint 8x128 vs expected 8x256',
+      'G (trials 2, 3: base_filters 16): g/fc/w: checkpoint 8x128 vs expected 8x256',
     );
     const all = spec({ parameters: { base_filters: { value: 16 }, lr_g: { values: [1e-4, 2e-4] } } });
     const issues = await refused(resolveInitFrom(all, planSweep(all), deps().deps));

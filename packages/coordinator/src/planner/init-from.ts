@@ -2,6 +2,7 @@ import {
   type CheckpointRef,
   type FieldIssue,
   GantryError,
+  MODEL_PARAMS,
   pinnedDatasetSchema,
   type ShapesRequest,
   type ShapesResult,
@@ -46,7 +47,8 @@ export async function resolveInitFrom(
   const ref = pickSource(source, await deps.checkpoints(source.id), init.step);
   if (typeof ref === 'string') throw refuse(stepPath, ref);
 
-  const groups = distinctParams(plan);
+  const shaping = (name: string) => MODEL_PARAMS[spec.model][name]?.shapesNetworks !== false;
+  const groups = distinctParams(plan, shaping);
   let shapes: ShapesResult;
   try {
     shapes = await deps.shapes({
@@ -80,7 +82,7 @@ export async function resolveInitFrom(
       byProblem.set(key, entry);
     });
     for (const { problems, trials, params } of byProblem.values()) {
-      const who = trials.length === plan.length ? '' : ` (${trialsLabel(trials, params, groups)})`;
+      const who = trials.length === plan.length ? '' : ` (${trialsLabel(trials, params, groups, shaping)})`;
       const listed = problems.slice(0, MAX_LISTED);
       for (const p of listed) issues.push({ path: 'init_from', message: `${label(net)}${who}: ${p}` });
       if (problems.length > listed.length)
@@ -128,13 +130,22 @@ function pickSource(
   return `trial ${trial.id} has no committed checkpoint at step ${step}; steps with checkpoints: ${steps.join(', ')}`;
 }
 
-/** The plan's distinct parameter sets, each with the trials that have it, in order of first use. */
+/**
+ * The plan's trials grouped by the parameters that shape the networks (`shaping`; a learning rate does
+ * not), each group with its first trial's parameters, in order of first use: one set of networks to build
+ * per group.
+ */
 function distinctParams(
   plan: readonly PlannedTrial[],
+  shaping: (name: string) => boolean,
 ): { params: Record<string, number>; trials: number[] }[] {
   const out = new Map<string, { params: Record<string, number>; trials: number[] }>();
   for (const t of plan) {
-    const key = JSON.stringify(Object.entries(t.params).sort(([a], [b]) => a.localeCompare(b)));
+    const key = JSON.stringify(
+      Object.entries(t.params)
+        .filter(([name]) => shaping(name))
+        .sort(([a], [b]) => a.localeCompare(b)),
+    );
     const g = out.get(key) ?? { params: t.params, trials: [] };
     g.trials.push(t.index);
     out.set(key, g);
@@ -165,15 +176,16 @@ export function mismatches(held: readonly TensorShape[], expected: readonly Tens
   return out;
 }
 
-/** "trials 0, 2: base_filters 16": the trials, and the parameters by which the sweep's sets differ. */
+/** "trials 0, 2: base_filters 16": the trials, and the shaping parameters by which the sweep's sets differ. */
 function trialsLabel(
   trials: number[],
   params: Record<string, number>[],
   all: readonly { params: Record<string, number> }[],
+  shaping: (name: string) => boolean,
 ): string {
   const varying = Object.keys(all[0]?.params ?? {})
     .sort()
-    .filter((k) => all.some((g) => g.params[k] !== all[0]!.params[k]));
+    .filter((k) => shaping(k) && all.some((g) => g.params[k] !== all[0]!.params[k]));
   const values = varying.map((k) => `${k} ${[...new Set(params.map((p) => p[k]))].join('/')}`);
   const sorted = [...trials].sort((a, b) => a - b);
   return `trial${sorted.length > 1 ? 's' : ''} ${sorted.join(', ')}${values.length > 0 ? `: ${values.join(', ')}` : ''}`;
