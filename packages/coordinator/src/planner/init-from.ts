@@ -28,8 +28,8 @@ const MAX_LISTED = 12;
 /**
  * Resolves and checks a spec's `init_from` against its planned trials: the source trial exists and has a
  * committed checkpoint at `step` (its latest when absent), and the checkpoint's tensors of every network
- * named fit the networks of every trial (each distinct parameter set built once, by an inference
- * process). Returns the spec with the checkpoint pinned (`init_from.step` and `.source`).
+ * named fit the networks of every trial (built by an inference process once per distinct set of the
+ * parameters that shape them). Returns the spec with the checkpoint pinned (`init_from.step` and `.source`).
  * @throws SpecValidationError naming `init_from.trial`, `init_from.step`, or listing under `init_from` the
  * tensors that do not fit (name: checkpoint shape vs expected; missing; extra), per network and trials
  */
