@@ -1,7 +1,7 @@
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { compileSweepSpec, createLogger, loadConfig, type TrialMetrics } from '@gantry/shared';
+import { compileSweepSpec, createLogger, loadConfig, ObjectStore, type TrialMetrics } from '@gantry/shared';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Coordinator } from '../packages/coordinator/src/coordinator.ts';
 import {
@@ -44,6 +44,8 @@ describe('a sweep end to end on real Redis, S3 and worker processes', () => {
         base_filters: { value: 8 },
         latent_dim: { value: 16 },
       },
+      // DiffAugment with ADA: p and the Rng it draws from must survive the hand-over too (checked below).
+      augment: { adaptive: { interval: 1, ramp_images: 1000 } },
     });
     const { id: sweepId, trialIds } = await coordinator.submit(spec);
     expect(trialIds).toHaveLength(4);
@@ -96,6 +98,18 @@ describe('a sweep end to end on real Redis, S3 and worker processes', () => {
     expect(Math.max(...byW1.map((p) => p.step))).toBeGreaterThanOrEqual(killedAtCheckpoint);
     // At most one checkpoint interval of work was lost.
     expect(Math.max(...byW1.map((p) => p.step)) - resumed.resumedFrom!).toBeLessThanOrEqual(30);
+    // Every point shows DiffAugment's p; the checkpoint w2 resumed from holds w1's p at that step exactly,
+    // and w2 went on from it (p moves at most 16 images / 1000 per step).
+    for (const p of history) expect(p.augment_p).toBeGreaterThanOrEqual(0);
+    const atCheckpoint = byW1.find((p) => p.step === resumed.resumedFrom)!.augment_p!;
+    const ref = (await coordinator.store.checkpoints(victim.id)).find((c) => c.step === resumed.resumedFrom)!;
+    const objects = new ObjectStore(loadConfig(env).s3);
+    const manifest = await objects.getJson<{ augment?: { p: number } }>(ref.manifestKey);
+    await objects.close();
+    expect(manifest.augment?.p).toBe(atCheckpoint);
+    const firstOnW2 = byW2.reduce((a, p) => (p.step < a.step ? p : a));
+    const bound = ((firstOnW2.step - resumed.resumedFrom!) * 16) / 1000;
+    expect(Math.abs(firstOnW2.augment_p! - atCheckpoint)).toBeLessThanOrEqual(bound + 1e-9);
     // Checkpoint pointers only moved forward.
     const steps = (await coordinator.store.checkpoints(victim.id)).map((c) => c.step);
     expect(steps).toEqual([...steps].sort((a, b) => a - b));
