@@ -42,6 +42,12 @@ export interface GanNetworks {
   generate(z: tf.Tensor2D, labels?: tf.Tensor2D): tf.Tensor4D;
   /** Discriminator: images (+ one-hot labels) -> logits [N]. */
   discriminate(x: tf.Tensor4D, labels?: tf.Tensor2D): tf.Tensor1D;
+  /**
+   * D's activations before its last linear layer, flattened: images -> [N, s0 * s0 * w_top], what the DCGAN
+   * paper's classifiers on D's features read (section 5.1; cGAN's projection term is not part of them).
+   * Batch norm normalises by the batch given, as in training.
+   */
+  features(x: tf.Tensor4D): tf.Tensor2D;
   dispose(): void;
 }
 
@@ -104,6 +110,19 @@ export function buildDcgan(shape: GanShape, rng: Rng): GanNetworks {
     if (numClasses > 0 && !labels) throw new Error('conditional GAN needs labels');
   }
 
+  function features(x: tf.Tensor4D): tf.Tensor2D {
+    let h = tf.leakyRelu(conv(x, p(d, 'c1/w'), 2, p(d, 'c1/b')), 0.2);
+    for (let i = 2; i <= k; i++) {
+      h = shape.critic
+        ? tf.leakyRelu(conv(h, p(d, `c${i}/w`), 2, p(d, `c${i}/b`)), 0.2)
+        : tf.leakyRelu(
+            batchNorm(conv(h, p(d, `c${i}/w`), 2), p(d, `bn${i}/gamma`), p(d, `bn${i}/beta`)),
+            0.2,
+          );
+    }
+    return tf.reshape(h, [x.shape[0], feat]) as tf.Tensor2D;
+  }
+
   return {
     shape,
     g,
@@ -118,19 +137,11 @@ export function buildDcgan(shape: GanShape, rng: Rng): GanNetworks {
         x = tf.relu(batchNorm(deconv(x, p(g, `dc${i}/w`), 2), p(g, `bn${i}/gamma`), p(g, `bn${i}/beta`)));
       return tf.tanh(deconv(x, p(g, `dc${k}/w`), 2, p(g, `dc${k}/b`)));
     },
+    features,
     discriminate(x, labels) {
       checkLabels(labels);
       const n = x.shape[0];
-      let h = tf.leakyRelu(conv(x, p(d, 'c1/w'), 2, p(d, 'c1/b')), 0.2);
-      for (let i = 2; i <= k; i++) {
-        h = shape.critic
-          ? tf.leakyRelu(conv(h, p(d, `c${i}/w`), 2, p(d, `c${i}/b`)), 0.2)
-          : tf.leakyRelu(
-              batchNorm(conv(h, p(d, `c${i}/w`), 2), p(d, `bn${i}/gamma`), p(d, `bn${i}/beta`)),
-              0.2,
-            );
-      }
-      const flat = tf.reshape(h, [n, feat]) as tf.Tensor2D;
+      const flat = features(x);
       let logit = tf.reshape(dense(flat, p(d, 'fc/w'), p(d, 'fc/b')), [n]) as tf.Tensor1D;
       if (numClasses > 0 && labels) {
         const e = tf.matMul(labels, p(d, 'embed'));
