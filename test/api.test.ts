@@ -208,7 +208,7 @@ describe('POST /v1/sweeps', () => {
       path: 'parameters.gamma',
     },
     { what: 'an uppercase name', send: 'json', body: jsonSpec({ name: 'Sweep' }), path: 'name' },
-    { what: 'a planned model', send: 'json', body: jsonSpec({ model: 'transgan' }), path: 'model' },
+    { what: 'an unknown model', send: 'json', body: jsonSpec({ model: 'stylegan' }), path: 'model' },
     { what: 'an unknown dataset', send: 'json', body: jsonSpec({ dataset: 'cifar10' }), path: 'dataset' },
     { what: 'an unknown method', send: 'json', body: jsonSpec({ method: 'bayes' }), path: 'method' },
     {

@@ -260,6 +260,83 @@ const PIX2PIX_PARAMS: Record<string, ParamDef> = {
   },
 };
 
+/**
+ * TransGAN (Jiang et al., 2021) with its reference code's CIFAR-10 training settings (Adam 1e-4, beta1 0,
+ * beta2 0.99, WGAN-GP with lambda 10 and the 0.001 drift term of its `wgangp-eps` loss, 4 critic updates
+ * per generator update, 4 heads, MLP ratio 4, D patches of 4 px) at CPU scale: a generator of 2, 2, 1
+ * blocks (reference 5, 4, 2) starting at 128 channels (1024), a 3-block discriminator of 64 (384), batch 32
+ * (128/64), z of 128 (256-1024).
+ */
+const TRANSGAN_PARAMS: Record<string, ParamDef> = {
+  ...adamParams({ lr: 1e-4, beta1: 0, batch: 32 }),
+  beta2: { ...ADVERSARIAL_PARAMS.beta2!, default: 0.99 },
+  latent_dim: { ...ADVERSARIAL_PARAMS.latent_dim!, default: 128 },
+  g_embed_dim: {
+    kind: 'int',
+    default: 128,
+    min: 128,
+    max: 512,
+    oneOf: [128, 256, 512],
+    help: "width of the generator's first stage (side/4 tokens a side); each pixel-shuffle upsampling divides it by 4",
+  },
+  d_embed_dim: {
+    kind: 'int',
+    default: 64,
+    min: 16,
+    max: 512,
+    oneOf: [16, 32, 64, 96, 128, 192, 256, 384, 512],
+    help: "width of the discriminator's tokens",
+  },
+  g_depth_1: {
+    kind: 'int',
+    default: 2,
+    min: 1,
+    max: 12,
+    help: 'generator blocks at side/4 (global attention)',
+  },
+  g_depth_2: {
+    kind: 'int',
+    default: 2,
+    min: 0,
+    max: 12,
+    help: 'generator blocks at side/2 (global attention)',
+  },
+  g_depth_3: {
+    kind: 'int',
+    default: 1,
+    min: 0,
+    max: 12,
+    help: 'generator blocks at full side (attention within 2x2 windows of side/2 tokens)',
+  },
+  d_depth: { kind: 'int', default: 3, min: 1, max: 12, help: 'discriminator blocks' },
+  heads: {
+    kind: 'int',
+    default: 4,
+    min: 1,
+    max: 4,
+    oneOf: [1, 2, 4],
+    help: 'attention heads of every block',
+  },
+  mlp_ratio: {
+    kind: 'int',
+    default: 4,
+    min: 1,
+    max: 8,
+    help: "hidden width of each block's MLP, in block widths",
+  },
+  patch_size: {
+    kind: 'int',
+    default: 4,
+    min: 2,
+    max: 4,
+    oneOf: [2, 4],
+    help: "side of the discriminator's patches (one token each, plus the class token)",
+  },
+  n_critic: { ...WGAN_GP_PARAMS.n_critic!, default: 4 },
+  gp_lambda: GP_LAMBDA,
+  drift: PROGAN_PARAMS.drift!,
+};
+
 /** Sides of the DCGAN-shaped networks: 7 * 2^k and 4 * 2^k (k >= 1) up to 256. */
 const DCGAN_SIDES = [8, 14, 16, 28, 32, 56, 64, 112, 128, 224, 256] as const;
 
@@ -335,6 +412,18 @@ export const FAMILIES = {
     // of 4 px or more of it.
     paramLimits: (side) => ({ n_layers: Math.ceil(Math.log2(side)) - 2 }),
     summary: 'pix2pix image-to-image translation (Isola et al., 2017) on a paired set',
+  },
+  transgan: {
+    params: TRANSGAN_PARAMS,
+    critic: true,
+    conditional: false,
+    paired: false,
+    staged: false,
+    // The generator starts at side/4 tokens a side and doubles twice; D's patches (2 or 4 px) tile every one.
+    imageSides: [16, 28, 32, 56, 64],
+    qualityMetrics: GENERATIVE_METRICS,
+    input: 'noise',
+    summary: 'TransGAN (Jiang et al., 2021): transformer generator and ViT discriminator, WGAN-GP',
   },
 } as const satisfies Record<string, FamilySpec>;
 

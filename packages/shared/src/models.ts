@@ -1,6 +1,3 @@
-/** Families named by the design that are not trainable yet; specs naming them get a clear 400. */
-export const PLANNED_MODELS = ['transgan'] as const;
-
 /** How one hyperparameter may be set: numeric range, integrality and its default. */
 export interface ParamDef {
   kind: 'float' | 'int';

@@ -7,7 +7,7 @@ import { compileSweepSpec, parseSweepSpec } from './sweep-spec.ts';
 /** The example of DESIGN.md with the metric g_loss (DESIGN's `fld` is tested below). */
 const DESIGN_YAML = `
 name: dcgan-lr            # lowercase letters, digits, '-'; at most 63 characters
-model: dcgan              # dcgan | cgan | wgan-gp | progan | srgan | pix2pix
+model: dcgan              # dcgan | cgan | wgan-gp | progan | srgan | pix2pix | transgan
 dataset: fashion-mnist    # fashion-mnist | mnist
 method: random            # grid | random (more later)
 metric: {name: g_loss, goal: minimize}
@@ -395,13 +395,11 @@ describe('parseSweepSpec rejects invalid specs naming the field', () => {
     expect(issues.find((i) => i.path === 'dataset')?.message).toBe('is required');
   });
 
-  it('rejects a planned model (transgan) telling the user it is not available yet', () => {
-    const planned = issuesOf(() => compileSweepSpec({ ...base(), model: 'transgan' }));
+  it('rejects an unknown model, listing the available ones (transgan among them)', () => {
     const unknown = issuesOf(() => compileSweepSpec({ ...base(), model: 'stylegan' }));
-    expect(planned.map((i) => i.path)).toEqual(['model']);
-    expect(planned[0]?.message).toMatch(/not available yet/);
-    // An unknown model gets a different explanation than a planned one.
-    expect(unknown[0]?.message).not.toMatch(/not available yet/);
+    expect(unknown.map((i) => i.path)).toEqual(['model']);
+    expect(unknown[0]?.message).toMatch(/unknown model 'stylegan'; available: .*transgan/);
+    expect(compileSweepSpec({ ...base(), model: 'transgan' }).model).toBe('transgan');
   });
 
   it('rejects metric fld without quality evaluations, at health.eval_every_steps', () => {

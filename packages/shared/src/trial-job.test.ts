@@ -74,7 +74,7 @@ describe('parseTrialJob', () => {
     ['an empty trial id', { ...validJob(), trialId: '' }, ['trialId']],
     ['a trial id longer than 128 characters', { ...validJob(), trialId: 'a'.repeat(129) }, ['trialId']],
     ['a negative index', { ...validJob(), index: -1 }, ['index']],
-    ['an unknown model', { ...validJob(), model: 'transgan' }, ['model']],
+    ['an unknown model', { ...validJob(), model: 'stylegan' }, ['model']],
     ['a data set by name only (v1 form)', { ...validJob(), dataset: 'cifar10' }, ['dataset']],
     [
       'a data set version that is not 16 hex digits',

@@ -5,10 +5,19 @@ import type { Family } from './family.ts';
 import { pix2pix } from './pix2pix/index.ts';
 import { progan } from './progan/index.ts';
 import { srgan } from './srgan/index.ts';
+import { transgan } from './transgan/index.ts';
 import { wganGp } from './wgan-gp/index.ts';
 
 /** Every trainable model family by name: a new family is a folder and one line here. */
-const REGISTRY: Record<ModelName, Family> = { dcgan, cgan, 'wgan-gp': wganGp, progan, srgan, pix2pix };
+const REGISTRY: Record<ModelName, Family> = {
+  dcgan,
+  cgan,
+  'wgan-gp': wganGp,
+  progan,
+  srgan,
+  pix2pix,
+  transgan,
+};
 
 /** The family that trains `model`. */
 export function familyOf(model: ModelName): Family {

@@ -4,6 +4,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { augmentState, createAugment, type DiffAugment } from '../../augment/diff-augment.ts';
 import type { Dataset } from '../../data/datasets.ts';
 import { discriminatorLoss, generatorLoss } from '../../losses.ts';
+import type { ParamStore } from '../../models/param-store.ts';
 import { Adam } from '../../optim/adam.ts';
 import { HealthRates } from '../../training/health-rates.ts';
 import { gradNorm, readStepStats } from '../../training/step-stats.ts';
@@ -19,11 +20,28 @@ import type {
   TrainerOptions,
   TrainerState,
 } from '../family.ts';
-import { buildDcgan, dcganFlopsPerImage, type GanNetworks } from './networks.ts';
+import { buildDcgan, dcganFlopsPerImage } from './networks.ts';
+
+/** The two networks a GanTrainer trains: variables and forward passes. */
+export interface AdversarialNetworks {
+  g: ParamStore;
+  d: ParamStore;
+  /** Generator: z [N, latent] (+ one-hot labels [N, classes]) -> images [N, H, W, C] in [-1, 1]. */
+  generate(z: tf.Tensor2D, labels?: tf.Tensor2D): tf.Tensor4D;
+  /** Discriminator: images (+ one-hot labels) -> logits or critic scores [N]. */
+  discriminate(x: tf.Tensor4D, labels?: tf.Tensor2D): tf.Tensor1D;
+  dispose(): void;
+}
+
+/** A family's networks for a job, with their forward cost (FLOPs per image). */
+export interface BuiltNetworks {
+  nets: AdversarialNetworks;
+  flopsPerImage: { g: number; d: number };
+}
 
 /** What one update of D and G can use of a DCGAN-shaped trainer: its networks, optimizers and batches. */
 export interface UpdateContext {
-  nets: GanNetworks;
+  nets: AdversarialNetworks;
   optG: Adam;
   optD: Adam;
   /** A batch of real images, with one-hot labels for a conditional trainer. */
@@ -61,6 +79,11 @@ export interface GanTrainerOptions extends TrainerOptions {
   /** G and D see the class label (cGAN). */
   conditional: boolean;
   update: AdversarialUpdate;
+  /**
+   * Builds the networks from the job, the data and the trial's Rng (transgan's transformers).
+   * @default DCGAN's networks at the data's size (critic without batch norm when `update.critic`)
+   */
+  networks?: (job: TrialJob, data: Dataset, rng: Rng) => BuiltNetworks;
 }
 
 /**
@@ -119,7 +142,8 @@ export const nonSaturatingUpdate: AdversarialUpdate = {
  * Synchronous per step; the caller decides when to yield, checkpoint or stop.
  */
 export class GanTrainer implements Trainer {
-  readonly nets: GanNetworks;
+  readonly nets: AdversarialNetworks;
+  private readonly flopsPerImage: { g: number; d: number };
   private readonly rng: Rng;
   private readonly optG: Adam;
   private readonly optD: Adam;
@@ -147,18 +171,9 @@ export class GanTrainer implements Trainer {
     this.faultNanAtStep = opts.faultNanAtStep;
     this.sampleShape = { height: data.height, width: data.width, channels: data.channels };
     this.rng = new Rng(job.seed);
-    this.nets = buildDcgan(
-      {
-        height: data.height,
-        width: data.width,
-        channels: data.channels,
-        latentDim: this.latent,
-        baseFilters: p.base_filters!,
-        numClasses: this.conditional ? data.numClasses : 0,
-        critic: this.update.critic,
-      },
-      this.rng,
-    );
+    const built = (opts.networks ?? this.dcganNetworks.bind(this))(job, data, this.rng);
+    this.nets = built.nets;
+    this.flopsPerImage = built.flopsPerImage;
     this.optG = new Adam(this.nets.g.vars, { lr: p.lr_g!, beta1: p.beta1!, beta2: p.beta2! });
     this.optD = new Adam(this.nets.d.vars, { lr: p.lr_d!, beta1: p.beta1!, beta2: p.beta2! });
     this.rates = new HealthRates(this.optG, this.optD, { g: p.lr_g!, d: p.lr_d! });
@@ -180,9 +195,25 @@ export class GanTrainer implements Trainer {
     return this.stepCount;
   }
 
+  private dcganNetworks(job: TrialJob, data: Dataset, rng: Rng): BuiltNetworks {
+    const nets = buildDcgan(
+      {
+        height: data.height,
+        width: data.width,
+        channels: data.channels,
+        latentDim: this.latent,
+        baseFilters: job.params.base_filters!,
+        numClasses: this.conditional ? data.numClasses : 0,
+        critic: this.update.critic,
+      },
+      rng,
+    );
+    return { nets, flopsPerImage: dcganFlopsPerImage(nets.shape) };
+  }
+
   /** Floating-point operations of one training step (forward + backward of both updates), approximately. */
   flopsPerStep(): number {
-    const f = dcganFlopsPerImage(this.nets.shape);
+    const f = this.flopsPerImage;
     // D update: G fwd, D fwd on real and fake, D backward (~2x fwd) on both.
     // G update: G fwd, D fwd, D backward for the input gradient, G backward (~2x fwd).
     // A gradient penalty adds D forward and backward on the mixed batch, and the backward of that backward

@@ -25,6 +25,7 @@ export const wassersteinUpdate: AdversarialUpdate = {
       nCritic: c.params.n_critic!,
       gpLambda: c.params.gp_lambda!,
       augment: c.augment,
-      drift: 0,
+      // transgan's `drift` (the eps term of TransGAN's loss); wgan-gp has none.
+      drift: c.params.drift ?? 0,
     }),
 };

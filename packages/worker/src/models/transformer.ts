@@ -1,0 +1,197 @@
+import type { Rng } from '@gantry/shared';
+import * as tf from '@tensorflow/tfjs-core';
+import { init, type ParamStore } from './param-store.ts';
+
+/*
+ * Transformer layers (Vaswani et al., 2017) in the pre-LN arrangement of ViT (Dosovitskiy et al., 2021) and
+ * TransGAN (Jiang et al., 2021), written so that a WGAN-GP critic built from them can be differentiated
+ * twice. tfjs saves an op's *output* for its gradient through a clone that the tape orders before the op
+ * itself, so a gradient that reads its op's output (tanh, exp, softmax) is right once and wrong when
+ * differentiated again. Softmax and layer norm therefore have custom gradients that save only their inputs
+ * and recompute what they need from them with ops that differentiate correctly; GELU is built from erf,
+ * whose gradient reads its input. transformer.test.ts checks all of them to second order against float64.
+ */
+
+/** Softmax over the last axis, differentiable twice: dx = y * (dy - sum(dy * y)), y recomputed from x. */
+export function softmax<T extends tf.Tensor>(x: T): T {
+  return softmaxOp(x) as T;
+}
+
+const softmaxOp = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+  const x = args[0] as tf.Tensor;
+  (args[1] as tf.GradSaveFunc)([x]);
+  return {
+    value: tf.softmax(x),
+    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+      const y = tf.softmax(saved[0]!);
+      return tf.mul(y, tf.sub(dy, tf.sum(tf.mul(dy, y), -1, true)));
+    },
+  };
+});
+
+/**
+ * GELU (Hendrycks & Gimpel, 2016), the exact form x * Phi(x) = 0.5 x (1 + erf(x / sqrt 2)) that ViT and
+ * TransGAN use; the tanh approximation would inherit tanh's wrong second derivative.
+ */
+export function gelu<T extends tf.Tensor>(x: T): T {
+  return tf.mul(tf.mul(x, 0.5), tf.add(tf.erf(tf.mul(x, Math.SQRT1_2)), 1)) as T;
+}
+
+/**
+ * Layer normalisation (Ba et al., 2016) over the last axis with gain and bias. The backward pass is the
+ * closed form, with x-hat and 1/sigma recomputed from the saved input so that it differentiates again:
+ *   g = dy * gamma, dx = rstd * (g - mean(g) - xhat * mean(g * xhat)), dgamma = sum(dy * xhat), dbeta = sum(dy).
+ */
+export function layerNorm<T extends tf.Tensor>(x: T, gamma: tf.Tensor1D, beta: tf.Tensor1D, eps = 1e-5): T {
+  return layerNormOp(x, gamma, beta, tf.scalar(eps)) as T;
+}
+
+/** x-hat and 1/sigma of x over its last axis. */
+function normalise(x: tf.Tensor, eps: tf.Tensor): { xhat: tf.Tensor; rstd: tf.Tensor } {
+  const mean = tf.mean(x, -1, true);
+  const centred = tf.sub(x, mean);
+  const rstd = tf.rsqrt(tf.add(tf.mean(tf.square(centred), -1, true), eps));
+  return { xhat: tf.mul(centred, rstd), rstd };
+}
+
+const layerNormOp = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+  const [x, gamma, beta, eps] = args as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor];
+  (args[4] as tf.GradSaveFunc)([x, gamma, eps]);
+  const { xhat } = normalise(x, eps);
+  return {
+    value: tf.add(tf.mul(xhat, gamma), beta),
+    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+      const [sx, sGamma, sEps] = saved as [tf.Tensor, tf.Tensor, tf.Tensor];
+      const { xhat: h, rstd } = normalise(sx, sEps);
+      const axes = sx.shape.slice(0, -1).map((_, i) => i);
+      const g = tf.mul(dy, sGamma);
+      const inner = tf.sub(tf.sub(g, tf.mean(g, -1, true)), tf.mul(h, tf.mean(tf.mul(g, h), -1, true)));
+      return [tf.mul(rstd, inner), tf.sum(tf.mul(dy, h), axes), tf.sum(dy, axes), tf.zerosLike(sEps)];
+    },
+  };
+});
+
+/** x [N, T, C] @ W [C, out] + b, applied to every token. */
+export function tokenDense(x: tf.Tensor3D, w: tf.Tensor2D, b?: tf.Tensor1D): tf.Tensor3D {
+  const [n, t, c] = x.shape;
+  const y = tf.matMul(tf.reshape(x, [n * t, c]), w);
+  return tf.reshape(b ? tf.add(y, b) : y, [n, t, w.shape[1]]);
+}
+
+/** [N, T, H * d] -> [N * H, T, d]: one sequence per head. */
+function splitHeads(x: tf.Tensor2D, n: number, t: number, heads: number): tf.Tensor3D {
+  const d = x.shape[1] / heads;
+  return tf.reshape(tf.transpose(tf.reshape(x, [n, t, heads, d]), [0, 2, 1, 3]), [n * heads, t, d]);
+}
+
+/** The weights of one pre-LN transformer block. */
+export interface BlockParams {
+  ln1g: tf.Tensor1D;
+  ln1b: tf.Tensor1D;
+  /** Query, key and value projections, without biases (as TransGAN's and ViT's `qkv_bias=False`). */
+  wQ: tf.Tensor2D;
+  wK: tf.Tensor2D;
+  wV: tf.Tensor2D;
+  wO: tf.Tensor2D;
+  bO: tf.Tensor1D;
+  ln2g: tf.Tensor1D;
+  ln2b: tf.Tensor1D;
+  w1: tf.Tensor2D;
+  b1: tf.Tensor1D;
+  w2: tf.Tensor2D;
+  b2: tf.Tensor1D;
+}
+
+/** Xavier (Glorot & Bengio, 2010) normal initialisation of a [fanIn, fanOut] weight, as TransGAN's linears. */
+export function xavier(rng: Rng, fanIn: number, fanOut: number): (n: number) => Float32Array {
+  return init.normal(rng, Math.sqrt(2 / (fanIn + fanOut)));
+}
+
+/** Adds the variables of a block of width `dim` (MLP hidden width `dim * mlpRatio`) under `prefix`. */
+export function addBlock(
+  store: ParamStore,
+  prefix: string,
+  { dim, mlpRatio }: { dim: number; mlpRatio: number },
+  rng: Rng,
+): BlockParams {
+  const hidden = dim * mlpRatio;
+  const vec = (name: string, n: number, fill: (n: number) => Float32Array) =>
+    store.add(`${prefix}/${name}`, [n], fill) as tf.Tensor as tf.Tensor1D;
+  const mat = (name: string, rows: number, cols: number) =>
+    store.add(`${prefix}/${name}`, [rows, cols], xavier(rng, rows, cols)) as tf.Tensor as tf.Tensor2D;
+  return {
+    ln1g: vec('ln1_gamma', dim, init.ones()),
+    ln1b: vec('ln1_beta', dim, init.zeros()),
+    wQ: mat('q_w', dim, dim),
+    wK: mat('k_w', dim, dim),
+    wV: mat('v_w', dim, dim),
+    wO: mat('proj_w', dim, dim),
+    bO: vec('proj_b', dim, init.zeros()),
+    ln2g: vec('ln2_gamma', dim, init.ones()),
+    ln2b: vec('ln2_beta', dim, init.zeros()),
+    w1: mat('mlp1_w', dim, hidden),
+    b1: vec('mlp1_b', hidden, init.zeros()),
+    w2: mat('mlp2_w', hidden, dim),
+    b2: vec('mlp2_b', dim, init.zeros()),
+  };
+}
+
+/**
+ * Multi-head scaled dot-product self-attention (Vaswani et al., 2017, section 3.2) over x [N, T, C]:
+ * softmax(Q K^T / sqrt(d)) V per head of d = C / heads channels, heads concatenated and projected.
+ */
+export function selfAttention(x: tf.Tensor3D, p: BlockParams, heads: number): tf.Tensor3D {
+  const [n, t, c] = x.shape;
+  const rows = tf.reshape(x, [n * t, c]);
+  // Three products rather than one and a split: a split copies, and its gradient concatenates.
+  const [q, k, v] = [p.wQ, p.wK, p.wV].map((w) => splitHeads(tf.matMul(rows, w), n, t, heads)) as [
+    tf.Tensor3D,
+    tf.Tensor3D,
+    tf.Tensor3D,
+  ];
+  const scores = tf.mul(tf.matMul(q, k, false, true), 1 / Math.sqrt(c / heads));
+  const mixed = tf.matMul(softmax(scores), v);
+  const merged = tf.reshape(tf.transpose(tf.reshape(mixed, [n, heads, t, c / heads]), [0, 2, 1, 3]), [
+    n * t,
+    c,
+  ]);
+  return tf.reshape(tf.add(tf.matMul(merged, p.wO), p.bO), [n, t, c]);
+}
+
+/**
+ * A pre-LN transformer block: x + attention(LN(x)), then + MLP(LN(x)) with a GELU between its two linears.
+ * `attend` replaces global attention (the generator's windowed attention at high resolution).
+ */
+export function transformerBlock(
+  x: tf.Tensor3D,
+  p: BlockParams,
+  heads: number,
+  attend: (h: tf.Tensor3D) => tf.Tensor3D = (h) => selfAttention(h, p, heads),
+): tf.Tensor3D {
+  const a = tf.add<tf.Tensor3D>(x, attend(layerNorm(x, p.ln1g, p.ln1b)));
+  const h = gelu(tokenDense(layerNorm(a, p.ln2g, p.ln2b), p.w1, p.b1));
+  return tf.add(a, tokenDense(h, p.w2, p.b2));
+}
+
+/**
+ * [N, H, W, C] tokens -> [N * (H/s) * (W/s), s * s, C]: the non-overlapping s x s windows that TransGAN's
+ * grid self-attention attends within (Jiang et al., 2021, section 3.3), each its own sequence.
+ */
+export function toWindows(x: tf.Tensor4D, s: number): tf.Tensor3D {
+  const [n, h, w, c] = x.shape;
+  const t = tf.transpose(tf.reshape(x, [n * (h / s), s, w / s, s * c]), [0, 2, 1, 3]);
+  return tf.reshape(t, [n * (h / s) * (w / s), s * s, c]);
+}
+
+/** The inverse of {@link toWindows} for an [N, H, W, C] grid. */
+export function fromWindows(x: tf.Tensor3D, shape: [number, number, number, number], s: number): tf.Tensor4D {
+  const [n, h, w, c] = shape;
+  const t = tf.transpose(tf.reshape(x, [n * (h / s), w / s, s, s * c]), [0, 2, 1, 3]);
+  return tf.reshape(t, [n, h, w, c]);
+}
+
+/** Multiply-adds of one block over T tokens of width C attending in windows of `window` tokens, per image. */
+export function blockMacs(tokens: number, dim: number, mlpRatio: number, window = tokens): number {
+  const linear = tokens * (4 * dim * dim + 2 * dim * dim * mlpRatio);
+  return linear + 2 * tokens * window * dim;
+}
