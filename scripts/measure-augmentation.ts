@@ -5,10 +5,11 @@
  * (packages/worker/src/augmentation/protocol.ts) on the same K real images per class against the whole
  * test split, and prints the table.
  *
- *   tsx scripts/measure-augmentation.ts [--k 10,100] [--m 100,1000] [--seeds 5] [--gan-steps 2000]
- *       [--filters 32] [--batch 64] [--classifier-steps 500] [--json /tmp/measure-augmentation.json]
+ *   tsx scripts/measure-augmentation.ts [--k 10,100] [--m 100,1000] [--seeds 5] [--gan-steps 1500]
+ *       [--filters 32] [--batch 64] [--classifier-steps 300] [--json /tmp/measure-augmentation.json]
  */
-import { writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import {
   type AugmentationResult,
@@ -27,11 +28,13 @@ const { values: a } = parseArgs({
     k: { type: 'string', default: '10,100' },
     m: { type: 'string', default: '100,1000' },
     seeds: { type: 'string', default: '5' },
-    'gan-steps': { type: 'string', default: '2000' },
+    'gan-steps': { type: 'string', default: '1500' },
     filters: { type: 'string', default: '32' },
     batch: { type: 'string', default: '64' },
-    'classifier-steps': { type: 'string', default: '500' },
+    'classifier-steps': { type: 'string', default: '300' },
     json: { type: 'string', default: '/tmp/measure-augmentation.json' },
+    // Trained generators are kept here (state JSON per K and settings) and reused by a rerun.
+    cache: { type: 'string', default: '/tmp/measure-augmentation-gans' },
   },
 });
 const list = (s: string) => s.split(',').map(Number);
@@ -72,6 +75,12 @@ for (const k of list(a.k)) {
     params,
   });
   const trainer = familyOf('cgan').createTrainer(job, train);
+  const cached = join(a.cache, `cgan-k${k}-f${a.filters}-b${a.batch}-s${ganSteps}.json`);
+  const saved = await readFile(cached, 'utf8').catch(() => undefined);
+  if (saved) {
+    trainer.importState(JSON.parse(saved, (_k, v) => (v?.f32 ? Float32Array.from(v.f32) : v)));
+    say(`  K=${k} cgan: trained before, read from ${cached}`);
+  }
   const t0 = performance.now();
   while (trainer.step < ganSteps) {
     const s = trainer.trainStep();
@@ -81,6 +90,13 @@ for (const k of list(a.k)) {
       );
   }
   const ganSeconds = Math.round((performance.now() - t0) / 1000);
+  if (!saved) {
+    await mkdir(a.cache, { recursive: true });
+    const state = JSON.stringify(trainer.exportState(), (_k, v) =>
+      v instanceof Float32Array ? { f32: Array.from(v) } : v,
+    );
+    await writeFile(cached, state);
+  }
   // The committed classifier's variables share the protocol's names (one classifier at a time).
   const quality = await QualityEvaluator.load(SET);
   const q = quality.evaluate(trainer, 1000);

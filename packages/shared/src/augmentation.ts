@@ -15,7 +15,7 @@ export const AUGMENTATION_LIMITS = {
   maxSyntheticPerClass: 5000,
   maxSeeds: 20,
   /** Adam steps of each classifier: the default, and the range a request may ask for. */
-  classifierSteps: { default: 500, min: 10, max: 20_000 },
+  classifierSteps: { default: 300, min: 1, max: 20_000 },
 } as const;
 
 const whole = (min: number, max: number) =>
@@ -32,8 +32,8 @@ export const augmentationRequestSchema = z.strictObject({
   /** The committed checkpoint of this step; the trial's latest when absent. */
   step: whole(0, 1e9).optional(),
   /**
-   * Adam steps of each classifier. The protocol's recipe is 500; fewer are for tests and quick looks only
-   * (accuracies are then not comparable with the README's).
+   * Adam steps of each classifier (default: the protocol's recipe, 300); fewer are for tests and quick
+   * looks only (accuracies are then not comparable with the README's).
    */
   classifier_steps: whole(
     AUGMENTATION_LIMITS.classifierSteps.min,

@@ -1,4 +1,5 @@
 import {
+  AUGMENTATION_LIMITS,
   type AugmentationJob,
   type AugmentationRecord,
   type CheckpointRef,
@@ -114,7 +115,7 @@ describe('POST /v1/trials/:id/augment', () => {
     expect(record).toMatchObject({
       trialId: trial.id,
       state: 'queued',
-      params: { ...request, classifier_steps: 500 },
+      params: { ...request, classifier_steps: AUGMENTATION_LIMITS.classifierSteps.default },
       checkpoint: { step: 100 },
       attempts: 0,
     });
@@ -142,7 +143,7 @@ describe('POST /v1/trials/:id/augment', () => {
     [{ ...request, synthetic_per_class: 0 }, 'synthetic_per_class'],
     [{ seeds: 3, synthetic_per_class: 10 }, 'real_per_class'],
     [{ ...request, real_per_class: '10' }, 'real_per_class'],
-    [{ ...request, classifier_steps: 5 }, 'classifier_steps'],
+    [{ ...request, classifier_steps: 0 }, 'classifier_steps'],
     [{ ...request, step: -1 }, 'step'],
     [{ ...request, m: 3 }, 'm'],
   ])('refuses %j with 400 naming %s, queueing nothing', async (body, path) => {

@@ -11,6 +11,7 @@
  */
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import {
+  AUGMENTATION_LIMITS,
   type AugmentationProgress,
   type AugmentationResult,
   type AugmentedArm,
@@ -29,10 +30,18 @@ import { classCounts, concatSets } from './labelled-sets.ts';
 /**
  * The classifier recipe of every arm: Adam (lr 1e-3, beta 0.9/0.999, 10x lower for the last third of the
  * steps), softmax cross-entropy, batches of 64 drawn by shuffling the arm's images each epoch, random
- * shifts (and flips) as the set's quality classifier is trained with (Fashion-MNIST: +-2 px, no flips).
- * A fixed number of steps, whatever the arm's size, so that every arm gets the same compute.
+ * shifts (and flips) as the set's quality classifier is trained with (Fashion-MNIST: +-2 px, no flips);
+ * 300 steps (AUGMENTATION_LIMITS.classifierSteps.default). A fixed number of steps whatever the arm's
+ * size, so that every arm gets the same compute: 19,200 images seen, 192 epochs of K = 10 real images per
+ * class of a 10-class set, under 2 of K = 100 plus M = 1000.
  */
-export const AUGMENTATION_RECIPE = { steps: 500, batch: 64, lr: 1e-3, beta1: 0.9, beta2: 0.999 } as const;
+export const AUGMENTATION_RECIPE = {
+  steps: AUGMENTATION_LIMITS.classifierSteps.default,
+  batch: 64,
+  lr: 1e-3,
+  beta1: 0.9,
+  beta2: 0.999,
+} as const;
 
 /** What the protocol needs of a trial's generator: seeded, class-conditional draws (Trainer.draw). */
 export interface ConditionalGenerator {
