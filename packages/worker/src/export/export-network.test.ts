@@ -224,6 +224,39 @@ describe('exportNetwork on stock tfjs', () => {
   });
 });
 
+describe('the batch dimension', () => {
+  it('stays free where a constant is tiled to the batch (a class token) and a reshape scales with it', async () => {
+    const token = tf.tensor2d([[0.5, -1, 2]]);
+    const forward = ([x]: tf.Tensor[]) => {
+      const n = x!.shape[0]!;
+      const rows = tf.reshape(tf.concat([tf.tile(token, [n, 1]), x!], 1), [n * 2, 3]);
+      return tf.reshape(tf.tanh(rows), [n, 6]);
+    };
+    const net = {
+      inputs: [{ name: 'x', shape: [3], description: 'x' }],
+      output: { name: 'y', shape: [6], description: 'y' },
+      notes: [],
+      forward,
+      example: () => ({ inputs: [], output: new Float32Array() }),
+    };
+    const files = graphModelOf(net);
+    const w = files.weights;
+    const model = await tf.loadGraphModel(
+      tf.io.fromMemory({
+        modelTopology: files.modelJson.modelTopology,
+        weightSpecs: files.modelJson.weightsManifest[0]!.weights as tf.io.WeightsManifestEntry[],
+        weightData: w.buffer.slice(w.byteOffset, w.byteOffset + w.byteLength) as ArrayBuffer,
+      }),
+    );
+    const x = tf.tensor2d(new Rng(3).fillNormal(new Float32Array(15)), [5, 3]);
+    expectClose(
+      (model.execute({ x }, 'y') as tf.Tensor).dataSync() as Float32Array,
+      forward([x]).dataSync() as Float32Array,
+    );
+    model.dispose();
+  });
+});
+
 describe('what cannot be exported', () => {
   const one = { name: 'x', shape: [4], description: 'x' };
   const network = (forward: (xs: tf.Tensor[]) => tf.Tensor) => ({

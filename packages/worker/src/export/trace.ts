@@ -47,9 +47,10 @@ function constOf(t: tf.Tensor): TracedConst {
 /**
  * Runs `forward` on `inputs` and records every kernel it runs through the engine (`runKernel`), top-level
  * only (a kernel that runs others inside counts once), as a graph over the inputs: what a graph model's
- * nodes are. Kernels whose inputs are all constants are folded (their outputs recorded as constants), so
- * that what reaches the graph depends on the inputs alone; tensors that no kernel made (variables,
- * scalars an op converted) are constants with their values at trace time.
+ * nodes are. Kernels that take no tensor (a fill) are folded, their outputs recorded as constants; the
+ * others are recorded even on constants alone, since what they make may depend on the batch (a class
+ * token tiled to it). Tensors that no kernel made (variables, scalars an op converted, masks made from
+ * data) are constants with their values at trace time.
  */
 export function traceForward(forward: (inputs: tf.Tensor[]) => tf.Tensor, inputs: tf.Tensor[]): Trace {
   const engine = tf.engine() as unknown as {
@@ -77,7 +78,7 @@ export function traceForward(forward: (inputs: tf.Tensor[]) => tf.Tensor, inputs
       const ins = Object.entries(kernelInputs).flatMap(([k, t]) =>
         t ? ([[k, refOf(t as tf.Tensor)]] as [string, TracedRef][]) : [],
       );
-      if (ins.every(([, r]) => r.kind === 'const')) {
+      if (ins.length === 0) {
         for (const o of outs) refs.set(o.id, { kind: 'const', value: constOf(o) });
         return result;
       }
