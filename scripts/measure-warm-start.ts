@@ -2,7 +2,7 @@
  * The figure of README's "Warm start (init_from)": a dcgan trained on one built-in set, then trained on
  * another from scratch and warm-started from it (the worker's warmState: the source's networks, the new
  * trial's own step, Rng and fresh optimizers), the FLD of each on the target set every `--every` steps
- * (the worker's quality evaluation, `--samples` generated images against the held-out split).
+ * (the worker's quality evaluation of `--samples` generated images).
  *
  *   tsx scripts/measure-warm-start.ts [--source fashion-mnist] [--target mnist] [--source-steps 1000]
  *       [--steps 600] [--every 100] [--nets g,d] [--filters 32] [--latent 64] [--batch 32] [--samples 512]
