@@ -30,6 +30,7 @@ export function trialJob(sweep: StoredSweep, t: TrialRecord, stage = 0): TrialJo
     // Sweeps stored before health settings existed run with the defaults.
     health: sweep.spec.health ?? DEFAULT_HEALTH,
     ...(sweep.spec.augment ? { augment: sweep.spec.augment } : {}),
+    ...(sweep.spec.aug_gain ? { augGain: sweep.spec.aug_gain } : {}),
   };
   const initFrom = jobInitFrom(sweep.spec.init_from);
   if (initFrom) job.initFrom = initFrom;

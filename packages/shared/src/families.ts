@@ -429,6 +429,15 @@ export const FAMILIES = {
 
 export type ModelName = keyof typeof FAMILIES;
 
+/**
+ * The quality metrics `model` reports, which a sweep can rank by: its family's evaluation, and for a
+ * conditional family `aug_gain` (aug-gain.ts: a classifier's gain from its generated images).
+ */
+export function reportedQualityMetrics(model: ModelName): readonly string[] {
+  const family: FamilySpec = FAMILIES[model];
+  return family.conditional ? [...family.qualityMetrics, 'aug_gain'] : family.qualityMetrics;
+}
+
 /** Model families a sweep can train. */
 export const MODEL_NAMES = Object.keys(FAMILIES) as ModelName[];
 

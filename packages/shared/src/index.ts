@@ -1,3 +1,4 @@
+export * from './aug-gain.ts';
 export * from './augmentation.ts';
 export * from './augmentation-store.ts';
 export * from './auth.ts';

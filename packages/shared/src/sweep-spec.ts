@@ -1,9 +1,17 @@
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { z } from 'zod';
+import { type AugGainConfig, augGainIssues, augGainSchema, DEFAULT_AUG_GAIN } from './aug-gain.ts';
 import { type DatasetRef, datasetRefSchema } from './dataset.ts';
 import { type AugmentConfig, augmentSchema } from './diff-augment.ts';
 import { type FieldIssue, PayloadTooLargeError, SpecValidationError } from './errors.ts';
-import { FAMILIES, type FamilySpec, MODEL_NAMES, MODEL_PARAMS, type ModelName } from './families.ts';
+import {
+  FAMILIES,
+  type FamilySpec,
+  MODEL_NAMES,
+  MODEL_PARAMS,
+  type ModelName,
+  reportedQualityMetrics,
+} from './families.ts';
 import { type HealthConfig, healthSchema } from './health.ts';
 import { type InitFrom, initFromSchema } from './init-from.ts';
 import { LIMITS } from './limits.ts';
@@ -18,7 +26,8 @@ const STEP_METRICS = ['g_loss', 'd_loss', 'd_real', 'd_fake', 'images_per_sec'] 
  * `health.eval_every_steps` > 0), each reported by the families that list it (FAMILIES' qualityMetrics):
  * `fld`, `class_coverage`, `class_kl` for the generative families; `psnr`, `ssim` (and the bicubic
  * baseline's) for srgan; `l1`, `psnr`, `ssim`, `class_accuracy` (the set's classifier on G(A); on B as
- * `class_accuracy_real`) for pix2pix, all on the held-out split.
+ * `class_accuracy_real`) for pix2pix, all on the held-out split; `aug_gain` for the conditional families
+ * (aug-gain.ts: measured at the last evaluation only, it is expensive).
  */
 export const METRIC_NAMES = [
   ...STEP_METRICS,
@@ -32,6 +41,7 @@ export const METRIC_NAMES = [
   'l1',
   'class_accuracy',
   'class_accuracy_real',
+  'aug_gain',
 ] as const;
 export type MetricName = (typeof METRIC_NAMES)[number];
 
@@ -72,6 +82,11 @@ export interface SweepSpec {
   init_from?: InitFrom;
   /** DiffAugment in D's loss (README, "DiffAugment"); absent: none. */
   augment?: AugmentConfig;
+  /**
+   * The `aug_gain` metric's M, S and classifier steps (aug-gain.ts), measured at each trial's last
+   * evaluation; present when the spec gives the block or ranks by aug_gain.
+   */
+  aug_gain?: AugGainConfig;
   /** Staged models only (progan by resolution, srgan by phase): the stages in order, each its own queue job. */
   stages?: StageSpec[];
 }
@@ -127,6 +142,7 @@ const rawSpecSchema = z.strictObject({
   health: healthSchema,
   init_from: initFromSchema.optional(),
   augment: augmentSchema.optional(),
+  aug_gain: augGainSchema.optional(),
   // Progressive stages are {resolution, fade_steps, stable_steps, batch_size}, phase stages {phase, steps,
   // batch_size}: which keys a model takes is checked against it in checkStages.
   stages: z
@@ -355,7 +371,7 @@ export function compileSweepSpec(input: unknown): SweepSpec {
       message: `must equal the stages' total of fade_steps + stable_steps (${stageSteps}), or be left out`,
     });
   }
-  const quality = FAMILIES[model].qualityMetrics as readonly string[];
+  const quality = reportedQualityMetrics(model);
   if (!(STEP_METRICS as readonly string[]).includes(raw.metric.name) && !quality.includes(raw.metric.name)) {
     issues.push({
       path: 'metric.name',
@@ -369,6 +385,10 @@ export function compileSweepSpec(input: unknown): SweepSpec {
       });
     }
   }
+  issues.push(
+    ...augGainIssues({ model, dataset: raw.dataset, metric: raw.metric.name, augGain: raw.aug_gain }),
+  );
+  const augGain = raw.aug_gain ?? (raw.metric.name === 'aug_gain' ? DEFAULT_AUG_GAIN : undefined);
   if (issues.length === 0 && raw.method === 'grid') {
     const size = gridSize(parameters);
     if (size > LIMITS.maxTrials) {
@@ -393,6 +413,7 @@ export function compileSweepSpec(input: unknown): SweepSpec {
     health: raw.health,
     ...(raw.init_from ? { init_from: raw.init_from } : {}),
     ...(raw.augment ? { augment: raw.augment } : {}),
+    ...(augGain ? { aug_gain: augGain } : {}),
     ...(stages ? { stages } : {}),
   };
 }

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { augGainSchema } from './aug-gain.ts';
 import { pinnedDatasetSchema } from './dataset.ts';
 import { augmentSchema } from './diff-augment.ts';
 import { InvalidJobPayloadError } from './errors.ts';
@@ -33,6 +34,8 @@ const trialJobSchema = z.strictObject({
   initFrom: jobInitFromSchema.optional(),
   /** DiffAugment in D's loss (README, "DiffAugment"); absent: none, as in jobs from before it existed. */
   augment: augmentSchema.optional(),
+  /** The spec's aug_gain (aug-gain.ts): measured at the last evaluation; absent: not measured. */
+  augGain: augGainSchema.optional(),
   /** Staged models: the one stage this job trains. */
   stage: z
     .strictObject({

@@ -74,6 +74,11 @@ export interface TrialQuality {
   /** pix2pix on a set with classes: the set's classifier's accuracy on G(A), and on B itself. */
   class_accuracy?: number;
   class_accuracy_real?: number;
+  /**
+   * Conditional families whose spec asks for it, at the last evaluation only: the classifier's test
+   * accuracy gain from M generated images per class over K real ones alone (aug-gain.ts).
+   */
+  aug_gain?: number;
 }
 
 /** One point of a trial's step history, as reported by the worker that trains it. */

@@ -14,6 +14,7 @@ import {
   stageEnd,
   type TrialQuality,
 } from '@gantry/shared';
+import { measureAugGain } from './augmentation/aug-gain.ts';
 import { initBackend } from './backend.ts';
 import { type Checkpoint, CheckpointStore, type RunTail } from './checkpoint-store.ts';
 import { type Dataset, readDatasetVersion } from './data/datasets.ts';
@@ -166,11 +167,24 @@ async function run(start: StartMessage): Promise<void> {
     return ok;
   };
 
-  const evaluate = (): TrialQuality | undefined => {
+  /** The quality scores now; at the last evaluation (`final`) also aug_gain when the spec asks for it. */
+  const evaluate = async (final: boolean): Promise<TrialQuality | undefined> => {
     if (!evaluator) return undefined;
     if (hasImageTask(trainer) && heldOut)
       return { step: trainer.step, ...scoreImageTask(trainer, heldOut, evaluator, health.eval_samples) };
-    return { step: trainer.step, ...evaluator.evaluate(trainer, health.eval_samples) };
+    const quality: TrialQuality = { step: trainer.step, ...evaluator.evaluate(trainer, health.eval_samples) };
+    const { draw } = trainer;
+    if (final && job.augGain && draw && job.dataset.subset_per_class) {
+      quality.aug_gain = await measureAugGain({
+        generator: { sampleShape: trainer.sampleShape, draw: (n, o) => draw.call(trainer, n, o) },
+        train: data,
+        test: await readHeldOut(),
+        realPerClass: job.dataset.subset_per_class,
+        config: job.augGain,
+        say: (message) => void send({ type: 'note', message }).catch(() => {}),
+      });
+    }
+    return quality;
   };
 
   /**
@@ -226,7 +240,7 @@ async function run(start: StartMessage): Promise<void> {
     const last = s.step === end;
     const findings = monitor.observeStep(s);
     if (evaluator && (s.step % health.eval_every_steps === 0 || last) && findings.every((f) => !f.fatal)) {
-      lastQuality = evaluate();
+      lastQuality = await evaluate(last);
       if (lastQuality) {
         await send({ type: 'eval', quality: lastQuality });
         findings.push(...monitor.observeEval(s.step, lastQuality));
@@ -267,7 +281,7 @@ async function run(start: StartMessage): Promise<void> {
   // Resumed at the last step (an attempt died between its final checkpoint and `done`): nothing was
   // trained, so evaluate here for the result the sweep ranks by.
   if (evaluator && !lastQuality) {
-    lastQuality = evaluate();
+    lastQuality = await evaluate(true);
     if (lastQuality) await send({ type: 'eval', quality: lastQuality });
   }
   const summary: Record<string, number> = { images_per_sec: lastRate };

@@ -167,7 +167,8 @@ function firstOfEachClass(set: Dataset, perClass: number, m: number): Dataset {
 async function trainOn(data: Dataset, c: Compiled, seed: number): Promise<Classifier> {
   const rng = new Rng(seed);
   const { height: size, channels } = data;
-  const classifier = new Classifier(data.numClasses, { input: { size, channels }, rng });
+  // Its own variable names: a trial's quality classifier may be loaded beside it (aug_gain).
+  const classifier = new Classifier(data.numClasses, { input: { size, channels }, rng, scope: 'aug-cls' });
   const opt = new Adam(classifier.params.vars, {
     lr: AUGMENTATION_RECIPE.lr,
     beta1: AUGMENTATION_RECIPE.beta1,

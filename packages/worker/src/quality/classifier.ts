@@ -71,6 +71,11 @@ export interface ClassifierOptions {
   input?: ClassifierInput;
   /** Draws He-initialised weights; without it every weight is zero, to be loaded afterwards. */
   rng?: Rng;
+  /**
+   * Prefix of its variables' names (tfjs names are process-global): another name lets a second classifier
+   * live beside the quality one (the augmentation protocol's). @default 'cls'
+   */
+  scope?: string;
 }
 
 /** One convolution of the stack: output channels and stride. */
@@ -130,7 +135,7 @@ export class Classifier {
     const { layers, side } = convStack(input.size);
     this.layers = layers;
     this.flatDim = side * side * 128;
-    const p = new ParamStore('cls');
+    const p = new ParamStore(options.scope ?? 'cls');
     // He initialisation for the ReLU layers; zeros when weights are loaded afterwards.
     const he = (fanIn: number) => (rng ? init.normal(rng, Math.sqrt(2 / fanIn)) : init.zeros());
     let inC = input.channels;
