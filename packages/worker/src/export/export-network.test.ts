@@ -27,7 +27,11 @@ const defaults = (m: ModelName) =>
   Object.fromEntries(Object.entries(MODEL_PARAMS[m]).map(([k, d]) => [k, d.default]));
 
 function job(model: ModelName, params: Record<string, number>, stages?: StageSpec[], stage = 0): TrialJob {
-  const p = { ...defaults(model), base_filters: 8, ...params };
+  const p = {
+    ...defaults(model),
+    ...('base_filters' in MODEL_PARAMS[model] ? { base_filters: 8 } : {}),
+    ...params,
+  };
   return parseTrialJob({
     v: 2,
     sweepId: 'sw',
@@ -206,6 +210,22 @@ describe('exportNetwork on stock tfjs', () => {
         expect(out.length % 3).toBe(0);
         expect(model.inputs.map((i) => i.name)).toEqual(['a', 'b']);
       });
+    });
+  });
+
+  it('transgan: the transformer G reproduces its sample grid, the ViT critic (class token) its scores', async () => {
+    const small = { ...GAN, batch_size: 4, g_embed_dim: 128, d_embed_dim: 16, heads: 2, d_depth: 1 };
+    const p = { ...small, g_depth_1: 1, g_depth_2: 1, g_depth_3: 1 };
+    await withTrainer(job('transgan', p), [7, 16], async (t) => {
+      t.trainStep();
+      const grid = t.sample(6);
+      await onStockTfjs(t, 'g', (_, feed) => expectClose(feed({ z: [gridNoise(42, 6, 8), [6, 8]] }), grid));
+      const images = exampleImages(5, { height: 28, width: 28, channels: 1 });
+      const want = tf.tidy(
+        () =>
+          (t as GanTrainer).nets.discriminate(tf.tensor4d(images, [5, 28, 28, 1])).dataSync() as Float32Array,
+      );
+      await onStockTfjs(t, 'd', (_, feed) => expectClose(feed({ images: [images, [5, 28, 28, 1]] }), want));
     });
   });
 
