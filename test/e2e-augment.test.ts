@@ -29,7 +29,7 @@ describe('GAN data augmentation on real Redis and S3', () => {
     });
     const apiUrl = (await coordinator.start({ host: '127.0.0.1', port: 0 }))!;
     worker = await spawnWorker('w1', env, await mkdtemp(join(tmpdir(), 'gantry-e2e-')));
-    // A tiny cgan that saw only the first 10 images of each class.
+    // A tiny cgan that saw only the first 10 images of each class, ranked by aug_gain (a short recipe).
     const { id, trialIds } = await coordinator.submit(
       compileSweepSpec({
         name: 'e2e-augment',
@@ -38,13 +38,19 @@ describe('GAN data augmentation on real Redis and S3', () => {
         method: 'grid',
         budget: { trials: 1, parallel: 1, steps: 10 },
         checkpoint: { every_steps: 10 },
-        health: { eval_every_steps: 0 },
-        metric: { name: 'g_loss', goal: 'minimize' },
+        health: { eval_every_steps: 10, eval_samples: 64 },
+        metric: { name: 'aug_gain', goal: 'maximize' },
+        aug_gain: { synthetic_per_class: 5, seeds: 1, classifier_steps: 2, test_per_class: 20 },
         parameters: { batch_size: { value: 16 }, base_filters: { value: 8 }, latent_dim: { value: 16 } },
       }),
     );
     expect((await waitForSweepEnd(coordinator, id, 120_000)).state).toBe('completed');
     const trialId = trialIds[0]!;
+    // The last evaluation measured aug_gain beside the quality classifier's scores; the sweep ranks by it.
+    const trained = (await coordinator.store.trial(trialId))!;
+    expect(trained.quality?.aug_gain).toBeTypeOf('number');
+    expect(trained.quality?.fld).toBeTypeOf('number');
+    expect(trained.result).toBe(trained.quality?.aug_gain);
     const gantry = (args: string[]) =>
       runGantry({ ...env, GANTRY_API_URL: apiUrl }, ['augment', trialId, ...args]);
 

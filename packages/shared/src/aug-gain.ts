@@ -28,6 +28,8 @@ export const augGainSchema = z.strictObject({
     AUGMENTATION_LIMITS.classifierSteps.min,
     AUGMENTATION_LIMITS.classifierSteps.max,
   ).default(AUGMENTATION_LIMITS.classifierSteps.default),
+  /** Test on the first N images of each class only (default: the whole test split). Tests and quick looks only. */
+  test_per_class: whole(1, 100_000).optional(),
 });
 export type AugGainConfig = z.output<typeof augGainSchema>;
 

@@ -15,6 +15,7 @@ import {
   type TrialQuality,
 } from '@gantry/shared';
 import { measureAugGain } from './augmentation/aug-gain.ts';
+import { firstPerClass } from './augmentation/labelled-sets.ts';
 import { initBackend } from './backend.ts';
 import { type Checkpoint, CheckpointStore, type RunTail } from './checkpoint-store.ts';
 import { type Dataset, readDatasetVersion } from './data/datasets.ts';
@@ -178,7 +179,9 @@ async function run(start: StartMessage): Promise<void> {
       quality.aug_gain = await measureAugGain({
         generator: { sampleShape: trainer.sampleShape, draw: (n, o) => draw.call(trainer, n, o) },
         train: data,
-        test: await readHeldOut(),
+        test: await readHeldOut().then((t) =>
+          job.augGain?.test_per_class ? firstPerClass(t, job.augGain.test_per_class) : t,
+        ),
         realPerClass: job.dataset.subset_per_class,
         config: job.augGain,
         say: (message) => void send({ type: 'note', message }).catch(() => {}),
