@@ -199,3 +199,46 @@ describe('image-conditioned families end to end', () => {
     expect(draw.statusCode).toBe(400);
   }, 600_000);
 });
+
+describe('a transformer GAN end to end', () => {
+  it('a transgan trial with DiffAugment completes on Fashion-MNIST with its FLD measured', async () => {
+    const spec = compileSweepSpec({
+      name: 'e2e-transgan',
+      model: 'transgan',
+      dataset: 'fashion-mnist',
+      seed: 8,
+      budget: { trials: 1, parallel: 1, steps: 10 },
+      checkpoint: { every_steps: 10 },
+      metric: { name: 'fld', goal: 'minimize' },
+      // Small networks, one critic update a step: the path, not the quality. (D keeps its default width: a
+      // 16-wide critic's penalty spikes past the divergence bound on blank, cut-out patches.)
+      parameters: {
+        batch_size: { value: 8 },
+        latent_dim: { value: 16 },
+        g_depth_2: { value: 0 },
+        g_depth_3: { value: 0 },
+        d_depth: { value: 1 },
+        heads: { value: 2 },
+        n_critic: { value: 1 },
+      },
+      augment: { policy: ['translation', 'cutout'], p: 1 },
+      health: { eval_every_steps: 10, eval_samples: 64 },
+    });
+    const { id: sweepId, trialIds } = await coordinator.submit(spec);
+    const sweep = await waitForSweepEnd(coordinator, sweepId, 300_000);
+    const trial = (await coordinator.store.trial(trialIds[0]!))!;
+    expect(sweep.state, trial.reason).toBe('completed');
+    expect(trial.step).toBe(10);
+    const view = (await coordinator.app.inject({ method: 'GET', url: `/v1/trials/${trial.id}` })).json() as {
+      quality?: { fld?: number };
+      result?: number;
+    };
+    expect(view.quality?.fld).toBeGreaterThan(0);
+    expect(Number.isFinite(view.quality!.fld)).toBe(true);
+    expect(view.result).toBe(view.quality!.fld);
+    // Every step trained with DiffAugment at p = 1.
+    const history = await coordinator.store.history(trial.id);
+    expect(history.length).toBeGreaterThan(0);
+    for (const p of history) expect(p.augment_p).toBe(1);
+  }, 300_000);
+});

@@ -7,9 +7,10 @@ import { familyOf } from './registry.ts';
 
 /**
  * Steps between memory samples: 100, and 20 for the image-conditioned families, whose steps cost 10x more
- * on a CPU (their 400 steps give the same 20 samples).
+ * on a CPU (their 400 steps give the same 20 samples); 3 for transgan, whose steps cost ~30x more.
  */
-const sampleEvery = (model: ModelName) => (model === 'srgan' || model === 'pix2pix' ? 20 : 100);
+const sampleEvery = (model: ModelName) =>
+  model === 'transgan' ? 3 : model === 'srgan' || model === 'pix2pix' ? 20 : 100;
 const stepsOf = (model: ModelName) => 20 * sampleEvery(model);
 /** Live JS heap after a full GC: a leak of one small object per step would exceed this. */
 const HEAP_GROWTH_LIMIT_MB = 5;
@@ -30,6 +31,10 @@ function leakJob(model: ModelName) {
   if (model === 'wgan-gp') params.n_critic = 2;
   if (model === 'srgan') params.blocks = 1;
   if (model === 'pix2pix') params.n_layers = 1;
+  if (model === 'transgan') {
+    delete params.base_filters;
+    Object.assign(params, { g_depth_2: 0, g_depth_3: 0, d_depth: 1, d_embed_dim: 16, n_critic: 1 });
+  }
   const staged = model === 'progan' || model === 'srgan';
   const stages =
     model === 'srgan'

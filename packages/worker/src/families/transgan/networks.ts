@@ -101,7 +101,9 @@ export function buildTransgan(shape: TransganShape, rng: Rng): TransganNetworks 
   const patchDim = patch * patch * channels;
   const dp = {
     patchW: d.add('patch_w', [patchDim, dEmbed], xavier(rng, patchDim, dEmbed)),
-    patchB: d.add('patch_b', [dEmbed], init.zeros()),
+    // A bias drawn as PyTorch's conv bias (variance 1 / (3 fan-in)), not zeros: a blank patch (cutout's,
+    // translation's padding) is then a token of clear spread, not one that layer norm blows up.
+    patchB: d.add('patch_b', [dEmbed], init.normal(rng, 1 / Math.sqrt(3 * patchDim))),
     cls: d.add('cls', [1, 1, dEmbed], init.normal(rng, EMBED_STD)),
     pos: d.add('pos', [grid * grid + 1, dEmbed], init.normal(rng, EMBED_STD)),
     blocks: Array.from({ length: shape.dDepth }, (_, j) =>
