@@ -240,5 +240,12 @@ describe('a transformer GAN end to end', () => {
     const history = await coordinator.store.history(trial.id);
     expect(history.length).toBeGreaterThan(0);
     for (const p of history) expect(p.augment_p).toBe(1);
+    // Its generator draws samples for `gantry infer` like the other generative families'.
+    const draw = await coordinator.app.inject({
+      method: 'POST',
+      url: `/v1/trials/${trial.id}/infer?count=4`,
+    });
+    expect(draw.statusCode, draw.body).toBe(200);
+    expect(size(draw.rawPayload)).toEqual([2 * 28 + 3 * 2, 2 * 28 + 3 * 2]);
   }, 300_000);
 });

@@ -168,7 +168,7 @@ export function registerInferCommand(program: Command, api: () => ApiClient): vo
   program
     .command('infer')
     .description(
-      "run a trial's generator from a committed checkpoint: draw samples (dcgan, cgan, wgan-gp, progan), or send an image or a folder of them through it (srgan super-resolves, pix2pix translates A to B)",
+      "run a trial's generator from a committed checkpoint: draw samples (dcgan, cgan, wgan-gp, progan, transgan), or send an image or a folder of them through it (srgan super-resolves, pix2pix translates A to B)",
     )
     .argument('<trialId>', 'the trial (gantry status <sweepId> lists them and names the best)')
     .argument(
