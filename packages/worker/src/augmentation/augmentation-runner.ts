@@ -71,15 +71,26 @@ export async function runAugmentationAttempt(
   });
   if (!started)
     throw new UnrecoverableError(`augmentation ${id} has no record (not queued by a coordinator?)`);
+  /** Records a failed attempt: failed for good when retrying cannot help or none is left, else queued. */
+  const failed = async (err: Error) => {
+    const last = err instanceof UnrecoverableError || job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
+    await update(
+      last
+        ? { state: 'failed', error: err.message, endedAt: Date.now() }
+        : { state: 'queued', error: `attempt ${job.attemptsMade + 1} failed: ${err.message}` },
+    );
+    log.warn({ err: err.message, final: last }, 'augmentation attempt failed');
+  };
   const { name, version } = payload.trial.dataset as { name: string; version: string };
   let lease: Awaited<ReturnType<DatasetCache['acquire']>>;
   try {
     lease = await deps.datasets.acquire(name, version);
   } catch (err) {
-    if ((err as { code?: string }).code !== 'OBJECT_NOT_FOUND') throw err;
-    const error = `data set ${name}@${version} is not in the object store`;
-    await update({ state: 'failed', error, endedAt: Date.now() });
-    throw new UnrecoverableError(error);
+    // A version gone from the store does not come back; other faults (S3, a full cache) may pass.
+    const gone = (err as { code?: string }).code === 'OBJECT_NOT_FOUND';
+    const e = gone ? new UnrecoverableError(`data set ${name}@${version} is not in the object store`) : err;
+    await failed(e as Error);
+    throw e;
   }
   const child = fork(AUGMENT_ENTRY, [], {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
@@ -130,14 +141,7 @@ export async function runAugmentationAttempt(
       await job.moveToWait(token);
       throw new WaitingError();
     }
-    const error = (err as Error).message;
-    const last = err instanceof UnrecoverableError || job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
-    await update(
-      last
-        ? { state: 'failed', error, endedAt: Date.now() }
-        : { state: 'queued', error: `attempt ${job.attemptsMade + 1} failed: ${error}` },
-    );
-    log.warn({ err: error, final: last }, 'augmentation attempt failed');
+    await failed(err as Error);
     throw err;
   } finally {
     signal.removeEventListener('abort', onAbort);
