@@ -52,6 +52,14 @@ describe('the aug_gain metric in a spec', () => {
       },
     ]);
     expect(refusal(spec({ health: { eval_every_steps: 0 } }))[0]?.path).toBe('health.eval_every_steps');
+    const unmeasured = spec({
+      metric: { name: 'g_loss', goal: 'minimize' },
+      aug_gain: {},
+      health: { eval_every_steps: 0 },
+    });
+    expect(refusal(unmeasured)).toEqual([
+      { path: 'health.eval_every_steps', message: expect.stringMatching(/must be > 0 with aug_gain/) },
+    ]);
   });
 
   it.each([

@@ -42,6 +42,7 @@ export function augGainIssues(spec: {
   dataset: DatasetRef;
   metric: string;
   augGain?: AugGainConfig;
+  evalEverySteps: number;
 }): FieldIssue[] {
   const wanted = spec.metric === AUG_GAIN_METRIC || spec.augGain !== undefined;
   if (!wanted) return [];
@@ -59,6 +60,14 @@ export function augGainIssues(spec: {
         path: 'dataset.subset_per_class',
         message:
           'is required with aug_gain: the classifier gets the same K real images per class the generator was trained on (a generator trained on the whole set would make the gain leakage)',
+      },
+    ];
+  // Ranked by aug_gain, the metric check asks for evaluations already.
+  if (spec.evalEverySteps === 0 && spec.metric !== AUG_GAIN_METRIC)
+    return [
+      {
+        path: 'health.eval_every_steps',
+        message: 'must be > 0 with aug_gain (it is measured at the last quality evaluation)',
       },
     ];
   return [];

@@ -386,7 +386,13 @@ export function compileSweepSpec(input: unknown): SweepSpec {
     }
   }
   issues.push(
-    ...augGainIssues({ model, dataset: raw.dataset, metric: raw.metric.name, augGain: raw.aug_gain }),
+    ...augGainIssues({
+      model,
+      dataset: raw.dataset,
+      metric: raw.metric.name,
+      augGain: raw.aug_gain,
+      evalEverySteps: raw.health.eval_every_steps,
+    }),
   );
   const augGain = raw.aug_gain ?? (raw.metric.name === 'aug_gain' ? DEFAULT_AUG_GAIN : undefined);
   if (issues.length === 0 && raw.method === 'grid') {
