@@ -299,14 +299,14 @@ const TRANSGAN_PARAMS: Record<string, ParamDef> = {
     default: 2,
     min: 0,
     max: 12,
-    help: 'generator blocks at side/2 (global attention)',
+    help: 'generator blocks at side/2 (attention within windows of side/4 tokens a side)',
   },
   g_depth_3: {
     kind: 'int',
     default: 1,
     min: 0,
     max: 12,
-    help: 'generator blocks at full side (attention within 2x2 windows of side/2 tokens)',
+    help: 'generator blocks at the full side (attention within windows of side/4 tokens a side)',
   },
   d_depth: { kind: 'int', default: 3, min: 1, max: 12, help: 'discriminator blocks' },
   heads: {
@@ -316,6 +316,8 @@ const TRANSGAN_PARAMS: Record<string, ParamDef> = {
     max: 4,
     oneOf: [1, 2, 4],
     help: 'attention heads of every block',
+    // Heads split the same projections: no tensor changes shape.
+    shapesNetworks: false,
   },
   mlp_ratio: {
     kind: 'int',
