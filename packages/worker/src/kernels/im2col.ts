@@ -23,9 +23,10 @@ export function im2col(
   // One view of the whole heap; the tensors' element offsets into it.
   const patchView = backend.typedArrayFromHeap(patches) as Float32Array;
   const heap = new Float32Array(patchView.buffer);
-  const xBase = (backend.typedArrayFromHeap(x) as Float32Array).byteOffset >> 2;
+  const xBase = (backend.typedArrayFromHeap(x) as Float32Array).byteOffset >>> 2;
   const windowRow = kW * inC;
-  let o = patchView.byteOffset >> 2;
+  // Unsigned shifts: a heap past 2 GiB has byte offsets >= 2^31, which `>> 2` would make negative.
+  let o = patchView.byteOffset >>> 2;
   let b = Math.floor(col0 / (outH * outW));
   let oh = Math.floor((col0 - b * outH * outW) / outW);
   let ow = col0 - (b * outH + oh) * outW;

@@ -82,7 +82,7 @@ export class Gemm {
     if (m <= 0 || n <= 0) return;
     if (k <= 0) {
       for (let i = 0; i < m; i++) {
-        const row = (c.ptr + i * c.rowStride) >> 2;
+        const row = (c.ptr + i * c.rowStride) >>> 2;
         emscripten(this.backend).HEAPF32.fill(0, row, row + n);
       }
       return;
