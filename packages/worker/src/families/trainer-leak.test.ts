@@ -6,11 +6,13 @@ import { fakeDataset } from '../testing/fake-dataset.ts';
 import { familyOf } from './registry.ts';
 
 /**
- * Steps between memory samples: 100, and 20 for the image-conditioned families, whose steps cost 10x more
- * on a CPU (their 400 steps give the same 20 samples); 3 for transgan, whose steps cost ~30x more.
+ * Steps between memory samples: 50, and 20 for the image-conditioned families, whose steps cost 10x more
+ * on a CPU (their 400 steps give the same 20 samples); 3 for transgan, whose steps cost ~30x more. Leaked
+ * tensors show in the count at any length; a JS heap leak shows once it exceeds the limit below between the
+ * medians of the run's halves (~450 steps apart at 1,000 steps: about 12 KiB a step or more).
  */
 const sampleEvery = (model: ModelName) =>
-  model === 'transgan' ? 3 : model === 'srgan' || model === 'pix2pix' ? 20 : 100;
+  model === 'transgan' ? 3 : model === 'srgan' || model === 'pix2pix' ? 20 : 50;
 const stepsOf = (model: ModelName) => 20 * sampleEvery(model);
 /** Live JS heap after a full GC: a leak of one small object per step would exceed this. */
 const HEAP_GROWTH_LIMIT_MB = 5;
