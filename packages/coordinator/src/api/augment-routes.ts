@@ -5,7 +5,6 @@ import {
   type AugmentationRecord,
   type AugmentationStore,
   BadRequestError,
-  ConflictError,
   type DatasetManifest,
   FAMILIES,
   MODEL_NAMES,
@@ -15,8 +14,7 @@ import {
 } from '@gantry/shared';
 import type { FastifyInstance } from 'fastify';
 import type { StoredSweep, SweepStore } from '../sweep-store.ts';
-import { trialJob } from '../trial-jobs.ts';
-import { pickCheckpoint } from './infer-route.ts';
+import { jobOf, pickCheckpoint, trialAndSweep } from './infer-route.ts';
 import { checkId } from './params.ts';
 
 /** How many times a worker may try an augmentation (a crashed child, S3 trouble) before it fails. */
@@ -75,17 +73,6 @@ async function refusal(
   return undefined;
 }
 
-/** The trial's job, or a 409 for a sweep stored before data sets were pinned. */
-function jobOf(sweep: StoredSweep, trial: TrialRecord) {
-  try {
-    return trialJob(sweep, trial);
-  } catch (err) {
-    throw new ConflictError(`trial ${trial.id} cannot be rebuilt from its sweep: ${(err as Error).message}`, {
-      trialId: trial.id,
-    });
-  }
-}
-
 /**
  * `POST /v1/trials/:id/augment` (`{real_per_class, synthetic_per_class, seeds, step?, classifier_steps?,
  * test_per_class?}`): checks that the measurement means something, records it and queues it for a worker;
@@ -95,10 +82,7 @@ export function registerAugmentationRoutes(app: FastifyInstance, deps: Augmentat
   app.post<{ Params: { id: string } }>('/v1/trials/:id/augment', async (req, reply) => {
     const id = checkId('id', req.params.id);
     const params = parseAugmentationRequest(req.body);
-    const trial = await deps.store.trial(id);
-    if (!trial) throw new NotFoundError('trial', id);
-    const sweep = await deps.store.get(trial.sweepId);
-    if (!sweep) throw new NotFoundError('sweep', trial.sweepId);
+    const { trial, sweep } = await trialAndSweep(deps.store, id);
     const refused = await refusal(sweep, trial, params, deps);
     if (refused) throw refused;
     const ref = pickCheckpoint(

@@ -1,8 +1,8 @@
-import { BadRequestError, EXPORT_NETS, type ExportNet, NotFoundError } from '@gantry/shared';
+import { BadRequestError, EXPORT_NETS, type ExportNet } from '@gantry/shared';
 import type { FastifyInstance } from 'fastify';
 import type { Inference } from '../inference/inference-pool.ts';
 import type { SweepStore } from '../sweep-store.ts';
-import { jobOf, pickCheckpoint } from './infer-route.ts';
+import { jobOf, pickCheckpoint, trialAndSweep } from './infer-route.ts';
 import { checkId } from './params.ts';
 
 export const EXPORT_ROUTE = '/v1/trials/:id/export';
@@ -55,10 +55,7 @@ export function registerExportRoute(app: FastifyInstance, deps: ExportRouteDeps)
   app.post<{ Params: { id: string }; Querystring: Record<string, unknown> }>(EXPORT_ROUTE, async (req) => {
     const id = checkId('id', req.params.id);
     const { step, net } = parseExportQuery(req.query);
-    const trial = await deps.store.trial(id);
-    if (!trial) throw new NotFoundError('trial', id);
-    const sweep = await deps.store.get(trial.sweepId);
-    if (!sweep) throw new NotFoundError('sweep', trial.sweepId);
+    const { trial, sweep } = await trialAndSweep(deps.store, id);
     const ref = pickCheckpoint(
       trial,
       await deps.store.checkpoints(id),

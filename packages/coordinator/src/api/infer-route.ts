@@ -121,6 +121,21 @@ export function inferInput(body: unknown): InferImage | undefined {
   }
 }
 
+/**
+ * The trial `id` and its sweep, for the routes that run a trial's networks (infer, export, augment).
+ * @throws NotFoundError for an unknown trial or a sweep gone from the store
+ */
+export async function trialAndSweep(
+  store: Pick<SweepStore, 'trial' | 'get'>,
+  id: string,
+): Promise<{ trial: TrialRecord; sweep: StoredSweep }> {
+  const trial = await store.trial(id);
+  if (!trial) throw new NotFoundError('trial', id);
+  const sweep = await store.get(trial.sweepId);
+  if (!sweep) throw new NotFoundError('sweep', trial.sweepId);
+  return { trial, sweep };
+}
+
 /** The trial's job, or a 409 for a sweep stored before data sets were pinned. */
 export function jobOf(sweep: StoredSweep, trial: TrialRecord): TrialJob {
   try {
@@ -156,10 +171,7 @@ export function registerInferRoute(app: FastifyInstance, deps: InferRouteDeps): 
       async (req, reply) => {
         const id = checkId('id', req.params.id);
         const { step, ...draw } = parseInferQuery(req.query);
-        const trial = await deps.store.trial(id);
-        if (!trial) throw new NotFoundError('trial', id);
-        const sweep = await deps.store.get(trial.sweepId);
-        if (!sweep) throw new NotFoundError('sweep', trial.sweepId);
+        const { trial, sweep } = await trialAndSweep(deps.store, id);
         const ref = pickCheckpoint(
           trial,
           await deps.store.checkpoints(id),
