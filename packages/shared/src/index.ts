@@ -19,6 +19,7 @@ export * from './logger.ts';
 export * from './models.ts';
 export * from './object-store.ts';
 export * from './rng.ts';
+export * from './search.ts';
 export * from './sweep-spec.ts';
 export * from './trial-codec.ts';
 export * from './trial-job.ts';

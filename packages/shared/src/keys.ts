@@ -18,6 +18,10 @@ export function redisKeys(prefix: string) {
     trialStages: (id: string) => `${prefix}:trial:${id}:stages`,
     /** TrialEvent JSON, oldest first. */
     trialEvents: (id: string) => `${prefix}:trial:${id}:events`,
+    /** A trial's quality evaluations (QualityPoint JSON), oldest first: what schedulers decide on. */
+    trialQuality: (id: string) => `${prefix}:trial:${id}:quality`,
+    /** A sweep's search decisions (SearchEvent JSON), in the order they were made. */
+    sweepSearch: (id: string) => `${prefix}:sweep:${id}:search`,
     /** An augmentation's record (AugmentationRecord JSON). */
     augmentation: (id: string) => `${prefix}:augmentation:${id}`,
     /** A trial's augmentation ids, oldest first. */

@@ -16,6 +16,18 @@ import { type HealthConfig, healthSchema } from './health.ts';
 import { type InitFrom, initFromSchema } from './init-from.ts';
 import { LIMITS } from './limits.ts';
 import { checkParamValue, STAGE_PHASES, STAGE_RESOLUTIONS, type StageSpec } from './models.ts';
+import {
+  type ReplaySpec,
+  replaySchema,
+  type SchedulerSpec,
+  SEARCH_METHODS,
+  type SearchMethod,
+  schedulerSchema,
+  searchIssues,
+  type TpeSpec,
+  tpeSchema,
+  warmStartSchema,
+} from './search.ts';
 
 /** Metrics every trial reports at its end: averages over the last tenth of the run, and throughput. */
 const STEP_METRICS = ['g_loss', 'd_loss', 'd_real', 'd_fake', 'images_per_sec'] as const;
@@ -67,8 +79,11 @@ export interface SweepSpec {
   model: ModelName;
   /** As written; the coordinator pins `version` (and the image size and channels) when it accepts the sweep. */
   dataset: DatasetRef;
-  /** `list`: one trial per entry of `configurations`, in order. */
-  method: 'grid' | 'random' | 'list';
+  /**
+   * `list`: one trial per entry of `configurations`, in order; `tpe`: suggested one by one from the results
+   * so far; `pbt-replay`: a recorded PBT schedule (`replay`).
+   */
+  method: SearchMethod;
   metric: { name: MetricName; goal: 'minimize' | 'maximize' };
   seed: number;
   /** `steps`: a trial's training steps; for staged models the sum over its stages. */
@@ -89,6 +104,14 @@ export interface SweepSpec {
   aug_gain?: AugGainConfig;
   /** Staged models only (progan by resolution, srgan by phase): the stages in order, each its own queue job. */
   stages?: StageSpec[];
+  /** Early stopping or population-based training (README, "Adaptive search"); absent: every trial runs to the end. */
+  scheduler?: SchedulerSpec;
+  /** `method: tpe` only, every default filled. */
+  tpe?: TpeSpec;
+  /** `method: tpe`: sweeps whose finished trials seed the searcher. */
+  warm_start?: string[];
+  /** `method: pbt-replay`: the PBT trial whose schedule is replayed (the coordinator pins `schedule`). */
+  replay?: ReplaySpec;
 }
 
 const posInt = (max: number) =>
@@ -108,7 +131,9 @@ const rawSpecSchema = z.strictObject({
     ctx.addIssue({ code: 'custom', message: `unknown model '${m}'; available: ${MODEL_NAMES.join(', ')}` });
   }),
   dataset: datasetRefSchema,
-  method: z.enum(['grid', 'random', 'list'], { message: 'must be grid, random or list' }).default('random'),
+  method: z
+    .enum(SEARCH_METHODS, { message: `must be one of ${SEARCH_METHODS.join(', ')}` })
+    .default('random'),
   metric: z
     .strictObject({
       name: z.string().superRefine((m, ctx) => {
@@ -143,6 +168,10 @@ const rawSpecSchema = z.strictObject({
   init_from: initFromSchema.optional(),
   augment: augmentSchema.optional(),
   aug_gain: augGainSchema.optional(),
+  scheduler: schedulerSchema.optional(),
+  tpe: tpeSchema.optional(),
+  warm_start: warmStartSchema.optional(),
+  replay: replaySchema.optional(),
   // Progressive stages are {resolution, fade_steps, stable_steps, batch_size}, phase stages {phase, steps,
   // batch_size}: which keys a model takes is checked against it in checkStages.
   stages: z
@@ -207,7 +236,7 @@ function isRecord(v: unknown): v is Record<string, unknown> {
 /** Validates one entry of `parameters` against the model's definition; pushes issues, returns the spec if valid. */
 function parseParameter(
   model: ModelName,
-  method: 'grid' | 'random' | 'list',
+  method: SearchMethod,
   name: string,
   raw: unknown,
   issues: FieldIssue[],
@@ -267,7 +296,7 @@ function parseParameter(
     issues.push({ path: `${path}.distribution`, message: 'must be uniform, log_uniform or int_uniform' });
     return undefined;
   }
-  if (method === 'grid' || method === 'list') {
+  if (method === 'grid' || method === 'list' || method === 'pbt-replay') {
     issues.push({
       path: `${path}.distribution`,
       message: `${method} search needs 'value' or 'values', not a distribution`,
@@ -337,11 +366,11 @@ export function compileSweepSpec(input: unknown): SweepSpec {
     const method = input.method ?? 'random';
     if (
       (MODEL_NAMES as readonly unknown[]).includes(input.model) &&
-      (method === 'grid' || method === 'random' || method === 'list') &&
+      (SEARCH_METHODS as readonly unknown[]).includes(method) &&
       isRecord(input.parameters)
     ) {
       for (const [name, value] of Object.entries(input.parameters)) {
-        parseParameter(input.model as ModelName, method, name, value, issues);
+        parseParameter(input.model as ModelName, method as SearchMethod, name, value, issues);
       }
     }
     throw new SpecValidationError(issues);
@@ -394,6 +423,24 @@ export function compileSweepSpec(input: unknown): SweepSpec {
       evalEverySteps: raw.health.eval_every_steps,
     }),
   );
+  const steps = raw.budget.steps ?? stageSteps ?? 0;
+  if (!issues.some((i) => i.path.startsWith('parameters')))
+    issues.push(
+      ...searchIssues({
+        model,
+        method: raw.method,
+        parameters,
+        metricIsQuality: quality.includes(raw.metric.name),
+        metricName: raw.metric.name,
+        evalEverySteps: raw.health.eval_every_steps,
+        steps,
+        scheduler: raw.scheduler,
+        tpe: raw.tpe,
+        warmStart: raw.warm_start,
+        replay: raw.replay,
+        initFrom: raw.init_from !== undefined,
+      }),
+    );
   const augGain = raw.aug_gain ?? (raw.metric.name === 'aug_gain' ? DEFAULT_AUG_GAIN : undefined);
   if (issues.length === 0 && raw.method === 'grid') {
     const size = gridSize(parameters);
@@ -421,6 +468,10 @@ export function compileSweepSpec(input: unknown): SweepSpec {
     ...(raw.augment ? { augment: raw.augment } : {}),
     ...(augGain ? { aug_gain: augGain } : {}),
     ...(stages ? { stages } : {}),
+    ...(raw.scheduler ? { scheduler: raw.scheduler } : {}),
+    ...(raw.method === 'tpe' ? { tpe: raw.tpe ?? tpeSchema.parse({}) } : {}),
+    ...(raw.warm_start ? { warm_start: raw.warm_start } : {}),
+    ...(raw.replay ? { replay: raw.replay } : {}),
   };
 }
 
@@ -524,7 +575,7 @@ function checkStages(
 /** Validates `configurations` against `method` and the model; returns the parsed list (empty unless list). */
 function checkConfigurations(
   model: ModelName,
-  method: 'grid' | 'random' | 'list',
+  method: SearchMethod,
   raw: Record<string, unknown>[] | undefined,
   parameters: Record<string, ParameterSpec>,
   issues: FieldIssue[],

@@ -36,6 +36,12 @@ const trialJobSchema = z.strictObject({
   augment: augmentSchema.optional(),
   /** The spec's aug_gain (aug-gain.ts): measured at the last evaluation; absent: not measured. */
   augGain: augGainSchema.optional(),
+  /**
+   * A segment of a trial trained in segments (README, "Adaptive search"): the job trains up to this global
+   * step, checkpoints and evaluates there, and pauses the trial (state queued, `pausedAt`) for the
+   * coordinator to decide what comes next. Absent: the job trains to `steps`.
+   */
+  until: z.number().int().min(1).max(LIMITS.maxSteps).optional(),
   /** Staged models: the one stage this job trains. */
   stage: z
     .strictObject({
@@ -106,6 +112,11 @@ export function trialJobId(trialId: string, stage?: number): string {
   return stage === undefined ? trialId : `${trialId}-s${stage}`;
 }
 
+/** The BullMQ job id of segment `segment` of a trial trained in segments: `<trialId>-k<segment>`. */
+export function segmentJobId(trialId: string, segment: number): string {
+  return `${trialId}-k${segment}`;
+}
+
 /** What the coordinator puts in a BullMQ job and a worker trains: one trial, every parameter resolved. */
 export type TrialJob = Omit<z.infer<typeof trialJobSchema>, 'health'> & {
   model: ModelName;
@@ -165,6 +176,9 @@ export function parseTrialJob(data: unknown, jobId?: string): TrialJob {
     if (stageEnd(st) > job.steps)
       issues.push({ path: 'stage', message: `ends after the trial's ${job.steps} steps` });
   }
+  if (job.until !== undefined && job.until >= job.steps)
+    issues.push({ path: 'until', message: `must be below steps (${job.steps})` });
+  if (job.until !== undefined && job.stage) issues.push({ path: 'until', message: 'not for staged jobs' });
   if (issues.length > 0) throw new InvalidJobPayloadError(jobId, issues);
   return job;
 }

@@ -194,6 +194,15 @@ export interface TrialRecord {
   stage?: TrialStage;
   /** Staged models: the stage whose job the coordinator queued last. */
   jobStage?: number;
+  /**
+   * A trial trained in segments (a scheduler that pauses trials: pbt, asha promote; pbt-replay): the
+   * segment whose job the coordinator queued last (job id `<trialId>-k<segment>`), and the step that job
+   * pauses at. Absent for a trial trained in one job.
+   */
+  segment?: number;
+  until?: number;
+  /** Set by the worker when a segment's job paused the trial at this step (with a checkpoint there). */
+  pausedAt?: number;
   createdAt: number;
   startedAt?: number;
   endedAt?: number;
