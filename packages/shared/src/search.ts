@@ -82,14 +82,13 @@ export type PbtSpec = z.output<typeof pbtSchema>;
  * largest l(x)/g(x) is tried. `constant_liar`: trials still queued or running count as the worst results,
  * so parallel suggestions spread out.
  */
-export const tpeSchema = z
-  .strictObject({
-    startup_trials: z.number().int('must be an integer').min(0, 'must be >= 0').max(1000).default(10),
-    gamma: z.number().gt(0, 'must be > 0').max(1, 'must be <= 1').default(0.1),
-    n_ei_candidates: posInt(10_000).default(24),
-    prior_weight: z.number().gt(0, 'must be > 0').max(100).default(1),
-    constant_liar: z.boolean({ message: 'must be true or false' }).default(true),
-  });
+export const tpeSchema = z.strictObject({
+  startup_trials: z.number().int('must be an integer').min(0, 'must be >= 0').max(1000).default(10),
+  gamma: z.number().gt(0, 'must be > 0').max(1, 'must be <= 1').default(0.1),
+  n_ei_candidates: posInt(10_000).default(24),
+  prior_weight: z.number().gt(0, 'must be > 0').max(100).default(1),
+  constant_liar: z.boolean({ message: 'must be true or false' }).default(true),
+});
 export type TpeSpec = z.output<typeof tpeSchema>;
 
 const sweepIdSchema = z
