@@ -1,6 +1,7 @@
 import {
   type CheckpointRef,
   encodeTrial,
+  type QualityPoint,
   type RedisKeys,
   type SampleRef,
   type StageEvent,
@@ -12,24 +13,30 @@ import type { Redis } from 'ioredis';
 
 /**
  * Every write a worker makes to a trial's state is fenced by the BullMQ job lock: it happens only while
- * the lock key still holds this worker's token, and never after the coordinator marked the trial
- * cancelled. A worker that lost its lock (stalled, then taken over) therefore cannot move the trial's
- * latest checkpoint or overwrite the new holder's progress.
+ * the lock key still holds this worker's token, and never after the coordinator ended the trial (state
+ * `cancelled`, or `stopped` by a scheduler). A worker that lost its lock (stalled, then taken over)
+ * therefore cannot move the trial's latest checkpoint or overwrite the new holder's progress, and one that
+ * has not yet heard of a stop cannot write the trial back to running or completed.
  *
- * Returns 1 applied, 0 refused as stale (checkpoint not newer), -1 lock lost, -2 trial cancelled,
- * -3 no such trial (a job the coordinator did not create).
+ * Returns 1 applied, 0 refused as stale (checkpoint not newer), -1 lock lost, -2 trial ended (cancelled or
+ * stopped), -3 no such trial (a job the coordinator did not create).
  */
+const ENDED = `
+local state = redis.call('HGET', KEYS[2], 'state')
+if state == 'cancelled' or state == 'stopped' then return -2 end
+`;
+
 const FENCED_UPDATE = `
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
 if redis.call('EXISTS', KEYS[2]) == 0 then return -3 end
-if redis.call('HGET', KEYS[2], 'state') == 'cancelled' then return -2 end
-local n = tonumber(ARGV[2])
+${ENDED}local n = tonumber(ARGV[2])
 for i = 1, n do redis.call('HSET', KEYS[2], ARGV[2 + 2 * i - 1], ARGV[2 + 2 * i]) end
 local rest = 3 + 2 * n
 if ARGV[rest] ~= '' then redis.call('RPUSH', KEYS[3], ARGV[rest]) end
 if ARGV[rest + 1] ~= '' then redis.call('HINCRBY', KEYS[2], ARGV[rest + 1], 1) end
 if ARGV[rest + 2] ~= '' then redis.call('RPUSH', KEYS[4], ARGV[rest + 2]) end
 if ARGV[rest + 3] ~= '' then redis.call('RPUSH', KEYS[5], ARGV[rest + 3]) end
+if ARGV[rest + 4] ~= '' then redis.call('RPUSH', KEYS[6], ARGV[rest + 4]) end
 return 1
 `;
 
@@ -41,8 +48,7 @@ return 1
 const REWIND_CHECKPOINT = `
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
 if redis.call('EXISTS', KEYS[2]) == 0 then return -3 end
-if redis.call('HGET', KEYS[2], 'state') == 'cancelled' then return -2 end
-local cur = redis.call('HGET', KEYS[2], 'latestCheckpoint')
+${ENDED}local cur = redis.call('HGET', KEYS[2], 'latestCheckpoint')
 if not cur or cjson.decode(cur).manifestKey ~= ARGV[6] then return 0 end
 if ARGV[3] == '' then
   redis.call('HDEL', KEYS[2], 'latestCheckpoint')
@@ -58,8 +64,7 @@ return 1
 const COMMIT_CHECKPOINT = `
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
 if redis.call('EXISTS', KEYS[2]) == 0 then return -3 end
-if redis.call('HGET', KEYS[2], 'state') == 'cancelled' then return -2 end
-local cur = tonumber(redis.call('HGET', KEYS[2], 'checkpointOrder') or '-1')
+${ENDED}local cur = tonumber(redis.call('HGET', KEYS[2], 'checkpointOrder') or '-1')
 if cur >= tonumber(ARGV[2]) then return 0 end
 redis.call('HSET', KEYS[2], 'checkpointOrder', ARGV[2], 'latestCheckpoint', ARGV[3])
 redis.call('RPUSH', KEYS[3], ARGV[3])
@@ -91,6 +96,8 @@ export interface UpdateExtras {
   stageEvent?: StageEvent;
   /** An event appended to the trial's attempt log. */
   event?: TrialEvent;
+  /** A point appended to the trial's quality history (with the evaluation it records). */
+  quality?: QualityPoint;
 }
 
 /** Fenced writes of one job attempt to one trial's Redis state. */
@@ -105,19 +112,20 @@ export class TrialReporter {
 
   /**
    * Sets fields of the trial hash and, in the same fenced write, whatever `extras` asks: a history point,
-   * a counter increment, a stage event, an attempt event.
+   * a counter increment, a stage event, an attempt event, a quality point.
    */
   async update(fields: Partial<TrialRecord>, extras: UpdateExtras = {}): Promise<FenceResult> {
     const flat = Object.entries(encodeTrial(fields)).flat();
     const json = (v: unknown) => (v === undefined ? '' : JSON.stringify(v));
     const res = (await this.redis.eval(
       FENCED_UPDATE,
-      5,
+      6,
       this.keys.jobLock(this.jobId),
       this.keys.trial(this.trialId),
       this.keys.trialHistory(this.trialId),
       this.keys.trialStages(this.trialId),
       this.keys.trialEvents(this.trialId),
+      this.keys.trialQuality(this.trialId),
       this.token,
       String(flat.length / 2),
       ...flat,
@@ -125,6 +133,7 @@ export class TrialReporter {
       extras.increment ?? '',
       json(extras.stageEvent),
       json(extras.event),
+      json(extras.quality),
     )) as number;
     return RESULT[res] ?? 'lock-lost';
   }
