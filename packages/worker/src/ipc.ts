@@ -78,6 +78,15 @@ export interface DoneMessage {
   summary: Record<string, number>;
 }
 
+/**
+ * Child -> parent: a segment's job (`until`) trained up to its step, evaluated and checkpointed there
+ * (both reported before this), and ends: the parent pauses the trial for the coordinator to go on.
+ */
+export interface PausedMessage {
+  type: 'paused';
+  step: number;
+}
+
 /** Child -> parent: training produced a non-finite value; retrying cannot help. */
 export interface DivergedMessage {
   type: 'diverged';
@@ -147,6 +156,7 @@ export type ChildMessage =
   | ProgressMessage
   | CheckpointMessage
   | DoneMessage
+  | PausedMessage
   | DivergedMessage
   | EvalMessage
   | HealthMessage

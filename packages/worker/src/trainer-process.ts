@@ -67,8 +67,11 @@ async function run(start: StartMessage): Promise<void> {
     faultNanAtStep: start.faultNanAtStep,
     ...(heldOut ? { heldOut } : {}),
   });
-  // A staged job trains its stage's steps only; the others the whole trial.
-  const end = job.stage ? stageEnd(job.stage) : job.steps;
+  // A staged job trains its stage's steps only; the others the whole trial, or up to its segment's end
+  // (`until`), where the trial pauses.
+  const finish = job.stage ? stageEnd(job.stage) : job.steps;
+  const end = job.until === undefined ? finish : Math.min(finish, job.until);
+  const pauses = end < finish;
   // Checkpoints this process may rewind to (health restarts), oldest first; a fresh run can go back to
   // its initial weights, kept in memory. A stage's first rewind point is where it started.
   const rewindPoints: { step: number; manifestKey?: string; state?: TrainerState }[] = [];
@@ -119,7 +122,8 @@ async function run(start: StartMessage): Promise<void> {
   });
   await send({ type: 'ready', backend: info.backend, device: info.device, startStep: trainer.step });
 
-  const tail = Math.max(1, Math.floor((end - (job.stage?.start_step ?? 0)) / 10));
+  // The tenth of the whole run (not of a segment): a segment hands its tail on in its checkpoint.
+  const tail = Math.max(1, Math.floor((finish - (job.stage?.start_step ?? 0)) / 10));
   const { sampleShape } = trainer;
   // Small images are scaled up to about 64 px per tile (at least 2x below 64); 64 px and up are shown as is.
   const gridScale = sampleShape.height >= 64 ? 1 : Math.max(2, Math.floor(64 / sampleShape.height));
@@ -243,7 +247,7 @@ async function run(start: StartMessage): Promise<void> {
     const last = s.step === end;
     const findings = monitor.observeStep(s);
     if (evaluator && (s.step % health.eval_every_steps === 0 || last) && findings.every((f) => !f.fatal)) {
-      lastQuality = await evaluate(last);
+      lastQuality = await evaluate(s.step === finish);
       if (lastQuality) {
         await send({ type: 'eval', quality: lastQuality });
         findings.push(...monitor.observeEval(s.step, lastQuality));
@@ -280,6 +284,12 @@ async function run(start: StartMessage): Promise<void> {
       if (!(await checkpoint())) return; // fenced: another worker owns the trial now
     }
     await yieldToEventLoop(); // lets 'stop' messages in
+  }
+  if (pauses) {
+    // Evaluated and checkpointed at `end` above; resumed there already (a retried segment), nothing to do
+    // but say so again.
+    await send({ type: 'paused', step: trainer.step });
+    return;
   }
   // Resumed at the last step (an attempt died between its final checkpoint and `done`): nothing was
   // trained, so evaluate here for the result the sweep ranks by.

@@ -29,7 +29,7 @@ import type { DatasetCache } from './data/dataset-cache.ts';
 import type { ChildMessage, ParentMessage } from './ipc.ts';
 import type { WorkerMetrics } from './metrics.ts';
 import { resumeCandidates } from './resume-candidates.ts';
-import { TrialReporter } from './trial-reporter.ts';
+import { type FenceResult, TrialReporter } from './trial-reporter.ts';
 
 /**
  * V8 flags of trainer processes. A step makes ~550 tfjs kernel calls, each leaving short-lived JS objects;
@@ -94,8 +94,12 @@ export interface TrialRunnerDeps {
 }
 
 export interface TrialOutcome {
-  /** `stage-completed`: a stage of a staged trial that is not its last; the coordinator queues the next. */
-  state: 'completed' | 'stage-completed' | 'cancelled' | 'stopped';
+  /**
+   * `stage-completed`: a stage of a staged trial that is not its last; the coordinator queues the next.
+   * `paused`: a segment's job (`until`) ended at its step; the coordinator decides what comes next.
+   * `stopped`: by a health rule, or by the coordinator (a scheduler) while the attempt ran.
+   */
+  state: 'completed' | 'stage-completed' | 'paused' | 'cancelled' | 'stopped';
   step: number;
   summary?: Record<string, number>;
 }
@@ -127,15 +131,31 @@ export async function runTrialAttempt(
   const log = deps.log.child({ sweepId, trialId, jobId, attempt: job.attemptsMade + 1 });
   const reporter = new TrialReporter(deps.redis, deps.keys, jobId, token, trialId);
   const trial = decodeTrial(await deps.redis.hgetall(deps.keys.trial(trialId)));
-  if (trial?.state === 'cancelled') return { state: 'cancelled', step: trial.step };
+  // Ended from outside (cancelled by a user, stopped by a scheduler): nothing to train, nothing to write.
+  if (trial?.state === 'cancelled' || trial?.state === 'stopped')
+    return { state: trial.state, step: trial.step };
   const { stage } = payload;
   if (stage && trial?.stage && trial.stage.done > stage.index) {
     // Finished before (its end was recorded, then the attempt died before the job completed): never retrain.
     log.info({ stage: stage.index }, 'stage already finished; nothing to train');
     return { state: 'stage-completed', step: trial.step };
   }
+  // The coordinator ended the trial while this attempt ran (its writes were refused, or it was told to
+  // stop): a scheduler stops a trial the way a user cancels one, and the trial's state says which it was.
+  const endedFromOutside = async (step: number): Promise<TrialOutcome> => {
+    const state = await deps.redis.hget(deps.keys.trial(trialId), 'state');
+    return { state: state === 'stopped' ? 'stopped' : 'cancelled', step };
+  };
   const resume = trial?.latestCheckpoint;
   const resumeStep = resume?.step ?? 0;
+  if (payload.until !== undefined && resume && resumeStep >= payload.until) {
+    // The segment was trained and checkpointed before (the attempt died before the job completed, maybe
+    // before the pause was written): never retrain, pause again.
+    log.info({ until: payload.until, step: resumeStep }, 'segment already trained; pausing again');
+    const res = await reporter.update(pauseFields(resumeStep));
+    if (res === 'lock-lost') throw new Error(`trial ${trialId}: lock lost before the pause`);
+    return res === 'ok' ? { state: 'paused', step: resumeStep } : endedFromOutside(resumeStep);
+  }
   const attempt = job.attemptsMade + 1;
   const attemptEvent = (
     event: TrialEvent['event'],
@@ -176,7 +196,7 @@ export async function runTrialAttempt(
       event: attemptEvent('start', resumeStep),
     },
   );
-  if (started === 'cancelled') return { state: 'cancelled', step: trial?.step ?? 0 };
+  if (started === 'cancelled') return endedFromOutside(trial?.step ?? 0);
   if (started === 'missing')
     throw new UnrecoverableError(`trial ${trialId} does not exist (job not created by a coordinator?)`);
   if (started !== 'ok') throw new Error(`trial ${trialId}: lock lost before start`);
@@ -234,6 +254,7 @@ export async function runTrialAttempt(
     stopReason = reason;
     log.info({ reason }, 'stopping trainer');
     send({ type: 'stop', checkpoint: reason === 'shutdown' });
+    if (child.exitCode !== null || child.signalCode !== null) return; // it ended meanwhile
     const timer = setTimeout(() => child.kill('SIGKILL'), deps.stopTimeoutMs ?? 120_000);
     child.once('exit', () => clearTimeout(timer));
   };
@@ -263,13 +284,12 @@ export async function runTrialAttempt(
       reached,
     });
     // A trial that finished before the stop reached its trainer is done, whatever the reason for stopping.
-    if (outcome.state === 'completed' || outcome.state === 'stage-completed' || outcome.state === 'stopped')
-      return outcome;
+    if (outcome.state !== 'cancelled') return outcome;
     if (stopReason === 'shutdown') {
       await job.moveToWait(token);
       throw new WaitingError();
     }
-    if (stopReason === 'cancel') return { state: 'cancelled', step: outcome.step };
+    if (stopReason === 'cancel') return await endedFromOutside(outcome.step);
     if (stopReason === 'lock-lost')
       throw new Error(`trial ${trialId}: lost the job lock; another worker holds it`);
     return outcome;
@@ -288,6 +308,19 @@ export async function runTrialAttempt(
     deps.metrics.forget(sweepId, trialId);
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   }
+}
+
+/** The fields of a trial paused at `step` by its segment's job (it waits for the coordinator's next job). */
+function pauseFields(step: number): Partial<TrialRecord> {
+  return { state: 'queued', step, pausedAt: step, reason: `paused at step ${step}` };
+}
+
+/**
+ * The outcome of an attempt whose last write returned `res`: `outcome`, unless the coordinator had ended
+ * the trial (cancelled or stopped) and refused the write; runTrialAttempt then says which it was.
+ */
+function unlessEnded(res: FenceResult, outcome: TrialOutcome): TrialOutcome {
+  return res === 'cancelled' ? { state: 'cancelled', step: outcome.step } : outcome;
 }
 
 /** One attempt's trainer child and what relaying its messages needs. */
@@ -377,44 +410,53 @@ function superviseChild(a: Supervised): Promise<TrialOutcome> {
           fenced(res);
           return;
         }
-        case 'done':
+        case 'done': {
           if (!lastStage && stage) {
             // The trial waits in the queue for its next stage's job, which the coordinator adds.
-            fenced(
-              await reporter.update(
-                {
-                  state: 'queued',
-                  step: m.step,
-                  reason: '',
-                  ...stageFields(1, stage.index + 1),
-                },
-                { stageEvent: doneEvent(m.step) },
-              ),
+            const res = await reporter.update(
+              {
+                state: 'queued',
+                step: m.step,
+                reason: '',
+                ...stageFields(1, stage.index + 1),
+              },
+              { stageEvent: doneEvent(m.step) },
             );
+            fenced(res);
             log.info({ stage: stage.index, step: m.step }, 'stage finished');
-            settled = { ok: { state: 'stage-completed', step: m.step, summary: m.summary } };
+            settled = {
+              ok: unlessEnded(res, { state: 'stage-completed', step: m.step, summary: m.summary }),
+            };
             return;
           }
           deps.faults?.point('before-done');
-          fenced(
-            await reporter.update(
-              {
-                state: 'completed',
-                step: m.step,
-                summary: m.summary,
-                endedAt: Date.now(),
-                reason: '',
-                ...(stage ? stageFields(1, stage.count) : {}),
-              },
-              { stageEvent: doneEvent(m.step), event: attemptEvent('done', m.step) },
-            ),
+          const res = await reporter.update(
+            {
+              state: 'completed',
+              step: m.step,
+              summary: m.summary,
+              endedAt: Date.now(),
+              reason: '',
+              ...(stage ? stageFields(1, stage.count) : {}),
+            },
+            { stageEvent: doneEvent(m.step), event: attemptEvent('done', m.step) },
           );
-          settled = { ok: { state: 'completed', step: m.step, summary: m.summary } };
+          fenced(res);
+          settled = { ok: unlessEnded(res, { state: 'completed', step: m.step, summary: m.summary }) };
           return;
+        }
+        case 'paused': {
+          // After the checkpoint's commit and the evaluation's report (messages are handled in order).
+          const res = await reporter.update(pauseFields(m.step));
+          fenced(res);
+          log.info({ step: m.step, result: res }, 'segment finished; trial paused');
+          settled = { ok: unlessEnded(res, { state: 'paused', step: m.step }) };
+          return;
+        }
         case 'eval':
           lastQuality = m.quality;
           deps.metrics.observeQuality(job.sweepId, job.trialId, m.quality);
-          fenced(await reporter.update({ quality: m.quality }));
+          fenced(await reporter.update({ quality: m.quality }, { quality: { ...m.quality, t: Date.now() } }));
           return;
         case 'health': {
           const detection: HealthDetection = { ...m.detection, t: Date.now() };
