@@ -2,6 +2,7 @@ import {
   type CheckpointRef,
   decodeTrial,
   encodeTrial,
+  type QualityPoint,
   type RedisKeys,
   redisKeys,
   type TrialMetrics,
@@ -183,6 +184,87 @@ describe('TrialReporter', () => {
   });
 });
 
+describe('scheduler stops and quality history', () => {
+  const quality = (step: number): QualityPoint => ({
+    step,
+    fld: 12.5 - step / 100,
+    diversity_ratio: 0.875,
+    t: 1_700_000_000_000 + step,
+  });
+  const qualityHistory = async (): Promise<QualityPoint[]> =>
+    (await redis.lrange(keys.trialQuality(TRIAL), 0, -1)).map((s) => JSON.parse(s) as QualityPoint);
+
+  it('appends a quality point with the evaluation in one fenced write, none for a stale holder', async () => {
+    const { t: _t, ...q10 } = quality(10);
+    expect(await reporter(TOKEN_A).update({ quality: q10 }, { quality: quality(10) })).toBe('ok');
+    expect(await reporter(TOKEN_B).update({ quality: q10 }, { quality: quality(99) })).toBe('lock-lost');
+    const { t: _t20, ...q20 } = quality(20);
+    expect(await reporter(TOKEN_A).update({ quality: q20 }, { quality: quality(20) })).toBe('ok');
+    expect(await qualityHistory()).toEqual([quality(10), quality(20)]);
+    expect((await trial())?.quality).toEqual(q20);
+    // Other writes leave the quality history alone.
+    expect(await reporter(TOKEN_A).update({ step: 25 }, { history: point(25) })).toBe('ok');
+    expect(await qualityHistory()).toHaveLength(2);
+  });
+
+  it('refuses every write once a scheduler stopped the trial, keeping the stop and its reason', async () => {
+    const a = reporter(TOKEN_A);
+    expect(await a.update({ state: 'running', step: 10 })).toBe('ok');
+    expect(await a.commitCheckpoint(ref(100), 's/100.png')).toBe('ok');
+    // The coordinator's stop, written on the trial itself before it tells the workers.
+    await redis.hset(
+      keys.trial(TRIAL),
+      encodeTrial({ state: 'stopped', reason: 'asha: below the rung at step 100', endedAt: 5 }),
+    );
+
+    expect(await a.update({ state: 'running', step: 110 }, { history: point(110) })).toBe('cancelled');
+    expect(await a.update({ quality: quality(110) }, { quality: quality(110) })).toBe('cancelled');
+    expect(await a.update({ state: 'completed', step: 1000, endedAt: 9 }, { history: point(1000) })).toBe(
+      'cancelled',
+    );
+    expect(await a.commitCheckpoint(ref(200), 's/200.png')).toBe('cancelled');
+    expect(
+      await a.rewindCheckpoint(ref(100), undefined, {
+        event: 'fallback',
+        attempt: 1,
+        worker: 'w1',
+        step: 0,
+        t: 1,
+      }),
+    ).toBe('cancelled');
+    expect(await trial()).toMatchObject({
+      state: 'stopped',
+      reason: 'asha: below the rung at step 100',
+      endedAt: 5,
+      step: 10,
+      latestCheckpoint: ref(100),
+    });
+    expect(await history()).toEqual([]);
+    expect(await qualityHistory()).toEqual([]);
+  });
+
+  it("lets a health rule's own stop through, and refuses what any worker writes after it", async () => {
+    const a = reporter(TOKEN_A);
+    expect(await a.update({ state: 'running', step: 40 })).toBe('ok');
+    // What the runner writes on a trainer's `halted` (the trial is still running until this write).
+    expect(
+      await a.update({
+        state: 'stopped',
+        step: 40,
+        reason: 'stopped by health rule d_dominance',
+        endedAt: 7,
+      }),
+    ).toBe('ok');
+    expect(await a.update({ state: 'queued', reason: 'attempt 1 failed: trainer exited' })).toBe('cancelled');
+    expect(await trial()).toMatchObject({
+      state: 'stopped',
+      step: 40,
+      reason: 'stopped by health rule d_dominance',
+      endedAt: 7,
+    });
+  });
+});
+
 describe('staged trials', () => {
   it('appends stage events with the fenced update, and none for a stale lock holder', async () => {
     const event = (step: number) => ({
@@ -257,6 +339,47 @@ describe('runTrialAttempt on a stage already recorded as done', () => {
     expect(outcome).toEqual({ state: 'stage-completed', step: 10 });
     expect(await redis.hgetall(keys.trial(TRIAL))).toEqual(before);
     expect(await redis.llen(keys.trialStages(TRIAL))).toBe(0);
+  });
+
+  it('returns at once for a trial a scheduler stopped, without a trainer or a write', async () => {
+    const { runTrialAttempt } = await import('./trial-runner.ts');
+    const { WorkerMetrics } = await import('./metrics.ts');
+    const { createLogger, MODEL_PARAMS } = await import('@gantry/shared');
+    const params = Object.fromEntries(Object.entries(MODEL_PARAMS.dcgan).map(([k, d]) => [k, d.default]));
+    await redis.hset(
+      keys.trial(TRIAL),
+      encodeTrial({ state: 'stopped', step: 30, reason: 'median: below the median at step 30' }),
+    );
+    const job = {
+      id: TRIAL,
+      attemptsMade: 0,
+      data: {
+        v: 2,
+        sweepId: 'sw-fence',
+        trialId: TRIAL,
+        index: 0,
+        model: 'dcgan',
+        dataset: { name: 'mnist', version: '0123456789abcdef', image_size: 28, channels: 1 },
+        seed: 1,
+        steps: 100,
+        checkpointEvery: 10,
+        params,
+      },
+    };
+    const before = await redis.hgetall(keys.trial(TRIAL));
+    const outcome = await runTrialAttempt(job as never, TOKEN_A, new AbortController().signal, {
+      redis,
+      keys,
+      store: { endpoint: 'http://127.0.0.1:1', region: 'x', bucket: 'x', forcePathStyle: true },
+      workerId: 'w1',
+      datasets: undefined as never,
+      objectStore: undefined as never,
+      metrics: new WorkerMetrics(),
+      log: createLogger('test', 'silent'),
+    });
+    expect(outcome).toEqual({ state: 'stopped', step: 30 });
+    expect(await redis.hgetall(keys.trial(TRIAL))).toEqual(before);
+    expect(await redis.llen(keys.trialEvents(TRIAL))).toBe(0);
   });
 
   it('appends attempt events in the same fenced write, refused to a stale holder', async () => {
