@@ -10,6 +10,8 @@
  *                     --steps-pix2pix 4 --sweep-steps 200 --sweep-repeats 2
  *                     --skip-28 --skip-64 --skip-srgan --skip-pix2pix --skip-push --skip-sweep]
  *
+ *   npm run bench -- search [options]   the adaptive-search bench instead (bench/search.ts)
+ *
  * The networks' sizes are the constants DCGAN, SRGAN and PIX2PIX below; the PyTorch scripts
  * (dcgan_pytorch.py, srgan_pytorch.py, pix2pix_pytorch.py) build the same layers from the same numbers.
  */
@@ -31,6 +33,12 @@ import { benchPush } from './push.ts';
 import { median } from './stats.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
+// `npm run bench -- search [options]`: the adaptive-search bench (bench/search.ts) instead of these.
+if (process.argv[2] === 'search') {
+  const { runSearchBench } = await import('./search.ts');
+  await runSearchBench(process.argv.slice(3));
+  process.exit(0);
+}
 const { values: args } = parseArgs({
   options: {
     repeats: { type: 'string', default: '5' },
