@@ -203,6 +203,8 @@ export function renderParallelPlot(input: ParallelPlotInput): Buffer {
     const points = axes.map(
       (a, i) => [a.x, yOn(a, i === axes.length - 1 ? t.value : (t.params[a.name] ?? a.atBottom))] as const,
     );
+    // Without a searched parameter the metric's axis is the only one: a dot on it.
+    if (points.length === 1) drawLine(png, points[0]![0], points[0]![1], points[0]![0], points[0]![1], color);
     for (let i = 1; i < points.length; i++)
       drawLine(png, points[i - 1]![0], points[i - 1]![1], points[i]![0], points[i]![1], color);
   }

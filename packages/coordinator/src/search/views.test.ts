@@ -1,6 +1,6 @@
 import { compileSweepSpec, type SearchEvent, type TrialRecord } from '@gantry/shared';
 import { describe, expect, it } from 'vitest';
-import { hasSearch, searchView, trialValue } from './views.ts';
+import { hasSearch, searchedSpace, searchView, trialValue } from './views.ts';
 
 const spec = (extra: Record<string, unknown> = {}) =>
   compileSweepSpec({
@@ -246,5 +246,23 @@ describe('trialValue', () => {
     expect(trialValue('fld', { state: 'completed' })).toBeUndefined();
     expect(trialValue('fld', { state: 'running', quality })).toBeUndefined();
     expect(trialValue('fld', { state: 'failed', quality })).toBeUndefined();
+  });
+});
+
+describe('searchedSpace', () => {
+  it("keeps the spec's searched parameters and adds those the trials differ in, leaving shared ones out", () => {
+    const s = spec();
+    const trials = [
+      { params: { lr_g: 1e-4, lr_d: 1e-4, beta1: 0.5, batch_size: 64 } },
+      { params: { lr_g: 2e-4, lr_d: 2e-4, beta1: 0.5, batch_size: 32 } },
+      { params: { lr_g: 3e-4, lr_d: 1e-4, beta1: 0.5, batch_size: 64 } },
+    ];
+    expect(searchedSpace(s, trials)).toEqual({
+      // batch_size is a constant of no spec here, but a list's configurations would give it two values.
+      batch_size: { kind: 'values', values: [32, 64] },
+      lr_d: { kind: 'values', values: [1e-4, 2e-4] },
+      lr_g: { kind: 'distribution', distribution: 'log_uniform', min: 1e-5, max: 1e-3 },
+    });
+    expect(searchedSpace(s, [])).toEqual({ lr_d: s.parameters.lr_d, lr_g: s.parameters.lr_g });
   });
 });

@@ -2,6 +2,7 @@ import {
   ashaRungs,
   isQualityMetric,
   type MetricName,
+  type ParameterSpec,
   type ReplaySpec,
   type SchedulerSpec,
   type SearchEvent,
@@ -185,4 +186,27 @@ export function trialValue(
   const source = (isQualityMetric(metric) ? t.quality : t.metrics) as Record<string, unknown> | undefined;
   const v = source?.[metric];
   return typeof v === 'number' && Number.isFinite(v) ? { value: v, stopped: true } : undefined;
+}
+
+/**
+ * The parameters a sweep's trials differ in, as specs: the spec's searched ones as written, plus any
+ * parameter the trials took more than one value of although the spec holds it constant (method list's
+ * configurations) as a `values` list of those values. Parameters every trial shares are left out.
+ */
+export function searchedSpace(
+  spec: Pick<SweepSpec, 'parameters'>,
+  trials: readonly Pick<TrialRecord, 'params'>[],
+): Record<string, ParameterSpec> {
+  const out: Record<string, ParameterSpec> = {};
+  const names = new Set([...Object.keys(spec.parameters), ...trials.flatMap((t) => Object.keys(t.params))]);
+  for (const name of [...names].sort()) {
+    const p = spec.parameters[name];
+    if (p && p.kind !== 'value') {
+      out[name] = p;
+      continue;
+    }
+    const values = [...new Set(trials.map((t) => t.params[name]).filter((v) => v !== undefined))];
+    if (values.length > 1) out[name] = { kind: 'values', values: values.sort((a, b) => a - b) };
+  }
+  return out;
 }
