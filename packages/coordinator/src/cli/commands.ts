@@ -1,8 +1,17 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import type { StageEvent } from '@gantry/shared';
 import type { Command } from 'commander';
+import type { SearchView } from '../search/views.ts';
 import type { ApiClient, SweepDetail } from './api-client.ts';
-import { datasetLabel, formatParams, leaderboard, stageTable, sweepHeader, trialLine } from './render.ts';
+import {
+  datasetLabel,
+  formatParams,
+  leaderboard,
+  searchSection,
+  stageTable,
+  sweepHeader,
+  trialLine,
+} from './render.ts';
 import { watchSweep } from './watch.ts';
 
 const say = (line = '') => process.stdout.write(`${line}\n`);
@@ -70,9 +79,12 @@ export function registerClientCommands(program: Command, api: () => ApiClient): 
         }
         return;
       }
-      const s = await api().get<SweepDetail>(`/v1/sweeps/${encodeURIComponent(sweepId)}`);
+      const s = await api().get<SweepDetail & { search?: SearchView | null }>(
+        `/v1/sweeps/${encodeURIComponent(sweepId)}`,
+      );
       say(sweepHeader(s));
       for (const t of s.trials) say(trialLine(t));
+      for (const line of searchSection(s.search)) say(line);
       if (s.best) say(`best: ${s.best.trialId} ${s.best.metric}=${s.best.value.toFixed(4)}`);
     });
 

@@ -1,4 +1,5 @@
 import type { StageEvent } from '@gantry/shared';
+import type { LineageRow, RungRow, SearchView } from '../search/views.ts';
 import type { SweepDetail, TrialRow } from './api-client.ts';
 
 const BAR = 24;
@@ -140,4 +141,120 @@ export function isTerminalSweep(state: string): boolean {
 export function datasetLabel(d: SweepDetail['dataset'] | string): string {
   if (typeof d === 'string') return d;
   return d.version ? `${d.name}@${d.version}` : d.name;
+}
+
+/** `t003` of `sweep-1a2b-t003`. */
+function shortId(id: string): string {
+  return id.slice(id.lastIndexOf('-') + 1);
+}
+
+/** A search value to 4 significant digits (`46.67`, `0.9123`), '-' for none. */
+function sig(v: number | null | undefined): string {
+  return v === null || v === undefined ? '-' : String(Number(v.toPrecision(4)));
+}
+
+/** A hyperparameter as PBT lines show it: whole numbers as they are, rates as `2.0e-4`, others to 3 digits. */
+export function paramValue(v: number): string {
+  if (Number.isInteger(v) && Math.abs(v) < 1e5) return String(v);
+  if (v !== 0 && (Math.abs(v) < 1e-2 || Math.abs(v) >= 1e4)) return v.toExponential(1);
+  return String(Number(v.toPrecision(3)));
+}
+
+/** One row per ASHA rung: decisions there, the last cut-off and the best value (and whose). */
+export function rungTable(rungs: readonly RungRow[], promote: boolean): string[] {
+  const lines = ['  bracket  rung step  recorded  went on  stopped  paused/promoted  cut-off    best'];
+  for (const r of rungs) {
+    const held = promote ? `${r.paused}/${r.promoted}` : '-';
+    const best = r.best === null ? '-' : `${sig(r.best)} (${shortId(r.bestTrial ?? '')})`;
+    lines.push(
+      `  ${String(r.bracket).padEnd(8)} ${String(r.step).padEnd(10)} ${String(r.recorded).padEnd(9)} ${String(r.continued).padEnd(8)} ${String(r.stopped).padEnd(8)} ${held.padEnd(16)} ${sig(r.cutoff).padEnd(10)} ${best}`,
+    );
+  }
+  return lines;
+}
+
+/**
+ * One PBT exploit: `t003 @400 <- t001 @400 (ckpt .../checkpoints/400/w1/manifest.json) lr_g 2.0e-4 -> 2.4e-4
+ * (x1.2), lr_d 1.0e-4 -> 3.1e-4 (resample)`: the trial and its step, the source and the step of the
+ * checkpoint it copied (its key below the source's trial folder), and each explored parameter.
+ */
+export function lineageLine(e: LineageRow): string {
+  const folder = `/trials/${e.source}/`;
+  const at = e.sourceManifest.indexOf(folder);
+  const ckpt = at >= 0 ? `.../${e.sourceManifest.slice(at + folder.length)}` : e.sourceManifest;
+  const changes = Object.keys(e.explored)
+    .sort()
+    .map((name) => {
+      const from = e.from[name];
+      const to = e.to[name];
+      return `${name} ${from === undefined ? '-' : paramValue(from)} -> ${to === undefined ? '-' : paramValue(to)} (${e.explored[name]})`;
+    });
+  return `  ${shortId(e.trial)} @${e.step} <- ${shortId(e.source)} @${e.sourceStep} (ckpt ${ckpt}) ${changes.join(', ') || 'nothing explored'}`;
+}
+
+/** What the spec searches with, in one line per method and scheduler. */
+function searchSettings(s: SearchView): string[] {
+  const lines: string[] = [];
+  if (s.tpe) {
+    const seeded = s.warmStart?.length ? `, seeded from ${s.warmStart.join(', ')}` : '';
+    lines.push(
+      `search: tpe, ${s.tpe.startup_trials} random startup trials, gamma ${s.tpe.gamma}, ${s.tpe.n_ei_candidates} candidates${s.tpe.constant_liar ? ', constant liar' : ''}${seeded}`,
+    );
+  }
+  if (s.method === 'pbt-replay' && s.replay) {
+    lines.push(`search: pbt-replay of ${s.replay.trial} (sweep ${s.replay.sweep})`);
+    const schedule = s.replay.schedule;
+    if (!schedule) lines.push('  schedule not pinned yet');
+    for (const p of schedule ?? [])
+      lines.push(
+        `  from step ${p.step}: ${Object.entries(p.params)
+          .map(([k, v]) => `${k}=${paramValue(v)}`)
+          .join(' ')}`,
+      );
+  }
+  const sch = s.scheduler;
+  if (sch?.type === 'asha')
+    lines.push(
+      `search: asha (${sch.mode}), eta ${sch.eta}, min_steps ${sch.min_steps}, ${sch.brackets} bracket${sch.brackets > 1 ? 's' : ''}`,
+    );
+  else if (sch?.type === 'median')
+    lines.push(
+      `search: median stopping after ${sch.grace_steps} steps, once ${sch.min_trials} other trials report`,
+    );
+  else if (sch?.type === 'pbt')
+    lines.push(
+      `search: pbt every ${sch.interval} steps, quantile ${sch.quantile}, resample ${sch.resample_probability}, perturb x${sch.perturb[0]}/x${sch.perturb[1]}${sch.params ? ` (${sch.params.join(', ')})` : ''}`,
+    );
+  return lines;
+}
+
+/** Trials of one kind of stop, as `2 (t003 @300, t005 @400)`. */
+function stopList(s: SearchView, kind: SearchView['stops'][number]['kind']): string {
+  const mine = s.stops.filter((x) => x.kind === kind);
+  return mine.length === 0
+    ? '0'
+    : `${mine.length} (${mine.map((x) => `${shortId(x.trial)} @${x.step}`).join(', ')})`;
+}
+
+/**
+ * The search section of `gantry status <sweep>` from the sweep's `search` block: the method and scheduler
+ * settings, ASHA's rung table, the median stops, paused trials never promoted and the PBT lineage; nothing
+ * for a sweep without adaptive search.
+ */
+export function searchSection(s: SearchView | null | undefined): string[] {
+  if (!s) return [];
+  const lines = searchSettings(s);
+  const sch = s.scheduler;
+  if (sch?.type === 'asha') {
+    lines.push(...rungTable(s.rungs, sch.mode === 'promote'));
+    if (sch.mode === 'promote') lines.push(`never promoted: ${stopList(s, 'end')}`);
+  } else if (sch?.type === 'median') lines.push(`median stops: ${stopList(s, 'median')}`);
+  else if (sch?.type === 'pbt') {
+    const n = s.lineage.length;
+    lines.push(
+      `pbt lineage: ${n} exploit${n === 1 ? '' : 's'}, ${s.continues} continue${s.continues === 1 ? '' : 's'}`,
+    );
+    for (const e of s.lineage) lines.push(lineageLine(e));
+  }
+  return lines;
 }

@@ -60,6 +60,8 @@ export interface SearchView {
   /** PBT ready points where the trial went on with its own weights (pbt-replay: schedule steps). */
   continues: number;
   replay: ReplaySpec | null;
+  /** `method: tpe`: the sweeps whose results seeded the searcher. */
+  warmStart: string[] | null;
   /** The recorded SearchEvents, oldest first. */
   events: SearchEvent[];
 }
@@ -162,6 +164,7 @@ export function searchView(
     lineage,
     continues,
     replay: spec.replay ?? null,
+    warmStart: spec.warm_start ?? null,
     events: [...events],
   };
 }
