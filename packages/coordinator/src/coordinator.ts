@@ -24,7 +24,9 @@ import { InferencePool } from './inference/inference-pool.ts';
 import { coordinatorMetrics } from './metrics.ts';
 import { resolveInitFrom } from './planner/init-from.ts';
 import { planSweep } from './planner/plan-sweep.ts';
+import { resolveSearch } from './planner/search-submit.ts';
 import { Scheduler } from './scheduler.ts';
+import { SearchEngine } from './search/engine.ts';
 import { SweepStore } from './sweep-store.ts';
 
 /** A worker whose last heartbeat is older than this is not listed. */
@@ -52,6 +54,8 @@ export class Coordinator {
   readonly objects: ObjectStore;
   readonly datasets: DatasetStore;
   readonly scheduler: Scheduler;
+  /** Schedulers' decisions and TPE's suggestions, made in the scheduler's passes. */
+  readonly search: SearchEngine;
   readonly app: FastifyInstance;
   /** Runs trials' generators for the API's inference requests, in processes of their own. */
   readonly inference: InferencePool;
@@ -70,14 +74,24 @@ export class Coordinator {
     this.augmentQueue = new Queue(AUGMENTATION_QUEUE, { connection: this.queueRedis, prefix: config.prefix });
     this.objects = new ObjectStore(config.s3);
     this.datasets = new DatasetStore(this.objects, log, { fashionMnistDir: config.datasets.fashionMnistDir });
+    const faults = new FaultInjector(config.faultKillAt, (point) =>
+      log.warn({ point }, 'fault injection: killing the coordinator'),
+    );
+    this.search = new SearchEngine({
+      store: this.store,
+      queue: this.queue,
+      objects: this.objects,
+      log,
+      faults,
+      liveWorkers: async () => new Set((await this.workers()).map((w) => w.id)),
+    });
     this.scheduler = new Scheduler(
       this.store,
       this.queue,
       log,
       opts.schedulerIntervalMs,
-      new FaultInjector(config.faultKillAt, (point) =>
-        log.warn({ point }, 'fault injection: killing the coordinator'),
-      ),
+      faults,
+      this.search,
     );
     this.inference = new InferencePool({
       init: { store: config.s3, backend: config.worker.backend, wasmGemm: config.worker.wasmGemm },
@@ -117,13 +131,14 @@ export class Coordinator {
    */
   async submit(spec: SweepSpec): Promise<{ id: string; trialIds: string[]; warnings: string[] }> {
     const pinned = await this.pinDataset(spec);
-    const plan = planSweep(pinned.spec);
-    const resolved = await resolveInitFrom(pinned.spec, plan, {
+    const searched = await resolveSearch(pinned.spec, this.store);
+    const plan = planSweep(searched);
+    const resolved = await resolveInitFrom(searched, plan, {
       trial: (id) => this.store.trial(id),
       checkpoints: (id) => this.store.checkpoints(id),
       shapes: (req) => this.inference.shapes(req),
     });
-    const sweep = await this.store.create(resolved, plan);
+    const sweep = await this.store.create(resolved, plan, (p) => this.search.firstSegment(resolved, p.index));
     this.log.info(
       { sweepId: sweep.id, trials: plan.length, method: spec.method, dataset: pinned.spec.dataset },
       'sweep submitted',

@@ -1,15 +1,17 @@
 import {
+  BadRequestError,
   ConflictError,
   FaultInjector,
+  LIMITS,
   type Logger,
   NotFoundError,
   TERMINAL_TRIAL_STATES,
   type TrialRecord,
-  trialJobId,
 } from '@gantry/shared';
 import type { Queue } from 'bullmq';
+import { isPaused, type SearchEngine } from './search/engine.ts';
 import type { StoredSweep, SweepStore } from './sweep-store.ts';
-import { trialJob } from './trial-jobs.ts';
+import { jobIdOf, trialJob } from './trial-jobs.ts';
 
 /** How many times a trial job is tried before it fails for good (transient faults only). */
 const JOB_ATTEMPTS = 3;
@@ -32,6 +34,8 @@ export class Scheduler {
     private readonly intervalMs = 1000,
     /** Fault injection (tests): see GantryConfig.faultKillAt. */
     private readonly faults = new FaultInjector(undefined),
+    /** Adaptive search: schedulers' decisions, TPE's suggestions (README, "Adaptive search"). */
+    private readonly search?: SearchEngine,
   ) {}
 
   start(): void {
@@ -89,11 +93,24 @@ export class Scheduler {
         } else await this.store.updateTrial(t.id, { dispatched: true });
       }
     }
-    const live = trials.filter((t) => t.dispatched && !TERMINAL_TRIAL_STATES.has(t.state)).length;
-    const waiting = trials.filter((t) => !t.dispatched && t.state === 'queued');
-    const room = Math.max(0, sweep.spec.budget.parallel - live);
+    await this.search?.decide(sweep, trials);
+    // A trial paused at a segment's end waits for a decision or a promotion: it holds no place.
+    const isLive = (t: Trial) => t.dispatched && !TERMINAL_TRIAL_STATES.has(t.state) && !isPaused(t);
+    const room = Math.max(0, sweep.spec.budget.parallel - trials.filter(isLive).length);
+    const promoted = new Set(await this.search?.promote(sweep, trials, room));
+    trials.push(...((await this.search?.suggest(sweep, trials, room)) ?? []));
+    // Promoted trials first (ASHA), then the least trained (a PBT population moves on together), then order.
+    const waiting = trials
+      .filter((t) => !t.dispatched && t.state === 'queued')
+      .sort(
+        (a, b) =>
+          Number(promoted.has(b.id)) - Number(promoted.has(a.id)) || a.step - b.step || a.index - b.index,
+      );
     for (const t of waiting.slice(0, room)) await this.dispatch(sweep, t);
-    if (trials.every((t) => TERMINAL_TRIAL_STATES.has(t.state))) {
+    const exhausted = this.search?.exhausted(sweep) ?? true;
+    if (exhausted && !trials.some((t) => isLive(t) || (!t.dispatched && t.state === 'queued')))
+      await this.search?.finish(sweep, trials);
+    if (exhausted && trials.every((t) => TERMINAL_TRIAL_STATES.has(t.state))) {
       const ok = trials.some((t) => t.state === 'completed');
       await this.store.setSweepState(sweepId, ok ? 'completed' : 'failed');
       this.log.info({ sweepId, state: ok ? 'completed' : 'failed' }, 'sweep ended');
@@ -107,7 +124,7 @@ export class Scheduler {
     if (TERMINAL_TRIAL_STATES.has(t.state)) return;
     // The job of a stage recorded as done has nothing left to say (and may have been cleaned away).
     if (t.stage && t.stage.done > (t.jobStage ?? 0)) return;
-    const jobId = trialJobId(t.id, t.jobStage);
+    const jobId = jobIdOf(t);
     const state = await this.queue.getJobState(jobId);
     if (state === 'failed') {
       const job = await this.queue.getJob(jobId);
@@ -126,10 +143,11 @@ export class Scheduler {
   private async dispatch(sweep: StoredSweep, t: Trial, stage = 0): Promise<void> {
     const { stages } = sweep.spec;
     const payload = trialJob(sweep, t, stage);
-    const jobId = trialJobId(t.id, stages ? stage : undefined);
+    const jobId = jobIdOf({ ...t, jobStage: stages ? stage : undefined });
     // Queued before the trial is marked: a coordinator that dies in between queues it again on restart,
-    // which adds nothing (the job id is the trial's).
-    await this.queue.add(stages ? `stage-${stage}` : 'train', payload, {
+    // which adds nothing (the job id is the trial's, or its stage's or segment's).
+    const name = stages ? `stage-${stage}` : t.segment !== undefined ? `segment-${t.segment}` : 'train';
+    await this.queue.add(name, payload, {
       jobId,
       attempts: JOB_ATTEMPTS,
       backoff: { type: 'exponential', delay: 2000 },
@@ -143,7 +161,51 @@ export class Scheduler {
         { sweepId: sweep.id, trialId: t.id, stage, resolution: payload.stage?.resolution, jobId },
         stage === 0 ? 'trial queued (stage 0)' : `stage ${stage} queued`,
       );
+    } else if (t.segment) {
+      this.log.info(
+        { sweepId: sweep.id, trialId: t.id, segment: t.segment, from: t.step, until: t.until, jobId },
+        `segment ${t.segment} queued`,
+      );
     } else this.log.info({ sweepId: sweep.id, trialId: t.id, params: t.params }, 'trial queued');
+  }
+
+  /**
+   * Adds `more` trials to a sweep, running or ended (`gantry extend`); an ended sweep runs again. Runs
+   * between scheduler passes. @throws BadRequestError for a method whose trials are fixed
+   */
+  extend(sweepId: string, more: number): Promise<{ sweep: StoredSweep; trials: number }> {
+    const done = this.pass.then(async () => {
+      const sweep = await this.store.get(sweepId);
+      if (!sweep) throw new NotFoundError('sweep', sweepId);
+      if (sweep.state === 'cancelled')
+        throw new ConflictError(`sweep ${sweepId} was cancelled; submit a new one`, { sweepId });
+      const { method, scheduler } = sweep.spec;
+      if (method === 'grid' || method === 'list')
+        throw new BadRequestError(
+          'trials',
+          `a ${method} sweep's trials are its ${method === 'grid' ? "values' product" : 'configurations'}: submit another sweep instead`,
+        );
+      if (scheduler?.type === 'pbt')
+        throw new BadRequestError('trials', 'a PBT population is fixed when the sweep starts');
+      if (!this.search) throw new ConflictError('this coordinator has no search engine', { sweepId });
+      if (sweep.spec.budget.trials + more > LIMITS.maxTrials)
+        throw new BadRequestError(
+          'trials',
+          `the sweep would have ${sweep.spec.budget.trials + more} trials; the limit is ${LIMITS.maxTrials}`,
+        );
+      const trials = await this.search.extend(sweep, more);
+      this.log.info({ sweepId, more, trials }, 'sweep extended');
+      return { sweep, trials };
+    });
+    this.pass = done.then(
+      () => undefined,
+      () => undefined,
+    );
+    // The new trials are queued by a pass right away, not at the next interval.
+    return done.then(async (r) => {
+      await this.tick();
+      return r;
+    });
   }
 
   /**
@@ -175,7 +237,7 @@ export class Scheduler {
         endedAt: Date.now(),
       });
       if (t.dispatched) {
-        const job = await this.queue.getJob(trialJobId(t.id, t.jobStage));
+        const job = await this.queue.getJob(jobIdOf(t));
         const state = job ? await job.getState() : 'unknown';
         if (job && (state === 'waiting' || state === 'delayed' || state === 'prioritized'))
           await job.remove().catch(() => {});

@@ -3,8 +3,10 @@ import {
   jobInitFrom,
   jobStage,
   pinnedDatasetSchema,
+  segmentJobId,
   type TrialJob,
   type TrialRecord,
+  trialJobId,
 } from '@gantry/shared';
 import type { StoredSweep } from './sweep-store.ts';
 
@@ -35,5 +37,11 @@ export function trialJob(sweep: StoredSweep, t: TrialRecord, stage = 0): TrialJo
   const initFrom = jobInitFrom(sweep.spec.init_from);
   if (initFrom) job.initFrom = initFrom;
   if (stages) job.stage = jobStage(stages, stage, t.params);
+  if (t.segment !== undefined && t.until !== undefined) job.until = t.until;
   return job;
+}
+
+/** The BullMQ job id of the job the coordinator queued last for `t`: its stage's, its segment's, or its own. */
+export function jobIdOf(t: Pick<TrialRecord, 'id' | 'jobStage' | 'segment'>): string {
+  return t.segment !== undefined ? segmentJobId(t.id, t.segment) : trialJobId(t.id, t.jobStage);
 }

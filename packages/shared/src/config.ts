@@ -73,7 +73,8 @@ const envSchema = z.object({
 
 /** Where a test makes a process kill itself (GantryConfig.faultKillAt). */
 export interface FaultPoint {
-  point: 'dispatch' | 'result' | 'before-done';
+  /** `search`: the coordinator recorded a search decision (README, "Adaptive search") and has not acted on it. */
+  point: 'dispatch' | 'result' | 'before-done' | 'search';
   n: number;
 }
 

@@ -2,6 +2,7 @@ export * from './aug-gain.ts';
 export * from './augmentation.ts';
 export * from './augmentation-store.ts';
 export * from './auth.ts';
+export * from './checkpoint-copy.ts';
 export * from './config.ts';
 export * from './dataset.ts';
 export * from './dataset-fit.ts';

@@ -242,18 +242,30 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
     return { id: sweep.id, state: sweep.state };
   });
 
+  // More trials for a running or ended sweep (random, tpe, pbt-replay): `gantry extend`.
+  app.post<{ Params: { id: string }; Body: unknown }>('/v1/sweeps/:id/extend', async (req) => {
+    const body = req.body as { trials?: unknown } | undefined;
+    const more = body?.trials;
+    if (typeof more !== 'number' || !Number.isInteger(more) || more < 1)
+      throw new BadRequestError('trials', `must be a positive integer, got ${JSON.stringify(more)}`);
+    const { sweep, trials } = await deps.scheduler.extend(checkId('id', req.params.id), more);
+    return { id: sweep.id, state: sweep.state, trials, added: more };
+  });
+
   app.get<{ Params: { id: string } }>('/v1/trials/:id', async (req) => {
     const trial = await deps.store.trial(checkId('id', req.params.id));
     if (!trial) throw new NotFoundError('trial', req.params.id);
     const { dispatched: _d, ...rest } = trial;
-    const [history, checkpoints, samples, events, stageEvents, augmentations] = await Promise.all([
-      deps.store.history(trial.id),
-      deps.store.checkpoints(trial.id),
-      deps.store.samples(trial.id),
-      deps.store.events(trial.id),
-      trial.stage ? deps.store.stageEvents(trial.id) : undefined,
-      deps.augmentations.records.ofTrial(trial.id),
-    ]);
+    const [history, checkpoints, samples, events, stageEvents, augmentations, qualityHistory] =
+      await Promise.all([
+        deps.store.history(trial.id),
+        deps.store.checkpoints(trial.id),
+        deps.store.samples(trial.id),
+        deps.store.events(trial.id),
+        trial.stage ? deps.store.stageEvents(trial.id) : undefined,
+        deps.augmentations.records.ofTrial(trial.id),
+        deps.store.qualityHistory(trial.id),
+      ]);
     return {
       ...rest,
       history,
@@ -262,6 +274,7 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
       events,
       ...(stageEvents ? { stageEvents } : {}),
       augmentations,
+      qualityHistory,
     };
   });
 

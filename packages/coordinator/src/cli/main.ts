@@ -5,6 +5,7 @@ import { cliTarget } from './cli-config.ts';
 import { registerClientCommands } from './commands.ts';
 import { registerDatasetCommands } from './dataset-commands.ts';
 import { registerExportCommand } from './export-command.ts';
+import { registerExtendCommand } from './extend-command.ts';
 import { registerInferCommand } from './infer-command.ts';
 import { runCoordinator } from './serve.ts';
 import { runUp } from './up.ts';
@@ -51,6 +52,7 @@ export async function main(argv: string[]): Promise<void> {
 
   const api = () => new ApiClient(cliTarget(program.opts<{ api?: string }>().api));
   registerClientCommands(program, api);
+  registerExtendCommand(program, api);
   registerInferCommand(program, api);
   registerExportCommand(program, api);
   registerAugmentCommand(program, api);

@@ -8,19 +8,35 @@ export interface PlannedTrial {
   params: Record<string, number>;
 }
 
-function withDefaults(spec: SweepSpec, chosen: Record<string, number>): Record<string, number> {
+/** Every model parameter of `spec`'s model: `chosen`'s values, the model's defaults for the rest. */
+export function withDefaults(spec: SweepSpec, chosen: Record<string, number>): Record<string, number> {
   const out: Record<string, number> = {};
   for (const [name, def] of Object.entries(MODEL_PARAMS[spec.model])) out[name] = chosen[name] ?? def.default;
   return out;
 }
 
 /**
- * Expands a sweep into trials. List: one trial per configuration, over the `value` constants. Grid: the cartesian product of every `values` list (last parameter varies
+ * Expands a sweep into trials (TPE: none, they are suggested as results come in). pbt-replay: budget.trials
+ * copies of the recorded schedule's start. List: one trial per configuration, over the `value` constants. Grid: the cartesian product of every `values` list (last parameter varies
  * fastest, in the spec's key order). Random: `budget.trials` draws, trial i from an Rng seeded by
  * (spec.seed, i), parameters drawn in sorted-name order, so any trial can be re-derived on its own.
  */
 export function planSweep(spec: SweepSpec): PlannedTrial[] {
   const names = Object.keys(spec.parameters);
+  // TPE suggests its trials one by one as results come in (search/engine.ts).
+  if (spec.method === 'tpe') return [];
+  if (spec.method === 'pbt-replay') {
+    // The same schedule, budget.trials times with their own seeds; it starts with its first point's params.
+    const constants: Record<string, number> = {};
+    for (const [name, p] of Object.entries(spec.parameters))
+      if (p.kind === 'value') constants[name] = p.value;
+    const first = spec.replay?.schedule?.[0]?.params ?? {};
+    return Array.from({ length: spec.budget.trials }, (_, index) => ({
+      index,
+      seed: deriveSeed(spec.seed, index),
+      params: withDefaults(spec, { ...first, ...constants }),
+    }));
+  }
   if (spec.method === 'list') {
     const constants: Record<string, number> = {};
     for (const [name, p] of Object.entries(spec.parameters))
