@@ -1,5 +1,5 @@
 import type { CheckpointRef, TrialHealth } from '@gantry/shared';
-import { checkpointOrder } from './trial-reporter.ts';
+import { checkpointOrder } from '@gantry/shared';
 
 /**
  * The checkpoints an attempt may resume from, best first: the trial's pointer, then the older committed

@@ -1,5 +1,6 @@
 import {
   type CheckpointRef,
+  checkpointOrder,
   encodeTrial,
   type QualityPoint,
   type RedisKeys,
@@ -71,11 +72,6 @@ redis.call('RPUSH', KEYS[3], ARGV[3])
 redis.call('RPUSH', KEYS[4], ARGV[4])
 return 1
 `;
-
-/** Order of a checkpoint for the pointer: restarts first, then step (steps stay below 2^32). */
-export function checkpointOrder(ref: Pick<CheckpointRef, 'step' | 'restarts'>): number {
-  return (ref.restarts ?? 0) * 2 ** 32 + ref.step;
-}
 
 export type FenceResult = 'ok' | 'stale' | 'lock-lost' | 'cancelled' | 'missing';
 const RESULT: Record<number, FenceResult> = {
