@@ -1,4 +1,5 @@
 import { Readable } from 'node:stream';
+import type { ImportanceAnswer } from '../api/search-routes.ts';
 import { type CliTarget, cliConfigPath } from './cli-config.ts';
 
 /** Minimal client of the coordinator's HTTP API for the CLI; errors carry the API's code and field issues. */
@@ -146,6 +147,16 @@ export class ApiClient {
 
   post<T>(path: string, body?: { text: string; type: string }): Promise<T> {
     return this.request<T>('POST', path, body);
+  }
+
+  /** A sweep's parameter importance (`GET /v1/sweeps/:id/importance`). */
+  importance(sweepId: string): Promise<ImportanceAnswer> {
+    return this.get<ImportanceAnswer>(`/v1/sweeps/${encodeURIComponent(sweepId)}/importance`);
+  }
+
+  /** A sweep's parallel-coordinates plot, PNG bytes (`GET /v1/sweeps/:id/parallel.png`). */
+  parallelPlot(sweepId: string): Promise<Buffer> {
+    return this.get<Buffer>(`/v1/sweeps/${encodeURIComponent(sweepId)}/parallel.png`);
   }
 }
 
