@@ -183,8 +183,9 @@ describe('searchSection', () => {
           sourceValue: 80,
           sourceManifest: 'sweeps/s/trials/s-t001/checkpoints/400/w1/manifest.json',
           copiedManifest: 'sweeps/s/trials/s-t003/checkpoints/400/copy/manifest.json',
-          from: { lr_g: 2e-4, lr_d: 1e-4, n_critic: 5 },
-          to: { lr_g: 2.4e-4, lr_d: 3.1e-4, n_critic: 5 },
+          // beta1 is t001's, unexplored; n_critic is the same for both.
+          from: { lr_g: 2e-4, lr_d: 1e-4, beta1: 0.5, n_critic: 5 },
+          to: { lr_g: 2.4e-4, lr_d: 3.1e-4, beta1: 0.9, n_critic: 5 },
           explored: { lr_g: 'x1.2', lr_d: 'resample' },
           t: 5,
         },
@@ -193,7 +194,7 @@ describe('searchSection', () => {
     expect(lines).toEqual([
       'search: pbt every 200 steps, quantile 0.25, resample 0.25, perturb x0.8/x1.2',
       'pbt lineage: 1 exploit, 5 continues',
-      '  t003 @400 <- t001 @400 (ckpt .../checkpoints/400/w1/manifest.json) lr_d 1.0e-4 -> 3.1e-4 (resample), lr_g 2.0e-4 -> 2.4e-4 (x1.2)',
+      '  t003 @400 <- t001 @400 (ckpt .../checkpoints/400/w1/manifest.json) beta1 0.5 -> 0.9 (copied), lr_d 1.0e-4 -> 3.1e-4 (resample), lr_g 2.0e-4 -> 2.4e-4 (x1.2)',
     ]);
   });
 

@@ -176,20 +176,24 @@ export function rungTable(rungs: readonly RungRow[], promote: boolean): string[]
 /**
  * One PBT exploit: `t003 @400 <- t001 @400 (ckpt .../checkpoints/400/w1/manifest.json) lr_g 2.0e-4 -> 2.4e-4
  * (x1.2), lr_d 1.0e-4 -> 3.1e-4 (resample)`: the trial and its step, the source and the step of the
- * checkpoint it copied (its key below the source's trial folder), and each explored parameter.
+ * checkpoint it copied (its key below the source's trial folder), and each parameter that changed, from the
+ * trial's own value to the new one, with what explore did to the source's value (`copied`: nothing, the
+ * trial took the source's).
  */
 export function lineageLine(e: LineageRow): string {
   const folder = `/trials/${e.source}/`;
   const at = e.sourceManifest.indexOf(folder);
   const ckpt = at >= 0 ? `.../${e.sourceManifest.slice(at + folder.length)}` : e.sourceManifest;
-  const changes = Object.keys(e.explored)
-    .sort()
-    .map((name) => {
-      const from = e.from[name];
-      const to = e.to[name];
-      return `${name} ${from === undefined ? '-' : paramValue(from)} -> ${to === undefined ? '-' : paramValue(to)} (${e.explored[name]})`;
-    });
-  return `  ${shortId(e.trial)} @${e.step} <- ${shortId(e.source)} @${e.sourceStep} (ckpt ${ckpt}) ${changes.join(', ') || 'nothing explored'}`;
+  const names = new Set([
+    ...Object.keys(e.explored),
+    ...Object.keys(e.to).filter((k) => e.to[k] !== e.from[k]),
+  ]);
+  const changes = [...names].sort().map((name) => {
+    const from = e.from[name];
+    const to = e.to[name];
+    return `${name} ${from === undefined ? '-' : paramValue(from)} -> ${to === undefined ? '-' : paramValue(to)} (${e.explored[name] ?? 'copied'})`;
+  });
+  return `  ${shortId(e.trial)} @${e.step} <- ${shortId(e.source)} @${e.sourceStep} (ckpt ${ckpt}) ${changes.join(', ') || 'no parameter changed'}`;
 }
 
 /** What the spec searches with, in one line per method and scheduler. */
