@@ -24,6 +24,7 @@ import { ARCHIVE_TYPES, registerDatasetRoutes } from './dataset-routes.ts';
 import { EXPORT_ROUTE, registerExportRoute } from './export-route.ts';
 import { INFER_IMAGE_TYPES, INFER_ROUTE, registerInferRoute } from './infer-route.ts';
 import { checkId } from './params.ts';
+import { registerSearchRoutes } from './search-routes.ts';
 import { sweepView, trialSummary } from './views.ts';
 
 /** host:port of a worker's metrics URL (Prometheus scrapes /metrics there), or undefined if malformed. */
@@ -222,6 +223,7 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
     inference: deps.inference,
     maxBytes: deps.inferMaxBytes ?? 4 * 1024 ** 2,
   });
+  registerSearchRoutes(app, deps);
 
   app.get('/v1/sweeps', async () => {
     const sweeps = await deps.store.list(100);

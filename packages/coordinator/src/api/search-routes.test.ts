@@ -6,7 +6,6 @@ import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from 'v
 import { uniqueId } from '../../../../test/support/infra.ts';
 import { SweepStore } from '../sweep-store.ts';
 import { type ApiDeps, buildApi } from './app.ts';
-import { IMPORTANCE_ROUTE, registerSearchRoutes } from './search-routes.ts';
 
 let redis: Redis;
 let store: SweepStore;
@@ -48,7 +47,6 @@ beforeEach(() => {
   store = new SweepStore(redis, uniqueId('search'));
   const deps = { store, auth: new TokenAuthenticator([]), augmentations: {} } as unknown as ApiDeps;
   app = buildApi(deps);
-  if (!app.hasRoute({ method: 'GET', url: IMPORTANCE_ROUTE })) registerSearchRoutes(app, deps);
 });
 
 const get = (url: string) => app.inject({ method: 'GET', url });

@@ -7,6 +7,7 @@ import { registerDatasetCommands } from './dataset-commands.ts';
 import { registerExportCommand } from './export-command.ts';
 import { registerExtendCommand } from './extend-command.ts';
 import { registerInferCommand } from './infer-command.ts';
+import { registerSearchCommands } from './search-commands.ts';
 import { runCoordinator } from './serve.ts';
 import { runUp } from './up.ts';
 
@@ -57,6 +58,7 @@ export async function main(argv: string[]): Promise<void> {
   registerExportCommand(program, api);
   registerAugmentCommand(program, api);
   registerDatasetCommands(program, api);
+  registerSearchCommands(program, api);
 
   try {
     await program.parseAsync(argv);
