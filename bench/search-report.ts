@@ -175,6 +175,7 @@ export function reportSearch(d: BenchDesign, runs: readonly MethodRun[], say: (s
           "compute to random's best",
           'started',
           'stopped',
+          'compute used',
         ],
         ...summaries.map((s) => [
           s.method,
@@ -185,6 +186,7 @@ export function reportSearch(d: BenchDesign, runs: readonly MethodRun[], say: (s
             : `${s.reach_random_best} (${fmt(s.reach_fraction, 2)} B)`,
           String(s.trials_started),
           String(s.trials_stopped),
+          String(s.compute_used),
         ]),
       ],
       say,
