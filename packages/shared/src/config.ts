@@ -54,8 +54,8 @@ const envSchema = z.object({
   GANTRY_FAULT_KILL_AT: z
     .string()
     .regex(
-      /^(dispatch|result|before-done):[1-9][0-9]*$/,
-      'must be dispatch:<n>, result:<n> or before-done:<n>',
+      /^(dispatch|result|before-done|search):[1-9][0-9]*$/,
+      'must be dispatch:<n>, result:<n>, search:<n> or before-done:<n>',
     )
     .optional(),
   GANTRY_PROGRESS_EVERY: z.coerce.number().int().min(1).max(10_000).default(10),

@@ -18,6 +18,7 @@ import type { Registry } from 'prom-client';
 import type { DatasetStore } from '../datasets/dataset-store.ts';
 import type { Inference } from '../inference/inference-pool.ts';
 import type { Scheduler } from '../scheduler.ts';
+import { hasSearch, searchView } from '../search/views.ts';
 import type { SweepStore } from '../sweep-store.ts';
 import { type AugmentationRouteDeps, registerAugmentationRoutes } from './augment-routes.ts';
 import { ARCHIVE_TYPES, registerDatasetRoutes } from './dataset-routes.ts';
@@ -236,7 +237,11 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
     const sweep = await deps.store.get(checkId('id', req.params.id));
     if (!sweep) throw new NotFoundError('sweep', req.params.id);
     const trials = await deps.store.trials(sweep.trialIds);
-    return { ...sweepView(sweep, trials), spec: sweep.spec, trials: trials.map(trialSummary) };
+    // Rungs, stops and PBT lineage (README, "Adaptive search"), for sweeps that search adaptively.
+    const search = hasSearch(sweep.spec)
+      ? { search: searchView(sweep.spec, await deps.store.searchEvents(sweep.id), trials) }
+      : {};
+    return { ...sweepView(sweep, trials), spec: sweep.spec, trials: trials.map(trialSummary), ...search };
   });
 
   app.post<{ Params: { id: string } }>('/v1/sweeps/:id/cancel', async (req) => {
