@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ashaDecide, bestSoFar } from '../packages/coordinator/src/search/asha.ts';
 import { replaySchedule, scheduleAt } from '../packages/coordinator/src/search/replay.ts';
 import { FaultStack } from './faults/harness.ts';
+import { runGantry } from './support/cli.ts';
 
 /**
  * Adaptive search end to end: a `gantry coordinator` process, two worker processes, real Redis and S3, a
@@ -12,9 +13,10 @@ import { FaultStack } from './faults/harness.ts';
  *   rung before it (so the restart changed none), stopped trials must have stopped, the rest completed.
  * - PBT on four configurations with quantile 0.5 (the bottom half of the population exploits): exploits
  *   copy the source's exact checkpoint object and the resumed trial starts at the source's step with the
- *   explored parameters; then pbt-replay trains the recorded schedule. Training and evaluation are seeded,
- *   so a trial's FLD at a step is the same in every run: here t002 is the worst at step 50 and pauses
- *   after t000 or t001 has, so at least that exploit happens whatever the order of the pauses.
+ *   explored parameters; then pbt-replay trains the recorded schedule. Training and evaluation are seeded
+ *   (trial seeds from the sweep's), so a trial's FLD at a step does not depend on timing; in the runs seen
+ *   t002 was the worst at step 50 (2313 against 2240-2287), and it pauses after t000 or t001 has (it starts
+ *   in the place one of them frees), so that exploit happens whatever the order of the pauses.
  */
 const net = {
   batch_size: { value: 16 },
@@ -40,6 +42,8 @@ type Exploit = Extract<SearchEvent, { kind: 'exploit' }>;
 
 describe('adaptive search on real workers', () => {
   let stack: FaultStack;
+  // biome-ignore lint/suspicious/noExplicitAny: the API's JSON, read field by field
+  const api = async (path: string): Promise<any> => (await fetch(`${stack.coordinator!.url}${path}`)).json();
   beforeAll(async () => {
     stack = await FaultStack.start({
       workers: 2,
@@ -111,6 +115,20 @@ describe('adaptive search on real workers', () => {
     expect(trials.filter((t) => t.state === 'completed').length).toBeGreaterThan(0);
     // Stopped trials trained less: the sweep used fewer steps than six full trials.
     expect(trials.reduce((n, t) => n + t.step, 0)).toBeLessThan(6 * 200);
+    // The API's search block and gantry status show the rungs and the stops.
+    const view = await api(`/v1/sweeps/${id}`);
+    const stopped = trials.filter((t) => t.state === 'stopped').length;
+    expect(view.search.stops.length).toBe(stopped);
+    expect(view.search.rungs.map((r: { step: number; recorded: number }) => [r.step, r.recorded])).toEqual([
+      [50, rungs.filter((r) => r.rung === 0).length],
+      [100, rungs.filter((r) => r.rung === 1).length],
+    ]);
+    const status = await runGantry({ ...process.env, GANTRY_API_URL: stack.coordinator!.url }, [
+      'status',
+      id,
+    ]);
+    expect(status.code, status.err).toBe(0);
+    expect(status.out).toMatch(/rung/);
   }, 180_000);
 
   it('PBT exploits from the source checkpoint object with explored parameters, and pbt-replay trains the schedule', async () => {
@@ -168,6 +186,16 @@ describe('adaptive search on real workers', () => {
       expect(after[0]!.step).toBeLessThanOrEqual(e.sourceStep + 10);
       expect(Object.keys(e.explored)).toEqual(['lr_g']);
     }
+
+    const view = await api(`/v1/sweeps/${id}`);
+    expect(view.search.lineage.map((l: Exploit) => l.copiedManifest)).toEqual(
+      exploits.map((e) => e.copiedManifest),
+    );
+    const status = await runGantry({ ...process.env, GANTRY_API_URL: stack.coordinator!.url }, [
+      'status',
+      id,
+    ]);
+    expect(status.out).toContain(`pbt lineage: ${exploits.length} exploit`);
 
     // Replay the schedule of the trial with the most exploits in its lineage, from scratch.
     const target = exploits.at(-1)!.trial;
