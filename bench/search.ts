@@ -191,8 +191,8 @@ class Api {
 }
 
 /**
- * Runs one sweep to its end and returns its trials. Evaluations are polled from the sweep's trials each
- * second, for an API that serves no trial `qualityHistory` yet. With `cancelAt`, the sweep is cancelled
+ * Runs one sweep to its end and returns its trials. A trial's evaluations are its `qualityHistory`; the
+ * sweep's trials' latest evaluations are also polled each second, for a coordinator that serves none. With `cancelAt`, the sweep is cancelled
  * once its trials' steps add up to that many (ASHA's trials outnumber what B pays for). Throws when the
  * sweep has not ended after `deadlineS` seconds.
  */
@@ -246,7 +246,7 @@ async function runSweep(
     ...(cancelledAt ? { cancelled_after_s: (cancelledAt - t0) / 1000 } : {}),
     search: view.search,
     trials: details.map((t) => {
-      const served = t.qualityHistory && t.qualityHistory.length > 0 ? t.qualityHistory : undefined;
+      const served = Array.isArray(t.qualityHistory) ? t.qualityHistory : undefined;
       const evaluations = served ?? [...(polled.get(t.id)?.values() ?? [])];
       return {
         id: t.id,
