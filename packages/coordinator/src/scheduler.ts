@@ -98,7 +98,9 @@ export class Scheduler {
     const isLive = (t: Trial) => t.dispatched && !TERMINAL_TRIAL_STATES.has(t.state) && !isPaused(t);
     const room = Math.max(0, sweep.spec.budget.parallel - trials.filter(isLive).length);
     const promoted = new Set(await this.search?.promote(sweep, trials, room));
-    trials.push(...((await this.search?.suggest(sweep, trials, room)) ?? []));
+    // TPE suggests only for places nothing else waits for: each suggestion sees the latest results.
+    const queued = trials.filter((t) => !t.dispatched && t.state === 'queued').length;
+    trials.push(...((await this.search?.suggest(sweep, trials, Math.max(0, room - queued))) ?? []));
     // Promoted trials first (ASHA), then the least trained (a PBT population moves on together), then order.
     const waiting = trials
       .filter((t) => !t.dispatched && t.state === 'queued')
