@@ -77,6 +77,7 @@ function api(f: Fixture = {}) {
     history: async () => [],
     samples: async () => [],
     events: async () => [],
+    qualityHistory: async () => [],
   };
   const manifest = { name: 'fashion-mnist', version: VERSION, classes: f.classes ?? ['t-shirt', 'trouser'] };
   const deps = {
