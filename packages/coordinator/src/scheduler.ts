@@ -52,7 +52,12 @@ export class Scheduler {
   tick(): Promise<void> {
     this.pass = this.pass.then(async () => {
       try {
-        for (const id of await this.store.activeIds()) await this.reconcile(id);
+        // One sweep's failure (its store unreachable for a moment) does not hold up the others.
+        for (const id of await this.store.activeIds()) {
+          await this.reconcile(id).catch((err: unknown) =>
+            this.log.error({ err, sweepId: id }, 'scheduler pass failed for a sweep'),
+          );
+        }
       } catch (err) {
         this.log.error({ err }, 'scheduler pass failed');
       }

@@ -37,6 +37,7 @@ export function trialJob(sweep: StoredSweep, t: TrialRecord, stage = 0): TrialJo
   const initFrom = jobInitFrom(sweep.spec.init_from);
   if (initFrom) job.initFrom = initFrom;
   if (stages) job.stage = jobStage(stages, stage, t.params);
+  if (t.segment !== undefined) job.segment = t.segment;
   if (t.segment !== undefined && t.until !== undefined) job.until = t.until;
   return job;
 }

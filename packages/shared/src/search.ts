@@ -307,6 +307,10 @@ export type SearchEvent =
       step: number;
       value?: number;
       params?: Record<string, number>;
+      /** PBT: the checkpoint the trial paused on (what a later exploit of it copies). */
+      checkpoint?: string;
+      /** Why an exploit recorded for this segment was replaced by this (its source could not be copied). */
+      reason?: string;
       t: number;
     }
   | {

@@ -42,6 +42,8 @@ const trialJobSchema = z.strictObject({
    * coordinator to decide what comes next. Absent: the job trains to `steps`.
    */
   until: z.number().int().min(1).max(LIMITS.maxSteps).optional(),
+  /** The segment this job trains (its job id's `-k<segment>`): a superseded one trains nothing. */
+  segment: z.number().int().min(0).max(100_000).optional(),
   /** Staged models: the one stage this job trains. */
   stage: z
     .strictObject({

@@ -13,6 +13,7 @@ import {
   type RedisKeys,
   type StageEvent,
   stageAlpha,
+  TERMINAL_TRIAL_STATES,
   type TrialEvent,
   type TrialHealth,
   type TrialJob,
@@ -134,6 +135,19 @@ export async function runTrialAttempt(
   // Ended from outside (cancelled by a user, stopped by a scheduler): nothing to train, nothing to write.
   if (trial?.state === 'cancelled' || trial?.state === 'stopped')
     return { state: trial.state, step: trial.step };
+  // A segment job the coordinator has moved past (a stalled attempt BullMQ gave out again after the pause was
+  // written and the next segment queued), or of a trial that has ended: it must not write over the trial.
+  if (
+    payload.segment !== undefined &&
+    trial &&
+    (trial.segment !== payload.segment || TERMINAL_TRIAL_STATES.has(trial.state))
+  ) {
+    log.info(
+      { segment: payload.segment, current: trial.segment, state: trial.state },
+      'segment superseded; nothing to train',
+    );
+    return { state: 'paused', step: trial.step };
+  }
   const { stage } = payload;
   if (stage && trial?.stage && trial.stage.done > stage.index) {
     // Finished before (its end was recorded, then the attempt died before the job completed): never retrain.

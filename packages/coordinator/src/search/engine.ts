@@ -1,6 +1,7 @@
 import {
   ashaRungs,
   type CheckpointRef,
+  CorruptCheckpointError,
   checkpointOrder,
   copyCheckpoint,
   deriveSeed,
@@ -261,6 +262,15 @@ export class SearchEngine {
       for (let k = 0; k < rungsOf(b).length; k++) cells.push({ bracket: b, rung: k });
     cells.sort((a, b) => rungsOf(b.bracket)[b.rung]! - rungsOf(a.bracket)[a.rung]! || a.bracket - b.bracket);
     const promoted: string[] = [];
+    // A promotion recorded by a coordinator that died before acting on it is carried out first.
+    for (const e of events) {
+      if (e.kind !== 'promote') continue;
+      const t = trials.find((x) => x.id === e.trial);
+      if (t && isPaused(t) && t.pausedAt === e.step) {
+        await this.nextSegment(sweep, t, t.params, e.step, '');
+        promoted.push(t.id);
+      }
+    }
     for (const { bracket, rung } of cells) {
       if (promoted.length >= room) break;
       const recs = events.filter(
@@ -357,7 +367,8 @@ export class SearchEngine {
           reason: `median stopping: best ${metric} ${fmt(ev.value)} up to step ${last} is worse than the median ${fmt(ev.median)} of ${d.others} other trials' running averages`,
         });
       }
-      await store.redis.hset(checkedKey, t.id, String(last));
+      // Without enough others at this step there was no decision: it is made when they get there.
+      if (d) await store.redis.hset(checkedKey, t.id, String(last));
     }
   }
 
@@ -373,14 +384,14 @@ export class SearchEngine {
       const segment = (t.segment ?? 0) + 1;
       const made = readyEvent(events, t.id, segment);
       if (made) {
-        await this.applyReady(sweep, t, made);
+        await this.applyReady(sweep, t, events, made);
         continue;
       }
       const at = t.pausedAt!;
       const own = pts(t).filter((p) => p.step <= at);
       const value = own.findLast((p) => p.step === at)?.value ?? own.at(-1)?.value;
       if (value === undefined) {
-        await this.recordAndApply(sweep, t, {
+        await this.recordAndApply(sweep, t, events, {
           kind: 'continue',
           trial: t.id,
           segment,
@@ -410,6 +421,8 @@ export class SearchEngine {
         step: at,
         value: sign * value,
         params: t.params,
+        // The checkpoint its value was measured on: what a later exploit of this trial copies.
+        ...(t.latestCheckpoint?.step === at ? { checkpoint: t.latestCheckpoint.manifestKey } : {}),
         t: Date.now(),
       };
       if (bottom.includes(t.id)) {
@@ -419,9 +432,15 @@ export class SearchEngine {
         const donorId = pbtDonor(eligible, t.id, rng);
         const donor = donorId ? trials.find((o) => o.id === donorId) : undefined;
         const rec = donorId ? latest.get(donorId) : undefined;
+        // Its checkpoint at that ready point, by the manifest recorded with the decision (never a copy
+        // another exploit wrote into its folder since).
         const ref =
-          donor && rec
-            ? (await this.deps.store.checkpoints(donor.id)).findLast((c) => c.step === rec.step)
+          donor && rec?.kind === 'continue'
+            ? (await this.deps.store.checkpoints(donor.id)).findLast((c) =>
+                rec.checkpoint
+                  ? c.manifestKey === rec.checkpoint
+                  : c.step === rec.step && c.worker !== 'coordinator',
+              )
             : undefined;
         if (donor && rec && ref) {
           const explored = pbtExplore(donor.params, names, sweep.spec.parameters, sch, rng, sweep.spec.model);
@@ -443,18 +462,30 @@ export class SearchEngine {
           };
         }
       }
-      await this.recordAndApply(sweep, t, ev);
+      await this.recordAndApply(sweep, t, events, ev);
     }
   }
 
-  private async recordAndApply(sweep: StoredSweep, t: Trial, ev: Exploit | Continue): Promise<void> {
+  /** Records a ready-point decision (in Redis and in `events`, which later trials of the pass read), then applies it. */
+  private async recordAndApply(
+    sweep: StoredSweep,
+    t: Trial,
+    events: SearchEvent[],
+    ev: Exploit | Continue,
+  ): Promise<void> {
     await this.deps.store.redis.rpush(this.deps.store.keys.sweepSearch(sweep.id), JSON.stringify(ev));
+    events.push(ev);
     this.deps.faults.point('search');
-    await this.applyReady(sweep, t, ev);
+    await this.applyReady(sweep, t, events, ev);
   }
 
   /** Applies a recorded ready-point decision: an exploit copies the checkpoint and moves the pointer to it. */
-  private async applyReady(sweep: StoredSweep, t: Trial, ev: Exploit | Continue): Promise<void> {
+  private async applyReady(
+    sweep: StoredSweep,
+    t: Trial,
+    events: SearchEvent[],
+    ev: Exploit | Continue,
+  ): Promise<void> {
     if (ev.kind === 'continue') {
       await this.nextSegment(sweep, t, ev.params ?? t.params, ev.step, '');
       return;
@@ -462,10 +493,30 @@ export class SearchEngine {
     const { store, objects, log } = this.deps;
     const source = (await store.checkpoints(ev.source)).find((c) => c.manifestKey === ev.sourceManifest);
     const writer = `pbt-${ev.segment}`;
-    const copy = await copyCheckpoint(objects, {
-      from: { sweepId: sweep.id, trialId: ev.source, manifestKey: ev.sourceManifest },
-      to: { sweepId: sweep.id, trialId: t.id, writer },
-    });
+    let copy: { manifestKey: string; step: number };
+    try {
+      copy = await copyCheckpoint(objects, {
+        from: { sweepId: sweep.id, trialId: ev.source, manifestKey: ev.sourceManifest },
+        to: { sweepId: sweep.id, trialId: t.id, writer },
+      });
+    } catch (err) {
+      if (!(err instanceof CorruptCheckpointError)) throw err;
+      // The source checkpoint no longer reads back whole: the decision is replaced by a recorded
+      // continue (readyEvent takes the last one), so the trial goes on with its own weights.
+      log.warn({ sweepId: sweep.id, trialId: t.id, err: err.message }, 'pbt: exploit source unusable');
+      const instead: Continue = {
+        kind: 'continue',
+        trial: t.id,
+        segment: ev.segment,
+        step: ev.step,
+        value: ev.value,
+        params: t.params,
+        reason: `exploit of ${ev.source} at step ${ev.sourceStep} dropped: ${err.message}`,
+        t: Date.now(),
+      };
+      await this.recordAndApply(sweep, t, events, instead);
+      return;
+    }
     const ref: CheckpointRef = {
       step: copy.step,
       manifestKey: copy.manifestKey,
@@ -539,7 +590,7 @@ export class SearchEngine {
       const segment = (t.segment ?? 0) + 1;
       const made = readyEvent(events, t.id, segment);
       if (made) {
-        await this.applyReady(sweep, t, made);
+        await this.applyReady(sweep, t, events, made);
         continue;
       }
       const params = withDefaults(sweep.spec, {
@@ -547,7 +598,7 @@ export class SearchEngine {
         ...scheduleAt(schedule, t.pausedAt!).params,
         ...constantsOf(sweep.spec),
       });
-      await this.recordAndApply(sweep, t, {
+      await this.recordAndApply(sweep, t, events, {
         kind: 'continue',
         trial: t.id,
         segment,
@@ -686,7 +737,8 @@ function readyEvent(
   trial: string,
   segment: number,
 ): Exploit | Continue | undefined {
-  return events.find(
+  // The last one: an exploit whose source could not be copied is followed by the continue that replaced it.
+  return events.findLast(
     (e): e is Exploit | Continue =>
       (e.kind === 'exploit' || e.kind === 'continue') && e.trial === trial && e.segment === segment,
   );

@@ -36,6 +36,8 @@ export function replaySchedule(
   const seen = new Set<string>();
   let t = trial;
   let limit = upTo ?? Number.POSITIVE_INFINITY;
+  // A source's state at a copy is what its exploits made of it before the copy, never after.
+  let before = Number.POSITIVE_INFINITY;
   for (;;) {
     const state = `${t}@${limit}`;
     if (seen.has(state))
@@ -43,11 +45,12 @@ export function replaySchedule(
         `pbt-replay: the lineage of trial '${trial}' has a cycle (through '${t}' at step ${limit})`,
       );
     seen.add(state);
-    const e = lastExploit(byTrial.get(t), limit);
+    const e = lastExploit(byTrial.get(t), limit, before);
     if (!e) break;
     chain.push(e);
     t = e.source;
     limit = e.sourceStep;
+    before = e.t;
   }
   const root = initial(t);
   if (!root) throw new Error(`pbt-replay: no initial params for trial '${t}' (in the lineage of '${trial}')`);
@@ -77,10 +80,15 @@ export function scheduleAt(
   return next === undefined ? { params: schedule[at]!.params } : { params: schedule[at]!.params, next };
 }
 
-/** The last (by segment) of a trial's exploits whose source step is <= `upTo`. */
-function lastExploit(list: readonly Exploit[] | undefined, upTo: number): Exploit | undefined {
+/** The last (by segment) of a trial's exploits whose source step is <= `upTo`, made at or before `before`. */
+function lastExploit(
+  list: readonly Exploit[] | undefined,
+  upTo: number,
+  before: number,
+): Exploit | undefined {
   if (!list) return undefined;
-  for (let i = list.length - 1; i >= 0; i--) if (list[i]!.sourceStep <= upTo) return list[i];
+  for (let i = list.length - 1; i >= 0; i--)
+    if (list[i]!.sourceStep <= upTo && list[i]!.t <= before) return list[i];
   return undefined;
 }
 
