@@ -42,10 +42,10 @@ export interface FaultStackOptions {
 }
 
 /**
- * A whole deployment of real processes for one fault case, none of it shared with other tests: its own
- * redis-server (AOF on, restartable on the same port and files), its own s3rver (stoppable and restartable
- * in place), the coordinator as a `gantry coordinator` process, and worker processes. Everything it learns
- * it reads from Redis and S3 as an operator would.
+ * A whole deployment of real processes for a fault case (or for cases of one file, one after another),
+ * none of it shared with other tests: its own redis-server (AOF on, restartable on the same port and
+ * files), its own s3rver (stoppable and restartable in place), the coordinator as a `gantry coordinator`
+ * process, and worker processes. Everything it learns it reads from Redis and S3 as an operator would.
  */
 export class FaultStack {
   redis!: LocalRedis;
@@ -62,6 +62,7 @@ export class FaultStack {
   private queueClient!: Redis;
   private apiPort = 0;
   private coordinatorStarts = 0;
+  private appendFsyncNow?: 'always' | 'everysec';
 
   private constructor(
     dir: string,
@@ -83,9 +84,11 @@ export class FaultStack {
 
   private async boot(): Promise<void> {
     await mkdir(this.logDir, { recursive: true });
-    this.redis = await this.startRedis();
     const bucket = uniqueId('fault');
-    this.s3 = await startS3Server({ dir: join(this.dir, 's3'), buckets: [bucket] });
+    [this.redis, this.s3] = await Promise.all([
+      this.startRedis(),
+      startS3Server({ dir: join(this.dir, 's3'), buckets: [bucket] }),
+    ]);
     this.apiPort = await pickFreePort();
     this.env = testEnv({
       REDIS_URL: this.redis.url,
@@ -105,12 +108,13 @@ export class FaultStack {
     this.queue = new Queue(TRIAL_QUEUE, { connection: this.queueClient, prefix: this.env.GANTRY_PREFIX });
     this.queue.on('error', () => {});
     this.objects = new ObjectStore(this.s3Config());
-    await this.startCoordinator();
+    // Workers need only Redis and S3: they load while the coordinator starts (each takes seconds).
     for (let i = 1; i <= this.opts.workers; i++) {
       this.workers.push(
         await spawnWorker(`w${i}`, { ...this.env, ...this.opts.workerEnv?.(i) }, this.logDir),
       );
     }
+    await this.startCoordinator();
     // Every worker takes jobs before a case submits its sweep (a case may need each to get a trial).
     await waitFor(
       `${this.opts.workers} workers to register`,
@@ -130,7 +134,18 @@ export class FaultStack {
   }
 
   private startRedis(port?: number, dir = this.redisDir): Promise<LocalRedis> {
-    return startRedisServer({ port, dir, appendOnly: true, appendFsync: this.opts.appendFsync ?? 'always' });
+    return startRedisServer({ port, dir, appendOnly: true, appendFsync: this.appendFsync });
+  }
+
+  /** Redis's `appendfsync` now (and at its restarts). */
+  get appendFsync(): 'always' | 'everysec' {
+    return this.appendFsyncNow ?? this.opts.appendFsync ?? 'always';
+  }
+
+  /** Sets Redis's `appendfsync` on the running server (CONFIG SET) and for its restarts. */
+  async setAppendFsync(mode: 'always' | 'everysec'): Promise<void> {
+    await this.client.config('SET', 'appendfsync', mode);
+    this.appendFsyncNow = mode;
   }
 
   /** SIGKILLs redis-server; `restartRedis` brings it back on the same port from its AOF. */
@@ -185,6 +200,14 @@ export class FaultStack {
     this.coordinator = { child, exited, url };
   }
 
+  /** SIGTERMs the coordinator and waits for it to exit (nothing to do when it has). */
+  async stopCoordinator(): Promise<void> {
+    const c = this.coordinator;
+    if (!c || c.child.exitCode !== null || c.child.signalCode !== null) return;
+    c.child.kill('SIGTERM');
+    await c.exited;
+  }
+
   /** Submits a spec (JSON) through the API; returns the sweep's id and trial ids. */
   async submit(spec: Record<string, unknown>): Promise<{ id: string; trialIds: string[] }> {
     const res = await fetch(`${this.coordinator!.url}/v1/sweeps`, {
@@ -228,17 +251,17 @@ export class FaultStack {
     return w;
   }
 
-  /** The worker's log so far (JSON lines). */
-  async workerLog(id: string): Promise<string> {
-    return readFile(this.worker(id).logFile, 'utf8');
+  /**
+   * The worker's log so far (JSON lines); from character `from` on, to read what a case on a shared stack
+   * logged (`from`: the length of the log read before it began).
+   */
+  async workerLog(id: string, from = 0): Promise<string> {
+    return (await readFile(this.worker(id).logFile, 'utf8')).slice(from);
   }
 
   async close(): Promise<void> {
     await Promise.all(this.workers.map((w) => stopWorker(w, 10_000)));
-    if (this.coordinator && this.coordinator.child.exitCode === null) {
-      this.coordinator.child.kill('SIGTERM');
-      await this.coordinator.exited;
-    }
+    await this.stopCoordinator();
     await this.queue?.close().catch(() => {});
     this.client?.disconnect();
     this.queueClient?.disconnect();
