@@ -1,21 +1,30 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor } from '../support/wait-for.ts';
 import { FaultStack, faultFigures, faultSpec, figuresLine } from './harness.ts';
 
 const EVERY = 20;
+/**
+ * Each case's sweep: 4 trials of 120 steps, 2 at a time. Every fault strikes at step 50 or later of the
+ * first two (the store's outage blocks them at 60, a checkpoint past their pointers), and the last two
+ * start after it: both kinds of trial are covered.
+ */
+const SWEEP = { trials: 4, parallel: 2, steps: 120, every: EVERY };
 
 describe('faults of Redis and the object store', () => {
-  let stack: FaultStack | undefined;
-  afterEach(async () => {
+  // One stack for the three cases, in order: each ends with its sweep completed and Redis and the object
+  // store back up, which is how the next begins (what each reads is its own sweep's). Booting one costs
+  // seconds of CPU; the case of Redis's last second lost, which restarts Redis from an older copy, is last.
+  let stack: FaultStack;
+  beforeAll(async () => {
+    stack = await FaultStack.start({ workers: 2, appendFsync: 'always' });
+  });
+  afterAll(async () => {
     await stack?.close();
-    stack = undefined;
   });
 
   it('the object store gone for 30 s while trials checkpoint: uploads wait it out, no trial fails', async () => {
-    stack = await FaultStack.start({ workers: 2 });
-    const { id, trialIds } = await stack.submit(
-      faultSpec('s3-outage', { trials: 4, parallel: 2, steps: 200, every: EVERY }),
-    );
+    const logFrom = await Promise.all(['w1', 'w2'].map(async (w) => (await stack.workerLog(w)).length));
+    const { id, trialIds } = await stack.submit(faultSpec('s3-outage', SWEEP));
     await stack.waitForTrial('a trial past step 50', trialIds, (t) => t.state === 'running' && t.step >= 50);
     const pointers = new Map((await stack.trials(trialIds)).map((t) => [t.id, t.latestCheckpoint?.step]));
     await stack.stopS3();
@@ -24,7 +33,7 @@ describe('faults of Redis and the object store', () => {
     await waitFor(
       'the running trials to reach a checkpoint they cannot upload',
       async () => {
-        const running = (await stack!.trials(trialIds)).filter((t) => t.state === 'running');
+        const running = (await stack.trials(trialIds)).filter((t) => t.state === 'running');
         return running.length > 0 &&
           running.every((t) => t.step % EVERY === 0 && t.step > (pointers.get(t.id) ?? 0))
           ? true
@@ -51,15 +60,13 @@ describe('faults of Redis and the object store', () => {
     });
     expect(f.stepsLost).toBe(0);
     // The workers said what they were waiting for.
-    const logs = (await stack.workerLog('w1')) + (await stack.workerLog('w2'));
+    const logs = (await stack.workerLog('w1', logFrom[0])) + (await stack.workerLog('w2', logFrom[1]));
     expect(logs).toMatch(/object store: put sweeps\/\S+ failed \(ECONNREFUSED/);
   }, 300_000);
 
   it('Redis SIGKILLed mid-sweep and restarted from its AOF (appendfsync always)', async () => {
-    stack = await FaultStack.start({ workers: 2, appendFsync: 'always' });
-    const { id, trialIds } = await stack.submit(
-      faultSpec('redis-kill', { trials: 4, parallel: 2, steps: 200, every: EVERY }),
-    );
+    expect(stack.appendFsync).toBe('always');
+    const { id, trialIds } = await stack.submit(faultSpec('redis-kill', SWEEP));
     await stack.waitForTrial('a trial past step 50', trialIds, (t) => t.state === 'running' && t.step >= 50);
     await stack.killRedis();
     await new Promise((r) => setTimeout(r, 3000));
@@ -73,10 +80,8 @@ describe('faults of Redis and the object store', () => {
   }, 300_000);
 
   it('Redis with appendfsync everysec losing its last second of writes (a power cut) does no harm', async () => {
-    stack = await FaultStack.start({ workers: 2, appendFsync: 'everysec' });
-    const { id, trialIds } = await stack.submit(
-      faultSpec('redis-everysec', { trials: 4, parallel: 2, steps: 200, every: EVERY }),
-    );
+    await stack.setAppendFsync('everysec');
+    const { id, trialIds } = await stack.submit(faultSpec('redis-everysec', SWEEP));
     await stack.waitForTrial('a trial past step 50', trialIds, (t) => t.state === 'running' && t.step >= 50);
     // The files as they were a second before the crash: what a machine that lost power keeps at worst.
     const snapshot = await stack.snapshotRedis();
@@ -86,7 +91,7 @@ describe('faults of Redis and the object store', () => {
     await waitFor(
       'a second of progress after the copy',
       async () => {
-        const now = await stack!.trials(trialIds);
+        const now = await stack.trials(trialIds);
         const steps = now.reduce((n, t, i) => n + t.step - before[i]!.step, 0);
         return Date.now() - snapAt >= 1000 && steps >= 5 ? true : undefined;
       },
@@ -99,7 +104,7 @@ describe('faults of Redis and the object store', () => {
     expect((await stack.waitForSweepEnd(id)).state).toBe('completed');
     const f = await faultFigures(stack, trialIds, { faultEnd });
     // The lost second is real: the progress reported in it is gone from every trial's history.
-    const histories = await Promise.all(trialIds.map((t) => stack!.store.history(t, 100_000)));
+    const histories = await Promise.all(trialIds.map((t) => stack.store.history(t, 100_000)));
     const inLostSecond = histories.flat().filter((p) => p.t > snapAt + 100 && p.t < killAt - 100);
     expect(inLostSecond).toEqual([]);
     console.log(figuresLine('Redis lost its last 1 s of writes (everysec, power cut)', f, EVERY));
