@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { waitFor } from '../support/wait-for.ts';
 import { FaultStack, faultFigures, faultSpec, figuresLine } from './harness.ts';
 
@@ -18,14 +18,25 @@ function childrenOf(pid: number, pattern = '.'): number[] {
 }
 
 describe('faults of workers and trainers', () => {
-  let stack: FaultStack | undefined;
+  // The OOM kill, the freeze and the corruption run one after another on one stack, booted by the first:
+  // each ends with its sweep completed and both workers taking jobs, but the corruption's, which kills one
+  // and so comes last. What each reads is its own sweep's, and of a log what was written during it.
+  let shared: FaultStack | undefined;
+  const sharedStack = async () => {
+    shared ??= await FaultStack.start({ workers: 2 });
+    return shared;
+  };
+  let own: FaultStack | undefined;
   afterEach(async () => {
-    await stack?.close();
-    stack = undefined;
+    await own?.close();
+    own = undefined;
+  });
+  afterAll(async () => {
+    await shared?.close();
   });
 
   it('a trainer killed by the out-of-memory killer is retried from its last checkpoint', async () => {
-    stack = await FaultStack.start({ workers: 2 });
+    const stack = await sharedStack();
     const { id, trialIds } = await stack.submit(
       faultSpec('oom', { trials: 2, parallel: 2, steps: 160, every: EVERY }),
     );
@@ -57,14 +68,20 @@ describe('faults of workers and trainers', () => {
   }, 300_000);
 
   it('a worker frozen past its lock loses the trial to another worker, and every write it then tries is refused', async () => {
-    stack = await FaultStack.start({ workers: 2 });
+    const stack = await sharedStack();
+    const logFrom = new Map(
+      await Promise.all(
+        stack.workers.map(async (w) => [w.id, (await stack.workerLog(w.id)).length] as const),
+      ),
+    );
+    // 200 steps: the other worker still trains it (100 steps or more) when the frozen one wakes and writes.
     const { id, trialIds } = await stack.submit(
-      faultSpec('freeze', { trials: 1, parallel: 1, steps: 400, every: EVERY }),
+      faultSpec('freeze', { trials: 1, parallel: 1, steps: 200, every: EVERY }),
     );
     const victim = await stack.waitForTrial(
       'the trial past its first checkpoint',
       trialIds,
-      (t) => t.state === 'running' && (t.latestCheckpoint?.step ?? 0) >= EVERY && t.step < 200,
+      (t) => t.state === 'running' && (t.latestCheckpoint?.step ?? 0) >= EVERY && t.step < 100,
     );
     const frozen = stack.worker(victim.worker!);
     const other = stack.workers.find((w) => w !== frozen)!;
@@ -83,7 +100,8 @@ describe('faults of workers and trainers', () => {
     // The woken worker finds out at its first write and stops its trainer.
     await waitFor(
       'the woken worker to see its writes refused',
-      async () => ((await stack!.workerLog(frozen.id)).includes('lock-lost') ? true : undefined),
+      async () =>
+        (await stack.workerLog(frozen.id, logFrom.get(frozen.id))).includes('lock-lost') ? true : undefined,
       60_000,
     );
     expect((await stack.waitForSweepEnd(id)).state).toBe('completed');
@@ -104,10 +122,11 @@ describe('faults of workers and trainers', () => {
   }, 300_000);
 
   it('a worker that dies between its final checkpoint and done: the retry trains nothing and reports the same summary', async () => {
-    stack = await FaultStack.start({
+    own = await FaultStack.start({
       workers: 2,
       workerEnv: (i) => (i === 1 ? { GANTRY_FAULT_KILL_AT: 'before-done:1' } : {}),
     });
+    const stack = own;
     const { id, trialIds } = await stack.submit(
       faultSpec('end', { trials: 2, parallel: 2, steps: 100, every: EVERY }),
     );
@@ -135,7 +154,7 @@ describe('faults of workers and trainers', () => {
   }, 300_000);
 
   it('a corrupted checkpoint object: the resume falls back to the previous good checkpoint, with the reason', async () => {
-    stack = await FaultStack.start({ workers: 2 });
+    const stack = await sharedStack();
     const { id, trialIds } = await stack.submit(
       faultSpec('corrupt', { trials: 1, parallel: 1, steps: 200, every: EVERY }),
     );
