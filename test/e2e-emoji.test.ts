@@ -39,6 +39,10 @@ describe('emoji at 64x64 RGB on two workers', () => {
     workers.push(await spawnWorker('w1', env, logDir), await spawnWorker('w2', env, logDir));
     await waitForWorkers(coordinator, 2);
     const small = { batch_size: { value: 8 }, base_filters: { value: 8 }, latent_dim: { value: 16 } };
+    // Quality is evaluated as by default (at the end of each trial and stage, progan's stages also scoring
+    // real images at their resolution), on the fewest samples allowed instead of 512: nothing here reads
+    // the scores, and 512 images of 64 px cost seconds each time.
+    const health = { eval_samples: 64 };
     // The first sweep on emoji pushes the built-in set.
     const dcgan = await coordinator.submit(
       compileSweepSpec({
@@ -49,6 +53,7 @@ describe('emoji at 64x64 RGB on two workers', () => {
         seed: 2,
         budget: { parallel: 2, steps: 12 },
         checkpoint: { every_steps: 6 },
+        health,
         parameters: { ...small, lr_g: { values: [2e-4, 5e-4] } },
       }),
     );
@@ -66,6 +71,7 @@ describe('emoji at 64x64 RGB on two workers', () => {
         seed: 3,
         budget: { trials: 1 },
         checkpoint: { every_steps: 4 },
+        health,
         parameters: { base_filters: { value: 16 }, latent_dim: { value: 16 } },
         stages,
       }),
