@@ -54,9 +54,11 @@ describe('image-conditioned families end to end', () => {
       checkpoint: { every_steps: 10 },
       metric: { name: 'psnr', goal: 'maximize' },
       parameters: { blocks: { value: 1 }, base_filters: { value: 8 }, scale: { value: 4 } },
+      // Batches of 2: the stages, the hand-over and the scores are the point, and a step of 64 px outputs
+      // costs about its images.
       stages: [
-        { phase: 'pretrain', steps: 30, batch_size: 4 },
-        { phase: 'adversarial', steps: 40, batch_size: 4 },
+        { phase: 'pretrain', steps: 30, batch_size: 2 },
+        { phase: 'adversarial', steps: 40, batch_size: 2 },
       ],
       // One evaluation at the end of each stage, on 64 held-out emoji.
       health: { eval_every_steps: 1000, eval_samples: 64 },
@@ -158,7 +160,7 @@ describe('image-conditioned families end to end', () => {
       budget: { trials: 1, parallel: 1, steps: 20 },
       checkpoint: { every_steps: 10 },
       metric: { name: 'l1', goal: 'minimize' },
-      parameters: { base_filters: { value: 8 }, batch_size: { value: 4 } },
+      parameters: { base_filters: { value: 8 }, batch_size: { value: 2 } },
       health: { eval_every_steps: 1000, eval_samples: 64 },
     });
     const { id: sweepId, trialIds } = await coordinator.submit(spec);
