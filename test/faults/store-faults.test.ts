@@ -4,9 +4,9 @@ import { FaultStack, faultFigures, faultSpec, figuresLine } from './harness.ts';
 
 const EVERY = 20;
 /**
- * Each case's sweep: 4 trials of 120 steps, 2 at a time. Every fault strikes at step 50 or later of the
- * first two (the store's outage blocks them at 60, a checkpoint past their pointers), and the last two
- * start after it: both kinds of trial are covered.
+ * Each case's sweep: 4 trials of 120 steps, 2 at a time. Every fault strikes once one of the first two is
+ * past step 50 (the store's outage then blocks both at their next checkpoint, past their pointers, with
+ * steps still to train), and the last two start after it: both kinds of trial are covered.
  */
 const SWEEP = { trials: 4, parallel: 2, steps: 120, every: EVERY };
 
