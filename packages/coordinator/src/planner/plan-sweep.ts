@@ -8,6 +8,13 @@ export interface PlannedTrial {
   params: Record<string, number>;
 }
 
+/** The spec's constant parameters ({value}). */
+export function constantsOf(spec: SweepSpec): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [name, p] of Object.entries(spec.parameters)) if (p.kind === 'value') out[name] = p.value;
+  return out;
+}
+
 /** Every model parameter of `spec`'s model: `chosen`'s values, the model's defaults for the rest. */
 export function withDefaults(spec: SweepSpec, chosen: Record<string, number>): Record<string, number> {
   const out: Record<string, number> = {};
@@ -27,9 +34,7 @@ export function planSweep(spec: SweepSpec): PlannedTrial[] {
   if (spec.method === 'tpe') return [];
   if (spec.method === 'pbt-replay') {
     // The same schedule, budget.trials times with their own seeds; it starts with its first point's params.
-    const constants: Record<string, number> = {};
-    for (const [name, p] of Object.entries(spec.parameters))
-      if (p.kind === 'value') constants[name] = p.value;
+    const constants = constantsOf(spec);
     const first = spec.replay?.schedule?.[0]?.params ?? {};
     return Array.from({ length: spec.budget.trials }, (_, index) => ({
       index,
@@ -38,9 +43,7 @@ export function planSweep(spec: SweepSpec): PlannedTrial[] {
     }));
   }
   if (spec.method === 'list') {
-    const constants: Record<string, number> = {};
-    for (const [name, p] of Object.entries(spec.parameters))
-      if (p.kind === 'value') constants[name] = p.value;
+    const constants = constantsOf(spec);
     return spec.configurations.map((c, index) => ({
       index,
       seed: deriveSeed(spec.seed, index),

@@ -20,10 +20,11 @@ import {
   type TrialRecord,
 } from '@gantry/shared';
 import type { Queue } from 'bullmq';
-import { planSweep, withDefaults } from '../planner/plan-sweep.ts';
+import { constantsOf, planSweep, withDefaults } from '../planner/plan-sweep.ts';
 import type { StoredSweep, SweepStore } from '../sweep-store.ts';
 import { ashaBracket, ashaDecide, ashaPromotable, bestSoFar } from './asha.ts';
 import { medianDecide } from './median.ts';
+import { inDomain, type SearchedParameter } from './parzen.ts';
 import { pbtDonor, pbtExplore, pbtQuantiles } from './pbt.ts';
 import { scheduleAt } from './replay.ts';
 import { suggestTpe, type TpeObservation, type TpePruned } from './tpe.ts';
@@ -679,7 +680,7 @@ export class SearchEngine {
       if (!old) continue;
       for (const t of await this.deps.store.trials(old.trialIds)) {
         if (t.state !== 'completed' || t.result === undefined) continue;
-        if (!Object.entries(space).every(([n, p]) => inSpace(p, t.params[n]))) continue;
+        if (!Object.entries(space).every(([n, p]) => inDomain(p as SearchedParameter, t.params[n]))) continue;
         // The same metric and goal (checked on submit).
         out.push({ params: t.params, value: sign * t.result });
       }
@@ -761,21 +762,6 @@ export function metricPoints(spec: SweepSpec, history: readonly QualityPoint[]):
     if (typeof v === 'number' && Number.isFinite(v)) out.push({ step: q.step, value: sign * v });
   }
   return out;
-}
-
-/** The spec's constant parameters ({value}). */
-function constantsOf(spec: SweepSpec): Record<string, number> {
-  const out: Record<string, number> = {};
-  for (const [name, p] of Object.entries(spec.parameters)) if (p.kind === 'value') out[name] = p.value;
-  return out;
-}
-
-/** Whether `v` is a value parameter spec `p` can take (a warm start's old trial must lie in the space). */
-function inSpace(p: ParameterSpec, v: number | undefined): boolean {
-  if (v === undefined) return false;
-  if (p.kind === 'value') return v === p.value;
-  if (p.kind === 'values') return p.values.includes(v);
-  return v >= p.min && v <= p.max && (p.distribution !== 'int_uniform' || Number.isInteger(v));
 }
 
 /**
