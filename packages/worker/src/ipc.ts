@@ -166,3 +166,22 @@ export type ChildMessage =
   | FallbackMessage
   | WarmStartMessage
   | FailedMessage;
+
+/**
+ * What a trial attempt needs of its trainer: a child process speaking this protocol over IPC. The real one
+ * is a forked `gantry-trainer`; the scale simulation (bench/scale) gives an in-process one that reports
+ * progress and checkpoints on a clock without training, so that the rest of the worker runs as it is.
+ */
+export interface TrainerChild {
+  readonly connected: boolean;
+  readonly exitCode: number | null;
+  readonly signalCode: NodeJS.Signals | null;
+  send(m: ParentMessage): boolean;
+  kill(signal?: NodeJS.Signals): boolean;
+  on(event: 'message', listener: (m: ChildMessage) => void): this;
+  once(event: 'exit', listener: (code: number | null, signal: NodeJS.Signals | null) => void): this;
+  once(event: 'error', listener: (err: Error) => void): this;
+}
+
+/** Starts an attempt's trainer with the environment it should see (CUDA_VISIBLE_DEVICES for its GPU). */
+export type TrainerLauncher = (env: NodeJS.ProcessEnv) => TrainerChild;

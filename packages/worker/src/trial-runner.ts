@@ -1,4 +1,4 @@
-import { type ChildProcess, fork } from 'node:child_process';
+import { fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import {
   type CheckpointRef,
@@ -27,7 +27,7 @@ import type { Redis } from 'ioredis';
 import { acquireAttemptInputs } from './attempt-inputs.ts';
 import type { BackendName } from './backend.ts';
 import type { DatasetCache } from './data/dataset-cache.ts';
-import type { ChildMessage, ParentMessage } from './ipc.ts';
+import type { ChildMessage, ParentMessage, TrainerChild, TrainerLauncher } from './ipc.ts';
 import type { WorkerMetrics } from './metrics.ts';
 import { resumeCandidates } from './resume-candidates.ts';
 import { type FenceResult, TrialReporter } from './trial-reporter.ts';
@@ -92,7 +92,17 @@ export interface TrialRunnerDeps {
   faults?: FaultInjector;
   /** Told when an attempt hit a fault of this node (a full data set cache) and gave its job back. */
   onNodeFault?: (reason: string) => void;
+  /** Starts the attempt's trainer. @default forks `gantry-trainer` (the scale simulation fakes it) */
+  launchTrainer?: TrainerLauncher;
 }
+
+/** The real trainer: a child process of its own, so that a synchronous step never blocks lock renewal. */
+export const forkTrainer: TrainerLauncher = (env) =>
+  fork(TRAINER_ENTRY, [], {
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    execArgv: TRAINER_NODE_FLAGS,
+    env,
+  });
 
 export interface TrialOutcome {
   /**
@@ -250,11 +260,7 @@ export async function runTrialAttempt(
     throw new WaitingError();
   }
   const env = deps.gpu === undefined ? process.env : { ...process.env, CUDA_VISIBLE_DEVICES: deps.gpu };
-  const child = fork(TRAINER_ENTRY, [], {
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    execArgv: TRAINER_NODE_FLAGS,
-    env,
-  });
+  const child = (deps.launchTrainer ?? forkTrainer)(env);
   const send = (m: ParentMessage) => {
     if (child.connected) child.send(m);
   };
@@ -339,7 +345,7 @@ function unlessEnded(res: FenceResult, outcome: TrialOutcome): TrialOutcome {
 
 /** One attempt's trainer child and what relaying its messages needs. */
 interface Supervised {
-  child: ChildProcess;
+  child: TrainerChild;
   job: TrialJob;
   /** Checkpoints to resume from, best first. */
   resume: CheckpointRef[];

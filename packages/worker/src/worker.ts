@@ -18,6 +18,7 @@ import { AugmentationConsumer } from './augmentation/augmentation-consumer.ts';
 import { type BackendInfo, initBackend } from './backend.ts';
 import { DatasetCache } from './data/dataset-cache.ts';
 import { DevicePool, defaultConcurrency, detectGpus } from './devices.ts';
+import type { TrainerLauncher } from './ipc.ts';
 import { WorkerMetrics } from './metrics.ts';
 import { type AbortReason, runTrialAttempt, type TrialOutcome } from './trial-runner.ts';
 
@@ -33,6 +34,10 @@ export interface GantryWorkerOptions {
   env?: NodeJS.ProcessEnv;
   /** Send progress to Redis every this many steps. @default 10 */
   progressEvery?: number;
+  /** Starts each attempt's trainer. @default a forked `gantry-trainer` process (the scale bench fakes it) */
+  launchTrainer?: TrainerLauncher;
+  /** The node's data set cache, when several workers of one process share it (the scale bench). */
+  datasets?: DatasetCache;
 }
 
 type State = 'created' | 'running' | 'closing' | 'closed';
@@ -90,13 +95,15 @@ export class GantryWorker {
           'object store unreachable; retrying',
         ),
     });
-    this.datasets = new DatasetCache({
-      store: this.objects,
-      log,
-      dir: config.datasets.cacheDir,
-      maxBytes: config.datasets.cacheBytes,
-      onFetch: (dataset, result) => this.metrics.datasetFetches.inc({ dataset, result }),
-    });
+    this.datasets =
+      opts.datasets ??
+      new DatasetCache({
+        store: this.objects,
+        log,
+        dir: config.datasets.cacheDir,
+        maxBytes: config.datasets.cacheBytes,
+        onFetch: (dataset, result) => this.metrics.datasetFetches.inc({ dataset, result }),
+      });
   }
 
   get metricsUrl(): string {
@@ -158,6 +165,7 @@ export class GantryWorker {
             onNodeFault: (reason) => this.pauseForFault(reason),
             faults: this.faults,
             gpu,
+            launchTrainer: this.opts.launchTrainer,
           });
           this.metrics.outcomes.inc({ outcome: outcome.state });
           return outcome;
