@@ -246,8 +246,9 @@ describe('POST /v1/sweeps', () => {
       send: 'json',
       body: jsonSpec({
         parameters: {
-          lr_g: { values: Array.from({ length: 40 }, (_, i) => (i + 1) * 1e-5) },
+          lr_g: { values: Array.from({ length: 30 }, (_, i) => (i + 1) * 1e-5) },
           lr_d: { values: Array.from({ length: 30 }, (_, i) => (i + 1) * 1e-5) },
+          batch_size: { values: Array.from({ length: 12 }, (_, i) => (i + 1) * 8) },
         },
       }),
       path: 'parameters',

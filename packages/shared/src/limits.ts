@@ -4,8 +4,9 @@ export const LIMITS = {
   specBytes: 64 * 1024,
   /** Largest HTTP request body accepted by the API, in bytes. */
   bodyBytes: 256 * 1024,
-  maxTrials: 1000,
-  maxParallel: 64,
+  /** A 10,000-trial sweep on 1,000 workers is what the scheduler is measured at (`npm run bench -- scale`). */
+  maxTrials: 10_000,
+  maxParallel: 1000,
   maxSteps: 1_000_000,
   maxValuesPerParameter: 100,
   maxNameLength: 63,

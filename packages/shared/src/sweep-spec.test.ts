@@ -165,7 +165,12 @@ describe('parseSweepSpec accepts valid specs', () => {
     const ten = (scale: number) => Array.from({ length: 10 }, (_, i) => (i + 1) * scale);
     const spec = compileSweepSpec(
       withParams(
-        { lr_g: { values: ten(1e-5) }, lr_d: { values: ten(1e-5) }, batch_size: { values: ten(8) } },
+        {
+          lr_g: { values: ten(1e-5) },
+          lr_d: { values: ten(1e-5) },
+          batch_size: { values: ten(8) },
+          beta1: { values: ten(0.05) },
+        },
         { method: 'grid' },
       ),
     );
@@ -343,6 +348,7 @@ describe('parseSweepSpec rejects invalid specs naming the field', () => {
           lr_g: { values: [...ten(1e-5), 0.5] },
           lr_d: { values: ten(1e-5) },
           batch_size: { values: ten(8) },
+          beta1: { values: ten(0.05) },
         },
         { method: 'grid' },
       ),
