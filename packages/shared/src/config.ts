@@ -3,15 +3,27 @@ import type { RedisOptions } from 'ioredis';
 import { z } from 'zod';
 import { type ApiToken, envToken, parseTokenFile } from './auth.ts';
 import { ConfigError, type FieldIssue } from './errors.ts';
+import { parseRedisConnection, type RedisConnectionConfig } from './redis.ts';
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
+/**
+ * The deployment prefix by default: a Redis Cluster hash tag, so that every key of a deployment (BullMQ's
+ * `{gantry}:trials:*`, Gantry's `{gantry}:trial:*`, leases, locks) lands in one slot, and each Lua script
+ * and MULTI, which touch several of them at once, runs on a cluster too.
+ */
+export const DEFAULT_PREFIX = '{gantry}';
+const PREFIX_PATTERN = /^[A-Za-z0-9_-]*(\{[A-Za-z0-9_-]+\})?[A-Za-z0-9_-]*$/;
+
+/** Whether every key under `prefix` hashes to one Redis Cluster slot: the prefix carries a `{hash tag}`. */
+export function isClusterSafePrefix(prefix: string): boolean {
+  return /\{[^{}]+\}/.test(prefix);
+}
+
 const envSchema = z.object({
-  REDIS_URL: z
-    .string()
-    .url()
-    .refine((u) => /^rediss?:\/\//.test(u), 'must be a redis:// or rediss:// (TLS) URL')
-    .default('redis://127.0.0.1:6379'),
+  // One URL, or a cluster's node URLs separated by commas: parsed by parseRedisConnection.
+  REDIS_URL: z.string().default('redis://127.0.0.1:6379'),
+  GANTRY_REDIS_CLUSTER: z.enum(['true', 'false']).optional(),
   GANTRY_REDIS_CA_FILE: z.string().min(1).optional(),
   S3_CA_FILE: z.string().min(1).optional(),
   GANTRY_API_TOKEN: z.string().optional(),
@@ -21,8 +33,10 @@ const envSchema = z.object({
   GANTRY_REQUEST_TIMEOUT_MS: z.coerce.number().int().min(1000).max(86_400_000).default(600_000),
   GANTRY_PREFIX: z
     .string()
-    .regex(/^[A-Za-z0-9_-]{1,64}$/, 'letters, digits, _ and - only')
-    .default('gantry'),
+    .min(1)
+    .max(64)
+    .regex(PREFIX_PATTERN, 'letters, digits, _ and - only, and at most one non-empty {hash tag}')
+    .default(DEFAULT_PREFIX),
   S3_ENDPOINT: z.string().url().optional(),
   S3_BUCKET: z.string().min(3).max(63).default('gantry'),
   S3_REGION: z.string().default('us-east-1'),
@@ -99,10 +113,19 @@ export class FaultInjector {
 
 /** Configuration of every Gantry process, read from the environment in one place per process. */
 export interface GantryConfig {
-  /** May carry a password (`redis://:<password>@host:6379`); `rediss://` is TLS. Never logged. */
+  /** Where every Redis client of the process connects, and how: give it to {@link createRedis}. */
+  redis: RedisConnectionConfig;
+  /**
+   * REDIS_URL's first URL; may carry a password (`redis://:<password>@host:6379`); `rediss://` is TLS.
+   * Never logged. For one server only: a cluster's clients are made by {@link createRedis}.
+   */
   redisUrl: string;
-  /** Options every Redis client of the process is made with (TLS CA from GANTRY_REDIS_CA_FILE). */
+  /** Options a client of {@link redisUrl} is made with (TLS CA from GANTRY_REDIS_CA_FILE). */
   redisOptions: RedisOptions;
+  /**
+   * Start of every Redis key of the deployment, BullMQ's included. @default '{gantry}'
+   * ({@link DEFAULT_PREFIX}); on a Redis Cluster it must carry a hash tag.
+   */
   prefix: string;
   s3: {
     endpoint?: string;
@@ -216,9 +239,22 @@ export function loadConfig(env: NodeJS.ProcessEnv): GantryConfig {
     ? readText(e.GANTRY_REDIS_CA_FILE, 'GANTRY_REDIS_CA_FILE')
     : undefined;
   const s3Ca = e.S3_CA_FILE ? readText(e.S3_CA_FILE, 'S3_CA_FILE') : undefined;
-  if (issues.length > 0) throw new ConfigError(issues);
+  const redis = parseRedisConnection({
+    url: e.REDIS_URL,
+    ...(e.GANTRY_REDIS_CLUSTER ? { cluster: e.GANTRY_REDIS_CLUSTER === 'true' } : {}),
+    ...(redisCa !== undefined ? { ca: redisCa } : {}),
+  });
+  if (Array.isArray(redis)) issues.push(...redis);
+  else if (redis.cluster && !isClusterSafePrefix(e.GANTRY_PREFIX)) {
+    issues.push({
+      path: 'GANTRY_PREFIX',
+      message: `'${e.GANTRY_PREFIX}' has no hash tag, which a Redis Cluster needs: BullMQ's scripts and Gantry's fenced writes each touch several keys, and a cluster refuses (CROSSSLOT) those of different slots; write '{${e.GANTRY_PREFIX}}' (or leave the default '${DEFAULT_PREFIX}')`,
+    });
+  }
+  if (issues.length > 0 || Array.isArray(redis)) throw new ConfigError(issues);
   return {
-    redisUrl: e.REDIS_URL,
+    redis,
+    redisUrl: e.REDIS_URL.split(',')[0]!.trim(),
     redisOptions: { maxRetriesPerRequest: null, ...(redisCa ? { tls: { ca: redisCa } } : {}) },
     prefix: e.GANTRY_PREFIX,
     s3: {

@@ -19,6 +19,7 @@ export * from './limits.ts';
 export * from './logger.ts';
 export * from './models.ts';
 export * from './object-store.ts';
+export * from './redis.ts';
 export * from './rng.ts';
 export * from './search.ts';
 export * from './sweep-spec.ts';
