@@ -1,6 +1,6 @@
-import type { Redis } from 'ioredis';
 import type { AugmentationRecord } from './augmentation.ts';
 import { type RedisKeys, redisKeys } from './keys.ts';
+import type { RedisClient } from './redis.ts';
 
 /**
  * Augmentation records in Redis: one JSON value per augmentation and a list of them per trial. The
@@ -11,7 +11,7 @@ export class AugmentationStore {
   readonly keys: RedisKeys;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     prefix: string,
   ) {
     this.keys = redisKeys(prefix);

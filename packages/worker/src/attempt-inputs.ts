@@ -1,6 +1,12 @@
-import { DEFAULT_HEALTH, type Logger, type ObjectStore, type RedisKeys, type TrialJob } from '@gantry/shared';
+import {
+  DEFAULT_HEALTH,
+  type Logger,
+  type ObjectStore,
+  type RedisClient,
+  type RedisKeys,
+  type TrialJob,
+} from '@gantry/shared';
 import { UnrecoverableError } from 'bullmq';
-import type { Redis } from 'ioredis';
 import type { DatasetCache } from './data/dataset-cache.ts';
 import { qualityTurn } from './quality/quality-lease.ts';
 import type { TrialReporter } from './trial-reporter.ts';
@@ -19,7 +25,7 @@ export interface AttemptInputsOptions {
   job: TrialJob;
   /** Names this attempt (the quality lease's holder). */
   attempt: string;
-  redis: Redis;
+  redis: RedisClient;
   keys: RedisKeys;
   datasets: DatasetCache;
   objectStore: ObjectStore;

@@ -3,6 +3,7 @@ import {
   checkpointOrder,
   encodeTrial,
   type QualityPoint,
+  type RedisClient,
   type RedisKeys,
   type SampleRef,
   type StageEvent,
@@ -10,7 +11,6 @@ import {
   type TrialMetrics,
   type TrialRecord,
 } from '@gantry/shared';
-import type { Redis } from 'ioredis';
 
 /**
  * Every write a worker makes to a trial's state is fenced by the BullMQ job lock: it happens only while
@@ -21,6 +21,9 @@ import type { Redis } from 'ioredis';
  *
  * Returns 1 applied, 0 refused as stale (checkpoint not newer), -1 lock lost, -2 trial ended (cancelled or
  * stopped), -3 no such trial (a job the coordinator did not create).
+ *
+ * A write the scheduler must act on (a new state, a stage's end, an evaluation) also adds the trial to the
+ * scheduler's dirty set in the same script, so a pass reads only the trials that changed.
  */
 const ENDED = `
 local state = redis.call('HGET', KEYS[2], 'state')
@@ -31,13 +34,22 @@ const FENCED_UPDATE = `
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
 if redis.call('EXISTS', KEYS[2]) == 0 then return -3 end
 ${ENDED}local n = tonumber(ARGV[2])
-for i = 1, n do redis.call('HSET', KEYS[2], ARGV[2 + 2 * i - 1], ARGV[2 + 2 * i]) end
+local dirty = false
+for i = 1, n do
+  local f = ARGV[2 + 2 * i - 1]
+  redis.call('HSET', KEYS[2], f, ARGV[2 + 2 * i])
+  if f == 'state' or f == 'stage' or f == 'pausedAt' or f == 'summary' then dirty = true end
+end
 local rest = 3 + 2 * n
 if ARGV[rest] ~= '' then redis.call('RPUSH', KEYS[3], ARGV[rest]) end
 if ARGV[rest + 1] ~= '' then redis.call('HINCRBY', KEYS[2], ARGV[rest + 1], 1) end
 if ARGV[rest + 2] ~= '' then redis.call('RPUSH', KEYS[4], ARGV[rest + 2]) end
 if ARGV[rest + 3] ~= '' then redis.call('RPUSH', KEYS[5], ARGV[rest + 3]) end
-if ARGV[rest + 4] ~= '' then redis.call('RPUSH', KEYS[6], ARGV[rest + 4]) end
+if ARGV[rest + 4] ~= '' then
+  redis.call('RPUSH', KEYS[6], ARGV[rest + 4])
+  dirty = true
+end
+if dirty then redis.call('SADD', KEYS[7], ARGV[rest + 5]) end
 return 1
 `;
 
@@ -99,7 +111,7 @@ export interface UpdateExtras {
 /** Fenced writes of one job attempt to one trial's Redis state. */
 export class TrialReporter {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly keys: RedisKeys,
     private readonly jobId: string,
     private readonly token: string,
@@ -115,13 +127,14 @@ export class TrialReporter {
     const json = (v: unknown) => (v === undefined ? '' : JSON.stringify(v));
     const res = (await this.redis.eval(
       FENCED_UPDATE,
-      6,
+      7,
       this.keys.jobLock(this.jobId),
       this.keys.trial(this.trialId),
       this.keys.trialHistory(this.trialId),
       this.keys.trialStages(this.trialId),
       this.keys.trialEvents(this.trialId),
       this.keys.trialQuality(this.trialId),
+      this.keys.dirty,
       this.token,
       String(flat.length / 2),
       ...flat,
@@ -130,6 +143,7 @@ export class TrialReporter {
       json(extras.stageEvent),
       json(extras.event),
       json(extras.quality),
+      this.trialId,
     )) as number;
     return RESULT[res] ?? 'lock-lost';
   }

@@ -1,11 +1,10 @@
-import { AUGMENTATION_QUEUE, AugmentationStore, type Logger } from '@gantry/shared';
+import { AUGMENTATION_QUEUE, AugmentationStore, type Logger, type RedisClient } from '@gantry/shared';
 import { Worker } from 'bullmq';
-import type { Redis } from 'ioredis';
 import { type AugmentationRunnerDeps, runAugmentationAttempt } from './augmentation-runner.ts';
 
 export interface AugmentationConsumerOptions extends Omit<AugmentationRunnerDeps, 'records'> {
   /** The worker's connection (records are written through it; BullMQ gets a duplicate, closed by close()). */
-  redis: Redis;
+  redis: RedisClient;
   prefix: string;
   lockMs: number;
   log: Logger;
@@ -17,7 +16,7 @@ export interface AugmentationConsumerOptions extends Omit<AugmentationRunnerDeps
  */
 export class AugmentationConsumer {
   private readonly bull: Worker;
-  private readonly bullRedis: Redis;
+  private readonly bullRedis: RedisClient;
   private readonly running = new Set<AbortController>();
   private closing?: Promise<void>;
 

@@ -1,10 +1,9 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { ObjectStore, PinnedDataset } from '@gantry/shared';
-import type { Redis } from 'ioredis';
+import type { ObjectStore, PinnedDataset, RedisClient } from '@gantry/shared';
 import { committedReads, qualityPrefix } from './quality-source.ts';
 
 export interface QualityTurnOptions {
-  redis: Redis;
+  redis: RedisClient;
   /** The lease's Redis key (RedisKeys.qualityLease). */
   key: string;
   /** Who holds it (the attempt), for the lease's value. */
