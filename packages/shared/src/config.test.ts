@@ -135,8 +135,11 @@ describe('REDIS_URL', () => {
 
   it('refuses what it cannot connect to, naming the variable and never the password', () => {
     const cases: [NodeJS.ProcessEnv, RegExp][] = [
-      [{ REDIS_URL: 'http://:secret@r:6379' }, /REDIS_URL: 'http:\/\/:\*\*\*@r:6379' must be a redis:\/\//],
-      [{ REDIS_URL: 'not a url' }, /REDIS_URL: .* is not a URL/],
+      [
+        { REDIS_URL: 'http://:secret@r:6379' },
+        /REDIS_URL: must be a redis:\/\/ .*; not http:\/\/:\*\*\*@r:6379/,
+      ],
+      [{ REDIS_URL: 'not a url' }, /REDIS_URL: must be a redis:\/\/ or rediss:\/\/ \(TLS\) URL/],
       [{ REDIS_URL: 'redis://a:6379,,redis://b:6379' }, /REDIS_URL: an empty entry/],
       [{ REDIS_URL: 'redis://a:6379,rediss://b:6379' }, /REDIS_URL: mixes redis:\/\/ and rediss:\/\//],
       [{ REDIS_URL: 'redis://:pw-one@a:6379,redis://:pw-two@b:6379' }, /REDIS_URL: .*different credentials/],

@@ -71,7 +71,10 @@ describe('createRedis', () => {
 describe('parseRedisConnection', () => {
   it('returns the problems instead of throwing', () => {
     expect(parseRedisConnection({ url: 'redis://a:1,ftp://b:2' })).toEqual([
-      { path: 'REDIS_URL', message: "'ftp://b:2' must be a redis:// or rediss:// (TLS) URL" },
+      {
+        path: 'REDIS_URL',
+        message: 'must be a redis:// or rediss:// (TLS) URL, or a list of them; not ftp://b:2',
+      },
     ]);
   });
 });

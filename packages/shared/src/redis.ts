@@ -52,17 +52,16 @@ export function parseRedisConnection(env: RedisConnectionEnv): RedisConnectionCo
   if (entries.some((s) => s === '')) bad('an empty entry in the list (write node URLs separated by commas)');
   const urls: URL[] = [];
   for (const entry of entries.filter((s) => s !== '')) {
-    let u: URL;
+    let u: URL | undefined;
     try {
       u = new URL(entry);
     } catch {
-      bad(`'${redactUrl(entry)}' is not a URL (write redis://[:password@]host:port)`);
-      continue;
+      u = undefined;
     }
-    if (u.protocol !== 'redis:' && u.protocol !== 'rediss:') {
-      bad(`'${redactUrl(entry)}' must be a redis:// or rediss:// (TLS) URL`);
-    } else if (u.hostname === '') bad(`'${redactUrl(entry)}' names no host`);
-    else if (u.search !== '' || u.hash !== '') bad(`'${redactUrl(entry)}': query parameters are not read`);
+    if (u === undefined || (u.protocol !== 'redis:' && u.protocol !== 'rediss:')) {
+      bad(`must be a redis:// or rediss:// (TLS) URL, or a list of them; not ${redactUrl(entry)}`);
+    } else if (u.hostname === '') bad(`${redactUrl(entry)} names no host`);
+    else if (u.search !== '' || u.hash !== '') bad(`${redactUrl(entry)}: query parameters are not read`);
     else urls.push(u);
   }
   const several = entries.length > 1;
