@@ -44,6 +44,11 @@ const envSchema = z.object({
   AWS_SECRET_ACCESS_KEY: z.string().optional(),
   S3_FORCE_PATH_STYLE: z.enum(['true', 'false']).default('true'),
   GANTRY_S3_RETRY_MS: z.coerce.number().int().min(0).max(86_400_000).default(600_000),
+  GANTRY_LEASE_MS: z.coerce.number().int().min(500).max(600_000).default(10_000),
+  GANTRY_COORDINATOR_ID: z
+    .string()
+    .regex(/^[A-Za-z0-9_.-]{1,128}$/, 'letters, digits, _, . and - only')
+    .optional(),
   GANTRY_HOST: z.string().default('127.0.0.1'),
   GANTRY_PORT: z.coerce.number().int().min(0).max(65535).default(8080),
   GANTRY_API_URL: z.string().url().default('http://127.0.0.1:8080'),
@@ -139,6 +144,16 @@ export interface GantryConfig {
   };
   /** How long a worker's object-store operations retry through an outage before the attempt fails. */
   s3RetryMs: number;
+  /** Several coordinators: only the leader lease's holder schedules (README, "Scale"). */
+  coordinator: {
+    /** A dead leader holds scheduling up at most this long. */
+    leaseMs: number;
+    /**
+     * Names this coordinator in the lease; one restarted under the same id (a pod's container) takes its
+     * lease back at once. @default `<hostname>-<pid>-<random>`
+     */
+    id?: string;
+  };
   api: {
     host: string;
     port: number;
@@ -267,6 +282,10 @@ export function loadConfig(env: NodeJS.ProcessEnv): GantryConfig {
       ...(s3Ca ? { ca: s3Ca } : {}),
     },
     s3RetryMs: e.GANTRY_S3_RETRY_MS,
+    coordinator: {
+      leaseMs: e.GANTRY_LEASE_MS,
+      ...(e.GANTRY_COORDINATOR_ID ? { id: e.GANTRY_COORDINATOR_ID } : {}),
+    },
     api: {
       host: e.GANTRY_HOST,
       port: e.GANTRY_PORT,

@@ -27,6 +27,15 @@ export function redisKeys(prefix: string) {
     /** A trial's augmentation ids, oldest first. */
     trialAugmentations: (id: string) => `${prefix}:trial:${id}:augmentations`,
     workers: `${prefix}:workers`,
+    /**
+     * Trials whose state changed since the scheduler last looked (ids), and `sweep:<id>` for a sweep whose
+     * record or trial list changed: what a scheduler pass reads instead of every trial (README, "Scale").
+     */
+    dirty: `${prefix}:scheduler:dirty`,
+    /** The scheduling coordinator's lease: `<epoch>:<coordinator id>`, with a TTL (README, "Scale"). */
+    leader: `${prefix}:coordinator:leader`,
+    /** Incremented by each coordinator that takes the lease: the epoch that fences its writes. */
+    leaderEpoch: `${prefix}:coordinator:epoch`,
     /** Held by the one attempt that trains a data set version's quality classifier for one image shape. */
     qualityLease: (dataset: string, shape: string) => `${prefix}:quality:${dataset}:${shape}`,
     /** Pub/sub channel on which the coordinator announces cancelled trials. */
@@ -47,6 +56,16 @@ export const objectKeys = {
   sample: (sweepId: string, trialId: string, step: number) =>
     `sweeps/${sweepId}/trials/${trialId}/samples/${step}.png`,
 };
+
+/** The sweep id a trial id starts with (`<sweepId>-t<index>`). */
+export function sweepIdOfTrial(trialId: string): string {
+  return trialId.replace(/-t\d+$/, '');
+}
+
+/** The trial a BullMQ job id names: the id itself, or without its stage (`-s<n>`) or segment (`-k<n>`). */
+export function trialIdOfJob(jobId: string): string {
+  return jobId.replace(/(-t\d+)-[sk]\d+$/, '$1');
+}
 
 /** The id of trial `index` of a sweep: `<sweepId>-t<index, 3 digits>`; safe as a BullMQ job id and in S3 keys. */
 export function trialId(sweepId: string, index: number): string {
