@@ -594,12 +594,14 @@ describe('restarts', () => {
     // Nothing changes on start: t0 is still in flight, parallel is 1.
     expect((await second.queue.getJobs(['waiting'])).map((j) => j.id)).toEqual([t0]);
 
-    // A worker finishes t0: it records the result and its job leaves the queue.
+    // A worker finishes t0: it records the result (its fenced write marks the trial dirty, trial-reporter.ts)
+    // and its job leaves the queue.
     const keys = redisKeys(config.prefix);
     await second.redis.hset(keys.trial(t0 ?? ''), {
       state: 'completed',
       summary: JSON.stringify({ g_loss: 1 }),
     });
+    await second.redis.sadd(keys.dirty, t0 ?? '');
     await (await second.queue.getJob(t0 ?? ''))?.remove();
 
     await second.scheduler.tick();
@@ -667,6 +669,7 @@ stages:
         state: 'queued',
         stage: JSON.stringify({ ...next, count: 3, alpha: 0, done: index + 1 }),
       });
+      await second.redis.sadd(keys.dirty, t0); // as the worker's fenced write does
       await (await second.queue.getJob(`${t0}-s${index}`))?.remove();
     };
     await finishStage(0, { index: 1, resolution: 8 });
@@ -696,6 +699,7 @@ stages:
     expect((await waiting(second)).map((j) => [j.id, j.stage.start_step])).toEqual([[`${t0}-s2`, 25]]);
     // The last stage ends the trial; then the next trial starts at its own stage 0.
     await second.redis.hset(keys.trial(t0), { state: 'completed', summary: JSON.stringify({ g_loss: 1 }) });
+    await second.redis.sadd(keys.dirty, t0);
     await (await second.queue.getJob(`${t0}-s2`))?.remove();
     await second.scheduler.tick();
     expect((await waiting(second)).map((j) => j.id)).toEqual([`${t1}-s0`]);

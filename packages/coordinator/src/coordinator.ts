@@ -15,12 +15,13 @@ import {
   TRIAL_QUEUE,
   type WorkerInfo,
 } from '@gantry/shared';
-import { Queue } from 'bullmq';
+import { Queue, QueueEvents } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
 import { Redis } from 'ioredis';
 import { buildApi } from './api/app.ts';
 import { DatasetStore } from './datasets/dataset-store.ts';
 import { InferencePool } from './inference/inference-pool.ts';
+import { LeaderLease } from './leader-lease.ts';
 import { coordinatorMetrics } from './metrics.ts';
 import { resolveInitFrom } from './planner/init-from.ts';
 import { planSweep } from './planner/plan-sweep.ts';
@@ -35,6 +36,8 @@ const WORKER_TTL_MS = 30_000;
 export interface CoordinatorOptions {
   /** Scheduler pass interval. @default 1000 */
   schedulerIntervalMs?: number;
+  /** The leader lease (only its holder schedules). @default config.coordinator.leaseMs */
+  leaseMs?: number;
 }
 
 type State = 'created' | 'running' | 'closing' | 'closed';
@@ -47,6 +50,12 @@ export class Coordinator {
   readonly redis: Redis;
   /** BullMQ does not close connections it is given, so the queue's own is kept here to close. */
   private readonly queueRedis: Redis;
+  /** The queue events' blocking connection. */
+  private readonly eventsRedis: Redis;
+  /** Job completions and failures, which wake the scheduler. */
+  private readonly queueEvents: QueueEvents;
+  /** Several coordinators may run; the lease's holder schedules, every one serves the API. */
+  readonly lease: LeaderLease;
   readonly store: SweepStore;
   readonly queue: Queue;
   /** Augmentation jobs (README, "GAN data augmentation"), on the trial queue's connection. */
@@ -85,14 +94,24 @@ export class Coordinator {
       faults,
       liveWorkers: async () => new Set((await this.workers()).map((w) => w.id)),
     });
-    this.scheduler = new Scheduler(
-      this.store,
-      this.queue,
+    this.eventsRedis = this.redis.duplicate();
+    this.queueEvents = new QueueEvents(TRIAL_QUEUE, {
+      connection: this.eventsRedis,
+      prefix: config.prefix,
+      autorun: false,
+    });
+    this.lease = new LeaderLease(this.redis, this.store.keys, {
+      leaseMs: opts.leaseMs ?? config.coordinator.leaseMs,
+      ...(config.coordinator.id ? { id: config.coordinator.id } : {}),
       log,
-      opts.schedulerIntervalMs,
+    });
+    this.scheduler = new Scheduler(this.store, this.queue, log, {
+      intervalMs: opts.schedulerIntervalMs,
       faults,
-      this.search,
-    );
+      search: this.search,
+      lease: this.lease,
+      events: this.queueEvents,
+    });
     this.inference = new InferencePool({
       init: { store: config.s3, backend: config.worker.backend, wasmGemm: config.worker.wasmGemm },
       log,
@@ -184,6 +203,8 @@ export class Coordinator {
     if (listen) refuseOpenDoor(listen.host, this.config.api.tokens.length);
     await this.objects.ensureBucket();
     this.state = 'running';
+    void this.queueEvents.run().catch((err) => this.log.error({ err }, 'queue events stopped'));
+    await this.lease.start();
     this.scheduler.start();
     await this.scheduler.tick();
     if (!listen) return undefined;
@@ -199,6 +220,9 @@ export class Coordinator {
     this.closing ??= (async () => {
       this.state = 'closing';
       await this.scheduler.stop();
+      await this.lease.stop();
+      await this.queueEvents.close();
+      await this.eventsRedis.quit().catch(() => {});
       await this.app.close();
       await this.inference.close();
       await this.queue.close();

@@ -5,38 +5,124 @@ import {
   LIMITS,
   type Logger,
   NotFoundError,
+  type SweepSpec,
+  type SweepState,
+  sweepIdOfTrial,
   TERMINAL_TRIAL_STATES,
-  type TrialRecord,
+  trialIdOfJob,
 } from '@gantry/shared';
-import type { Queue } from 'bullmq';
-import { isPaused, type SearchEngine } from './search/engine.ts';
-import type { StoredSweep, SweepStore } from './sweep-store.ts';
+import type { Queue, QueueEvents } from 'bullmq';
+import type { LeaderLease } from './leader-lease.ts';
+import type { SearchEngine } from './search/engine.ts';
+import { LeaseLostError, type StoredSweep, type SweepStore, sweepMarker } from './sweep-store.ts';
+import { placeOf, SweepView, type Trial } from './sweep-view.ts';
 import { jobIdOf, trialJob } from './trial-jobs.ts';
+
+/** What a pass found changed in one sweep. */
+interface Changes {
+  /** Trials as Redis holds them now (every trial of a sweep loaded whole). */
+  trials: Trial[];
+  /** Jobs of the sweep the queue's events said failed. */
+  failedJobs: string[];
+  /** Loaded whole: every running job is asked about (events missed while nobody listened). */
+  audit: boolean;
+}
 
 /** How many times a trial job is tried before it fails for good (transient faults only). */
 const JOB_ATTEMPTS = 3;
 
-type Trial = TrialRecord & { dispatched: boolean };
+/** A sweep whose trials are chosen or decided on by the search engine (schedulers, TPE, PBT replay). */
+function searched(spec: SweepSpec): boolean {
+  return spec.scheduler !== undefined || spec.method === 'tpe' || spec.method === 'pbt-replay';
+}
+
+export interface SchedulerOptions {
+  /** Passes run on every queue event and at least this often (they cost what changed). @default 1000 */
+  intervalMs?: number;
+  /** Every this often a pass reloads every active sweep and asks the queue about every running job. @default 60000 */
+  auditMs?: number;
+  /** Fault injection (tests): see GantryConfig.faultKillAt. */
+  faults?: FaultInjector;
+  /** Adaptive search: schedulers' decisions, TPE's suggestions (README, "Adaptive search"). */
+  search?: SearchEngine;
+  /** Only the lease's holder schedules (several coordinators); without one, this process always does. */
+  lease?: LeaderLease;
+  /** The trial queue's events: a job that completes or fails wakes a pass at once. */
+  events?: QueueEvents;
+}
+
+/** What the scheduler has done, for /metrics (README, "Scale"). */
+export interface SchedulerStats {
+  passes: number;
+  /** Trial records read from Redis by passes (a pass reads the trials that changed). */
+  trialsRead: number;
+  /** Passes that reloaded every active sweep (taking the lease, audits, after an error). */
+  fullPasses: number;
+  /** Duration of the last pass in ms. */
+  lastPassMs: number;
+  /** Sum of pass durations in ms. */
+  passMs: number;
+  /** Jobs queued. */
+  dispatched: number;
+}
 
 /**
  * Keeps every active sweep moving: at most `budget.parallel` of its trials queued or running, results
  * recorded from the workers' reports and the queue's final job states, sweeps closed when every trial has
- * ended. All state lives in Redis; each pass recomputes from it, so a restarted coordinator carries on.
+ * ended. All state lives in Redis; the scheduling coordinator keeps a view of each active sweep (SweepView)
+ * and a pass reads only what changed since the last: the trials in the dirty set that workers' fenced
+ * writes fill, and the jobs the queue's events say failed. A job that completes or fails wakes a pass at
+ * once, so a freed place is refilled in milliseconds; a timer runs one at least every `intervalMs`, and an
+ * audit every `auditMs` reloads everything and asks the queue about every running job (events missed while
+ * no coordinator listened). With a lease, only its holder schedules and its writes are fenced by it.
  */
 export class Scheduler {
   private timer?: NodeJS.Timeout;
   private pass: Promise<void> = Promise.resolve();
+  /** A pass queued behind the running one: wake-ups while a pass runs share it. */
+  private pending?: Promise<void>;
+  private readonly views = new Map<string, SweepView>();
+  /** The lease token the views were loaded under; another token (or none) means a full reload. */
+  private viewsToken?: string;
+  private lastAudit = 0;
+  /** Job ids the queue's events reported failed since the last pass. */
+  private failedJobs = new Set<string>();
+  private readonly intervalMs: number;
+  private readonly auditMs: number;
+  private readonly faults: FaultInjector;
+  private readonly search?: SearchEngine;
+  private readonly lease?: LeaderLease;
+  readonly stats: SchedulerStats = {
+    passes: 0,
+    trialsRead: 0,
+    fullPasses: 0,
+    lastPassMs: 0,
+    passMs: 0,
+    dispatched: 0,
+  };
 
   constructor(
     private readonly store: SweepStore,
     private readonly queue: Queue,
     private readonly log: Logger,
-    private readonly intervalMs = 1000,
-    /** Fault injection (tests): see GantryConfig.faultKillAt. */
-    private readonly faults = new FaultInjector(undefined),
-    /** Adaptive search: schedulers' decisions, TPE's suggestions (README, "Adaptive search"). */
-    private readonly search?: SearchEngine,
-  ) {}
+    opts: SchedulerOptions = {},
+  ) {
+    this.intervalMs = opts.intervalMs ?? 1000;
+    this.auditMs = opts.auditMs ?? 60_000;
+    this.faults = opts.faults ?? new FaultInjector(undefined);
+    this.search = opts.search;
+    this.lease = opts.lease;
+    opts.events?.on('completed', () => this.wake());
+    opts.events?.on('failed', ({ jobId }) => {
+      this.failedJobs.add(jobId);
+      this.wake();
+    });
+  }
+
+  /** Whether this process schedules now (holds the lease, or has none to hold). */
+  get leading(): boolean {
+    return this.lease ? this.lease.held : true;
+  }
 
   start(): void {
     this.timer ??= setInterval(() => void this.tick(), this.intervalMs);
@@ -48,132 +134,305 @@ export class Scheduler {
     return this.pass;
   }
 
-  /** One reconciliation pass over all active sweeps; passes never overlap. */
-  tick(): Promise<void> {
-    this.pass = this.pass.then(async () => {
-      try {
-        // One sweep's failure (its store unreachable for a moment) does not hold up the others.
-        for (const id of await this.store.activeIds()) {
-          await this.reconcile(id).catch((err: unknown) =>
-            this.log.error({ err, sweepId: id }, 'scheduler pass failed for a sweep'),
-          );
-        }
-      } catch (err) {
-        this.log.error({ err }, 'scheduler pass failed');
-      }
-    });
-    return this.pass;
+  private wake(): void {
+    if (this.timer && this.leading) void this.tick();
   }
 
-  private async reconcile(sweepId: string): Promise<void> {
-    const sweep = await this.store.get(sweepId);
-    if (!sweep || sweep.state === 'cancelled') return;
+  /** Runs a pass after the current one (wake-ups meanwhile share it); passes never overlap. */
+  tick(): Promise<void> {
+    if (this.pending) return this.pending;
+    const next = this.pass.then(() => {
+      this.pending = undefined;
+      return this.runPass();
+    });
+    this.pending = next;
+    this.pass = next.catch(() => undefined);
+    return next;
+  }
+
+  /** This pass's fencing token: the lease's, '' without a lease, undefined when another coordinator leads. */
+  private token(): string | undefined {
+    return this.lease ? this.lease.token : '';
+  }
+
+  private async runPass(): Promise<void> {
+    const token = this.token();
+    if (token === undefined) {
+      this.views.clear();
+      this.viewsToken = undefined;
+      return;
+    }
+    const began = performance.now();
+    try {
+      const full = token !== this.viewsToken || Date.now() - this.lastAudit >= this.auditMs;
+      const changes = full ? await this.loadAll() : await this.refresh();
+      if (full) {
+        this.viewsToken = token;
+        this.lastAudit = Date.now();
+        this.stats.fullPasses += 1;
+      }
+      for (const view of [...this.views.values()]) {
+        const changed = changes.get(view.sweep.id);
+        if (!changed && !this.hasRoomToFill(view)) continue;
+        // One sweep's failure (its store unreachable for a moment) does not hold up the others.
+        await this.reconcile(view, changed ?? { trials: [], failedJobs: [], audit: false }).catch((err) => {
+          if (err instanceof LeaseLostError) throw err;
+          this.log.error({ err, sweepId: view.sweep.id }, 'scheduler pass failed for a sweep');
+          this.viewsToken = undefined; // what the pass took from the dirty set is reloaded next time
+        });
+      }
+    } catch (err) {
+      this.viewsToken = undefined;
+      if (err instanceof LeaseLostError) {
+        this.log.warn('scheduler: lease lost during a pass; another coordinator schedules');
+        this.lease?.lost();
+        this.views.clear();
+      } else this.log.error({ err }, 'scheduler pass failed');
+    } finally {
+      const ms = performance.now() - began;
+      this.stats.passes += 1;
+      this.stats.lastPassMs = ms;
+      this.stats.passMs += ms;
+    }
+  }
+
+  /** A sweep with no change this pass still needs one when it has places to fill and something to fill them with. */
+  private hasRoomToFill(view: SweepView): boolean {
+    const { spec } = view.sweep;
+    if (spec.budget.parallel - view.count('live') <= 0) return false;
+    return (
+      view.count('waiting') > 0 || view.count('paused') > 0 || !(this.search?.exhausted(view.sweep) ?? true)
+    );
+  }
+
+  /** Loads every active sweep whole: every trial counts as changed, every running job is asked about. */
+  private async loadAll(): Promise<Map<string, Changes>> {
+    // Entries of the dirty set are covered by the full load (what changes after this read stays there).
+    await this.store.takeDirty();
+    this.failedJobs.clear();
+    this.views.clear();
+    const out = new Map<string, Changes>();
+    for (const id of await this.store.activeIds()) {
+      const view = await this.loadSweep(id);
+      if (view) out.set(id, { trials: [...view.trials], failedJobs: [], audit: true });
+    }
+    return out;
+  }
+
+  private async loadSweep(id: string): Promise<SweepView | undefined> {
+    const sweep = await this.store.get(id);
+    this.views.delete(id);
+    if (!sweep || sweep.state === 'cancelled') return undefined;
     const trials = await this.store.trials(sweep.trialIds);
-    for (const t of trials) if (t.dispatched) await this.settleFromQueue(sweep, t);
-    for (const t of trials) {
+    this.stats.trialsRead += trials.length;
+    const view = new SweepView(sweep, trials);
+    this.views.set(id, view);
+    return view;
+  }
+
+  /** What changed since the last pass: the dirty set's trials and sweeps, new and ended sweeps, failed jobs. */
+  private async refresh(): Promise<Map<string, Changes>> {
+    const dirty = await this.store.takeDirty();
+    const failed = [...this.failedJobs];
+    this.failedJobs.clear();
+    const active = new Set(await this.store.activeIds());
+    for (const id of this.views.keys()) if (!active.has(id)) this.views.delete(id);
+    const out = new Map<string, Changes>();
+    const changesOf = (id: string): Changes => {
+      const c = out.get(id) ?? { trials: [], failedJobs: [], audit: false };
+      out.set(id, c);
+      return c;
+    };
+    // New sweeps, and sweeps whose record or trial list changed (extend, TPE elsewhere): loaded whole.
+    const reload = new Set([...active].filter((id) => !this.views.has(id)));
+    const trialIds: string[] = [];
+    for (const e of dirty) {
+      if (e.startsWith('sweep:')) reload.add(e.slice('sweep:'.length));
+      else trialIds.push(e);
+    }
+    for (const id of reload) {
+      if (!active.has(id)) continue;
+      const view = await this.loadSweep(id);
+      if (view) changesOf(id).trials.push(...view.trials);
+    }
+    const wanted = trialIds.filter((id) => {
+      const sweepId = sweepIdOfTrial(id);
+      return this.views.has(sweepId) && !reload.has(sweepId);
+    });
+    const fresh = await this.store.trials(wanted);
+    this.stats.trialsRead += fresh.length;
+    for (const t of fresh) {
+      this.views.get(t.sweepId)?.put(t);
+      changesOf(t.sweepId).trials.push(t);
+    }
+    for (const jobId of failed) {
+      const sweepId = sweepIdOfTrial(trialIdOfJob(jobId));
+      if (this.views.has(sweepId)) changesOf(sweepId).failedJobs.push(jobId);
+    }
+    return out;
+  }
+
+  private async reconcile(view: SweepView, changes: Changes): Promise<void> {
+    const { sweep } = view;
+    const sweepId = sweep.id;
+    // The queue's final word on jobs whose workers could not report it (all running ones at an audit).
+    const settle = changes.audit
+      ? view.trials.filter((t) => t.dispatched && !TERMINAL_TRIAL_STATES.has(t.state))
+      : changes.failedJobs
+          .map((jobId) => ({ jobId, t: view.trial(trialIdOfJob(jobId)) }))
+          .filter(({ jobId, t }) => t && jobIdOf(t) === jobId)
+          .map(({ t }) => t!);
+    for (const t of settle) await this.settleFromQueue(view, t);
+    const results: { id: string; fields: Partial<Trial> }[] = [];
+    for (const t of changes.trials) {
       if (t.state === 'completed' && t.result === undefined && t.summary) {
         const value = t.summary[sweep.spec.metric.name];
         if (value !== undefined) {
           t.result = value;
-          await this.store.updateTrial(t.id, { result: value });
-          this.faults.point('result');
+          results.push({ id: t.id, fields: { result: value } });
         }
       }
     }
+    if (results.length > 0) {
+      await this.write(results);
+      for (const _ of results) this.faults.point('result');
+    }
     // A staged trial whose worker finished a stage goes on with the next stage's job, on any worker; it
     // already holds its place among the parallel trials.
-    for (const t of trials) {
-      if (t.dispatched && t.state === 'queued' && t.stage && t.stage.done > (t.jobStage ?? 0)) {
-        if (t.stage.done < t.stage.count) await this.dispatch(sweep, t, t.stage.done);
-      }
-    }
+    const nextStages = changes.trials
+      .filter((t) => t.dispatched && t.state === 'queued' && t.stage && t.stage.done > (t.jobStage ?? 0))
+      .filter((t) => t.stage!.done < t.stage!.count)
+      .map((t) => ({ t, stage: t.stage!.done }));
+    await this.dispatch(view, nextStages);
     // A trial a worker has started was dispatched, even if the coordinator died before marking it.
-    for (const t of trials) {
-      if (!t.dispatched && t.state !== 'queued' && !TERMINAL_TRIAL_STATES.has(t.state)) {
-        t.dispatched = true;
-        // A staged trial's job is its running stage's (the one its stage record names).
-        if (sweep.spec.stages) {
-          t.jobStage = t.stage?.index ?? 0;
-          await this.store.updateTrial(t.id, { dispatched: true, jobStage: t.jobStage });
-        } else await this.store.updateTrial(t.id, { dispatched: true });
-      }
+    const started = changes.trials.filter((t) => view.trial(t.id) === t && placeOf(t) === 'started');
+    for (const t of started) {
+      t.dispatched = true;
+      // A staged trial's job is its running stage's (the one its stage record names).
+      if (sweep.spec.stages) t.jobStage = t.stage?.index ?? 0;
     }
-    await this.search?.decide(sweep, trials);
+    await this.write(
+      started.map((t) => ({
+        id: t.id,
+        fields: sweep.spec.stages ? { dispatched: true, jobStage: t.jobStage } : { dispatched: true },
+      })),
+    );
+    for (const t of changes.trials) view.place(t);
+    const search = searched(sweep.spec) ? this.search : undefined;
+    if (search) {
+      await search.decide(sweep, view.trials);
+      view.replaceAll();
+    }
     // A trial paused at a segment's end waits for a decision or a promotion: it holds no place.
-    const isLive = (t: Trial) => t.dispatched && !TERMINAL_TRIAL_STATES.has(t.state) && !isPaused(t);
-    const room = Math.max(0, sweep.spec.budget.parallel - trials.filter(isLive).length);
-    const promoted = new Set(await this.search?.promote(sweep, trials, room));
-    // TPE suggests only for places nothing else waits for: each suggestion sees the latest results.
-    const queued = trials.filter((t) => !t.dispatched && t.state === 'queued').length;
-    trials.push(...((await this.search?.suggest(sweep, trials, Math.max(0, room - queued))) ?? []));
+    const room = Math.max(0, sweep.spec.budget.parallel - view.count('live'));
+    const promoted = new Set(search ? await search.promote(sweep, view.trials, room) : []);
+    if (search) {
+      view.replaceAll();
+      // TPE suggests only for places nothing else waits for: each suggestion sees the latest results.
+      const free = Math.max(0, room - view.count('waiting'));
+      for (const t of await search.suggest(sweep, view.trials, free)) view.put(t);
+    }
     // Promoted trials first (ASHA), then the least trained (a PBT population moves on together), then order.
-    const waiting = trials
-      .filter((t) => !t.dispatched && t.state === 'queued')
-      .sort(
-        (a, b) =>
-          Number(promoted.has(b.id)) - Number(promoted.has(a.id)) || a.step - b.step || a.index - b.index,
-      );
-    for (const t of waiting.slice(0, room)) await this.dispatch(sweep, t);
+    await this.dispatch(
+      view,
+      view.nextWaiting(room, promoted).map((t) => ({ t, stage: 0 })),
+    );
     const exhausted = this.search?.exhausted(sweep) ?? true;
-    if (exhausted && !trials.some((t) => isLive(t) || (!t.dispatched && t.state === 'queued')))
-      await this.search?.finish(sweep, trials);
-    if (exhausted && trials.every((t) => TERMINAL_TRIAL_STATES.has(t.state))) {
-      const ok = trials.some((t) => t.state === 'completed');
-      await this.store.setSweepState(sweepId, ok ? 'completed' : 'failed');
+    const moving = view.count('live') + view.count('waiting') + view.count('started');
+    if (search && exhausted && moving === 0) {
+      await search.finish(sweep, view.trials);
+      view.replaceAll();
+    }
+    if (exhausted && view.count('ended') === view.size) {
+      const ok = view.trials.some((t) => t.state === 'completed');
+      await this.writeSweepState(sweepId, ok ? 'completed' : 'failed');
+      this.views.delete(sweepId);
       this.log.info({ sweepId, state: ok ? 'completed' : 'failed' }, 'sweep ended');
-    } else if (sweep.state === 'queued' && trials.some((t) => t.dispatched)) {
-      await this.store.setSweepState(sweepId, 'running');
+    } else if (sweep.state === 'queued' && view.count('live') + view.count('paused') > 0) {
+      await this.writeSweepState(sweepId, 'running');
+      sweep.state = 'running';
     }
   }
 
+  /** Trial fields, fenced by the lease. @throws LeaseLostError */
+  private async write(updates: { id: string; fields: Partial<Trial> }[]): Promise<void> {
+    const token = this.token();
+    if (token === undefined) throw new LeaseLostError();
+    await this.store.updateTrialsFenced(token, updates);
+  }
+
+  private async writeSweepState(id: string, state: SweepState): Promise<void> {
+    const token = this.token();
+    if (token === undefined) throw new LeaseLostError();
+    await this.store.setSweepStateFenced(token, id, state);
+  }
+
   /** Records the end of a trial whose job the queue has finished but whose worker could not report it. */
-  private async settleFromQueue(sweep: StoredSweep, t: Trial): Promise<void> {
+  private async settleFromQueue(view: SweepView, t: Trial): Promise<void> {
     if (TERMINAL_TRIAL_STATES.has(t.state)) return;
     // The job of a stage recorded as done has nothing left to say (and may have been cleaned away).
     if (t.stage && t.stage.done > (t.jobStage ?? 0)) return;
     const jobId = jobIdOf(t);
     const state = await this.queue.getJobState(jobId);
-    if (state === 'failed') {
-      const job = await this.queue.getJob(jobId);
-      t.state = 'failed';
-      t.reason = job?.failedReason || 'job failed';
-      await this.store.updateTrial(t.id, { state: 'failed', reason: t.reason, endedAt: Date.now() });
-      this.log.warn({ sweepId: sweep.id, trialId: t.id, reason: t.reason }, 'trial failed');
-    } else if (state === 'unknown') {
-      t.state = 'failed';
-      t.reason = 'its queue job disappeared';
-      await this.store.updateTrial(t.id, { state: 'failed', reason: t.reason, endedAt: Date.now() });
-    }
+    if (state !== 'failed' && state !== 'unknown') return;
+    const reason =
+      state === 'failed'
+        ? (await this.queue.getJob(jobId))?.failedReason || 'job failed'
+        : 'its queue job disappeared';
+    const endedAt = Date.now();
+    await this.write([{ id: t.id, fields: { state: 'failed', reason, endedAt } }]);
+    Object.assign(t, { state: 'failed', reason, endedAt });
+    view.place(t);
+    if (state === 'failed') this.log.warn({ sweepId: view.sweep.id, trialId: t.id, reason }, 'trial failed');
   }
 
-  /** Queues trial `t`'s job; for a staged model the job of stage `stage`. Adding a job twice is a no-op. */
-  private async dispatch(sweep: StoredSweep, t: Trial, stage = 0): Promise<void> {
+  /**
+   * Queues each trial's job (for a staged model the job of stage `stage`) in one round trip, then marks them
+   * dispatched. Adding a job twice is a no-op, so a coordinator that dies in between queues them again on
+   * restart to no effect (the job id is the trial's, or its stage's or segment's). Never queues without
+   * the lease.
+   */
+  private async dispatch(view: SweepView, items: readonly { t: Trial; stage: number }[]): Promise<void> {
+    if (items.length === 0) return;
+    if (this.token() === undefined) throw new LeaseLostError();
+    const { sweep } = view;
     const { stages } = sweep.spec;
-    const payload = trialJob(sweep, t, stage);
-    const jobId = jobIdOf({ ...t, jobStage: stages ? stage : undefined });
-    // Queued before the trial is marked: a coordinator that dies in between queues it again on restart,
-    // which adds nothing (the job id is the trial's, or its stage's or segment's).
-    const name = stages ? `stage-${stage}` : t.segment !== undefined ? `segment-${t.segment}` : 'train';
-    await this.queue.add(name, payload, {
-      jobId,
-      attempts: JOB_ATTEMPTS,
-      backoff: { type: 'exponential', delay: 2000 },
+    const jobs = items.map(({ t, stage }) => {
+      const payload = trialJob(sweep, t, stage);
+      const jobId = jobIdOf({ ...t, jobStage: stages ? stage : undefined });
+      const name = stages ? `stage-${stage}` : t.segment !== undefined ? `segment-${t.segment}` : 'train';
+      return {
+        name,
+        data: payload,
+        opts: { jobId, attempts: JOB_ATTEMPTS, backoff: { type: 'exponential', delay: 2000 } },
+      };
     });
-    this.faults.point('dispatch');
-    t.dispatched = true;
-    t.jobStage = stages ? stage : undefined;
-    await this.store.updateTrial(t.id, stages ? { dispatched: true, jobStage: stage } : { dispatched: true });
-    if (stages) {
-      this.log.info(
-        { sweepId: sweep.id, trialId: t.id, stage, resolution: payload.stage?.resolution, jobId },
-        stage === 0 ? 'trial queued (stage 0)' : `stage ${stage} queued`,
-      );
-    } else if (t.segment) {
-      this.log.info(
-        { sweepId: sweep.id, trialId: t.id, segment: t.segment, from: t.step, until: t.until, jobId },
-        `segment ${t.segment} queued`,
-      );
-    } else this.log.info({ sweepId: sweep.id, trialId: t.id, params: t.params }, 'trial queued');
+    await this.queue.addBulk(jobs);
+    for (const _ of items) this.faults.point('dispatch');
+    await this.write(
+      items.map(({ t, stage }) => ({
+        id: t.id,
+        fields: stages ? { dispatched: true, jobStage: stage } : { dispatched: true },
+      })),
+    );
+    this.stats.dispatched += items.length;
+    items.forEach(({ t, stage }, i) => {
+      t.dispatched = true;
+      t.jobStage = stages ? stage : undefined;
+      view.place(t);
+      const jobId = jobs[i]!.opts.jobId;
+      if (stages) {
+        this.log.info(
+          { sweepId: sweep.id, trialId: t.id, stage, resolution: jobs[i]!.data.stage?.resolution, jobId },
+          stage === 0 ? 'trial queued (stage 0)' : `stage ${stage} queued`,
+        );
+      } else if (t.segment) {
+        this.log.info(
+          { sweepId: sweep.id, trialId: t.id, segment: t.segment, from: t.step, until: t.until, jobId },
+          `segment ${t.segment} queued`,
+        );
+      } else this.log.info({ sweepId: sweep.id, trialId: t.id, params: t.params }, 'trial queued');
+    });
   }
 
   /**
@@ -250,6 +509,9 @@ export class Scheduler {
           await job.remove().catch(() => {});
       }
     }
+    // The scheduling coordinator (maybe another process) drops the sweep from its views.
+    this.views.delete(sweepId);
+    await this.store.markDirty([sweepMarker(sweepId)]);
     await this.store.redis.publish(
       this.store.keys.control,
       JSON.stringify({ type: 'cancel', trialIds: live.map((t) => t.id) }),

@@ -19,6 +19,47 @@ import {
 import type { Redis } from 'ioredis';
 import type { PlannedTrial } from './planner/plan-sweep.ts';
 
+/**
+ * Writes of the scheduling coordinator, fenced by its leader lease (leader-lease.ts): applied only while
+ * the lease key holds `token` ('' for a scheduler without a lease: one coordinator in a test). KEYS[1] the
+ * lease; KEYS[2..] trial hashes; ARGV[1] the token, then for each hash a field count and its field/value
+ * pairs. Returns 1, or -1 when the lease has moved on.
+ */
+const FENCED_TRIALS = `
+if ARGV[1] ~= '' and redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
+local a = 2
+for k = 2, #KEYS do
+  local n = tonumber(ARGV[a])
+  for i = 1, n do redis.call('HSET', KEYS[k], ARGV[a + 2 * i - 1], ARGV[a + 2 * i]) end
+  a = a + 1 + 2 * n
+end
+return 1
+`;
+
+/** A sweep's state, fenced like FENCED_TRIALS: KEYS lease, sweep hash, active set; ARGV token, state, id, ended-at. */
+const FENCED_SWEEP_STATE = `
+if ARGV[1] ~= '' and redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
+redis.call('HSET', KEYS[2], 'state', ARGV[2])
+if ARGV[4] ~= '' then
+  redis.call('HSET', KEYS[2], 'endedAt', ARGV[4])
+  redis.call('SREM', KEYS[3], ARGV[3])
+end
+return 1
+`;
+
+/** The scheduling coordinator lost its lease: another one schedules now; this one's writes were refused. */
+export class LeaseLostError extends Error {
+  constructor() {
+    super('the leader lease has moved to another coordinator');
+    this.name = 'LeaseLostError';
+  }
+}
+
+/** Marks a sweep's record or trial list as changed in the scheduler's dirty set (keys.dirty). */
+export function sweepMarker(sweepId: string): string {
+  return `sweep:${sweepId}`;
+}
+
 /** A sweep as kept in Redis. */
 export interface StoredSweep {
   id: string;
@@ -132,10 +173,9 @@ export class SweepStore {
         this.keys.trial(makeTrialId(sweep.id, p.index)),
         encodeTrial(newTrial(sweep.id, sweep.spec, p, now, segment?.(p))),
       );
-    tx.hset(this.keys.sweep(sweep.id), {
-      trialIds: JSON.stringify(trialIds),
-      spec: JSON.stringify(sweep.spec),
-    });
+    // The spec is the extend path's to write (reopen): a TPE suggestion never overwrites a newer budget.
+    tx.hset(this.keys.sweep(sweep.id), 'trialIds', JSON.stringify(trialIds));
+    tx.sadd(this.keys.dirty, sweepMarker(sweep.id));
     await tx.exec();
     sweep.trialIds = trialIds;
     return ids;
@@ -143,7 +183,10 @@ export class SweepStore {
 
   /** Stores a changed spec (an extended budget) and, for an ended sweep, makes it active again. */
   async reopen(sweep: StoredSweep): Promise<void> {
-    const tx = this.redis.multi().hset(this.keys.sweep(sweep.id), 'spec', JSON.stringify(sweep.spec));
+    const tx = this.redis
+      .multi()
+      .hset(this.keys.sweep(sweep.id), 'spec', JSON.stringify(sweep.spec))
+      .sadd(this.keys.dirty, sweepMarker(sweep.id));
     if (sweep.state === 'completed' || sweep.state === 'failed') {
       tx.hset(this.keys.sweep(sweep.id), 'state', 'running').hdel(this.keys.sweep(sweep.id), 'endedAt');
       tx.sadd(this.activeKey, sweep.id);
@@ -206,6 +249,60 @@ export class SweepStore {
 
   async activeIds(): Promise<string[]> {
     return this.redis.smembers(this.activeKey);
+  }
+
+  /** Takes up to `max` entries of the dirty set (trial ids and sweep markers); each is taken once. */
+  async takeDirty(max = 10_000): Promise<string[]> {
+    return this.redis.spop(this.keys.dirty, max);
+  }
+
+  /** Tells the scheduling coordinator (maybe another process) that these trials or sweeps changed. */
+  async markDirty(entries: readonly string[]): Promise<void> {
+    if (entries.length > 0) await this.redis.sadd(this.keys.dirty, ...entries);
+  }
+
+  /**
+   * Sets fields of many trials in one script, fenced by the leader lease `token`.
+   * @throws LeaseLostError when the lease has moved to another coordinator (nothing written)
+   */
+  async updateTrialsFenced(
+    token: string,
+    updates: readonly { id: string; fields: Partial<TrialRecord> & { dispatched?: boolean } }[],
+  ): Promise<void> {
+    if (updates.length === 0) return;
+    const args: string[] = [token];
+    for (const u of updates) {
+      const { dispatched, ...rest } = u.fields;
+      const enc = encodeTrial(rest);
+      if (dispatched !== undefined) enc.dispatched = dispatched ? '1' : '0';
+      const flat = Object.entries(enc).flat();
+      args.push(String(flat.length / 2), ...flat);
+    }
+    const res = (await this.redis.eval(
+      FENCED_TRIALS,
+      1 + updates.length,
+      this.keys.leader,
+      ...updates.map((u) => this.keys.trial(u.id)),
+      ...args,
+    )) as number;
+    if (res !== 1) throw new LeaseLostError();
+  }
+
+  /** setSweepState, fenced by the leader lease `token`. @throws LeaseLostError (nothing written) */
+  async setSweepStateFenced(token: string, id: string, state: SweepState): Promise<void> {
+    const ended = state === 'completed' || state === 'failed' || state === 'cancelled';
+    const res = (await this.redis.eval(
+      FENCED_SWEEP_STATE,
+      3,
+      this.keys.leader,
+      this.keys.sweep(id),
+      this.activeKey,
+      token,
+      state,
+      id,
+      ended ? String(Date.now()) : '',
+    )) as number;
+    if (res !== 1) throw new LeaseLostError();
   }
 
   async setSweepState(id: string, state: SweepState): Promise<void> {

@@ -51,7 +51,7 @@ function setup(prefix = uniqueId('s'), live: Set<string> = new Set(['w1'])) {
   const log = createLogger('test', 'silent');
   const faults = new FaultInjector(undefined);
   const search = new SearchEngine({ store, queue, objects, log, faults, liveWorkers: async () => live });
-  const scheduler = new Scheduler(store, queue, log, 1000, faults, search);
+  const scheduler = new Scheduler(store, queue, log, { faults, search });
   return { prefix, store, queue, search, scheduler };
 }
 
@@ -75,22 +75,30 @@ async function submit(s: Setup, spec: Record<string, unknown>): Promise<StoredSw
   return sweep;
 }
 
-/** What a worker writes when it evaluates trial `id` at `step` (running, at that step). */
+/**
+ * What a worker writes when it evaluates trial `id` at `step` (running, at that step), with the dirty mark
+ * its fenced write adds (trial-reporter.ts).
+ */
 async function evaluated(s: Setup, id: string, step: number, fld: number, worker = 'w1'): Promise<void> {
   const point: QualityPoint = { step, fld, diversity_ratio: 1, t: Date.now() };
   await redis
     .multi()
     .rpush(s.store.keys.trialQuality(id), JSON.stringify(point))
     .hset(s.store.keys.trial(id), encodeTrial({ state: 'running', step, worker, quality: point }))
+    .sadd(s.store.keys.dirty, id)
     .exec();
 }
 
 async function completed(s: Setup, id: string, fld: number, steps: number): Promise<void> {
   await evaluated(s, id, steps, fld);
-  await redis.hset(
-    s.store.keys.trial(id),
-    encodeTrial({ state: 'completed', step: steps, summary: { fld }, endedAt: Date.now() }),
-  );
+  await redis
+    .multi()
+    .hset(
+      s.store.keys.trial(id),
+      encodeTrial({ state: 'completed', step: steps, summary: { fld }, endedAt: Date.now() }),
+    )
+    .sadd(s.store.keys.dirty, id)
+    .exec();
 }
 
 /** A committed checkpoint of trial `id` at `step`, with real objects (PBT copies them). */
@@ -129,7 +137,11 @@ async function checkpoint(s: Setup, sweepId: string, id: string, step: number): 
 async function paused(s: Setup, sweepId: string, id: string, step: number, fld: number) {
   await evaluated(s, id, step, fld);
   await checkpoint(s, sweepId, id, step);
-  await redis.hset(s.store.keys.trial(id), encodeTrial({ state: 'queued', step, pausedAt: step }));
+  await redis
+    .multi()
+    .hset(s.store.keys.trial(id), encodeTrial({ state: 'queued', step, pausedAt: step }))
+    .sadd(s.store.keys.dirty, id)
+    .exec();
 }
 
 const events = (s: Setup, id: string) => s.store.searchEvents(id);
