@@ -11,6 +11,7 @@
  *                     --skip-28 --skip-64 --skip-srgan --skip-pix2pix --skip-push --skip-sweep]
  *
  *   npm run bench -- search [options]   the adaptive-search bench instead (bench/search.ts)
+ *   npm run bench -- scale [options]    the coordinator at 10-1,000 simulated workers (bench/scale.ts)
  *
  * The networks' sizes are the constants DCGAN, SRGAN and PIX2PIX below; the PyTorch scripts
  * (dcgan_pytorch.py, srgan_pytorch.py, pix2pix_pytorch.py) build the same layers from the same numbers.
@@ -37,6 +38,12 @@ const here = dirname(fileURLToPath(import.meta.url));
 if (process.argv[2] === 'search') {
   const { runSearchBench } = await import('./search.ts');
   await runSearchBench(process.argv.slice(3));
+  process.exit(0);
+}
+// `npm run bench -- scale [options]`: the scale simulation (bench/scale.ts) instead of these.
+if (process.argv[2] === 'scale') {
+  const { runScaleBench } = await import('./scale.ts');
+  await runScaleBench(process.argv.slice(3));
   process.exit(0);
 }
 const { values: args } = parseArgs({
