@@ -19,9 +19,10 @@ import {
 import { Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { LeaderLease } from '../packages/coordinator/src/leader-lease.ts';
 import { planSweep } from '../packages/coordinator/src/planner/plan-sweep.ts';
 import { SearchEngine } from '../packages/coordinator/src/search/engine.ts';
-import { SweepStore } from '../packages/coordinator/src/sweep-store.ts';
+import { LeaseLostError, SweepStore } from '../packages/coordinator/src/sweep-store.ts';
 import { qualityTurn } from '../packages/worker/src/quality/quality-lease.ts';
 import { qualityPrefix } from '../packages/worker/src/quality/quality-source.ts';
 import { TrialReporter } from '../packages/worker/src/trial-reporter.ts';
@@ -71,8 +72,8 @@ function clusterClient(prefix: string): RedisClient {
 }
 
 /**
- * SweepStore is typed for one server (`Redis`) until the scheduler work switches it to RedisClient; a
- * Cluster runs the same commands, which is what this file shows.
+ * SweepStore and LeaderLease are typed for one server (`Redis`) until the coordinator switches to
+ * RedisClient; a Cluster runs the same commands, which is what this file shows.
  */
 const asStoreClient = (c: RedisClient) => c as Redis;
 
@@ -325,6 +326,44 @@ describe("the coordinator's writes on the cluster", () => {
     expect(states).toEqual(['running', 'running', 'stopped']);
   });
 
+  it("pass the leader lease from one coordinator to the next and fence the scheduler's writes by it", async () => {
+    const prefix = tagged();
+    const redis = clusterClient(prefix);
+    const store = new SweepStore(asStoreClient(redis), prefix);
+    const log = createLogger('test', 'silent');
+    const lease = (id: string) =>
+      new LeaderLease(asStoreClient(redis), store.keys, { leaseMs: 900, id, log });
+    const a = lease('a');
+    const b = lease('b');
+    closers.push({ close: () => a.stop() }, { close: () => b.stop() });
+    const sweep = await store.create(spec, planSweep(spec));
+    const [t0, t1] = sweep.trialIds as [string, string];
+    await a.start();
+    await b.start();
+    expect([a.token, b.token]).toEqual(['1:a', undefined]);
+    await store.updateTrialsFenced(a.token!, [
+      { id: t0, fields: { state: 'running', dispatched: true } },
+      { id: t1, fields: { step: 5 } },
+    ]);
+    await expect(store.updateTrialsFenced('0:old', [{ id: t1, fields: { step: 6 } }])).rejects.toThrow(
+      LeaseLostError,
+    );
+    await store.setSweepStateFenced(a.token!, sweep.id, 'running');
+    expect((await store.trials([t0, t1])).map((t) => [t.state, t.dispatched, t.step])).toEqual([
+      ['running', true, 0],
+      ['queued', false, 5],
+    ]);
+    // A clean stop gives the lease up; the other takes it with the next epoch, and the old token is refused.
+    await a.stop();
+    await waitFor('b to lead', async () => (b.token === '2:b' ? true : undefined), 5000);
+    await expect(store.setSweepStateFenced('1:a', sweep.id, 'completed')).rejects.toThrow(LeaseLostError);
+    expect((await store.get(sweep.id))?.state).toBe('running');
+    await store.setSweepStateFenced(b.token!, sweep.id, 'completed');
+    expect((await store.get(sweep.id))?.state).toBe('completed');
+    expect(await store.activeIds()).toEqual([]);
+    await b.stop();
+  });
+
   it("deliver the control channel's messages to a subscriber, published on any node", async () => {
     const prefix = tagged(false);
     const { control } = redisKeys(prefix);
@@ -370,6 +409,15 @@ describe('without a hash tag', () => {
     // ioredis refuses a MULTI across slots before sending it.
     const store = new SweepStore(asStoreClient(asCluster), prefix);
     await expect(store.create(spec, planSweep(spec))).rejects.toThrow(/same slot/);
+    await expect(store.updateTrialsFenced('', [{ id: 'a', fields: { step: 1 } }])).rejects.toThrow(
+      /CROSSSLOT/,
+    );
+    await expect(store.setSweepStateFenced('', 'sw', 'running')).rejects.toThrow(/CROSSSLOT/);
+    // The lease's script fails too: a coordinator there never leads.
+    const lease = new LeaderLease(asStoreClient(asCluster), keys, { log: createLogger('test', 'silent') });
+    await lease.start();
+    expect(lease.held).toBe(false);
+    await lease.stop();
   });
 });
 
@@ -397,8 +445,8 @@ describe('where the keys went', () => {
         expect(new Set(slots)).toEqual(new Set([slot]));
         seen.push(...holders[0]!.map((k) => k.slice(prefix.length)));
       }
-      // The keys of BullMQ's case, the fenced writes' and the coordinator's were looked for.
-      expect(taggedPrefixes.length).toBe(3);
+      // The keys of BullMQ's case, the fenced writes', the coordinator's and the lease's were looked for.
+      expect(taggedPrefixes.length).toBe(4);
       const kinds = new Set(seen.map((k) => k.replace(/cluster-[0-9a-f]{8}/, '<sweep>')));
       expect([...kinds]).toEqual(
         expect.arrayContaining([
@@ -409,6 +457,8 @@ describe('where the keys went', () => {
           ':sweeps:active',
           ':sweep:<sweep>:search',
           ':trial:<sweep>-t002:quality',
+          ':coordinator:epoch',
+          ':scheduler:dirty',
         ]),
       );
     } finally {
