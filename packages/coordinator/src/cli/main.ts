@@ -1,4 +1,5 @@
 import { Command, InvalidArgumentError } from 'commander';
+import { registerK8sCommand } from '../k8s/k8s-command.ts';
 import { ApiClient, ApiError } from './api-client.ts';
 import { registerAugmentCommand } from './augment-command.ts';
 import { cliTarget } from './cli-config.ts';
@@ -50,6 +51,8 @@ export async function main(argv: string[]): Promise<void> {
     .option('-p, --port <port>', 'API port (default: $GANTRY_PORT or 8080)', port)
     .option('--host <host>', 'listen address (default: $GANTRY_HOST or 127.0.0.1)')
     .action((opts: { port?: number; host?: string }) => runCoordinator(opts));
+
+  registerK8sCommand(program);
 
   const api = () => new ApiClient(cliTarget(program.opts<{ api?: string }>().api));
   registerClientCommands(program, api);
