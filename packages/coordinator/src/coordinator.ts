@@ -2,12 +2,15 @@ import type { AddressInfo } from 'node:net';
 import {
   AUGMENTATION_QUEUE,
   AugmentationStore,
+  createRedis,
+  duplicateRedis,
   FaultInjector,
   fitDataset,
   type GantryConfig,
   type Logger,
   NotFoundError,
   ObjectStore,
+  type RedisClient,
   refuseOpenDoor,
   SpecValidationError,
   type SweepSpec,
@@ -17,7 +20,6 @@ import {
 } from '@gantry/shared';
 import { Queue, QueueEvents } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
-import { Redis } from 'ioredis';
 import { buildApi } from './api/app.ts';
 import { DatasetStore } from './datasets/dataset-store.ts';
 import { InferencePool } from './inference/inference-pool.ts';
@@ -47,11 +49,11 @@ type State = 'created' | 'running' | 'closing' | 'closed';
  * All state is in Redis, so any number of restarts carry on where the last one stopped.
  */
 export class Coordinator {
-  readonly redis: Redis;
+  readonly redis: RedisClient;
   /** BullMQ does not close connections it is given, so the queue's own is kept here to close. */
-  private readonly queueRedis: Redis;
+  private readonly queueRedis: RedisClient;
   /** The queue events' blocking connection. */
-  private readonly eventsRedis: Redis;
+  private readonly eventsRedis: RedisClient;
   /** Job completions and failures, which wake the scheduler. */
   private readonly queueEvents: QueueEvents;
   /** Several coordinators may run; the lease's holder schedules, every one serves the API. */
@@ -76,9 +78,9 @@ export class Coordinator {
     private readonly log: Logger,
     opts: CoordinatorOptions = {},
   ) {
-    this.redis = new Redis(config.redisUrl, config.redisOptions);
+    this.redis = createRedis(config);
     this.store = new SweepStore(this.redis, config.prefix);
-    this.queueRedis = this.redis.duplicate();
+    this.queueRedis = duplicateRedis(this.redis);
     this.queue = new Queue(TRIAL_QUEUE, { connection: this.queueRedis, prefix: config.prefix });
     this.augmentQueue = new Queue(AUGMENTATION_QUEUE, { connection: this.queueRedis, prefix: config.prefix });
     this.objects = new ObjectStore(config.s3);
@@ -94,7 +96,7 @@ export class Coordinator {
       faults,
       liveWorkers: async () => new Set((await this.workers()).map((w) => w.id)),
     });
-    this.eventsRedis = this.redis.duplicate();
+    this.eventsRedis = duplicateRedis(this.redis);
     this.queueEvents = new QueueEvents(TRIAL_QUEUE, {
       connection: this.eventsRedis,
       prefix: config.prefix,

@@ -1,7 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
-import type { Logger, RedisKeys } from '@gantry/shared';
-import type { Redis } from 'ioredis';
+import type { Logger, RedisClient, RedisKeys } from '@gantry/shared';
 
 /**
  * Takes the lease (KEYS[1]) when nobody holds it, with a new epoch (KEYS[2]), or renews it when it still
@@ -60,7 +59,7 @@ export class LeaderLease {
   private loop: Promise<void> = Promise.resolve();
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly keys: RedisKeys,
     private readonly opts: LeaderLeaseOptions,
   ) {

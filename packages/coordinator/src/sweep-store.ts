@@ -5,6 +5,7 @@ import {
   encodeTrial,
   trialId as makeTrialId,
   type QualityPoint,
+  type RedisClient,
   type RedisKeys,
   redisKeys,
   type SampleRef,
@@ -16,7 +17,6 @@ import {
   type TrialMetrics,
   type TrialRecord,
 } from '@gantry/shared';
-import type { Redis } from 'ioredis';
 import type { PlannedTrial } from './planner/plan-sweep.ts';
 
 /**
@@ -113,7 +113,7 @@ export class SweepStore {
   readonly keys: RedisKeys;
 
   constructor(
-    readonly redis: Redis,
+    readonly redis: RedisClient,
     prefix: string,
   ) {
     this.keys = redisKeys(prefix);

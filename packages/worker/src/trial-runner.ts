@@ -10,6 +10,7 @@ import {
   type ObjectStore,
   type ObjectStoreConfig,
   parseTrialJob,
+  type RedisClient,
   type RedisKeys,
   type StageEvent,
   stageAlpha,
@@ -23,7 +24,6 @@ import {
   type TrialStage,
 } from '@gantry/shared';
 import { type Job, UnrecoverableError, WaitingError } from 'bullmq';
-import type { Redis } from 'ioredis';
 import { acquireAttemptInputs } from './attempt-inputs.ts';
 import type { BackendName } from './backend.ts';
 import type { DatasetCache } from './data/dataset-cache.ts';
@@ -65,7 +65,7 @@ export type AbortReason = 'cancel' | 'shutdown';
 const MAX_DETECTIONS = 50;
 
 export interface TrialRunnerDeps {
-  redis: Redis;
+  redis: RedisClient;
   keys: RedisKeys;
   store: ObjectStoreConfig;
   workerId: string;

@@ -2,10 +2,13 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
 import {
+  createRedis,
+  duplicateRedis,
   FaultInjector,
   type GantryConfig,
   type Logger,
   ObjectStore,
+  type RedisClient,
   redisKeys,
   refuseOpenDoor,
   TokenAuthenticator,
@@ -13,7 +16,6 @@ import {
   type WorkerInfo,
 } from '@gantry/shared';
 import { Worker } from 'bullmq';
-import { Redis } from 'ioredis';
 import { AugmentationConsumer } from './augmentation/augmentation-consumer.ts';
 import { type BackendInfo, initBackend } from './backend.ts';
 import { DatasetCache } from './data/dataset-cache.ts';
@@ -52,10 +54,10 @@ export class GantryWorker {
   readonly metrics = new WorkerMetrics();
   private state: State = 'created';
   private closing?: Promise<void>;
-  private redis?: Redis;
-  private sub?: Redis;
+  private redis?: RedisClient;
+  private sub?: RedisClient;
   /** The BullMQ worker's connection (BullMQ does not close connections it is given). */
-  private bullRedis?: Redis;
+  private bullRedis?: RedisClient;
   private bull?: Worker;
   /** Augmentation jobs (README, "GAN data augmentation"), one at a time, beside the trials. */
   private augmentations?: AugmentationConsumer;
@@ -128,12 +130,12 @@ export class GantryWorker {
     refuseOpenDoor(this.config.api.host, this.config.api.tokens.length, 'the worker metrics endpoint');
     this.server = await this.serveMetrics(this.config.worker.metricsPort);
 
-    this.redis = new Redis(this.config.redisUrl, this.config.redisOptions);
-    this.sub = new Redis(this.config.redisUrl, this.config.redisOptions);
+    this.redis = createRedis(this.config);
+    this.sub = createRedis(this.config);
     await this.sub.subscribe(this.keys.control);
     this.sub.on('message', (_channel, message) => this.onControl(message));
 
-    this.bullRedis = this.redis.duplicate();
+    this.bullRedis = duplicateRedis(this.redis);
     this.bull = new Worker(
       TRIAL_QUEUE,
       async (job, token, bullSignal) => {
