@@ -9,8 +9,19 @@ const say = (line = '') => process.stdout.write(`${line}\n`);
 export async function runUp(opts: { workers: number; port?: number; dataDir: string }): Promise<void> {
   const env = { ...process.env };
   if (opts.port !== undefined) env.GANTRY_PORT = String(opts.port);
-  const stack = new LocalStack({ workers: opts.workers, dataDir: opts.dataDir, env });
   let stopping = false;
+  const stack = new LocalStack({
+    workers: opts.workers,
+    dataDir: opts.dataDir,
+    env,
+    onWorkerExit: (e) => {
+      if (stopping) return;
+      const how = e.signal ?? `code ${e.code}`;
+      say(
+        `worker ${e.id} exited (${how}); restarting it in ${(e.restartInMs / 1000).toFixed(0)} s (restart ${e.restarts}; log ${e.logFile})`,
+      );
+    },
+  });
   const stop = async () => {
     if (stopping) process.exit(130);
     stopping = true;
@@ -29,11 +40,6 @@ export async function runUp(opts: { workers: number; port?: number; dataDir: str
   say(`api: ${stack.apiUrl}   (export GANTRY_API_URL=${stack.apiUrl} for other shells)`);
   say(`workers: ${stack.workers.map((w) => w.id).join(', ')} (logs in ${opts.dataDir}/logs/)`);
   say('submit with: npx gantry submit examples/dcgan-fashion.yaml --watch; Ctrl-C stops');
-  for (const w of stack.workers) {
-    void w.exited.then((code) => {
-      if (!stopping) say(`worker ${w.id} exited (code ${code}); see ${w.logFile}`);
-    });
-  }
 
   const token = process.env.GANTRY_API_TOKEN;
   const api = new ApiClient({ url: stack.apiUrl, token, tokenSource: 'GANTRY_API_TOKEN' });

@@ -1,9 +1,14 @@
 import { once } from 'node:events';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createConnection } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { HeadBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
+import { waitFor } from '../../../../test/support/wait-for.ts';
 import { isRedisReachable, S3RVER_CREDENTIALS, startRedisServer, startS3Server } from './index.ts';
+import { type WorkerExit, WorkerSupervisor } from './worker-processes.ts';
 
 /** True when something accepts TCP connections on 127.0.0.1:port. */
 async function portAccepts(port: number): Promise<boolean> {
@@ -114,5 +119,87 @@ describe('startS3Server', () => {
     const s3 = await startS3Server();
     cleanups.push(() => s3.close());
     await expect(startS3Server({ port: s3.port })).rejects.toThrow(/EADDRINUSE/);
+  });
+});
+
+describe('WorkerSupervisor', () => {
+  /** A stand-in worker entry: appends its pid to a file, then sleeps, or exits at once with code 3. */
+  async function entry(kind: 'sleeps' | 'dies'): Promise<{ file: string; pids: string }> {
+    const dir = await mkdtemp(join(tmpdir(), 'gantry-supervisor-'));
+    cleanups.push(() => rm(dir, { recursive: true, force: true }));
+    const pids = join(dir, 'pids');
+    const file = join(dir, `${kind}.mjs`);
+    await writeFile(
+      file,
+      `import { appendFileSync } from 'node:fs';
+appendFileSync(${JSON.stringify(pids)}, process.env.GANTRY_WORKER_ID + ' ' + process.pid + '\\n');
+${kind === 'sleeps' ? 'setInterval(() => {}, 1000);' : 'process.exit(3);'}
+`,
+    );
+    return { file, pids };
+  }
+  const started = async (pids: string) =>
+    (await readFile(pids, 'utf8').catch(() => '')).split('\n').filter(Boolean);
+
+  it('starts a worker that was SIGKILLed again under its id, and none after stop()', async () => {
+    const { file, pids } = await entry('sleeps');
+    const exits: WorkerExit[] = [];
+    const dir = await mkdtemp(join(tmpdir(), 'gantry-supervisor-logs-'));
+    const sup = new WorkerSupervisor({
+      env: process.env,
+      logDir: dir,
+      entry: file,
+      minDelayMs: 50,
+      onExit: (e) => exits.push(e),
+    });
+    cleanups.push(() => sup.stop(2000));
+    const first = await sup.add('worker-1');
+    await waitFor(
+      'the first process',
+      async () => ((await started(pids)).length === 1 ? true : undefined),
+      10_000,
+    );
+    first.child.kill('SIGKILL');
+    await waitFor(
+      'a second process',
+      async () => ((await started(pids)).length === 2 ? true : undefined),
+      10_000,
+    );
+    expect(exits).toEqual([
+      expect.objectContaining({ id: 'worker-1', signal: 'SIGKILL', restarts: 1, restartInMs: 50 }),
+    ]);
+    const [a, b] = (await started(pids)).map((l) => l.split(' '));
+    expect(a?.[0]).toBe('worker-1');
+    expect(b?.[0]).toBe('worker-1');
+    expect(b?.[1]).not.toBe(a?.[1]);
+    expect(sup.workers.map((w) => w.child.pid)).toEqual([Number(b?.[1])]);
+    await sup.stop(2000);
+    expect(sup.workers.every((w) => w.child.exitCode !== null || w.child.signalCode !== null)).toBe(true);
+    expect(exits).toHaveLength(1);
+  });
+
+  it('backs off while a worker keeps dying young: the delay doubles up to its cap', async () => {
+    const { file } = await entry('dies');
+    const exits: WorkerExit[] = [];
+    const dir = await mkdtemp(join(tmpdir(), 'gantry-supervisor-logs-'));
+    const sup = new WorkerSupervisor({
+      env: process.env,
+      logDir: dir,
+      entry: file,
+      minDelayMs: 20,
+      maxDelayMs: 80,
+      onExit: (e) => exits.push(e),
+    });
+    cleanups.push(() => sup.stop(2000));
+    await sup.add('worker-1');
+    await waitFor('five exits', async () => (exits.length >= 5 ? true : undefined), 20_000);
+    await sup.stop(2000);
+    expect(exits.slice(0, 5).map((e) => [e.code, e.restartInMs])).toEqual([
+      [3, 20],
+      [3, 40],
+      [3, 80],
+      [3, 80],
+      [3, 80],
+    ]);
   });
 });

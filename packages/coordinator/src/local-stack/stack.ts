@@ -4,7 +4,7 @@ import { createLogger, type GantryConfig, type Logger, loadConfig, redactUrl } f
 import { Coordinator } from '../coordinator.ts';
 import { isRedisReachable, type LocalRedis, startRedisServer } from './redis-server.ts';
 import { type LocalS3, S3RVER_CREDENTIALS, startS3Server } from './s3-server.ts';
-import { spawnWorker, stopWorker, type WorkerProcess } from './worker-processes.ts';
+import { type WorkerExit, type WorkerProcess, WorkerSupervisor } from './worker-processes.ts';
 
 export interface LocalStackOptions {
   /** Worker processes to start. @default 1 */
@@ -18,6 +18,8 @@ export interface LocalStackOptions {
   /** Logger for the in-process coordinator. */
   log?: Logger;
   schedulerIntervalMs?: number;
+  /** Told when a worker process dies; the stack starts it again (WorkerSupervisor). */
+  onWorkerExit?: (e: WorkerExit) => void;
 }
 
 type State = 'created' | 'starting' | 'running' | 'closing' | 'closed';
@@ -31,16 +33,20 @@ export class LocalStack {
   coordinator?: Coordinator;
   apiUrl = '';
   config?: GantryConfig;
-  readonly workers: WorkerProcess[] = [];
   private redis?: LocalRedis;
   private s3?: LocalS3;
   private state: State = 'created';
   private closing?: Promise<void>;
-  private workerEnv: NodeJS.ProcessEnv = {};
+  private supervisor?: WorkerSupervisor;
   private nextWorker = 0;
   readonly notes: string[] = [];
 
   constructor(private readonly opts: LocalStackOptions = {}) {}
+
+  /** The worker processes running now (one that died is restarted under its id). */
+  get workers(): WorkerProcess[] {
+    return this.supervisor?.workers ?? [];
+  }
 
   get dataDir(): string {
     return this.opts.dataDir ?? '.gantry';
@@ -84,27 +90,30 @@ export class LocalStack {
     });
     this.apiUrl =
       (await this.coordinator.start({ host: this.config.api.host, port: this.config.api.port })) ?? '';
-    this.workerEnv = { ...env, GANTRY_API_URL: this.apiUrl };
+    const workerEnv: NodeJS.ProcessEnv = { ...env, GANTRY_API_URL: this.apiUrl };
     // N workers share this machine: split its cores between them unless told otherwise.
     const n = this.opts.workers ?? 1;
-    this.workerEnv.GANTRY_WORKER_CONCURRENCY ??= String(Math.max(1, Math.floor(availableParallelism() / n)));
+    workerEnv.GANTRY_WORKER_CONCURRENCY ??= String(Math.max(1, Math.floor(availableParallelism() / n)));
+    this.supervisor = new WorkerSupervisor({
+      env: workerEnv,
+      logDir: join(this.dataDir, 'logs'),
+      onExit: this.opts.onWorkerExit,
+    });
     for (let i = 0; i < (this.opts.workers ?? 1); i++) await this.addWorker();
     this.state = 'running';
   }
 
   /** Starts one more worker process; returns it. */
   async addWorker(): Promise<WorkerProcess> {
-    const id = `worker-${++this.nextWorker}`;
-    const w = await spawnWorker(id, this.workerEnv, join(this.dataDir, 'logs'));
-    this.workers.push(w);
-    return w;
+    if (!this.supervisor) throw new Error('the local stack has not started');
+    return this.supervisor.add(`worker-${++this.nextWorker}`);
   }
 
   /** Workers first (they checkpoint), then the coordinator, then S3 and Redis. Idempotent. */
   close(): Promise<void> {
     this.closing ??= (async () => {
       this.state = 'closing';
-      await Promise.all(this.workers.map((w) => stopWorker(w)));
+      await this.supervisor?.stop();
       await this.coordinator?.close();
       await this.s3?.close();
       await this.redis?.close();
