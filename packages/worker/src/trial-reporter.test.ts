@@ -104,6 +104,24 @@ describe('TrialReporter', () => {
     expect(await history()).toHaveLength(2);
   });
 
+  it("marks the trial in the scheduler's dirty set for a new state or an evaluation, not for progress", async () => {
+    const dirty = () => redis.smembers(keys.dirty);
+    expect(await reporter(TOKEN_A).update({ step: 10, metrics: point(10) }, { history: point(10) })).toBe(
+      'ok',
+    );
+    expect(await dirty()).toEqual([]);
+    expect(await reporter(TOKEN_A).update({ state: 'running', worker: 'w1' })).toBe('ok');
+    expect(await dirty()).toEqual([TRIAL]);
+    await redis.del(keys.dirty);
+    const q: QualityPoint = { step: 20, fld: 12.5, diversity_ratio: 0.9, t: 1 };
+    expect(await reporter(TOKEN_A).update({}, { quality: q })).toBe('ok');
+    expect(await dirty()).toEqual([TRIAL]);
+    await redis.del(keys.dirty);
+    // A refused write marks nothing.
+    expect(await reporter(TOKEN_B).update({ state: 'completed' })).toBe('lock-lost');
+    expect(await dirty()).toEqual([]);
+  });
+
   it('changes nothing for a worker whose token no longer holds the lock', async () => {
     await reporter(TOKEN_A).update({ state: 'running', step: 10 }, { history: point(10) });
     const before = await redis.hgetall(keys.trial(TRIAL));
