@@ -19,6 +19,8 @@ import {
 import { Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { compileFakeTrainer, fakeTrainerLauncher } from '../bench/scale/fake-trainer.ts';
+import { Coordinator } from '../packages/coordinator/src/coordinator.ts';
 import { LeaderLease } from '../packages/coordinator/src/leader-lease.ts';
 import { planSweep } from '../packages/coordinator/src/planner/plan-sweep.ts';
 import { SearchEngine } from '../packages/coordinator/src/search/engine.ts';
@@ -26,18 +28,21 @@ import { LeaseLostError, SweepStore } from '../packages/coordinator/src/sweep-st
 import { qualityTurn } from '../packages/worker/src/quality/quality-lease.ts';
 import { qualityPrefix } from '../packages/worker/src/quality/quality-source.ts';
 import { TrialReporter } from '../packages/worker/src/trial-reporter.ts';
-import { freshStore, uniqueId } from './support/infra.ts';
+import { GantryWorker } from '../packages/worker/src/worker.ts';
+import { freshStore, testEnv, uniqueId } from './support/infra.ts';
 import { type LocalRedisCluster, startRedisCluster } from './support/redis-cluster.ts';
-import { waitFor } from './support/wait-for.ts';
+import { waitFor, waitForSweepEnd } from './support/wait-for.ts';
 
 /**
  * Gantry on a real Redis Cluster (3 masters on loopback): BullMQ and every Lua script and MULTI of the
- * project run there under a hash-tagged prefix and do what they do on one Redis; without the tag the same
- * calls fail (CROSSSLOT), which is why loadConfig refuses such a prefix in cluster mode.
+ * project run there under a hash-tagged prefix and do what they do on one Redis, and a coordinator with two
+ * workers trains a sweep there; without the tag the same calls fail (CROSSSLOT), which is why loadConfig
+ * refuses such a prefix in cluster mode. The last case finds every key written under each tagged prefix in
+ * that tag's one slot.
  */
 let cluster: LocalRedisCluster;
 let objects: ObjectStore;
-/** Clients to close, and the tagged prefixes whose keys the last case looks for. */
+/** What to close after the file, and the tagged prefixes whose keys the last case looks for. */
 const clients: RedisClient[] = [];
 const closers: { close(): Promise<void> }[] = [];
 const taggedPrefixes: string[] = [];
@@ -70,12 +75,6 @@ function clusterClient(prefix: string): RedisClient {
   clients.push(client);
   return client;
 }
-
-/**
- * SweepStore and LeaderLease are typed for one server (`Redis`) until the coordinator switches to
- * RedisClient; a Cluster runs the same commands, which is what this file shows.
- */
-const asStoreClient = (c: RedisClient) => c as Redis;
 
 describe('BullMQ on the cluster', () => {
   it('adds, takes and completes jobs under a hash-tagged prefix, and counts them', async () => {
@@ -284,7 +283,7 @@ describe("the coordinator's writes on the cluster", () => {
   it("create a sweep in one MULTI and stop a trial with the search engine's script", async () => {
     const prefix = tagged();
     const redis = clusterClient(prefix);
-    const store = new SweepStore(asStoreClient(redis), prefix);
+    const store = new SweepStore(redis, prefix);
     const queue = new Queue(TRIAL_QUEUE, { connection: redis, prefix });
     closers.push(queue);
     const log = createLogger('test', 'silent');
@@ -329,10 +328,9 @@ describe("the coordinator's writes on the cluster", () => {
   it("pass the leader lease from one coordinator to the next and fence the scheduler's writes by it", async () => {
     const prefix = tagged();
     const redis = clusterClient(prefix);
-    const store = new SweepStore(asStoreClient(redis), prefix);
+    const store = new SweepStore(redis, prefix);
     const log = createLogger('test', 'silent');
-    const lease = (id: string) =>
-      new LeaderLease(asStoreClient(redis), store.keys, { leaseMs: 900, id, log });
+    const lease = (id: string) => new LeaderLease(redis, store.keys, { leaseMs: 900, id, log });
     const a = lease('a');
     const b = lease('b');
     closers.push({ close: () => a.stop() }, { close: () => b.stop() });
@@ -386,6 +384,57 @@ describe("the coordinator's writes on the cluster", () => {
   });
 });
 
+describe('a sweep on the cluster', () => {
+  it('is trained to the end by a coordinator and two workers whose Redis is the cluster', async () => {
+    const prefix = tagged();
+    const config = loadConfig(
+      testEnv({ REDIS_URL: cluster.redisUrl, GANTRY_PREFIX: prefix, LOG_LEVEL: 'silent' }),
+    );
+    expect(config.redis.cluster).toBe(true);
+    const log = createLogger('cluster', 'silent');
+    const coordinator = new Coordinator(config, log, { schedulerIntervalMs: 250 });
+    const workers: GantryWorker[] = [];
+    try {
+      await coordinator.start();
+      // The real worker code; the trainer is the scale bench's fake (progress, checkpoints, a result).
+      const launchTrainer = fakeTrainerLauncher(
+        compileFakeTrainer({ progressMs: 100, trialSeconds: [0.5, 1] }),
+      );
+      for (const id of ['w1', 'w2']) {
+        const w = new GantryWorker({ ...config, worker: { ...config.worker, id } }, log, {
+          concurrency: 1,
+          launchTrainer,
+        });
+        workers.push(w);
+        await w.start();
+      }
+      const { id, trialIds } = await coordinator.submit(
+        compileSweepSpec({
+          name: 'on-cluster',
+          model: 'dcgan',
+          dataset: 'fashion-mnist',
+          method: 'random',
+          metric: { name: 'g_loss', goal: 'minimize' },
+          budget: { trials: 4, parallel: 2, steps: 40 },
+          checkpoint: { every_steps: 40 },
+          health: { eval_every_steps: 0 },
+          parameters: { lr_g: { distribution: 'log_uniform', min: 1e-5, max: 1e-3 } },
+        }),
+      );
+      expect((await waitForSweepEnd(coordinator, id, 60_000)).state).toBe('completed');
+      const trials = await coordinator.store.trials(trialIds);
+      expect(trials.map((t) => [t.state, t.attempts, typeof t.result])).toEqual(
+        trialIds.map(() => ['completed', 1, 'number']),
+      );
+      expect(new Set(trials.map((t) => t.worker))).toEqual(new Set(['w1', 'w2']));
+      expect((await coordinator.queue.getJobCounts('completed')).completed).toBe(4);
+    } finally {
+      for (const w of workers) await w.close();
+      await coordinator.close();
+    }
+  });
+});
+
 describe('without a hash tag', () => {
   it('the same calls fail across slots, and loadConfig refuses the prefix in cluster mode', async () => {
     const prefix = uniqueId('g');
@@ -407,14 +456,14 @@ describe('without a hash tag', () => {
       /CROSSSLOT/,
     );
     // ioredis refuses a MULTI across slots before sending it.
-    const store = new SweepStore(asStoreClient(asCluster), prefix);
+    const store = new SweepStore(asCluster, prefix);
     await expect(store.create(spec, planSweep(spec))).rejects.toThrow(/same slot/);
     await expect(store.updateTrialsFenced('', [{ id: 'a', fields: { step: 1 } }])).rejects.toThrow(
       /CROSSSLOT/,
     );
     await expect(store.setSweepStateFenced('', 'sw', 'running')).rejects.toThrow(/CROSSSLOT/);
     // The lease's script fails too: a coordinator there never leads.
-    const lease = new LeaderLease(asStoreClient(asCluster), keys, { log: createLogger('test', 'silent') });
+    const lease = new LeaderLease(asCluster, keys, { log: createLogger('test', 'silent') });
     await lease.start();
     expect(lease.held).toBe(false);
     await lease.stop();
@@ -445,22 +494,24 @@ describe('where the keys went', () => {
         expect(new Set(slots)).toEqual(new Set([slot]));
         seen.push(...holders[0]!.map((k) => k.slice(prefix.length)));
       }
-      // The keys of BullMQ's case, the fenced writes', the coordinator's and the lease's were looked for.
-      expect(taggedPrefixes.length).toBe(4);
+      // The keys of BullMQ's case, the fenced writes', the coordinator's, the lease's and the sweep's.
+      expect(taggedPrefixes.length).toBe(5);
       const kinds = new Set(seen.map((k) => k.replace(/cluster-[0-9a-f]{8}/, '<sweep>')));
-      expect([...kinds]).toEqual(
-        expect.arrayContaining([
-          ':trials:completed',
-          ':trials:sw-1-t000:lock',
-          ':trial:sw-1-t000',
-          ':trial:sw-1-t000:checkpoints',
-          ':sweeps:active',
-          ':sweep:<sweep>:search',
-          ':trial:<sweep>-t002:quality',
-          ':coordinator:epoch',
-          ':scheduler:dirty',
-        ]),
-      );
+      const expected = [
+        ':trials:completed',
+        ':trials:sw-1-t000:lock',
+        ':trial:sw-1-t000',
+        ':trial:sw-1-t000:checkpoints',
+        ':sweeps:active',
+        ':sweep:<sweep>:search',
+        ':trial:<sweep>-t002:quality',
+        ':coordinator:epoch',
+        ':scheduler:dirty',
+        ':trial:on-<sweep>-t003:events',
+        ':trial:on-<sweep>-t003:history',
+        ':trial:on-<sweep>-t003:checkpoints',
+      ];
+      expect(expected.filter((k) => !kinds.has(k))).toEqual([]);
     } finally {
       for (const n of nodes) n.disconnect();
     }
