@@ -50,7 +50,7 @@ export function gantryEnv(v: K8sValues, redis: RedisTarget, own: IEnvVar[] = [])
   );
   env.push(...own);
   for (const name of Object.keys(v.gantry.env).sort()) {
-    const value = v.gantry.env[name]!;
+    const value = String(v.gantry.env[name]);
     const at = env.findIndex((e) => e.name === name);
     if (at >= 0) env[at] = { name, value };
     else env.push({ name, value });

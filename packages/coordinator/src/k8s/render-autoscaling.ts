@@ -115,8 +115,9 @@ export function renderAutoscaling(v: K8sValues, redis: RedisTarget): K8sObject[]
             query: prometheusQuery(v),
             threshold: perPod,
             activationThreshold: '0',
-            // No coordinator answering (no series): 0, not an error that freezes the pool's size.
-            ignoreNullValues: 'true',
+            // No series (no coordinator scraped) is an error, under which KEDA keeps the pool's size,
+            // rather than 0, which would drain busy workers while the coordinators are down.
+            ignoreNullValues: 'false',
           },
         },
       ],

@@ -9,7 +9,8 @@ export interface K8sValues {
   images: { gantry: ImageValues; gpuWorker: ImageValues };
   imagePullSecrets: string[];
   serviceAccount: { annotations: Record<string, string> };
-  gantry: { prefix: string; logLevel: string; env: Record<string, string> };
+  /** `env`: numbers and booleans are written as text (`--set gantry.env.GANTRY_LEASE_MS=5000`). */
+  gantry: { prefix: string; logLevel: string; env: Record<string, string | number | boolean> };
   auth: {
     secretName: string;
     key: string;

@@ -68,7 +68,13 @@ const validators = new Map<string, ValidateFunction>();
 function validatorOf(schemaText: string): ValidateFunction {
   let validate = validators.get(schemaText);
   if (!validate) {
-    const ajv = new Ajv({ allErrors: true, verbose: true, strict: true, allowMatchingProperties: true });
+    const ajv = new Ajv({
+      allErrors: true,
+      verbose: true,
+      strict: true,
+      allowMatchingProperties: true,
+      allowUnionTypes: true,
+    });
     validate = ajv.compile(JSON.parse(schemaText) as object);
     validators.set(schemaText, validate);
   }
