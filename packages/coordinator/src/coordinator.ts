@@ -159,11 +159,14 @@ export class Coordinator {
       checkpoints: (id) => this.store.checkpoints(id),
       shapes: (req) => this.inference.shapes(req),
     });
-    const sweep = await this.store.create(resolved, plan, (p) => this.search.firstSegment(resolved, p.index));
+    const { sweep, trials } = await this.store.createWithTrials(resolved, plan, (p) =>
+      this.search.firstSegment(resolved, p.index),
+    );
     this.log.info(
       { sweepId: sweep.id, trials: plan.length, method: spec.method, dataset: pinned.spec.dataset },
       'sweep submitted',
     );
+    await this.scheduler.adopt(sweep, trials);
     await this.scheduler.tick();
     return { id: sweep.id, trialIds: sweep.trialIds, warnings: pinned.warnings };
   }

@@ -9,6 +9,7 @@ import {
   type SweepState,
   sweepIdOfTrial,
   TERMINAL_TRIAL_STATES,
+  type TrialRecord,
   trialIdOfJob,
 } from '@gantry/shared';
 import type { Queue, QueueEvents } from 'bullmq';
@@ -24,8 +25,8 @@ interface Changes {
   trials: Trial[];
   /** Jobs of the sweep the queue's events said failed. */
   failedJobs: string[];
-  /** Loaded whole: every running job is asked about (events missed while nobody listened). */
-  audit: boolean;
+  /** Trials whose job the queue is asked about: every running one when loaded whole, else an audit's slice. */
+  audit: Trial[];
 }
 
 /** How many times a trial job is tried before it fails for good (transient faults only). */
@@ -39,8 +40,14 @@ function searched(spec: SweepSpec): boolean {
 export interface SchedulerOptions {
   /** Passes run on every queue event and at least this often (they cost what changed). @default 1000 */
   intervalMs?: number;
-  /** Every this often a pass reloads every active sweep and asks the queue about every running job. @default 60000 */
-  auditMs?: number;
+  /**
+   * The audit: at most this often a pass asks the queue about the running jobs among the next
+   * `auditSlice` trials of each sweep (a job failed or gone while no coordinator listened to the queue's
+   * events), going round the sweep slice by slice. @default 1000
+   */
+  auditIntervalMs?: number;
+  /** Trials of a sweep each audit looks at. @default 200 */
+  auditSlice?: number;
   /** Fault injection (tests): see GantryConfig.faultKillAt. */
   faults?: FaultInjector;
   /** Adaptive search: schedulers' decisions, TPE's suggestions (README, "Adaptive search"). */
@@ -56,7 +63,7 @@ export interface SchedulerStats {
   passes: number;
   /** Trial records read from Redis by passes (a pass reads the trials that changed). */
   trialsRead: number;
-  /** Passes that reloaded every active sweep (taking the lease, audits, after an error). */
+  /** Passes that reloaded every active sweep (taking the lease, after an error). */
   fullPasses: number;
   /** Duration of the last pass in ms. */
   lastPassMs: number;
@@ -72,9 +79,11 @@ export interface SchedulerStats {
  * ended. All state lives in Redis; the scheduling coordinator keeps a view of each active sweep (SweepView)
  * and a pass reads only what changed since the last: the trials in the dirty set that workers' fenced
  * writes fill, and the jobs the queue's events say failed. A job that completes or fails wakes a pass at
- * once, so a freed place is refilled in milliseconds; a timer runs one at least every `intervalMs`, and an
- * audit every `auditMs` reloads everything and asks the queue about every running job (events missed while
- * no coordinator listened). With a lease, only its holder schedules and its writes are fenced by it.
+ * once, so a freed place is refilled in milliseconds; a timer runs one at least every `intervalMs`, and a
+ * rolling audit asks the queue about a slice of each sweep's running jobs at most once a second (events
+ * missed while no coordinator listened). A sweep is read whole only when this coordinator takes the lease
+ * (or after an error), when it is new and was submitted elsewhere, and when its record changes (extend).
+ * With a lease, only its holder schedules and its writes are fenced by it.
  */
 export class Scheduler {
   private timer?: NodeJS.Timeout;
@@ -85,10 +94,13 @@ export class Scheduler {
   /** The lease token the views were loaded under; another token (or none) means a full reload. */
   private viewsToken?: string;
   private lastAudit = 0;
+  /** Where each sweep's audit goes on from (an index into its trials). */
+  private readonly auditAt = new Map<string, number>();
   /** Job ids the queue's events reported failed since the last pass. */
   private failedJobs = new Set<string>();
   private readonly intervalMs: number;
-  private readonly auditMs: number;
+  private readonly auditIntervalMs: number;
+  private readonly auditSlice: number;
   private readonly faults: FaultInjector;
   private readonly search?: SearchEngine;
   private readonly lease?: LeaderLease;
@@ -108,7 +120,8 @@ export class Scheduler {
     opts: SchedulerOptions = {},
   ) {
     this.intervalMs = opts.intervalMs ?? 1000;
-    this.auditMs = opts.auditMs ?? 60_000;
+    this.auditIntervalMs = opts.auditIntervalMs ?? 1000;
+    this.auditSlice = opts.auditSlice ?? 200;
     this.faults = opts.faults ?? new FaultInjector(undefined);
     this.search = opts.search;
     this.lease = opts.lease;
@@ -164,18 +177,26 @@ export class Scheduler {
     }
     const began = performance.now();
     try {
-      const full = token !== this.viewsToken || Date.now() - this.lastAudit >= this.auditMs;
+      const full = token !== this.viewsToken;
       const changes = full ? await this.loadAll() : await this.refresh();
       if (full) {
         this.viewsToken = token;
-        this.lastAudit = Date.now();
         this.stats.fullPasses += 1;
+      } else if (Date.now() - this.lastAudit >= this.auditIntervalMs) {
+        this.lastAudit = Date.now();
+        for (const view of this.views.values()) {
+          const slice = this.auditSliceOf(view);
+          if (slice.length === 0) continue;
+          const c = changes.get(view.sweep.id) ?? { trials: [], failedJobs: [], audit: [] };
+          c.audit.push(...slice);
+          changes.set(view.sweep.id, c);
+        }
       }
       for (const view of [...this.views.values()]) {
         const changed = changes.get(view.sweep.id);
         if (!changed && !this.hasRoomToFill(view)) continue;
         // One sweep's failure (its store unreachable for a moment) does not hold up the others.
-        await this.reconcile(view, changed ?? { trials: [], failedJobs: [], audit: false }).catch((err) => {
+        await this.reconcile(view, changed ?? { trials: [], failedJobs: [], audit: [] }).catch((err) => {
           if (err instanceof LeaseLostError) throw err;
           this.log.error({ err, sweepId: view.sweep.id }, 'scheduler pass failed for a sweep');
           this.viewsToken = undefined; // what the pass took from the dirty set is reloaded next time
@@ -196,6 +217,25 @@ export class Scheduler {
     }
   }
 
+  /**
+   * Takes a sweep this process has just created, with the records it wrote, into its views (the pass that
+   * follows need not read 10,000 trials back). Runs between passes; ignored unless this process schedules.
+   */
+  adopt(sweep: StoredSweep, trials: readonly TrialRecord[]): Promise<void> {
+    const done = this.pass.then(() => {
+      if (this.token() === undefined || this.token() !== this.viewsToken || this.views.has(sweep.id)) return;
+      this.views.set(
+        sweep.id,
+        new SweepView(
+          sweep,
+          trials.map((t) => ({ ...t, dispatched: false })),
+        ),
+      );
+    });
+    this.pass = done.catch(() => undefined);
+    return done;
+  }
+
   /** A sweep with no change this pass still needs one when it has places to fill and something to fill them with. */
   private hasRoomToFill(view: SweepView): boolean {
     const { spec } = view.sweep;
@@ -203,6 +243,21 @@ export class Scheduler {
     return (
       view.count('waiting') > 0 || view.count('paused') > 0 || !(this.search?.exhausted(view.sweep) ?? true)
     );
+  }
+
+  /** The running trials among the next `auditSlice` of the sweep's trials, round and round. */
+  private auditSliceOf(view: SweepView): Trial[] {
+    const n = view.size;
+    if (n === 0) return [];
+    const from = (this.auditAt.get(view.sweep.id) ?? 0) % n;
+    const take = Math.min(this.auditSlice, n);
+    this.auditAt.set(view.sweep.id, (from + take) % n);
+    const out: Trial[] = [];
+    for (let i = 0; i < take; i++) {
+      const t = view.trials[(from + i) % n]!;
+      if (placeOf(t) === 'live') out.push(t);
+    }
+    return out;
   }
 
   /** Loads every active sweep whole: every trial counts as changed, every running job is asked about. */
@@ -214,7 +269,7 @@ export class Scheduler {
     const out = new Map<string, Changes>();
     for (const id of await this.store.activeIds()) {
       const view = await this.loadSweep(id);
-      if (view) out.set(id, { trials: [...view.trials], failedJobs: [], audit: true });
+      if (view) out.set(id, { trials: [...view.trials], failedJobs: [], audit: view.inPlace('live') });
     }
     return out;
   }
@@ -239,7 +294,7 @@ export class Scheduler {
     for (const id of this.views.keys()) if (!active.has(id)) this.views.delete(id);
     const out = new Map<string, Changes>();
     const changesOf = (id: string): Changes => {
-      const c = out.get(id) ?? { trials: [], failedJobs: [], audit: false };
+      const c = out.get(id) ?? { trials: [], failedJobs: [], audit: [] };
       out.set(id, c);
       return c;
     };
@@ -275,14 +330,13 @@ export class Scheduler {
   private async reconcile(view: SweepView, changes: Changes): Promise<void> {
     const { sweep } = view;
     const sweepId = sweep.id;
-    // The queue's final word on jobs whose workers could not report it (all running ones at an audit).
-    const settle = changes.audit
-      ? view.trials.filter((t) => t.dispatched && !TERMINAL_TRIAL_STATES.has(t.state))
-      : changes.failedJobs
-          .map((jobId) => ({ jobId, t: view.trial(trialIdOfJob(jobId)) }))
-          .filter(({ jobId, t }) => t && jobIdOf(t) === jobId)
-          .map(({ t }) => t!);
-    for (const t of settle) await this.settleFromQueue(view, t);
+    // The queue's final word on jobs whose workers could not report it: those its events said failed, and
+    // the audit's.
+    const failed = changes.failedJobs
+      .map((jobId) => ({ jobId, t: view.trial(trialIdOfJob(jobId)) }))
+      .filter(({ jobId, t }) => t && jobIdOf(t) === jobId)
+      .map(({ t }) => t!);
+    await Promise.all([...new Set([...failed, ...changes.audit])].map((t) => this.settleFromQueue(view, t)));
     const results: { id: string; fields: Partial<Trial> }[] = [];
     for (const t of changes.trials) {
       if (t.state === 'completed' && t.result === undefined && t.summary) {

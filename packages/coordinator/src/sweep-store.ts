@@ -132,9 +132,19 @@ export class SweepStore {
     plan: PlannedTrial[],
     segment?: (p: PlannedTrial) => { segment: number; until?: number } | undefined,
   ): Promise<StoredSweep> {
+    return (await this.createWithTrials(spec, plan, segment)).sweep;
+  }
+
+  /** create(), also returning the trial records written (the scheduler adopts them without reading them back). */
+  async createWithTrials(
+    spec: SweepSpec,
+    plan: PlannedTrial[],
+    segment?: (p: PlannedTrial) => { segment: number; until?: number } | undefined,
+  ): Promise<{ sweep: StoredSweep; trials: TrialRecord[] }> {
     const id = `${spec.name.slice(0, 40)}-${randomBytes(4).toString('hex')}`;
     const now = Date.now();
     const trialIds = plan.map((p) => makeTrialId(id, p.index));
+    const trials = plan.map((p) => newTrial(id, spec, p, now, segment?.(p)));
     const tx = this.redis.multi();
     tx.hset(this.keys.sweep(id), {
       id,
@@ -144,15 +154,11 @@ export class SweepStore {
       createdAt: String(now),
       trialIds: JSON.stringify(trialIds),
     });
-    for (const p of plan)
-      tx.hset(
-        this.keys.trial(makeTrialId(id, p.index)),
-        encodeTrial(newTrial(id, spec, p, now, segment?.(p))),
-      );
+    for (const t of trials) tx.hset(this.keys.trial(t.id), encodeTrial(t));
     tx.zadd(this.keys.sweeps, now, id);
     tx.sadd(this.activeKey, id);
     await tx.exec();
-    return { id, name: spec.name, state: 'queued', spec, createdAt: now, trialIds };
+    return { sweep: { id, name: spec.name, state: 'queued', spec, createdAt: now, trialIds }, trials };
   }
 
   /**
