@@ -35,6 +35,8 @@ export async function sampleCommands(redisUrl: string, pid: number, seconds: num
     const socket = createConnection({ host: url.hostname, port: Number(url.port || 6379) });
     let buffered = '';
     let started = false;
+    // Set when the sample ends: lines still in flight are not counted.
+    let done = false;
     socket.setEncoding('utf8');
     socket.once('error', reject);
     socket.once('connect', () => socket.write('MONITOR\r\n'));
@@ -43,11 +45,13 @@ export async function sampleCommands(redisUrl: string, pid: number, seconds: num
       const lines = buffered.split('\r\n');
       buffered = lines.pop() ?? '';
       for (const line of lines) {
+        if (done) return;
         if (!started) {
           if (line !== '+OK') return reject(new Error(`MONITOR refused: ${line}`));
           started = true;
           setTimeout(() => {
-            socket.end();
+            done = true;
+            socket.destroy();
             resolve();
           }, seconds * 1000);
           continue;

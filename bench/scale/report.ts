@@ -12,7 +12,10 @@ export const TARGETS = {
 const f = (x: number, digits = 0) => (Number.isFinite(x) ? x.toFixed(digits) : 'n/a');
 const thousands = (x: number) => (Number.isFinite(x) ? Math.round(x).toLocaleString('en-US') : 'n/a');
 
-/** One line per N: the figures the issue asks for, and the hosts' CPU that shares the machine. */
+/**
+ * One line per N: the figures the issue asks for, the hosts' CPU that shares the machine with them, and the
+ * whole machine's busy cores (everything running on it, other work included).
+ */
 export function scaleTable(rows: readonly ScaleRow[]): string {
   const head = [
     'N workers',
@@ -24,6 +27,7 @@ export function scaleTable(rows: readonly ScaleRow[]): string {
     'Redis memory',
     'GET /v1/sweeps/:id p50 / p99',
     'worker hosts CPU',
+    'machine busy',
   ];
   const lines = [`| ${head.join(' | ')} |`, `|${head.map(() => ' ---:').join(' |')} |`];
   for (const r of rows) {
@@ -39,6 +43,7 @@ export function scaleTable(rows: readonly ScaleRow[]): string {
         `${f(u.redis_used_memory_mb_max)} MB`,
         `${f(r.api.p50_ms)} / ${f(r.api.p99_ms)} ms`,
         `${f(u.hosts_cores, 2)} cores`,
+        `${f(u.machine_busy_cores, 2)} cores`,
       ].join(' | ')} |`,
     );
   }

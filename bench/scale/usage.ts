@@ -3,6 +3,7 @@
  * worker hosts (/proc), Redis (its own INFO), this process (s3rver runs in it), and the machine as a whole
  * (other work on a shared machine shows there).
  */
+import { loadavg } from 'node:os';
 import { cpuSeconds, infoNumber, machineCpu, rssBytes } from './measure.ts';
 import type { SweepReader } from './sweep-reads.ts';
 
@@ -34,6 +35,8 @@ export interface Usage {
   /** The bench process: s3rver, the API requests and these reads. */
   bench_cores: number;
   machine_busy_cores: number;
+  /** The machine's 1-minute load average at the window's end. */
+  load_average: number;
 }
 
 export async function usageNow(o: {
@@ -84,5 +87,6 @@ export function usageBetween(
     redis_clients: b.redisClients,
     bench_cores: (b.benchCpu - a.benchCpu) / s,
     machine_busy_cores: (b.machineBusy - a.machineBusy) / s,
+    load_average: loadavg()[0]!,
   };
 }
