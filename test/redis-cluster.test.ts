@@ -34,7 +34,8 @@ import { type LocalRedisCluster, startRedisCluster } from './support/redis-clust
 import { waitFor, waitForSweepEnd } from './support/wait-for.ts';
 
 /**
- * Gantry on a real Redis Cluster (3 masters on loopback): BullMQ and every Lua script and MULTI of the
+ * Gantry on a real Redis Cluster (3 masters on loopback, TLS only, with a password, as a managed one is):
+ * every client comes from REDIS_URL's node list and GANTRY_REDIS_CA_FILE through createRedis. BullMQ and every Lua script and MULTI of the
  * project run there under a hash-tagged prefix and do what they do on one Redis, and a coordinator with two
  * workers trains a sweep there; without the tag the same calls fail (CROSSSLOT), which is why loadConfig
  * refuses such a prefix in cluster mode. The last case finds every key written under each tagged prefix in
@@ -47,8 +48,11 @@ const clients: RedisClient[] = [];
 const closers: { close(): Promise<void> }[] = [];
 const taggedPrefixes: string[] = [];
 
+// '@' and '/' in the password: REDIS_URL carries it percent-encoded.
+const PASSWORD = `p@ss/${uniqueId('w')}`;
+
 beforeAll(async () => {
-  cluster = await startRedisCluster();
+  cluster = await startRedisCluster({ tls: true, password: PASSWORD });
   objects = await freshStore();
 }, 60_000);
 afterAll(async () => {
@@ -59,8 +63,15 @@ afterAll(async () => {
 });
 
 /** A config for the cluster (as a deployment's env gives it) under `prefix`. */
-const clusterConfig = (prefix: string): GantryConfig =>
-  loadConfig({ REDIS_URL: cluster.redisUrl, GANTRY_PREFIX: prefix, LOG_LEVEL: 'silent' });
+const clusterConfig = (prefix: string): GantryConfig => loadConfig(clusterEnv(prefix));
+
+/** The cluster's variables of a deployment's environment. */
+const clusterEnv = (prefix: string): NodeJS.ProcessEnv => ({
+  REDIS_URL: cluster.redisUrl,
+  GANTRY_REDIS_CA_FILE: cluster.caFile,
+  GANTRY_PREFIX: prefix,
+  LOG_LEVEL: 'silent',
+});
 
 /** A fresh `{g-<random>}` prefix; one that `leavesKeys` is checked by the last case. */
 function tagged(leavesKeys = true): string {
@@ -373,8 +384,8 @@ describe("the coordinator's writes on the cluster", () => {
     await sub.subscribe(control);
     const pub = clusterClient(prefix);
     await pub.publish(control, 'via-cluster');
-    for (const [i, url] of cluster.urls.entries()) {
-      const node = new Redis(url);
+    for (const i of cluster.urls.keys()) {
+      const node = cluster.node(i);
       await node.publish(control, `via-node-${i}`);
       node.disconnect();
     }
@@ -387,10 +398,8 @@ describe("the coordinator's writes on the cluster", () => {
 describe('a sweep on the cluster', () => {
   it('is trained to the end by a coordinator and two workers whose Redis is the cluster', async () => {
     const prefix = tagged();
-    const config = loadConfig(
-      testEnv({ REDIS_URL: cluster.redisUrl, GANTRY_PREFIX: prefix, LOG_LEVEL: 'silent' }),
-    );
-    expect(config.redis.cluster).toBe(true);
+    const config = loadConfig(testEnv(clusterEnv(prefix)));
+    expect([config.redis.cluster, config.redis.options.password]).toEqual([true, PASSWORD]);
     const log = createLogger('cluster', 'silent');
     const coordinator = new Coordinator(config, log, { schedulerIntervalMs: 250 });
     const workers: GantryWorker[] = [];
@@ -472,7 +481,7 @@ describe('without a hash tag', () => {
 
 describe('where the keys went', () => {
   it("keeps every key of a tagged prefix in its tag's one slot, on one node", async () => {
-    const nodes = cluster.urls.map((url) => new Redis(url));
+    const nodes = [...cluster.urls.keys()].map((i) => cluster.node(i));
     const seen: string[] = [];
     try {
       for (const prefix of taggedPrefixes) {

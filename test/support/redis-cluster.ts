@@ -1,5 +1,5 @@
-import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,12 +7,29 @@ import { Redis } from 'ioredis';
 import { findOnPath, stopChild } from '../../packages/coordinator/src/local-stack/process-util.ts';
 import { waitFor } from './wait-for.ts';
 
+/** Options of {@link startRedisCluster}. */
+export interface StartRedisClusterOptions {
+  /** @default 3 */
+  masters?: number;
+  /** TLS only, for clients and the cluster bus, with a self-signed certificate for 127.0.0.1 (openssl). */
+  tls?: boolean;
+  /** `requirepass` (and `masterauth`) of every node. */
+  password?: string;
+}
+
 /** A Redis Cluster of masters on loopback, owned by this process. */
 export interface LocalRedisCluster {
-  /** `redis://127.0.0.1:<port>` of each master, in slot order (the first serves slot 0). */
+  /**
+   * `redis://127.0.0.1:<port>` of each master (`rediss://:<password>@...` with TLS and a password), in slot
+   * order (the first serves slot 0).
+   */
   readonly urls: string[];
   /** REDIS_URL for Gantry: the masters' URLs, comma-separated. */
   readonly redisUrl: string;
+  /** With TLS: the certificate's file, which is its own CA (GANTRY_REDIS_CA_FILE). */
+  readonly caFile?: string;
+  /** A new client of master `i` alone (not a cluster client): for what a test reads or sends per node. */
+  node(i: number): Redis;
   /** Stops every server and removes their files. Idempotent. */
   stop(): Promise<void>;
 }
@@ -27,12 +44,24 @@ const FORM_TIMEOUT_MS = 20_000;
 /**
  * Starts `masters` redis-servers with cluster mode on (no persistence, free ports on 127.0.0.1), gives each
  * an equal range of the 16384 slots, joins them with CLUSTER MEET, and resolves once every node reports
- * `cluster_state:ok` and knows all the masters. Needs Debian's redis-server 7.0+ (CLUSTER ADDSLOTSRANGE).
+ * `cluster_state:ok` and knows all the masters. With `tls` the nodes have no plain port at all, and with
+ * `password` they answer nobody without it. Needs Debian's redis-server 7.0+ (CLUSTER ADDSLOTSRANGE).
  */
-export async function startRedisCluster(masters = 3): Promise<LocalRedisCluster> {
+export async function startRedisCluster(opts: StartRedisClusterOptions = {}): Promise<LocalRedisCluster> {
+  const masters = opts.masters ?? 3;
   const bin = await findOnPath('redis-server');
   if (bin === undefined) throw new Error('redis-server was not found on PATH (apt-get install redis-server)');
   const dir = await mkdtemp(join(tmpdir(), 'gantry-redis-cluster-'));
+  const cert = opts.tls ? { certFile: join(dir, 'cert.pem'), keyFile: join(dir, 'key.pem') } : undefined;
+  let ca: string | undefined;
+  const connect = (port: number) =>
+    new Redis({
+      host: HOST,
+      port,
+      maxRetriesPerRequest: 1,
+      ...(opts.password ? { password: opts.password } : {}),
+      ...(ca !== undefined ? { tls: { ca } } : {}),
+    });
   const nodes: StartedNode[] = [];
   const admins: Redis[] = [];
   let stopped: Promise<void> | undefined;
@@ -45,8 +74,13 @@ export async function startRedisCluster(masters = 3): Promise<LocalRedisCluster>
     return stopped;
   };
   try {
-    for (let i = 0; i < masters; i++) nodes.push(await startNode(bin, dir, nodes));
-    for (const n of nodes) admins.push(new Redis({ host: HOST, port: n.port, maxRetriesPerRequest: 1 }));
+    if (cert) {
+      await makeCertificate(cert);
+      ca = await readFile(cert.certFile, 'utf8');
+    }
+    for (let i = 0; i < masters; i++)
+      nodes.push(await startNode(bin, dir, nodes, serverArgs(cert, opts.password)));
+    for (const n of nodes) admins.push(connect(n.port));
     const per = Math.ceil(SLOTS / masters);
     await Promise.all(
       admins.map((a, i) => a.call('CLUSTER', 'ADDSLOTSRANGE', i * per, Math.min(SLOTS, (i + 1) * per) - 1)),
@@ -70,8 +104,15 @@ export async function startRedisCluster(masters = 3): Promise<LocalRedisCluster>
     await stop();
     throw err;
   }
-  const urls = nodes.map((n) => `redis://${HOST}:${n.port}`);
-  return { urls, redisUrl: urls.join(','), stop };
+  const auth = opts.password ? `:${encodeURIComponent(opts.password)}@` : '';
+  const urls = nodes.map((n) => `${opts.tls ? 'rediss' : 'redis'}://${auth}${HOST}:${n.port}`);
+  return {
+    urls,
+    redisUrl: urls.join(','),
+    ...(cert ? { caFile: cert.certFile } : {}),
+    node: (i) => connect(nodes[i]!.port),
+    stop,
+  };
 }
 
 interface StartedNode {
@@ -80,15 +121,85 @@ interface StartedNode {
   exited: Promise<void>;
 }
 
+interface CertificateFiles {
+  certFile: string;
+  keyFile: string;
+}
+
+/** Writes a self-signed certificate for 127.0.0.1, its own CA, with openssl. */
+async function makeCertificate(files: CertificateFiles): Promise<void> {
+  const openssl = await findOnPath('openssl');
+  if (openssl === undefined)
+    throw new Error('openssl was not found on PATH (a TLS cluster needs a certificate)');
+  const made = spawnSync(
+    openssl,
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-days',
+      '1',
+      '-subj',
+      `/CN=${HOST}`,
+      '-addext',
+      `subjectAltName=IP:${HOST}`,
+      '-addext',
+      'basicConstraints=critical,CA:TRUE',
+      '-keyout',
+      files.keyFile,
+      '-out',
+      files.certFile,
+    ],
+    { encoding: 'utf8' },
+  );
+  if (made.status !== 0) throw new Error(`openssl failed: ${made.stderr}`);
+}
+
+/** redis-server arguments for TLS (with `tls`'s files) and a password. */
+function serverArgs(
+  tls: CertificateFiles | undefined,
+  password: string | undefined,
+): (port: number) => string[] {
+  return (port) => [
+    ...(tls
+      ? [
+          '--port',
+          '0',
+          '--tls-port',
+          String(port),
+          '--tls-cluster',
+          'yes',
+          '--tls-cert-file',
+          tls.certFile,
+          '--tls-key-file',
+          tls.keyFile,
+          '--tls-ca-cert-file',
+          tls.certFile,
+          '--tls-auth-clients',
+          'no',
+        ]
+      : ['--port', String(port)]),
+    ...(password ? ['--requirepass', password, '--masterauth', password] : []),
+  ];
+}
+
 /** Starts one cluster-mode server on a port whose bus port is free too; retries when another process wins a port. */
-async function startNode(bin: string, dir: string, others: StartedNode[]): Promise<StartedNode> {
+async function startNode(
+  bin: string,
+  dir: string,
+  others: StartedNode[],
+  args: (port: number) => string[],
+): Promise<StartedNode> {
   for (let attempt = 1; ; attempt++) {
     const port = await freePortWithBus(others.map((o) => o.port));
     const child = spawn(
       bin,
       [
-        '--port',
-        String(port),
+        ...args(port),
         '--bind',
         HOST,
         '--cluster-enabled',
