@@ -127,7 +127,12 @@ export class Coordinator {
       scheduler: this.scheduler,
       objects: this.objects,
       datasets: this.datasets,
-      metrics: coordinatorMetrics(this.store, this.queue, async () => (await this.workers()).length),
+      metrics: coordinatorMetrics(
+        this.store,
+        this.queue,
+        async () => (await this.workers()).length,
+        this.scheduler,
+      ),
       inference: this.inference,
       augmentations: {
         records: new AugmentationStore(this.redis, config.prefix),

@@ -2,14 +2,26 @@ import {
   isQualityMetric,
   type MetricName,
   SWEEP_STATES,
+  TERMINAL_TRIAL_STATES,
   TRIAL_STATES,
   type TrialMetrics,
   type TrialQuality,
   type TrialRecord,
 } from '@gantry/shared';
 import type { Queue } from 'bullmq';
-import { collectDefaultMetrics, Gauge, Registry } from 'prom-client';
-import type { SweepStore } from './sweep-store.ts';
+import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
+import type { SchedulerStats } from './scheduler.ts';
+import type { StoredSweep, SweepStore } from './sweep-store.ts';
+import type { Trial } from './sweep-view.ts';
+
+/** What the coordinator's metrics read of its scheduler (README, "Scale"). */
+export interface SchedulerSource {
+  readonly stats: SchedulerStats;
+  /** Whether this coordinator schedules (holds the leader lease). */
+  readonly leading: boolean;
+  /** The active sweeps as the scheduling coordinator holds them (no Redis reads); undefined unless leading. */
+  activeViews(): readonly { sweep: StoredSweep; trials: readonly Trial[] }[] | undefined;
+}
 
 /** A trial's value of `metric`: its result once completed, else the latest step or evaluation. */
 function objectiveOf(t: TrialRecord, metric: MetricName): number | undefined {
@@ -18,13 +30,45 @@ function objectiveOf(t: TrialRecord, metric: MetricName): number | undefined {
   return t.metrics?.[metric as keyof TrialMetrics] as number | undefined;
 }
 
-/** The coordinator's Prometheus registry: trials and sweeps by state, queue job counts, live workers. */
+/** `trials` with the running ones' state, result, metrics and evaluation as Redis holds them now. */
+async function withProgress(store: SweepStore, trials: readonly Trial[]): Promise<TrialRecord[]> {
+  const running = trials.filter((t) => t.dispatched && !TERMINAL_TRIAL_STATES.has(t.state));
+  if (running.length === 0) return [...trials];
+  const pipe = store.redis.pipeline();
+  for (const t of running) pipe.hmget(store.keys.trial(t.id), 'state', 'result', 'metrics', 'quality');
+  const res = (await pipe.exec()) ?? [];
+  const now = new Map<string, TrialRecord>();
+  running.forEach((t, i) => {
+    const [err, raw] = res[i] ?? [];
+    if (err || !Array.isArray(raw)) return;
+    const [state, result, metrics, quality] = raw as (string | null)[];
+    now.set(t.id, {
+      ...t,
+      ...(state ? { state: state as TrialRecord['state'] } : {}),
+      ...(result ? { result: Number(result) } : {}),
+      ...(metrics ? { metrics: JSON.parse(metrics) as TrialMetrics } : {}),
+      ...(quality ? { quality: JSON.parse(quality) as TrialQuality } : {}),
+    });
+  });
+  return trials.map((t) => now.get(t.id) ?? t);
+}
+
+/**
+ * The coordinator's Prometheus registry: trials and sweeps by state, queue job counts, live workers, the
+ * scheduler's work. With a scheduler (several coordinators), the per-trial and per-state series come from
+ * the leading coordinator only, out of its views of the active sweeps (a 10,000-trial sweep is not read
+ * from Redis at every scrape, and a sum over coordinators counts each trial once); trials of ended sweeps
+ * are read once and their counts kept (an ended sweep's trials no longer change).
+ */
 export function coordinatorMetrics(
   store: SweepStore,
   queue: Queue,
   liveWorkers: () => Promise<number>,
+  scheduler?: SchedulerSource,
 ): Registry {
   const registry = new Registry();
+  /** Trial counts by state of ended sweeps, read once (bounded by the 200 sweeps listed). */
+  const endedCounts = new Map<string, Map<string, number>>();
   collectDefaultMetrics({ register: registry, prefix: 'gantry_coordinator_' });
   new Gauge({
     name: 'gantry_trials',
@@ -32,10 +76,28 @@ export function coordinatorMetrics(
     labelNames: ['state'] as const,
     registers: [registry],
     async collect() {
+      this.reset();
+      const views = scheduler ? scheduler.activeViews() : undefined;
+      if (scheduler && !views) return; // the leader exports them
       const counts = Object.fromEntries(TRIAL_STATES.map((s) => [s, 0])) as Record<string, number>;
-      const sweeps = await store.list(200);
-      for (const sweep of sweeps) {
-        for (const t of await store.trials(sweep.trialIds)) counts[t.state] = (counts[t.state] ?? 0) + 1;
+      const add = (state: string, n: number) => {
+        counts[state] = (counts[state] ?? 0) + n;
+      };
+      const held = new Map((views ?? []).map((v) => [v.sweep.id, v.trials]));
+      for (const sweep of await store.list(200)) {
+        const live = held.get(sweep.id);
+        if (live) {
+          for (const t of live) add(t.state, 1);
+          continue;
+        }
+        const ended = ['completed', 'failed', 'cancelled'].includes(sweep.state);
+        let c = ended ? endedCounts.get(sweep.id) : undefined;
+        if (!c) {
+          c = new Map<string, number>();
+          for (const t of await store.trials(sweep.trialIds)) c.set(t.state, (c.get(t.state) ?? 0) + 1);
+          if (ended) endedCounts.set(sweep.id, c);
+        }
+        for (const [state, n] of c) add(state, n);
       }
       for (const [state, n] of Object.entries(counts)) this.set({ state }, n);
     },
@@ -76,11 +138,27 @@ export function coordinatorMetrics(
     async collect() {
       // Series of sweeps that ended disappear: label values stay bounded by the active sweeps.
       this.reset();
-      for (const id of await store.activeIds()) {
-        const sweep = await store.get(id);
-        if (!sweep) continue;
+      const views = scheduler ? scheduler.activeViews() : undefined;
+      if (scheduler && !views) return; // the leader exports them
+      const active =
+        views ??
+        (
+          await Promise.all(
+            (
+              await store.activeIds()
+            ).map(async (id) => {
+              const sweep = await store.get(id);
+              return sweep ? { sweep, trials: await store.trials(sweep.trialIds) } : undefined;
+            }),
+          )
+        ).filter((x) => x !== undefined);
+      for (const { sweep, trials: held } of active) {
+        const { id } = sweep;
         const metric = sweep.spec.metric.name;
-        for (const t of await store.trials(sweep.trialIds)) {
+        // A view knows each trial's state, not its latest progress (progress marks nothing dirty): the
+        // running trials' metrics are read from Redis, a few fields each; the others' are final or none.
+        const trials = views ? await withProgress(store, held) : held;
+        for (const t of trials) {
           const value = objectiveOf(t, metric);
           if (value !== undefined && Number.isFinite(value))
             this.set({ sweep: id, trial: t.id, metric }, value);
@@ -88,6 +166,43 @@ export function coordinatorMetrics(
       }
     },
   });
+  if (scheduler) {
+    new Gauge({
+      name: 'gantry_coordinator_leader',
+      help: 'Whether this coordinator holds the leader lease and schedules (1) or only serves the API (0)',
+      registers: [registry],
+      collect() {
+        this.set(scheduler.leading ? 1 : 0);
+      },
+    });
+    // Counters that follow the scheduler's own tallies.
+    const follow = (name: string, help: string, read: (s: SchedulerStats) => number) => {
+      let last = 0;
+      new Counter({
+        name,
+        help,
+        registers: [registry],
+        collect() {
+          const now = read(scheduler.stats);
+          if (now > last) this.inc(now - last);
+          last = now;
+        },
+      });
+    };
+    follow('gantry_scheduler_passes_total', 'Scheduler passes run', (s) => s.passes);
+    follow('gantry_scheduler_pass_seconds_total', 'Time spent in scheduler passes', (s) => s.passMs / 1000);
+    follow(
+      'gantry_scheduler_trials_read_total',
+      'Trial records scheduler passes read from Redis (the trials that changed, whole sweeps when loaded)',
+      (s) => s.trialsRead,
+    );
+    follow(
+      'gantry_scheduler_full_loads_total',
+      'Passes that loaded every active sweep whole',
+      (s) => s.fullPasses,
+    );
+    follow('gantry_scheduler_dispatched_total', 'Trial jobs queued by the scheduler', (s) => s.dispatched);
+  }
   new Gauge({
     name: 'gantry_workers',
     help: 'Workers with a heartbeat in the last 30 s',

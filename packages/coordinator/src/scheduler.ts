@@ -132,6 +132,13 @@ export class Scheduler {
     });
   }
 
+  /** The active sweeps this process holds views of, when it schedules (metrics read them, not Redis). */
+  activeViews(): SweepView[] | undefined {
+    return this.token() !== undefined && this.token() === this.viewsToken
+      ? [...this.views.values()]
+      : undefined;
+  }
+
   /** Whether this process schedules now (holds the lease, or has none to hold). */
   get leading(): boolean {
     return this.lease ? this.lease.held : true;
