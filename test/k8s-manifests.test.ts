@@ -2,6 +2,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { loadConfig, refuseOpenDoor } from '@gantry/shared';
 import { ScaledObject, TriggerAuthentication } from '@kubernetes-models/keda/keda.sh/v1alpha1';
 import {
   PodMonitor,
@@ -95,6 +96,11 @@ const COMBOS: { name: string; files: string[]; sets: string[] }[] = [
     name: 'Redis Cluster scaled from Prometheus, another name and namespace',
     files: [join(examplesDir, 'redis-cluster.yaml')],
     sets: ['autoscaling.source=prometheus', 'name=gantry-b', 'namespace=ml', 'gantry.prefix={gantry-b}'],
+  },
+  {
+    name: 'a Redis Cluster given by one seed URL',
+    files: [join(examplesDir, 'redis-cluster.yaml')],
+    sets: ['redis.external.url=redis://seed.redis.svc:6379'],
   },
   {
     name: 'CPU pool scaled, GPU pool fixed',
@@ -288,6 +294,59 @@ describe.each(rendered)('k8s manifests: $name', ({ values, objects }) => {
           for (const m of a.matchAll(/\$\(([A-Za-z_][A-Za-z0-9_]*)\)/g))
             expect(seen, `${owner} arg ${a}`).toContain(m[1]);
         }
+      }
+    }
+  });
+
+  it("gives every Gantry container an environment that Gantry's own config accepts, listening on 0.0.0.0 with tokens", () => {
+    // The pod as the kubelet would start it: Secrets with test contents, files mounted under a temp dir.
+    const dir = mkdtempSync(join(tmpdir(), 'gantry-pod-'));
+    const password = 'p4ssw0rd-0123456789';
+    const readToken = 'r'.repeat(32);
+    const secretValue = (name: string, key: string) =>
+      name === values.redis.auth.secretName && key === values.redis.auth.key
+        ? password
+        : `${name}-${key}-value`;
+    for (const d of byKind(objects, 'Deployment')) {
+      const c = d.spec!.template.spec!.containers[0]!;
+      const mounts = new Map((c.volumeMounts ?? []).map((m) => [m.name, m.mountPath]));
+      const at = (path: string) => join(dir, path);
+      for (const vol of d.spec!.template.spec!.volumes ?? []) {
+        if (!vol.secret) continue;
+        for (const item of vol.secret.items ?? []) {
+          const file = at(join(mounts.get(vol.name)!, item.path));
+          mkdirSync(join(file, '..'), { recursive: true });
+          const text =
+            vol.name === 'api-tokens' ? `admin ops ${'a'.repeat(32)}\nread prometheus ${readToken}\n` : 'PEM';
+          writeFileSync(file, text);
+        }
+      }
+      const env: NodeJS.ProcessEnv = {};
+      for (const e of c.env ?? []) {
+        let value = e.value ?? '';
+        if (e.valueFrom?.secretKeyRef)
+          value = secretValue(e.valueFrom.secretKeyRef.name!, e.valueFrom.secretKeyRef.key);
+        if (e.valueFrom?.fieldRef) value = `${d.metadata!.name}-5d8f7c9b4-x2x7q`;
+        value = value.replace(/\$\(([A-Za-z_][A-Za-z0-9_]*)\)/g, (_m, name: string) => env[name] ?? '');
+        // Paths of mounted files, under the temp dir.
+        if (value.startsWith('/etc/gantry/')) value = at(value);
+        env[e.name] = value;
+      }
+      const config = loadConfig(env);
+      expect(() => refuseOpenDoor(config.api.host, config.api.tokens.length), d.metadata!.name).not.toThrow();
+      expect(config.api.host).toBe('0.0.0.0');
+      expect(config.api.tokens.map((t) => t.name).sort()).toEqual(['ops', 'prometheus']);
+      expect(config.prefix).toBe(values.gantry.prefix);
+      expect(config.redis.cluster).toBe(values.redis.mode === 'external' && values.redis.external.cluster);
+      expect(config.redis.options.password).toBe(values.redis.auth.enabled ? password : undefined);
+      expect(config.s3.bucket).toBe(values.s3.bucket);
+      if (d.metadata!.name!.includes('-worker-')) {
+        const pool = d.metadata!.labels!['gantry.dev/pool'] as 'gpu' | 'cpu';
+        expect(config.worker.concurrency).toBe(
+          pool === 'gpu' ? values.worker.gpu.gpusPerPod : values.worker.cpu.concurrency,
+        );
+        expect(config.worker.metricsPort).toBe(values.worker.metricsPort);
+        expect(config.worker.id).toBe(env.GANTRY_WORKER_ID);
       }
     }
   });

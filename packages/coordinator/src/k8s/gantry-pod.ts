@@ -20,6 +20,8 @@ export function gantryEnv(v: K8sValues, redis: RedisTarget, own: IEnvVar[] = [])
     });
   }
   env.push({ name: 'REDIS_URL', value: redis.url });
+  // A cluster given by one seed URL is a cluster too.
+  if (redis.cluster) env.push({ name: 'GANTRY_REDIS_CLUSTER', value: 'true' });
   if (v.redis.external.caSecret.name !== '') {
     env.push({ name: 'GANTRY_REDIS_CA_FILE', value: `${REDIS_CA_DIR}/${v.redis.external.caSecret.key}` });
   }

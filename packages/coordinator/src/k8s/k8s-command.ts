@@ -27,11 +27,20 @@ export function runRender(
   },
 ): number {
   let text: string;
+  let secrets: boolean;
   try {
     const values = loadValues({ files: opts.values, sets: opts.sets });
-    text = manifestsYaml(renderManifests(values, readInfraFiles()), [
-      'Rendered by `gantry k8s render` (infra/k8s); apply with: kubectl apply -f <this file>',
-      `values: infra/k8s/values.yaml${opts.values.map((f) => `, ${f}`).join('')}${opts.sets.map((s) => ` ${s.asString ? '--set-string' : '--set'} ${s.assignment.split('=')[0]}=...`).join('')}`,
+    const objects = renderManifests(values, readInfraFiles());
+    secrets = objects.some((o) => o.kind === 'Secret');
+    // The sources, but no --set value: one may be a password.
+    const sources = [
+      'infra/k8s/values.yaml',
+      ...opts.values,
+      ...opts.sets.map((s) => `${s.asString ? '--set-string' : '--set'} ${s.assignment.split('=')[0]}=...`),
+    ];
+    text = manifestsYaml(objects, [
+      'Rendered by `gantry k8s render` (infra/k8s/README.md); apply with kubectl apply -f <this file>.',
+      `Values: ${sources.join(', ')}`,
     ]);
   } catch (err) {
     if (!(err instanceof ValuesError)) throw err;
@@ -39,7 +48,8 @@ export function runRender(
     for (const i of err.issues) io.stderr(`  ${i.path || '(values)'}: ${i.message}\n`);
     return INVALID_VALUES_EXIT;
   }
-  if (opts.output !== undefined) writeFileSync(opts.output, text);
+  // A file holding Secrets the values gave is readable by its owner only.
+  if (opts.output !== undefined) writeFileSync(opts.output, text, { mode: secrets ? 0o600 : 0o644 });
   else io.stdout(text);
   return 0;
 }

@@ -1,7 +1,6 @@
 import { TRIAL_QUEUE } from '@gantry/shared';
 import type { IScaledObject, ITriggerAuthentication } from '@kubernetes-models/keda/keda.sh/v1alpha1';
-import type { K8sObject } from './objects.ts';
-import { meta } from './objects.ts';
+import { type K8sObject, meta, namedMeta } from './objects.ts';
 import { REDIS_USERNAME_ENV, type RedisTarget } from './redis-target.ts';
 import { trialsPerPod, workerDeploymentName } from './render-workers.ts';
 import type { K8sValues } from './values-types.ts';
@@ -126,7 +125,7 @@ export function renderAutoscaling(v: K8sValues, redis: RedisTarget): K8sObject[]
   const scaledObject: IScaledObject = {
     apiVersion: 'keda.sh/v1alpha1',
     kind: 'ScaledObject',
-    metadata: meta(v, workerDeploymentName(v, a.pool).slice(v.name.length + 1), 'worker', { pool: a.pool }),
+    metadata: namedMeta(v, workerDeploymentName(v, a.pool), { component: 'worker', pool: a.pool }),
     spec,
   };
   objects.push(scaledObject);
