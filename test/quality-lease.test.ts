@@ -1,5 +1,10 @@
-import { type ObjectStore, type PinnedDataset, redisKeys } from '@gantry/shared';
-import { Redis } from 'ioredis';
+import {
+  createRedis,
+  type ObjectStore,
+  type PinnedDataset,
+  type RedisClient,
+  redisKeys,
+} from '@gantry/shared';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { qualityTurn } from '../packages/worker/src/quality/quality-lease.ts';
 import { qualityPrefix } from '../packages/worker/src/quality/quality-source.ts';
@@ -14,11 +19,11 @@ const set = (name: string): PinnedDataset => ({
 
 describe('one attempt trains a missing quality classifier, the others wait for it', () => {
   let store: ObjectStore;
-  let redis: Redis;
+  let redis: RedisClient;
   const keys = redisKeys(uniqueId('q'));
   beforeAll(async () => {
     store = await freshStore();
-    redis = new Redis(testConfig().redisUrl);
+    redis = createRedis(testConfig());
   });
   afterAll(async () => {
     await store.close();
