@@ -97,6 +97,8 @@ export class FaultStack {
       GANTRY_LOCK_MS: '4000',
       GANTRY_PROGRESS_EVERY: '1',
       GANTRY_PORT: String(this.apiPort),
+      // One coordinator restarted in place, as a pod's container is: it takes its lease back at once.
+      GANTRY_COORDINATOR_ID: 'fault-coordinator',
       LOG_LEVEL: 'info',
       ...this.opts.env,
     });
