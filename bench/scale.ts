@@ -169,7 +169,7 @@ export async function runScaleBench(argv: string[]): Promise<void> {
       });
       rows.push(row);
       say(
-        `  N=${n}: dispatch p50 ${row.dispatch.p50_ms.toFixed(0)} / p99 ${row.dispatch.p99_ms.toFixed(0)} ms over ${row.dispatch.samples} slots (${row.dispatch.pending} pending; to the trial's running write p50 ${row.dispatch_started_at.p50_ms.toFixed(0)} / p99 ${row.dispatch_started_at.p99_ms.toFixed(0)} ms); ${row.completed_in_window} trials ended in the window; coordinator ${row.usage.coordinator_cores.toFixed(2)} cores, Redis ${row.usage.redis_cores.toFixed(2)}, hosts ${row.usage.hosts_cores.toFixed(2)}, bench+s3rver ${row.usage.bench_cores.toFixed(2)}, machine ${row.usage.machine_busy_cores.toFixed(2)} of ${availableParallelism()}; ${row.usage.redis_clients} Redis clients`,
+        `  N=${n}: dispatch p50 ${row.dispatch.p50_ms.toFixed(0)} / p99 ${row.dispatch.p99_ms.toFixed(0)} ms over ${row.dispatch.samples} slots (${row.dispatch.pending} pending; to the job queued p50 ${row.dispatch_queued.p50_ms.toFixed(0)} / p99 ${row.dispatch_queued.p99_ms.toFixed(0)} ms; to the trial's running write p50 ${row.dispatch_started_at.p50_ms.toFixed(0)} / p99 ${row.dispatch_started_at.p99_ms.toFixed(0)} ms); ${row.completed_in_window} trials ended in the window; coordinator ${row.usage.coordinator_cores.toFixed(2)} cores, Redis ${row.usage.redis_cores.toFixed(2)}, hosts ${row.usage.hosts_cores.toFixed(2)}, bench+s3rver ${row.usage.bench_cores.toFixed(2)}, machine ${row.usage.machine_busy_cores.toFixed(2)} of ${availableParallelism()}; ${row.usage.redis_clients} Redis clients`,
       );
     }
     say('');

@@ -98,7 +98,11 @@ describe('the scale bench at N = 3 on real Redis and S3', () => {
     expect(row.dispatch.samples).toBe(trials - n);
     expect(row.dispatch.pending).toBe(0);
     expect(row.dispatch_started_at.samples).toBe(trials - n);
-    for (const d of [row.dispatch, row.dispatch_started_at]) {
+    expect(row.dispatch_queued.samples).toBe(trials - n);
+    // A job is taken after it is queued: rank by rank, the coordinator's part is at most the whole.
+    expect(row.dispatch_queued.p50_ms).toBeLessThanOrEqual(row.dispatch.p50_ms);
+    expect(row.dispatch_queued.max_ms).toBeLessThanOrEqual(row.dispatch.max_ms);
+    for (const d of [row.dispatch, row.dispatch_started_at, row.dispatch_queued]) {
       expect(d.p50_ms).toBeGreaterThanOrEqual(0);
       expect(d.p99_ms).toBeGreaterThanOrEqual(d.p50_ms);
       expect(d.max_ms).toBeLessThan(10_000);

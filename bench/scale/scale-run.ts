@@ -74,6 +74,11 @@ export interface ScaleRow {
   dispatch: LatencyFigures & { pending: number };
   /** The same pairing to the trial's running write (trial startedAt). */
   dispatch_started_at: LatencyFigures & { pending: number };
+  /**
+   * The coordinator's part: the same pairing to the job being added to the queue (job timestamp); the rest
+   * of `dispatch` is the queue's and the workers' (a free worker taking the job).
+   */
+  dispatch_queued: LatencyFigures & { pending: number };
   completed_in_window: number;
   usage: Usage;
   api: LatencyFigures & { bytes: number };
@@ -267,6 +272,7 @@ export async function runScale(c: ScaleRunConfig): Promise<ScaleRow> {
     }
     const byQueue = pair(trials, (x) => x.processedOn);
     const byTrial = pair(trials, (x) => x.startedAt);
+    const byCoordinator = pair(trials, (x) => x.queuedAt);
     const states: Record<string, number> = {};
     for (const t of trials) states[t.state] = (states[t.state] ?? 0) + 1;
     const row: ScaleRow = {
@@ -279,6 +285,7 @@ export async function runScale(c: ScaleRunConfig): Promise<ScaleRow> {
       planning: { post_ms: postMs, coordinator_log: await plannedFigures(coordinatorLog) },
       dispatch: { ...figures(byQueue.latencies), pending: byQueue.pending },
       dispatch_started_at: { ...figures(byTrial.latencies), pending: byTrial.pending },
+      dispatch_queued: { ...figures(byCoordinator.latencies), pending: byCoordinator.pending },
       completed_in_window: trials.filter(
         (t) => t.endedAt !== undefined && t.endedAt >= from && t.endedAt <= to,
       ).length,

@@ -1,6 +1,6 @@
 /**
  * What the scale simulation reads of a sweep, straight from Redis (not through the API it measures):
- * trials' states and times and their jobs' `processedOn`, pipelined; the queue's active count; INFO.
+ * trials' states and times and their jobs' `timestamp` and `processedOn`, pipelined; the queue's active count; INFO.
  */
 import {
   createRedis,
@@ -18,6 +18,8 @@ export interface TrialTimes {
   startedAt?: number;
   endedAt?: number;
   attempts: number;
+  /** Its BullMQ job's `timestamp` (when the coordinator added it), if queued. */
+  queuedAt?: number;
   /** Its BullMQ job's `processedOn` (when a worker took it), if taken. */
   processedOn?: number;
 }
@@ -48,21 +50,23 @@ export class SweepReader {
     for (let i = 0; i < count; i++) {
       const id = trialId(sweepId, i);
       pipe.hmget(this.keys.trial(id), 'state', 'startedAt', 'endedAt', 'attempts');
-      pipe.hget(`${this.prefix}:${TRIAL_QUEUE}:${id}`, 'processedOn');
+      pipe.hmget(`${this.prefix}:${TRIAL_QUEUE}:${id}`, 'timestamp', 'processedOn');
     }
     const res = (await pipe.exec()) ?? [];
     const out: TrialTimes[] = [];
     for (let i = 0; i < count; i++) {
       const [e1, fields] = res[2 * i]!;
-      const [e2, processedOn] = res[2 * i + 1]!;
+      const [e2, job] = res[2 * i + 1]!;
       if (e1 || e2) throw e1 ?? e2;
       const [state, startedAt, endedAt, attempts] = fields as (string | null)[];
+      const [timestamp, processedOn] = job as (string | null)[];
       out.push({
         state: state ?? 'missing',
         startedAt: num(startedAt),
         endedAt: num(endedAt),
         attempts: num(attempts) ?? 0,
-        processedOn: num(processedOn as string | null),
+        queuedAt: num(timestamp),
+        processedOn: num(processedOn),
       });
     }
     return out;
