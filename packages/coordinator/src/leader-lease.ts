@@ -16,7 +16,8 @@ if cur then
     redis.call('PEXPIRE', KEYS[1], ARGV[3])
     return cur
   end
-  if string.sub(cur, string.find(cur, ':', 1, true) + 1) ~= ARGV[1] then return false end
+  local sep = string.find(cur, ':', 1, true)
+  if not sep or string.sub(cur, sep + 1) ~= ARGV[1] then return false end
 end
 local token = redis.call('INCR', KEYS[2]) .. ':' .. ARGV[1]
 redis.call('SET', KEYS[1], token, 'PX', ARGV[3])

@@ -67,7 +67,7 @@ export function coordinatorMetrics(
   scheduler?: SchedulerSource,
 ): Registry {
   const registry = new Registry();
-  /** Trial counts by state of ended sweeps, read once (bounded by the 200 sweeps listed). */
+  /** Trial counts by state of ended sweeps, read once; entries of sweeps no longer listed are dropped. */
   const endedCounts = new Map<string, Map<string, number>>();
   collectDefaultMetrics({ register: registry, prefix: 'gantry_coordinator_' });
   new Gauge({
@@ -84,21 +84,28 @@ export function coordinatorMetrics(
         counts[state] = (counts[state] ?? 0) + n;
       };
       const held = new Map((views ?? []).map((v) => [v.sweep.id, v.trials]));
-      for (const sweep of await store.list(200)) {
+      const sweeps = await store.list(200);
+      for (const sweep of sweeps) {
         const live = held.get(sweep.id);
         if (live) {
           for (const t of live) add(t.state, 1);
           continue;
         }
+        // An ended sweep's counts are kept once all its trials have ended (a cancel ends them after the
+        // sweep); keyed by its end, since an extended sweep runs and ends again.
         const ended = ['completed', 'failed', 'cancelled'].includes(sweep.state);
-        let c = ended ? endedCounts.get(sweep.id) : undefined;
+        const key = `${sweep.id}@${sweep.endedAt ?? ''}`;
+        let c = ended ? endedCounts.get(key) : undefined;
         if (!c) {
+          const trials = await store.trials(sweep.trialIds);
           c = new Map<string, number>();
-          for (const t of await store.trials(sweep.trialIds)) c.set(t.state, (c.get(t.state) ?? 0) + 1);
-          if (ended) endedCounts.set(sweep.id, c);
+          for (const t of trials) c.set(t.state, (c.get(t.state) ?? 0) + 1);
+          if (ended && trials.every((t) => TERMINAL_TRIAL_STATES.has(t.state))) endedCounts.set(key, c);
         }
         for (const [state, n] of c) add(state, n);
       }
+      const listed = new Set(sweeps.map((x) => `${x.id}@${x.endedAt ?? ''}`));
+      for (const key of endedCounts.keys()) if (!listed.has(key)) endedCounts.delete(key);
       for (const [state, n] of Object.entries(counts)) this.set({ state }, n);
     },
   });

@@ -63,7 +63,7 @@ const waitingIds = async (queue: Queue) => (await queue.getJobs(['waiting'])).ma
 
 describe('Scheduler passes', () => {
   it('cost the trials that changed, not the idle ones: 2,000 waiting trials, one completion, one read', async () => {
-    const s = setup();
+    const s = setup({ auditIntervalMs: 3_600_000 }); // no rolling audit reads during the test
     const compiled = spec(2000, 2);
     const sweep = await s.store.create(compiled, planSweep(compiled));
     const [t0, t1, t2] = sweep.trialIds as [string, string, string];
@@ -146,5 +146,77 @@ describe('Scheduler passes', () => {
     );
     expect(t.reason).toBe('its queue job disappeared');
     expect(s.scheduler.stats.fullPasses).toBe(1);
+  });
+
+  it('heals a change that marked nothing (a stale leader took its mark) when the rolling audit reads it', async () => {
+    const s = setup({ auditIntervalMs: 100 });
+    const compiled = spec(3, 1);
+    const sweep = await s.store.create(compiled, planSweep(compiled));
+    const [t0, t1] = sweep.trialIds as [string, string];
+    await s.scheduler.tick();
+    await (await s.queue.getJob(t0))?.remove();
+    // Completed, but nothing in the dirty set.
+    await redis.hset(
+      s.store.keys.trial(t0),
+      encodeTrial({ state: 'completed', summary: { g_loss: 2 }, endedAt: 1 }),
+    );
+    s.scheduler.start();
+    await waitFor(
+      't1 to be queued',
+      async () => ((await s.store.trial(t1))?.dispatched ? true : undefined),
+      10_000,
+    );
+    expect((await s.store.trial(t0))?.result).toBe(2);
+  });
+});
+
+describe("the sweep store's fenced writes", () => {
+  it('refuse to end a sweep whose version moved on, and to write over a cancelled one', async () => {
+    const s = setup();
+    const compiled = spec(2, 1);
+    const sweep = await s.store.create(compiled, planSweep(compiled));
+    const seen = (await s.store.get(sweep.id))!;
+    expect(seen.version).toBeUndefined();
+    // Another coordinator extends the sweep (gantry extend): trials added, the spec reopened.
+    const other = (await s.store.get(sweep.id))!;
+    other.spec = { ...other.spec, budget: { ...other.spec.budget, trials: 3 } };
+    await s.store.addTrials(other, planSweep(other.spec).slice(2));
+    await s.store.reopen(other);
+    expect(other.version).toBe(1);
+    expect((await s.store.get(sweep.id))?.version).toBe(2);
+    // The scheduler decided on what it saw before (version 0): the end is refused, the sweep stays active.
+    expect(await s.store.setSweepStateFenced('', sweep.id, 'completed', seen.version ?? 0)).toBe(false);
+    expect((await s.store.get(sweep.id))?.state).toBe('queued');
+    expect(await s.store.activeIds()).toContain(sweep.id);
+    expect(await s.store.setSweepStateFenced('', sweep.id, 'completed', 2)).toBe(true);
+    await s.store.setSweepState(sweep.id, 'cancelled');
+    expect(await s.store.setSweepStateFenced('', sweep.id, 'running', 2)).toBe(false);
+    expect((await s.store.get(sweep.id))?.state).toBe('cancelled');
+  });
+
+  it('leave a trial ended from outside as it is and mark it dirty; refuse everything to a lost lease', async () => {
+    const s = setup();
+    const compiled = spec(2, 1);
+    const sweep = await s.store.create(compiled, planSweep(compiled));
+    const [t0, t1] = sweep.trialIds as [string, string];
+    await s.store.updateTrial(t0, { state: 'cancelled' });
+    await s.store.updateTrial(t1, { state: 'completed' });
+    await s.store.updateTrialsFenced('', [
+      { id: t0, fields: { state: 'failed', reason: 'its queue job disappeared' } },
+      { id: t1, fields: { state: 'failed' } },
+    ]);
+    expect((await s.store.trial(t0))?.state).toBe('cancelled');
+    expect((await s.store.trial(t1))?.state).toBe('completed');
+    expect((await s.store.takeDirty()).sort()).toEqual([t0, t1].sort());
+    // A result on a completed trial is no state change: written.
+    await s.store.updateTrialsFenced('', [{ id: t1, fields: { result: 0.25 } }]);
+    expect((await s.store.trial(t1))?.result).toBe(0.25);
+    await redis.set(s.store.keys.leader, '7:someone-else');
+    await expect(s.store.updateTrialsFenced('3:me', [{ id: t1, fields: { result: 1 } }])).rejects.toThrow(
+      'lease has moved',
+    );
+    await s.store.markDirty([t1]);
+    await expect(s.store.takeDirty('3:me')).rejects.toThrow('lease has moved');
+    expect(await s.store.takeDirty('7:someone-else')).toEqual([t1]);
   });
 });

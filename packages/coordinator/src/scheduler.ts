@@ -98,6 +98,8 @@ export class Scheduler {
   private readonly auditAt = new Map<string, number>();
   /** Job ids the queue's events reported failed since the last pass. */
   private failedJobs = new Set<string>();
+  /** Sweeps to read whole at the next pass (a pass failed for them, or refused their sweep state). */
+  private readonly reloadNext = new Set<string>();
   private readonly intervalMs: number;
   private readonly auditIntervalMs: number;
   private readonly auditSlice: number;
@@ -127,6 +129,8 @@ export class Scheduler {
     this.lease = opts.lease;
     opts.events?.on('completed', () => this.wake());
     opts.events?.on('failed', ({ jobId }) => {
+      // A coordinator that takes the lease later asks the queue about every running job anyway.
+      if (!this.leading) return;
       this.failedJobs.add(jobId);
       this.wake();
     });
@@ -189,15 +193,10 @@ export class Scheduler {
       if (full) {
         this.viewsToken = token;
         this.stats.fullPasses += 1;
+        this.lastAudit = Date.now(); // the load read everything: the audit goes on from here
       } else if (Date.now() - this.lastAudit >= this.auditIntervalMs) {
         this.lastAudit = Date.now();
-        for (const view of this.views.values()) {
-          const slice = this.auditSliceOf(view);
-          if (slice.length === 0) continue;
-          const c = changes.get(view.sweep.id) ?? { trials: [], failedJobs: [], audit: [] };
-          c.audit.push(...slice);
-          changes.set(view.sweep.id, c);
-        }
+        await this.audit(changes);
       }
       for (const view of [...this.views.values()]) {
         const changed = changes.get(view.sweep.id);
@@ -206,7 +205,8 @@ export class Scheduler {
         await this.reconcile(view, changed ?? { trials: [], failedJobs: [], audit: [] }).catch((err) => {
           if (err instanceof LeaseLostError) throw err;
           this.log.error({ err, sweepId: view.sweep.id }, 'scheduler pass failed for a sweep');
-          this.viewsToken = undefined; // what the pass took from the dirty set is reloaded next time
+          // What the pass took from the dirty set for it is covered by reading the sweep again next time.
+          this.reloadNext.add(view.sweep.id);
         });
       }
     } catch (err) {
@@ -252,26 +252,42 @@ export class Scheduler {
     );
   }
 
-  /** The running trials among the next `auditSlice` of the sweep's trials, round and round. */
-  private auditSliceOf(view: SweepView): Trial[] {
-    const n = view.size;
-    if (n === 0) return [];
-    const from = (this.auditAt.get(view.sweep.id) ?? 0) % n;
-    const take = Math.min(this.auditSlice, n);
-    this.auditAt.set(view.sweep.id, (from + take) % n);
-    const out: Trial[] = [];
-    for (let i = 0; i < take; i++) {
-      const t = view.trials[(from + i) % n]!;
-      if (placeOf(t) === 'live') out.push(t);
+  /**
+   * The rolling audit: the next `auditSlice` trials of each sweep that have not ended are read again (what
+   * a write that marked nothing - a coordinator that lost its lease mid-pass, say - left unseen heals
+   * within one round), and the queue is asked about the jobs of those running.
+   */
+  private async audit(changes: Map<string, Changes>): Promise<void> {
+    for (const view of this.views.values()) {
+      const n = view.size;
+      if (n === 0) continue;
+      const from = (this.auditAt.get(view.sweep.id) ?? 0) % n;
+      const take = Math.min(this.auditSlice, n);
+      this.auditAt.set(view.sweep.id, (from + take) % n);
+      const ids: string[] = [];
+      for (let i = 0; i < take; i++) {
+        const t = view.trials[(from + i) % n]!;
+        if (placeOf(t) !== 'ended') ids.push(t.id);
+      }
+      if (ids.length === 0) continue;
+      const fresh = await this.store.trials(ids);
+      this.stats.trialsRead += fresh.length;
+      const c = changes.get(view.sweep.id) ?? { trials: [], failedJobs: [], audit: [] };
+      for (const t of fresh) {
+        view.put(t);
+        c.trials.push(t);
+        if (placeOf(t) === 'live') c.audit.push(t);
+      }
+      changes.set(view.sweep.id, c);
     }
-    return out;
   }
 
   /** Loads every active sweep whole: every trial counts as changed, every running job is asked about. */
   private async loadAll(): Promise<Map<string, Changes>> {
     // Entries of the dirty set are covered by the full load (what changes after this read stays there).
-    await this.store.takeDirty();
+    await this.store.takeDirty(this.token());
     this.failedJobs.clear();
+    this.reloadNext.clear();
     this.views.clear();
     const out = new Map<string, Changes>();
     for (const id of await this.store.activeIds()) {
@@ -294,7 +310,7 @@ export class Scheduler {
 
   /** What changed since the last pass: the dirty set's trials and sweeps, new and ended sweeps, failed jobs. */
   private async refresh(): Promise<Map<string, Changes>> {
-    const dirty = await this.store.takeDirty();
+    const dirty = await this.store.takeDirty(this.token());
     const failed = [...this.failedJobs];
     this.failedJobs.clear();
     const active = new Set(await this.store.activeIds());
@@ -306,7 +322,8 @@ export class Scheduler {
       return c;
     };
     // New sweeps, and sweeps whose record or trial list changed (extend, TPE elsewhere): loaded whole.
-    const reload = new Set([...active].filter((id) => !this.views.has(id)));
+    const reload = new Set([...active].filter((id) => !this.views.has(id) || this.reloadNext.has(id)));
+    this.reloadNext.clear();
     const trialIds: string[] = [];
     for (const e of dirty) {
       if (e.startsWith('sweep:')) reload.add(e.slice('sweep:'.length));
@@ -334,8 +351,14 @@ export class Scheduler {
     return out;
   }
 
-  private async reconcile(view: SweepView, changes: Changes): Promise<void> {
+  private async reconcile(view: SweepView, found: Changes): Promise<void> {
     const { sweep } = view;
+    // A trial read twice this pass (dirty, then audited) counts once, as the view holds it now.
+    const latest = (ts: readonly Trial[]) =>
+      [...new Set(ts.map((t) => t.id))]
+        .map((id) => view.trial(id))
+        .filter((t): t is Trial => t !== undefined);
+    const changes: Changes = { ...found, trials: latest(found.trials), audit: latest(found.audit) };
     const sweepId = sweep.id;
     // The queue's final word on jobs whose workers could not report it: those its events said failed, and
     // the audit's.
@@ -406,12 +429,12 @@ export class Scheduler {
     }
     if (exhausted && view.count('ended') === view.size) {
       const ok = view.trials.some((t) => t.state === 'completed');
-      await this.writeSweepState(sweepId, ok ? 'completed' : 'failed');
-      this.views.delete(sweepId);
-      this.log.info({ sweepId, state: ok ? 'completed' : 'failed' }, 'sweep ended');
+      if (await this.writeSweepState(view, ok ? 'completed' : 'failed')) {
+        this.views.delete(sweepId);
+        this.log.info({ sweepId, state: ok ? 'completed' : 'failed' }, 'sweep ended');
+      }
     } else if (sweep.state === 'queued' && view.count('live') + view.count('paused') > 0) {
-      await this.writeSweepState(sweepId, 'running');
-      sweep.state = 'running';
+      if (await this.writeSweepState(view, 'running')) sweep.state = 'running';
     }
   }
 
@@ -422,10 +445,18 @@ export class Scheduler {
     await this.store.updateTrialsFenced(token, updates);
   }
 
-  private async writeSweepState(id: string, state: SweepState): Promise<void> {
+  /** The sweep's state, fenced by the lease; false (and read again next pass) when the sweep changed meanwhile. */
+  private async writeSweepState(view: SweepView, state: SweepState): Promise<boolean> {
     const token = this.token();
     if (token === undefined) throw new LeaseLostError();
-    await this.store.setSweepStateFenced(token, id, state);
+    const id = view.sweep.id;
+    if (await this.store.setSweepStateFenced(token, id, state, view.sweep.version ?? 0)) return true;
+    this.log.info(
+      { sweepId: id, state },
+      'sweep changed meanwhile (extended or cancelled); reading it again',
+    );
+    this.reloadNext.add(id);
+    return false;
   }
 
   /** Records the end of a trial whose job the queue has finished but whose worker could not report it. */

@@ -22,29 +22,72 @@ import type { PlannedTrial } from './planner/plan-sweep.ts';
 /**
  * Writes of the scheduling coordinator, fenced by its leader lease (leader-lease.ts): applied only while
  * the lease key holds `token` ('' for a scheduler without a lease: one coordinator in a test). KEYS[1] the
- * lease; KEYS[2..] trial hashes; ARGV[1] the token, then for each hash a field count and its field/value
- * pairs. Returns 1, or -1 when the lease has moved on.
+ * lease, KEYS[2] the dirty set, KEYS[3..] trial hashes; ARGV[1] the token, then for each hash a field count
+ * and its field/value pairs. A trial ended from outside (cancelled, stopped) is left alone, and so is the
+ * state of one that has ended at all; such a trial is put in the dirty set, so that the next pass reads
+ * what it is. Returns 1, or -1 when the lease has moved on.
  */
 const FENCED_TRIALS = `
 if ARGV[1] ~= '' and redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
+local ended = { completed = true, failed = true, cancelled = true, stopped = true, diverged = true }
 local a = 2
-for k = 2, #KEYS do
+for k = 3, #KEYS do
   local n = tonumber(ARGV[a])
-  for i = 1, n do redis.call('HSET', KEYS[k], ARGV[a + 2 * i - 1], ARGV[a + 2 * i]) end
+  local st = redis.call('HGET', KEYS[k], 'state')
+  local skip = st == 'cancelled' or st == 'stopped'
+  if not skip and st and ended[st] then
+    for i = 1, n do if ARGV[a + 2 * i - 1] == 'state' then skip = true end end
+  end
+  if skip then
+    redis.call('SADD', KEYS[2], string.match(KEYS[k], ':trial:(.*)$'))
+  else
+    for i = 1, n do redis.call('HSET', KEYS[k], ARGV[a + 2 * i - 1], ARGV[a + 2 * i]) end
+  end
   a = a + 1 + 2 * n
 end
 return 1
 `;
 
-/** A sweep's state, fenced like FENCED_TRIALS: KEYS lease, sweep hash, active set; ARGV token, state, id, ended-at. */
+/**
+ * A sweep's state, fenced like FENCED_TRIALS: KEYS lease, sweep hash, active set; ARGV token, state, id,
+ * ended-at ('' unless it ends), the sweep's version the scheduler decided on. Refused (0) over a cancelled
+ * sweep, and an end when the version moved on (trials added, `gantry extend` elsewhere).
+ */
 const FENCED_SWEEP_STATE = `
 if ARGV[1] ~= '' and redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
+if redis.call('HGET', KEYS[2], 'state') == 'cancelled' then return 0 end
+if ARGV[4] ~= '' and tonumber(redis.call('HGET', KEYS[2], 'version') or '0') ~= tonumber(ARGV[5]) then return 0 end
 redis.call('HSET', KEYS[2], 'state', ARGV[2])
 if ARGV[4] ~= '' then
   redis.call('HSET', KEYS[2], 'endedAt', ARGV[4])
   redis.call('SREM', KEYS[3], ARGV[3])
 end
 return 1
+`;
+
+/** Takes up to ARGV[2] entries of the dirty set (KEYS[2]), fenced by the lease (KEYS[1], ARGV[1]). */
+const TAKE_DIRTY = `
+if ARGV[1] ~= '' and redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
+return redis.call('SPOP', KEYS[2], ARGV[2])
+`;
+
+/**
+ * Stores an extended spec (ARGV[1]), reopens an ended sweep (completed or failed: running again, active),
+ * bumps its version and marks it dirty (ARGV[3]) in one script. KEYS sweep hash, active set, dirty set;
+ * ARGV[2] the sweep id. Returns the state the sweep is in now.
+ */
+const REOPEN = `
+redis.call('HSET', KEYS[1], 'spec', ARGV[1])
+local st = redis.call('HGET', KEYS[1], 'state')
+if st == 'completed' or st == 'failed' then
+  redis.call('HSET', KEYS[1], 'state', 'running')
+  redis.call('HDEL', KEYS[1], 'endedAt')
+  st = 'running'
+end
+if st ~= 'cancelled' then redis.call('SADD', KEYS[2], ARGV[2]) end
+redis.call('HINCRBY', KEYS[1], 'version', 1)
+redis.call('SADD', KEYS[3], ARGV[3])
+return st
 `;
 
 /** The scheduling coordinator lost its lease: another one schedules now; this one's writes were refused. */
@@ -69,6 +112,8 @@ export interface StoredSweep {
   createdAt: number;
   endedAt?: number;
   trialIds: string[];
+  /** Bumped whenever trials are added or the spec changes: a scheduler never ends a sweep it saw older. */
+  version?: number;
 }
 
 /** A planned trial's first record. */
@@ -181,25 +226,33 @@ export class SweepStore {
       );
     // The spec is the extend path's to write (reopen): a TPE suggestion never overwrites a newer budget.
     tx.hset(this.keys.sweep(sweep.id), 'trialIds', JSON.stringify(trialIds));
-    tx.sadd(this.keys.dirty, sweepMarker(sweep.id));
-    await tx.exec();
+    tx.hincrby(this.keys.sweep(sweep.id), 'version', 1);
+    const res = await tx.exec();
     sweep.trialIds = trialIds;
+    sweep.version = Number(res?.at(-1)?.[1] ?? (sweep.version ?? 0) + 1);
     return ids;
   }
 
-  /** Stores a changed spec (an extended budget) and, for an ended sweep, makes it active again. */
+  /**
+   * Stores a changed spec (an extended budget) and, for an ended sweep, makes it active again - atomically,
+   * so a scheduling coordinator elsewhere that ends the sweep meanwhile cannot leave it inactive (its end is
+   * refused: the version moved on) - and tells that coordinator to read the sweep again.
+   */
   async reopen(sweep: StoredSweep): Promise<void> {
-    const tx = this.redis
-      .multi()
-      .hset(this.keys.sweep(sweep.id), 'spec', JSON.stringify(sweep.spec))
-      .sadd(this.keys.dirty, sweepMarker(sweep.id));
-    if (sweep.state === 'completed' || sweep.state === 'failed') {
-      tx.hset(this.keys.sweep(sweep.id), 'state', 'running').hdel(this.keys.sweep(sweep.id), 'endedAt');
-      tx.sadd(this.activeKey, sweep.id);
-      sweep.state = 'running';
+    const state = (await this.redis.eval(
+      REOPEN,
+      3,
+      this.keys.sweep(sweep.id),
+      this.activeKey,
+      this.keys.dirty,
+      JSON.stringify(sweep.spec),
+      sweep.id,
+      sweepMarker(sweep.id),
+    )) as SweepState;
+    if (state !== sweep.state) {
+      sweep.state = state;
       sweep.endedAt = undefined;
     }
-    await tx.exec();
   }
 
   /** The sweep's search decisions (SearchEvent), in the order they were made. */
@@ -243,6 +296,7 @@ export class SweepStore {
       createdAt: Number(h.createdAt),
       endedAt: h.endedAt ? Number(h.endedAt) : undefined,
       trialIds: JSON.parse(h.trialIds ?? '[]') as string[],
+      ...(h.version ? { version: Number(h.version) } : {}),
     };
   }
 
@@ -257,9 +311,22 @@ export class SweepStore {
     return this.redis.smembers(this.activeKey);
   }
 
-  /** Takes up to `max` entries of the dirty set (trial ids and sweep markers); each is taken once. */
-  async takeDirty(max = 10_000): Promise<string[]> {
-    return this.redis.spop(this.keys.dirty, max);
+  /**
+   * Takes up to `max` entries of the dirty set (trial ids and sweep markers); each is taken once. With a
+   * lease `token`, only while it holds (a coordinator that lost it takes nothing the new leader needs).
+   * @throws LeaseLostError
+   */
+  async takeDirty(token = '', max = 10_000): Promise<string[]> {
+    const res = (await this.redis.eval(
+      TAKE_DIRTY,
+      2,
+      this.keys.leader,
+      this.keys.dirty,
+      token,
+      String(max),
+    )) as string[] | number;
+    if (res === -1) throw new LeaseLostError();
+    return res as string[];
   }
 
   /** Tells the scheduling coordinator (maybe another process) that these trials or sweeps changed. */
@@ -286,16 +353,21 @@ export class SweepStore {
     }
     const res = (await this.redis.eval(
       FENCED_TRIALS,
-      1 + updates.length,
+      2 + updates.length,
       this.keys.leader,
+      this.keys.dirty,
       ...updates.map((u) => this.keys.trial(u.id)),
       ...args,
     )) as number;
     if (res !== 1) throw new LeaseLostError();
   }
 
-  /** setSweepState, fenced by the leader lease `token`. @throws LeaseLostError (nothing written) */
-  async setSweepStateFenced(token: string, id: string, state: SweepState): Promise<void> {
+  /**
+   * setSweepState, fenced by the leader lease `token`, for the sweep at `version`. Returns false when
+   * refused: the sweep was cancelled, or (an end) its version moved on; it must be read again.
+   * @throws LeaseLostError (nothing written)
+   */
+  async setSweepStateFenced(token: string, id: string, state: SweepState, version = 0): Promise<boolean> {
     const ended = state === 'completed' || state === 'failed' || state === 'cancelled';
     const res = (await this.redis.eval(
       FENCED_SWEEP_STATE,
@@ -307,8 +379,10 @@ export class SweepStore {
       state,
       id,
       ended ? String(Date.now()) : '',
+      String(version),
     )) as number;
-    if (res !== 1) throw new LeaseLostError();
+    if (res === -1) throw new LeaseLostError();
+    return res === 1;
   }
 
   async setSweepState(id: string, state: SweepState): Promise<void> {

@@ -117,6 +117,16 @@ describe('TrialReporter', () => {
     expect(await reporter(TOKEN_A).update({}, { quality: q })).toBe('ok');
     expect(await dirty()).toEqual([TRIAL]);
     await redis.del(keys.dirty);
+    // A staged trial's progress rewrites its stage record: only a new stage or one done marks it.
+    const stage = (index: number, alpha: number, done: number) => ({ index, count: 3, alpha, done });
+    expect(await reporter(TOKEN_A).update({ stage: stage(0, 0.5, 0) })).toBe('ok');
+    expect(await dirty()).toEqual([TRIAL]);
+    await redis.del(keys.dirty);
+    expect(await reporter(TOKEN_A).update({ step: 30, stage: stage(0, 0.75, 0) })).toBe('ok');
+    expect(await dirty()).toEqual([]);
+    expect(await reporter(TOKEN_A).update({ stage: stage(0, 1, 1) })).toBe('ok');
+    expect(await dirty()).toEqual([TRIAL]);
+    await redis.del(keys.dirty);
     // A refused write marks nothing.
     expect(await reporter(TOKEN_B).update({ state: 'completed' })).toBe('lock-lost');
     expect(await dirty()).toEqual([]);

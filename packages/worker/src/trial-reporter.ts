@@ -37,8 +37,19 @@ ${ENDED}local n = tonumber(ARGV[2])
 local dirty = false
 for i = 1, n do
   local f = ARGV[2 + 2 * i - 1]
-  redis.call('HSET', KEYS[2], f, ARGV[2 + 2 * i])
-  if f == 'state' or f == 'stage' or f == 'pausedAt' or f == 'summary' then dirty = true end
+  local v = ARGV[2 + 2 * i]
+  if f == 'state' or f == 'pausedAt' or f == 'summary' then dirty = true end
+  if f == 'stage' and not dirty then
+    -- Progress rewrites a staged trial's stage record (its fade-in alpha): only a new stage, or one done, counts.
+    local old = redis.call('HGET', KEYS[2], 'stage')
+    if not old then
+      dirty = true
+    else
+      local o, s = cjson.decode(old), cjson.decode(v)
+      if o.index ~= s.index or o.done ~= s.done then dirty = true end
+    end
+  end
+  redis.call('HSET', KEYS[2], f, v)
 end
 local rest = 3 + 2 * n
 if ARGV[rest] ~= '' then redis.call('RPUSH', KEYS[3], ARGV[rest]) end
