@@ -49,6 +49,7 @@ export interface ScaleRunConfig {
 /** Milliseconds figures of one latency measurement. */
 export interface LatencyFigures {
   p50_ms: number;
+  p90_ms: number;
   p99_ms: number;
   max_ms: number;
   samples: number;
@@ -71,7 +72,7 @@ export interface ScaleRow {
   window_s: number;
   planning: { post_ms: number; coordinator_log: Record<string, number> };
   /** From a slot freeing (trial endedAt) to its job being taken (job processedOn): dispatchSamples. */
-  dispatch: LatencyFigures & { pending: number };
+  dispatch: LatencyFigures & { pending: number; latencies_ms: number[] };
   /** The same pairing to the trial's running write (trial startedAt). */
   dispatch_started_at: LatencyFigures & { pending: number };
   /**
@@ -91,6 +92,7 @@ export interface ScaleRow {
 function figures(xs: number[]): LatencyFigures {
   return {
     p50_ms: percentile(xs, 50),
+    p90_ms: percentile(xs, 90),
     p99_ms: percentile(xs, 99),
     max_ms: xs.length ? Math.max(...xs) : Number.NaN,
     samples: xs.length,
@@ -283,7 +285,11 @@ export async function runScale(c: ScaleRunConfig): Promise<ScaleRow> {
       sweepId,
       window_s: (to - from) / 1000,
       planning: { post_ms: postMs, coordinator_log: await plannedFigures(coordinatorLog) },
-      dispatch: { ...figures(byQueue.latencies), pending: byQueue.pending },
+      dispatch: {
+        ...figures(byQueue.latencies),
+        pending: byQueue.pending,
+        latencies_ms: byQueue.latencies.map((x) => Math.round(x)),
+      },
       dispatch_started_at: { ...figures(byTrial.latencies), pending: byTrial.pending },
       dispatch_queued: { ...figures(byCoordinator.latencies), pending: byCoordinator.pending },
       completed_in_window: trials.filter(
