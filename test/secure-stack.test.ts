@@ -1,4 +1,4 @@
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,6 +15,7 @@ import {
   stopWorker,
   type WorkerProcess,
 } from '../packages/coordinator/src/local-stack/index.ts';
+import { selfSignedCertificate } from './support/certificate.ts';
 import { testEnv, uniqueId } from './support/infra.ts';
 import { waitFor } from './support/wait-for.ts';
 
@@ -38,41 +39,6 @@ function cli(
     });
     child.once('exit', (code) => resolve({ code, out, err }));
   });
-}
-
-/** A self-signed certificate for 127.0.0.1 (its own CA), made with openssl. */
-async function certificate(
-  dir: string,
-): Promise<{ key: string; cert: string; keyFile: string; certFile: string }> {
-  const keyFile = join(dir, 'key.pem');
-  const certFile = join(dir, 'cert.pem');
-  const made = spawnSync(
-    openssl!,
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:prime256v1',
-      '-nodes',
-      '-days',
-      '1',
-      '-subj',
-      '/CN=127.0.0.1',
-      '-addext',
-      'subjectAltName=IP:127.0.0.1',
-      '-addext',
-      'basicConstraints=critical,CA:TRUE',
-      '-keyout',
-      keyFile,
-      '-out',
-      certFile,
-    ],
-    { encoding: 'utf8' },
-  );
-  if (made.status !== 0) throw new Error(`openssl failed: ${made.stderr}`);
-  return { key: await readFile(keyFile, 'utf8'), cert: await readFile(certFile, 'utf8'), keyFile, certFile };
 }
 
 /** redis-server with TLS only (no plain port) and a password; resolves once it is ready. */
@@ -135,7 +101,7 @@ describe('a whole stack behind TLS and secrets: rediss:// with a password, S3 ov
     async () => {
       const dir = await mkdtemp(join(tmpdir(), 'gantry-secure-'));
       cleanups.push(() => rm(dir, { recursive: true, force: true }));
-      const cert = await certificate(dir);
+      const cert = await selfSignedCertificate(dir);
       const redisPassword = `redis-pw-${uniqueId('x')}-secret`;
       const apiToken = `api-token-${uniqueId('x')}-secret`;
       const redis = await startTlsRedis(dir, cert, redisPassword);

@@ -1,10 +1,11 @@
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { findOnPath, stopChild } from '../../packages/coordinator/src/local-stack/process-util.ts';
+import { selfSignedCertificate } from './certificate.ts';
 import { waitFor } from './wait-for.ts';
 
 /** Options of {@link startRedisCluster}. */
@@ -75,7 +76,7 @@ export async function startRedisCluster(opts: StartRedisClusterOptions = {}): Pr
   };
   try {
     if (cert) {
-      await makeCertificate(cert);
+      await selfSignedCertificate(dir);
       ca = await readFile(cert.certFile, 'utf8');
     }
     for (let i = 0; i < masters; i++)
@@ -124,39 +125,6 @@ interface StartedNode {
 interface CertificateFiles {
   certFile: string;
   keyFile: string;
-}
-
-/** Writes a self-signed certificate for 127.0.0.1, its own CA, with openssl. */
-async function makeCertificate(files: CertificateFiles): Promise<void> {
-  const openssl = await findOnPath('openssl');
-  if (openssl === undefined)
-    throw new Error('openssl was not found on PATH (a TLS cluster needs a certificate)');
-  const made = spawnSync(
-    openssl,
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:prime256v1',
-      '-nodes',
-      '-days',
-      '1',
-      '-subj',
-      `/CN=${HOST}`,
-      '-addext',
-      `subjectAltName=IP:${HOST}`,
-      '-addext',
-      'basicConstraints=critical,CA:TRUE',
-      '-keyout',
-      files.keyFile,
-      '-out',
-      files.certFile,
-    ],
-    { encoding: 'utf8' },
-  );
-  if (made.status !== 0) throw new Error(`openssl failed: ${made.stderr}`);
 }
 
 /** redis-server arguments for TLS (with `tls`'s files) and a password. */

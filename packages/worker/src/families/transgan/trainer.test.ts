@@ -1,5 +1,4 @@
 import { parseTrialJob, type TrialJob } from '@gantry/shared';
-import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../../backend.ts';
 import type { Dataset } from '../../data/datasets.ts';
