@@ -67,17 +67,6 @@ export function infoNumber(info: Map<string, string>, field: string): number {
   return Number(v);
 }
 
-/** Calls per command from INFO commandstats (`cmdstat_hgetall:calls=12,...`). */
-export function commandCalls(info: Map<string, string>): Map<string, number> {
-  const out = new Map<string, number>();
-  for (const [k, v] of info) {
-    if (!k.startsWith('cmdstat_')) continue;
-    const m = /(?:^|,)calls=(\d+)/.exec(v);
-    if (m) out.set(k.slice('cmdstat_'.length), Number(m[1]));
-  }
-  return out;
-}
-
 /** Clock ticks per second of /proc's CPU times (USER_HZ, 100 on Linux everywhere it matters). */
 const TICKS = 100;
 
