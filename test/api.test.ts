@@ -53,22 +53,30 @@ function jsonSpec(overrides: Record<string, unknown> = {}): Record<string, unkno
   };
 }
 
-function postYaml(coord: Coordinator, body: string, contentType = 'application/yaml') {
-  return coord.app.inject({
+/**
+ * POSTs a spec, then waits for the scheduler's pass that follows (a submit answers once the sweep is
+ * stored; the pass it starts queues the first trials).
+ */
+async function postYaml(coord: Coordinator, body: string, contentType = 'application/yaml') {
+  const res = await coord.app.inject({
     method: 'POST',
     url: '/v1/sweeps',
     headers: { 'content-type': contentType },
     payload: body,
   });
+  await coord.scheduler.tick();
+  return res;
 }
 
-function postJson(coord: Coordinator, body: unknown) {
-  return coord.app.inject({
+async function postJson(coord: Coordinator, body: unknown) {
+  const res = await coord.app.inject({
     method: 'POST',
     url: '/v1/sweeps',
     headers: { 'content-type': 'application/json' },
     payload: JSON.stringify(body),
   });
+  await coord.scheduler.tick();
+  return res;
 }
 
 const get = (coord: Coordinator, url: string) => coord.app.inject({ method: 'GET', url });

@@ -152,27 +152,41 @@ export class Coordinator {
   /**
    * Resolves the spec's data set to a version (pushing a built-in set on first use), checks that it suits
    * the model, pins it, then plans the sweep, pins and checks a warm start's checkpoint against every
-   * trial's networks (init_from), stores the sweep and queues its first trials. Nothing is written for an
-   * invalid spec. @throws SpecValidationError naming the field
+   * trial's networks (init_from), and stores the sweep; answers then, while the scheduler's pass it starts
+   * queues the first trials. Nothing is written for an invalid spec. @throws SpecValidationError naming the field
    */
   async submit(spec: SweepSpec): Promise<{ id: string; trialIds: string[]; warnings: string[] }> {
+    const began = performance.now();
     const pinned = await this.pinDataset(spec);
     const searched = await resolveSearch(pinned.spec, this.store);
+    const planning = performance.now();
     const plan = planSweep(searched);
+    const planMs = performance.now() - planning;
     const resolved = await resolveInitFrom(searched, plan, {
       trial: (id) => this.store.trial(id),
       checkpoints: (id) => this.store.checkpoints(id),
       shapes: (req) => this.inference.shapes(req),
     });
+    const storing = performance.now();
     const { sweep, trials } = await this.store.createWithTrials(resolved, plan, (p) =>
       this.search.firstSegment(resolved, p.index),
     );
+    const storeMs = performance.now() - storing;
+    await this.scheduler.adopt(sweep, trials);
+    void this.scheduler.tick();
+    const round = (ms: number) => Math.round(ms * 10) / 10;
     this.log.info(
-      { sweepId: sweep.id, trials: plan.length, method: spec.method, dataset: pinned.spec.dataset },
+      {
+        sweepId: sweep.id,
+        trials: plan.length,
+        method: spec.method,
+        dataset: pinned.spec.dataset,
+        planMs: round(planMs),
+        storeMs: round(storeMs),
+        submitMs: round(performance.now() - began),
+      },
       'sweep submitted',
     );
-    await this.scheduler.adopt(sweep, trials);
-    await this.scheduler.tick();
     return { id: sweep.id, trialIds: sweep.trialIds, warnings: pinned.warnings };
   }
 
