@@ -16,6 +16,7 @@ import {
   type SweepSpec,
   TokenAuthenticator,
   TRIAL_QUEUE,
+  type TrialRecord,
   type WorkerInfo,
 } from '@gantry/shared';
 import { Queue, QueueEvents } from 'bullmq';
@@ -30,7 +31,7 @@ import { planSweep } from './planner/plan-sweep.ts';
 import { resolveSearch } from './planner/search-submit.ts';
 import { Scheduler } from './scheduler.ts';
 import { SearchEngine } from './search/engine.ts';
-import { SweepStore } from './sweep-store.ts';
+import { type StoredSweep, SweepStore } from './sweep-store.ts';
 
 /** A worker whose last heartbeat is older than this is not listed. */
 const WORKER_TTL_MS = 30_000;
@@ -155,7 +156,13 @@ export class Coordinator {
    * trial's networks (init_from), and stores the sweep; answers then, while the scheduler's pass it starts
    * queues the first trials. Nothing is written for an invalid spec. @throws SpecValidationError naming the field
    */
-  async submit(spec: SweepSpec): Promise<{ id: string; trialIds: string[]; warnings: string[] }> {
+  async submit(spec: SweepSpec): Promise<{
+    id: string;
+    trialIds: string[];
+    warnings: string[];
+    sweep: StoredSweep;
+    trials: TrialRecord[];
+  }> {
     const began = performance.now();
     const pinned = await this.pinDataset(spec);
     const searched = await resolveSearch(pinned.spec, this.store);
@@ -187,7 +194,7 @@ export class Coordinator {
       },
       'sweep submitted',
     );
-    return { id: sweep.id, trialIds: sweep.trialIds, warnings: pinned.warnings };
+    return { id: sweep.id, trialIds: sweep.trialIds, warnings: pinned.warnings, sweep, trials };
   }
 
   private async pinDataset(spec: SweepSpec): Promise<{ spec: SweepSpec; warnings: string[] }> {

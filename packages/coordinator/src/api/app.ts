@@ -11,6 +11,7 @@ import {
   parseSweepSpec,
   type SweepSpec,
   type TokenAuthenticator,
+  type TrialRecord,
   type WorkerInfo,
 } from '@gantry/shared';
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
@@ -19,7 +20,7 @@ import type { DatasetStore } from '../datasets/dataset-store.ts';
 import type { Inference } from '../inference/inference-pool.ts';
 import type { Scheduler } from '../scheduler.ts';
 import { hasSearch, searchView } from '../search/views.ts';
-import type { SweepStore } from '../sweep-store.ts';
+import type { StoredSweep, SweepStore } from '../sweep-store.ts';
 import { type AugmentationRouteDeps, registerAugmentationRoutes } from './augment-routes.ts';
 import { ARCHIVE_TYPES, registerDatasetRoutes } from './dataset-routes.ts';
 import { EXPORT_ROUTE, registerExportRoute } from './export-route.ts';
@@ -45,7 +46,14 @@ export interface ApiDeps {
   objects: ObjectStore;
   datasets: DatasetStore;
   metrics: Registry;
-  submit(spec: SweepSpec): Promise<{ id: string; trialIds: string[]; warnings: string[] }>;
+  /** Stores a sweep; `sweep` and `trials` as written (the answer is made from them, not read back). */
+  submit(spec: SweepSpec): Promise<{
+    id: string;
+    trialIds: string[];
+    warnings: string[];
+    sweep?: StoredSweep;
+    trials?: readonly TrialRecord[];
+  }>;
   workers(): Promise<WorkerInfo[]>;
   ready(): Promise<boolean>;
   /** Augmentation records and their queue (`POST /v1/trials/:id/augment`, `GET /v1/augmentations/:id`). */
@@ -204,9 +212,9 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
   app.post('/v1/sweeps', { bodyLimit: LIMITS.specBytes }, async (req, reply) => {
     const spec = typeof req.body === 'string' ? parseSweepSpec(req.body) : compileSweepSpec(req.body);
     const created = await deps.submit(spec);
-    const sweep = await deps.store.get(created.id);
+    const sweep = created.sweep ?? (await deps.store.get(created.id));
     return reply.status(201).send({
-      ...sweepView(sweep!, await deps.store.trials(created.trialIds)),
+      ...sweepView(sweep!, created.trials ?? (await deps.store.trials(created.trialIds))),
       trialIds: created.trialIds,
       warnings: created.warnings,
     });
