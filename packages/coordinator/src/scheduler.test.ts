@@ -90,6 +90,23 @@ describe('Scheduler passes', () => {
     expect((await s.store.get(sweep.id))?.state).toBe('running');
   });
 
+  it("gives the API a sweep's trials from its view, reading again only those running", async () => {
+    const s = setup({ auditIntervalMs: 3_600_000 });
+    const compiled = spec(500, 2);
+    const sweep = await s.store.create(compiled, planSweep(compiled));
+    const [t0] = sweep.trialIds as [string];
+    await s.scheduler.tick();
+    // Progress marks nothing dirty: the view has step 0, Redis step 7.
+    await redis.hset(s.store.keys.trial(t0), encodeTrial({ state: 'running', step: 7 }));
+    const read = s.scheduler.stats.trialsRead;
+    const trials = (await s.scheduler.currentTrials(sweep.id))!;
+    expect(trials.map((t) => t.id)).toEqual(sweep.trialIds);
+    expect(trials[0]).toMatchObject({ state: 'running', step: 7 });
+    expect(trials[2]).toMatchObject({ state: 'queued', step: 0 });
+    expect(s.scheduler.stats.trialsRead).toBe(read); // the API's reads are not the scheduler's
+    expect(await s.scheduler.currentTrials('no-such-sweep')).toBeUndefined();
+  });
+
   it("settles a job the queue failed for good from the queue's event, without reading the rest", async () => {
     const s = setup({ events: true });
     const compiled = spec(50, 1);

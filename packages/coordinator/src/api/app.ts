@@ -234,17 +234,21 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
   });
   registerSearchRoutes(app, deps);
 
+  // An active sweep's trials from the scheduling coordinator's view when this is it, else from Redis.
+  const trialsOf = async (s: StoredSweep) =>
+    (await deps.scheduler.currentTrials(s.id)) ?? (await deps.store.trials(s.trialIds));
+
   app.get('/v1/sweeps', async () => {
     const sweeps = await deps.store.list(100);
     return {
-      sweeps: await Promise.all(sweeps.map(async (s) => sweepView(s, await deps.store.trials(s.trialIds)))),
+      sweeps: await Promise.all(sweeps.map(async (s) => sweepView(s, await trialsOf(s)))),
     };
   });
 
   app.get<{ Params: { id: string } }>('/v1/sweeps/:id', async (req) => {
     const sweep = await deps.store.get(checkId('id', req.params.id));
     if (!sweep) throw new NotFoundError('sweep', req.params.id);
-    const trials = await deps.store.trials(sweep.trialIds);
+    const trials = await trialsOf(sweep);
     // Rungs, stops and PBT lineage (README, "Adaptive search"), for sweeps that search adaptively.
     const search = hasSearch(sweep.spec)
       ? { search: searchView(sweep.spec, await deps.store.searchEvents(sweep.id), trials) }
