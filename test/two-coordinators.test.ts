@@ -74,7 +74,7 @@ describe('two coordinators on one Redis', () => {
     // fourth trainer running at once.
     let running = 0;
     let mostAtOnce = 0;
-    const fake = fakeTrainerLauncher(compileFakeTrainer({ progressMs: 200, trialSeconds: [1, 2.5] }));
+    const fake = fakeTrainerLauncher(compileFakeTrainer({ progressMs: 200, trialSeconds: [0.8, 1.6] }));
     const counted: TrainerLauncher = (e) => {
       const child = fake(e);
       running += 1;
@@ -104,7 +104,7 @@ describe('two coordinators on one Redis', () => {
         dataset: 'fashion-mnist',
         method: 'random',
         metric: { name: 'g_loss', goal: 'minimize' },
-        budget: { trials: 15, parallel: 3, steps: 40 },
+        budget: { trials: 12, parallel: 3, steps: 40 },
         checkpoint: { every_steps: 40 },
         health: { eval_every_steps: 0 },
         parameters: { lr_g: { distribution: 'log_uniform', min: 1e-5, max: 1e-3 } },
@@ -167,7 +167,7 @@ describe('two coordinators on one Redis', () => {
       expect(events.filter((e) => e.event === 'start')).toHaveLength(1);
     }
     const queue = new Queue(TRIAL_QUEUE, { connection: redis.duplicate(), prefix: env.GANTRY_PREFIX });
-    expect((await queue.getJobCounts('completed')).completed).toBe(15);
+    expect((await queue.getJobCounts('completed')).completed).toBe(12);
     await queue.close();
     redis.disconnect();
   });
