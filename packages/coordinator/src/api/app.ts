@@ -27,7 +27,7 @@ import { EXPORT_ROUTE, registerExportRoute } from './export-route.ts';
 import { INFER_IMAGE_TYPES, INFER_ROUTE, registerInferRoute } from './infer-route.ts';
 import { checkId } from './params.ts';
 import { registerSearchRoutes } from './search-routes.ts';
-import { sweepView, trialSummary } from './views.ts';
+import { jsonInPieces, sweepView, trialSummary } from './views.ts';
 
 /** host:port of a worker's metrics URL (Prometheus scrapes /metrics there), or undefined if malformed. */
 function metricsTarget(url: string): string | undefined {
@@ -245,7 +245,7 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
     };
   });
 
-  app.get<{ Params: { id: string } }>('/v1/sweeps/:id', async (req) => {
+  app.get<{ Params: { id: string } }>('/v1/sweeps/:id', async (req, reply) => {
     const sweep = await deps.store.get(checkId('id', req.params.id));
     if (!sweep) throw new NotFoundError('sweep', req.params.id);
     const trials = await trialsOf(sweep);
@@ -253,7 +253,13 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
     const search = hasSearch(sweep.spec)
       ? { search: searchView(sweep.spec, await deps.store.searchEvents(sweep.id), trials) }
       : {};
-    return { ...sweepView(sweep, trials), spec: sweep.spec, trials: trials.map(trialSummary), ...search };
+    // A 10,000-trial answer is 3.4 MB: written in pieces, so the scheduler's passes run in between.
+    const body = await jsonInPieces(
+      { ...sweepView(sweep, trials), spec: sweep.spec, ...search },
+      'trials',
+      trials.map(trialSummary),
+    );
+    return reply.type('application/json; charset=utf-8').send(body);
   });
 
   app.post<{ Params: { id: string } }>('/v1/sweeps/:id/cancel', async (req) => {

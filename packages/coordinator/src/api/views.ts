@@ -50,3 +50,28 @@ export function sweepView(s: StoredSweep, trials: readonly TrialRecord[]) {
     best: bestTrial(s.spec, trials),
   };
 }
+
+/**
+ * JSON of `head` with `items` as its field `key`, stringified `chunk` items at a time with the event loop
+ * in between: one 10,000-trial answer would otherwise hold the process for ~40 ms in one piece.
+ */
+export async function jsonInPieces(
+  head: Record<string, unknown>,
+  key: string,
+  items: readonly unknown[],
+  chunk = 500,
+): Promise<string> {
+  const start = JSON.stringify({ ...head, [key]: [] });
+  const parts: string[] = [];
+  for (let i = 0; i < items.length; i += chunk) {
+    parts.push(
+      items
+        .slice(i, i + chunk)
+        .map((x) => JSON.stringify(x) ?? 'null')
+        .join(','),
+    );
+    if (i + chunk < items.length) await new Promise((r) => setImmediate(r));
+  }
+  // `start` ends with `"<key>":[]}`: the items go between the brackets.
+  return `${start.slice(0, -2)}${parts.join(',')}]}`;
+}
