@@ -21,6 +21,8 @@ export interface SchedulerSource {
   readonly leading: boolean;
   /** The active sweeps as the scheduling coordinator holds them (no Redis reads); undefined unless leading. */
   activeViews(): readonly { sweep: StoredSweep; trials: readonly Trial[] }[] | undefined;
+  /** A held sweep's trials with the running ones read again (Scheduler.currentTrials). */
+  currentTrials(sweepId: string): Promise<TrialRecord[] | undefined>;
 }
 
 /** A trial's value of `metric`: its result once completed, else the latest step or evaluation. */
@@ -28,29 +30,6 @@ function objectiveOf(t: TrialRecord, metric: MetricName): number | undefined {
   if (t.result !== undefined) return t.result;
   if (isQualityMetric(metric)) return t.quality?.[metric as keyof TrialQuality];
   return t.metrics?.[metric as keyof TrialMetrics] as number | undefined;
-}
-
-/** `trials` with the running ones' state, result, metrics and evaluation as Redis holds them now. */
-async function withProgress(store: SweepStore, trials: readonly Trial[]): Promise<TrialRecord[]> {
-  const running = trials.filter((t) => t.dispatched && !TERMINAL_TRIAL_STATES.has(t.state));
-  if (running.length === 0) return [...trials];
-  const pipe = store.redis.pipeline();
-  for (const t of running) pipe.hmget(store.keys.trial(t.id), 'state', 'result', 'metrics', 'quality');
-  const res = (await pipe.exec()) ?? [];
-  const now = new Map<string, TrialRecord>();
-  running.forEach((t, i) => {
-    const [err, raw] = res[i] ?? [];
-    if (err || !Array.isArray(raw)) return;
-    const [state, result, metrics, quality] = raw as (string | null)[];
-    now.set(t.id, {
-      ...t,
-      ...(state ? { state: state as TrialRecord['state'] } : {}),
-      ...(result ? { result: Number(result) } : {}),
-      ...(metrics ? { metrics: JSON.parse(metrics) as TrialMetrics } : {}),
-      ...(quality ? { quality: JSON.parse(quality) as TrialQuality } : {}),
-    });
-  });
-  return trials.map((t) => now.get(t.id) ?? t);
 }
 
 /**
@@ -163,8 +142,8 @@ export function coordinatorMetrics(
         const { id } = sweep;
         const metric = sweep.spec.metric.name;
         // A view knows each trial's state, not its latest progress (progress marks nothing dirty): the
-        // running trials' metrics are read from Redis, a few fields each; the others' are final or none.
-        const trials = views ? await withProgress(store, held) : held;
+        // running trials are read again; the others' values are final or none.
+        const trials = (views && (await scheduler?.currentTrials(id))) || held;
         for (const t of trials) {
           const value = objectiveOf(t, metric);
           if (value !== undefined && Number.isFinite(value))

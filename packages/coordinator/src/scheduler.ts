@@ -5,7 +5,6 @@ import {
   LIMITS,
   type Logger,
   NotFoundError,
-  type SweepSpec,
   type SweepState,
   sweepIdOfTrial,
   TERMINAL_TRIAL_STATES,
@@ -15,6 +14,7 @@ import {
 import type { Queue, QueueEvents } from 'bullmq';
 import type { LeaderLease } from './leader-lease.ts';
 import type { SearchEngine } from './search/engine.ts';
+import { hasSearch } from './search/views.ts';
 import { LeaseLostError, type StoredSweep, type SweepStore, sweepMarker } from './sweep-store.ts';
 import { placeOf, SweepView, type Trial } from './sweep-view.ts';
 import { jobIdOf, trialJob } from './trial-jobs.ts';
@@ -31,11 +31,6 @@ interface Changes {
 
 /** How many times a trial job is tried before it fails for good (transient faults only). */
 const JOB_ATTEMPTS = 3;
-
-/** A sweep whose trials are chosen or decided on by the search engine (schedulers, TPE, PBT replay). */
-function searched(spec: SweepSpec): boolean {
-  return spec.scheduler !== undefined || spec.method === 'tpe' || spec.method === 'pbt-replay';
-}
 
 export interface SchedulerOptions {
   /** Passes run on every queue event and at least this often (they cost what changed). @default 1000 */
@@ -418,7 +413,7 @@ export class Scheduler {
       })),
     );
     for (const t of changes.trials) view.place(t);
-    const search = searched(sweep.spec) ? this.search : undefined;
+    const search = hasSearch(sweep.spec) ? this.search : undefined;
     if (search) {
       await search.decide(sweep, view.trials);
       view.replaceAll();
