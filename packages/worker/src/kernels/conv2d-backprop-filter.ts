@@ -9,6 +9,8 @@ import {
   type TensorInfo,
 } from '@tensorflow/tfjs-core';
 import { backwardConvGeometry, type ConvGeometry } from './conv-geometry.ts';
+import { filterGradPaddedGrid, suitsPaddedGrid } from './conv-padded-grid.ts';
+import { gemmFor } from './gemm/index.ts';
 import { im2col } from './im2col.ts';
 import { wasmKernel } from './wasm-kernel.ts';
 
@@ -38,6 +40,9 @@ export interface Conv2DBackpropFilterArgs {
  * BatchMatMul, against this:
  * - x [64,14,14,64], dy [64,7,7,128] (822 MFLOP): 61 ms, now 52 ms (the product itself is ~40 ms).
  * - x [64,28,28,1], dy [64,14,14,64] (26 MFLOP): 15.3 ms, now 5.8 ms (computed as dy^T @ patches).
+ *
+ * Stride-1 convolutions with fewer than 8 output channels go, where Gantry's product is available, to
+ * {@link filterGradPaddedGrid} instead (no patches; dy^T @ x on a padded grid).
  */
 export function conv2DBackpropFilter(
   args: Conv2DBackpropFilterArgs,
@@ -55,6 +60,8 @@ export function conv2DBackpropFilter(
     throw new Error(`Conv2DBackpropFilter (wasm): only NHWC is supported, got ${attrs.dataFormat}`);
   }
   const g = geometry(x, dy, attrs);
+  const gemm = gemmFor(backend);
+  if (gemm !== undefined && suitsPaddedGrid(g)) return filterGradPaddedGrid(backend, gemm, x, dy, g);
   const matMul = wasmKernel(BatchMatMul, 'Conv2DBackpropFilter');
 
   const rows = g.kH * g.kW * g.inC;

@@ -105,6 +105,56 @@ function plainGeometry(
   return always || suitsGemm(rows, g.kH * g.kW * g.inC, g.outC) ? g : undefined;
 }
 
+/**
+ * The input gradient of a stride-1 convolution `g` describes, as the forward convolution of dy with the
+ * filter flipped in space and with its channels swapped, padded by KH - 1 - padTop above and
+ * KW - 1 - padLeft on the left (im2col + Gantry's product): dx[b, iy, ix, ci] = sum over taps of
+ * dy[b, iy + padTop - kh, ix + padLeft - kw, :] . filter[kh, kw, ci, :]. Undefined where Gantry's product
+ * is not available or the convolution is strided. Returns dx [B, inH, inW, inC]; the caller owns it.
+ */
+export function stride1InputGradient(
+  backend: BackendWasm,
+  dy: TensorInfo,
+  filter: TensorInfo,
+  g: ConvGeometry,
+): TensorInfo | undefined {
+  const gemm = gemmFor(backend);
+  if (gemm === undefined || g.strideH !== 1 || g.strideW !== 1) return undefined;
+  const { kH, kW, inC, outC } = g;
+  const flipped = backend.makeOutput([kH, kW, outC, inC], 'float32');
+  try {
+    const w = backend.typedArrayFromHeap(filter) as Float32Array;
+    const f = backend.typedArrayFromHeap(flipped) as Float32Array;
+    for (let kh = 0; kh < kH; kh++) {
+      for (let kw = 0; kw < kW; kw++) {
+        const src = (kh * kW + kw) * inC * outC;
+        const dst = ((kH - 1 - kh) * kW + (kW - 1 - kw)) * outC * inC;
+        for (let ci = 0; ci < inC; ci++) {
+          for (let co = 0; co < outC; co++) f[dst + co * inC + ci] = w[src + ci * outC + co] as number;
+        }
+      }
+    }
+    const back: ConvGeometry = {
+      batch: g.batch,
+      inH: g.outH,
+      inW: g.outW,
+      inC: outC,
+      outH: g.inH,
+      outW: g.inW,
+      outC: inC,
+      kH,
+      kW,
+      strideH: 1,
+      strideW: 1,
+      padTop: kH - 1 - g.padTop,
+      padLeft: kW - 1 - g.padLeft,
+    };
+    return convolve(backend, gemm, dy, flipped, back, DEFAULT_MAX_PATCH_ELEMENTS);
+  } finally {
+    backend.disposeData(flipped.dataId);
+  }
+}
+
 function convolve(
   backend: BackendWasm,
   gemm: Gemm,

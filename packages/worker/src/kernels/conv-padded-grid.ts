@@ -1,0 +1,113 @@
+import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+import type { TensorInfo } from '@tensorflow/tfjs-core';
+import type { ConvGeometry } from './conv-geometry.ts';
+import { type Gemm, heapPtr } from './gemm/index.ts';
+
+/**
+ * The most output channels for which {@link filterGradPaddedGrid} is used: below a GEMM tile's 8 columns,
+ * patches^T @ dy wastes most of each tile, so the product is turned to dy^T @ x with CO as its rows.
+ */
+export const PADDED_GRID_MAX_OUT_CHANNELS = 7;
+
+/** Whether {@link filterGradPaddedGrid} computes this filter gradient: stride 1, few output channels. */
+export function suitsPaddedGrid(g: ConvGeometry): boolean {
+  return (
+    g.strideH === 1 &&
+    g.strideW === 1 &&
+    g.outC <= PADDED_GRID_MAX_OUT_CHANNELS &&
+    g.kW * g.inC >= 8 &&
+    g.batch * g.outH * g.outW > 0
+  );
+}
+
+/**
+ * Filter gradient of a stride-1 convolution with few output channels, without im2col. x is copied into a
+ * zero-padded grid xp [B, Hp, Wp, CI] (Hp = OH + KH - 1, Wp = OW + KW - 1) and dy into the same grid
+ * (zeros past OH, OW). On the grid's flat positions q, the window of output q at tap row kh is the KW*CI
+ * contiguous floats of xp from position q + kh*Wp, so for each kh
+ *   dW[kh]^T [CO, KW*CI] = dyp^T [CO, Q] @ xs_kh [Q, KW*CI],  xs_kh[q] = xp[q + kh*Wp, 0 .. KW*CI)
+ * is one product whose B is xp itself read with a row stride of CI floats: KH products, the positions
+ * as their depth, and no patches matrix (SRGAN G's last conv, 9x9 32 -> 3 at 64 px: 170M floats of
+ * patches). The grid's padding columns cost (Hp*Wp)/(OH*OW) - 1 of extra multiply-adds (6% at 64 px,
+ * 27% at 16 px for 3x3). Returns dW [KH, KW, CI, CO]; the caller owns it.
+ */
+export function filterGradPaddedGrid(
+  backend: BackendWasm,
+  gemm: Gemm,
+  x: TensorInfo,
+  dy: TensorInfo,
+  g: ConvGeometry,
+): TensorInfo {
+  const { batch, inH, inW, inC, outH, outW, outC, kH, kW, padTop, padLeft } = g;
+  const hp = outH + kH - 1;
+  const wp = outW + kW - 1;
+  const row = kW * inC;
+  const taps = kH * row;
+  const xp = backend.makeOutput([batch, hp, wp, inC], 'float32');
+  const dyp = backend.makeOutput([batch, hp, wp, outC], 'float32');
+  const prod = backend.makeOutput([outC, taps], 'float32');
+  let dw: TensorInfo | undefined;
+  try {
+    gemm.reserve(row);
+    padInto(backend, xp, x, { batch, h: inH, w: inW, c: inC, hp, wp, top: padTop, left: padLeft });
+    padInto(backend, dyp, dy, { batch, h: outH, w: outW, c: outC, hp, wp, top: 0, left: 0 });
+    // The last grid position with a real output; every tap of every position up to it lies inside xp.
+    const positions = (batch - 1) * hp * wp + (outH - 1) * wp + outW;
+    const xpPtr = heapPtr(backend, xp);
+    const dypPtr = heapPtr(backend, dyp);
+    const prodPtr = heapPtr(backend, prod);
+    for (let kh = 0; kh < kH; kh++) {
+      gemm.multiply(
+        outC,
+        positions,
+        row,
+        { ptr: dypPtr, rowStride: 4, colStride: 4 * outC },
+        { ptr: xpPtr + 4 * kh * wp * inC, rowStride: 4 * inC, colStride: 4 },
+        { ptr: prodPtr + 4 * kh * row, rowStride: 4 * taps },
+      );
+    }
+    dw = backend.makeOutput([kH, kW, inC, outC], 'float32');
+    const out = backend.typedArrayFromHeap(dw) as Float32Array;
+    const p = backend.typedArrayFromHeap(prod) as Float32Array;
+    for (let co = 0; co < outC; co++) {
+      for (let t = 0, o = co; t < taps; t++, o += outC) out[o] = p[co * taps + t] as number;
+    }
+    return dw;
+  } finally {
+    backend.disposeData(xp.dataId);
+    backend.disposeData(dyp.dataId);
+    backend.disposeData(prod.dataId);
+  }
+}
+
+/** Where an image [batch, h, w, c] goes in a zero grid [batch, hp, wp, c]: its pixel (0, 0) at (top, left). */
+interface Placement {
+  batch: number;
+  h: number;
+  w: number;
+  c: number;
+  hp: number;
+  wp: number;
+  top: number;
+  left: number;
+}
+
+/** Zero-fills `grid` and copies `src` into it at the placement, clipping what falls outside the grid. */
+function padInto(backend: BackendWasm, grid: TensorInfo, src: TensorInfo, p: Placement): void {
+  const gridView = backend.typedArrayFromHeap(grid) as Float32Array;
+  gridView.fill(0);
+  const heap = new Float32Array(gridView.buffer);
+  // Unsigned shifts: byte offsets past 2 GiB would turn negative with `>> 2`.
+  const gBase = gridView.byteOffset >>> 2;
+  const sBase = (backend.typedArrayFromHeap(src) as Float32Array).byteOffset >>> 2;
+  const col0 = Math.max(0, p.left);
+  const col1 = Math.min(p.wp, p.w + p.left);
+  if (col1 <= col0) return;
+  const run = (col1 - col0) * p.c;
+  for (let b = 0; b < p.batch; b++) {
+    for (let r = Math.max(0, p.top); r < Math.min(p.hp, p.h + p.top); r++) {
+      const from = sBase + ((b * p.h + r - p.top) * p.w + col0 - p.left) * p.c;
+      heap.copyWithin(gBase + ((b * p.hp + r) * p.wp + col0) * p.c, from, from + run);
+    }
+  }
+}
