@@ -131,3 +131,25 @@ describe("Gantry's matrix product (wasm, relaxed SIMD) vs float64", () => {
     }
   });
 });
+
+describe("Gantry's SIMD run adder (col2im's dst += src)", () => {
+  it('adds exactly n floats, vector part and tail, and touches nothing past them', () => {
+    for (const n of [0, 1, 3, 4, 17, 256, 259]) {
+      const dst = randomData(n + 8, n);
+      const src = randomData(n + 8, n + 1);
+      const dt = tf.tensor1d(dst);
+      const st = tf.tensor1d(src);
+      try {
+        // One float in: unaligned addresses, as col2im's runs are.
+        gemm.addInto(heapPtr(backend, dt) + 4, heapPtr(backend, st) + 4, n);
+        const got = dt.dataSync();
+        for (let i = 0; i < n + 8; i++) {
+          const want = i >= 1 && i <= n ? Math.fround((dst[i] as number) + (src[i] as number)) : dst[i];
+          expect(got[i], `n ${n} [${i}]`).toBe(want);
+        }
+      } finally {
+        tf.dispose([dt, st]);
+      }
+    }
+  });
+});

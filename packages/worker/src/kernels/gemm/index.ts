@@ -54,17 +54,34 @@ type GemmExport = (
   scratch: number,
 ) => void;
 
+/** The module's exports (wat.ts). */
+interface GemmExports {
+  gemm: GemmExport;
+  addInto: (dst: number, src: number, n: number) => void;
+}
+
 /** Gantry's matrix product bound to one wasm backend's memory (see wat.ts for the method). */
 export class Gemm {
   private scratchPtr = 0;
   private scratchBytes = 0;
+  private readonly run: GemmExport;
 
   constructor(
     private readonly backend: BackendWasm,
-    private readonly run: GemmExport,
+    private readonly exports: GemmExports,
     /** Whether multiply-adds are fused (relaxed SIMD available). */
     readonly fused: boolean,
-  ) {}
+  ) {
+    this.run = exports.gemm;
+  }
+
+  /**
+   * dst[i] += src[i] for i < n, float32 at byte addresses dst and src in this backend's heap (runs that do
+   * not overlap), in SIMD: col2im's window rows (transposed-conv-gemm.ts).
+   */
+  addInto(dst: number, src: number, n: number): void {
+    this.exports.addInto(dst, src, n);
+  }
 
   /**
    * c[m][n] = a[m][k] @ b[k][n], all float32 in this backend's heap; c has unit column stride and must not
@@ -166,7 +183,7 @@ export async function initGemm(backend: BackendWasm): Promise<Gemm | undefined> 
   const memory = emscripten(backend).asm?.memory;
   if (!(memory instanceof WASM.Memory)) return undefined;
   const instance = new WASM.Instance(c.module, { env: { memory } });
-  const gemm = new Gemm(backend, instance.exports.gemm as GemmExport, c.fused);
+  const gemm = new Gemm(backend, instance.exports as unknown as GemmExports, c.fused);
   instances.set(backend, gemm);
   return gemm;
 }

@@ -160,6 +160,24 @@ export function gemmModuleWat(fma: boolean): string {
     (local.set $k (i32.add (local.get $k) (i32.const 1)))
     (br_if $k (i32.lt_u (local.get $k) (local.get $kc)))))
 
+;; dst[i] += src[i] for i < n (float32; col2im's window rows); the runs may not overlap
+(func (export "addInto") (param $dst i32) (param $src i32) (param $n i32)
+  (local $end i32) (local $vend i32)
+  (local.set $end (i32.add (local.get $dst) (i32.shl (local.get $n) (i32.const 2))))
+  (local.set $vend (i32.add (local.get $dst) (i32.shl (i32.and (local.get $n) (i32.const -4)) (i32.const 2))))
+  (block $done (loop $vec
+    (br_if $done (i32.ge_u (local.get $dst) (local.get $vend)))
+    (v128.store (local.get $dst) (f32x4.add (v128.load (local.get $dst)) (v128.load (local.get $src))))
+    (local.set $dst (i32.add (local.get $dst) (i32.const 16)))
+    (local.set $src (i32.add (local.get $src) (i32.const 16)))
+    (br $vec)))
+  (block $done (loop $one
+    (br_if $done (i32.ge_u (local.get $dst) (local.get $end)))
+    (f32.store (local.get $dst) (f32.add (f32.load (local.get $dst)) (f32.load (local.get $src))))
+    (local.set $dst (i32.add (local.get $dst) (i32.const 4)))
+    (local.set $src (i32.add (local.get $src) (i32.const 4)))
+    (br $one))))
+
 ;; C[m][n] (row stride ldc bytes) = A @ B, m, k, n > 0. Scratch: kcmax * 8 * ceil(n / 8) + 4 * kcmax + 32 floats.
 (func (export "gemm") (param $a i32) (param $asi i32) (param $ask i32) (param $b i32) (param $bsk i32) (param $bsj i32)
     (param $c i32) (param $ldc i32) (param $m i32) (param $k i32) (param $n i32) (param $kcmax i32) (param $scratch i32)
