@@ -78,6 +78,15 @@ const cases: Case[] = [
   ...combos([3], [3], 41, 37, 29),
   ...combos([1], [4], 41, 37, 29),
   ...combos([2, 2], [1], 41, 37, 29),
+  // Attention's per-head products at TransGAN's sizes (batch reduced), small matrices on both sides: its
+  // G's windows of 49 tokens with 2 and 8 channels a head, its critic's 50 tokens with 16; an odd one.
+  ...combos([6], [6], 49, 2, 49),
+  ...combos([6], [6], 49, 49, 2),
+  ...combos([5], [5], 49, 8, 49),
+  ...combos([5], [5], 49, 49, 8),
+  ...combos([4], [4], 50, 16, 50),
+  ...combos([4], [4], 50, 50, 16),
+  ...combos([3], [3], 5, 3, 2),
 ];
 
 beforeAll(async () => {
