@@ -1,11 +1,11 @@
 /**
- * The bench's training rows: one network trained by Gantry's trainer (wasm, one thread) and by a PyTorch
- * script of bench/ (CPU, one thread), repeats alternating between the two so that load from elsewhere on
- * the machine hits both alike; images/s, GFLOP/s (Gantry's operation count per step for both) and the ratio.
+ * The bench's training rows: one network trained by Gantry's trainer (wasm, one thread, in a child process
+ * of its own: bench/gantry-trainer.ts) and by a PyTorch script of bench/ (CPU, one thread, the contract of
+ * bench/torch_bench.py), repeats alternating between the two so that load from elsewhere on the machine
+ * hits both alike; images/s, GFLOP/s (Gantry's operation count per step for both), the ratio, and each
+ * side's peak resident memory. Both sides count the networks' trainable parameters: a mismatch (not the
+ * same network) is printed loudly.
  */
-import { spawnSync } from 'node:child_process';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import {
   type JobStage,
   MODEL_PARAMS,
@@ -13,13 +13,9 @@ import {
   parseTrialJob,
   type TrialJob,
 } from '../packages/shared/src/index.ts';
-import { initBackend } from '../packages/worker/src/backend.ts';
-import { familyOf } from '../packages/worker/src/families/registry.ts';
-import { loadBuiltinSplit } from '../scripts/builtin-dataset.ts';
+import { startGantryTrainer } from './gantry-trainer.ts';
+import { missingScript, type PytorchProbe, type PytorchRun, startPytorch } from './pytorch-run.ts';
 import { list, median } from './stats.ts';
-
-const here = dirname(fileURLToPath(import.meta.url));
-const PYTHON = '/usr/bin/python3';
 
 /** One network both sides train. */
 export interface TrainingRow {
@@ -34,20 +30,10 @@ export interface TrainingRow {
   /** A staged family's stage. */
   stage?: JobStage;
   steps: number;
-  /** Untimed steps: Gantry's before its first repeat, PyTorch's in each of its runs (one process each). */
-  warmup: { gantry: number; pytorch: number };
-  /** PyTorch's script in bench/ and its options; `--batch --steps --warmup --threads` are added. */
+  /** Untimed steps, once per process on each side. */
+  warmup: number;
+  /** PyTorch's script in bench/ and its options; `--batch --steps --warmup --threads --serve` are added. */
   pytorch: { script: string; args: Record<string, string | number> };
-}
-
-/** PyTorch's version, or why the PyTorch rows are skipped. */
-export type PytorchProbe = { version: string } | { skipped: string };
-
-export function pytorchVersion(): PytorchProbe {
-  const probe = spawnSync(PYTHON, ['-c', 'import torch; print(torch.__version__)'], { encoding: 'utf8' });
-  if (probe.status !== 0)
-    return { skipped: `PyTorch not available at ${PYTHON} (node scripts/setup.mjs --bench installs it)` };
-  return { version: probe.stdout.trim() };
 }
 
 /** The row's job, every parameter filled (the family's defaults under the row's), validated as a worker does. */
@@ -76,35 +62,6 @@ function benchJob(row: TrainingRow): TrialJob {
 /** Images per step: the stage's batch, or the trial's. */
 const batchOf = (job: TrialJob) => job.stage?.batch_size ?? job.params.batch_size!;
 
-/** Gantry's trainer on wasm, warmed up; each call of `repeat()` times `row.steps` steps. */
-async function gantryTrainer(row: TrainingRow, job: TrialJob) {
-  const info = await initBackend('wasm');
-  const data = await loadBuiltinSplit(row.dataset, 'train');
-  const trainer = familyOf(job.model).createTrainer(job, data);
-  const batch = batchOf(job);
-  for (let i = 0; i < row.warmup.gantry; i++) trainer.trainStep();
-  return {
-    ...info,
-    flopsPerStep: trainer.flopsPerStep(),
-    repeat(): { imgPerSec: number; gflops: number } {
-      const t0 = performance.now();
-      for (let i = 0; i < row.steps; i++) trainer.trainStep();
-      const s = (performance.now() - t0) / 1000;
-      return { imgPerSec: (row.steps * batch) / s, gflops: (row.steps * trainer.flopsPerStep()) / s / 1e9 };
-    },
-    dispose: () => trainer.dispose(),
-  };
-}
-
-/** One PyTorch run of `row.steps` timed steps (after its own warm-up), in images/s. */
-function pytorchRepeat(row: TrainingRow, batch: number): number {
-  const opts = { ...row.pytorch.args, batch, steps: row.steps, warmup: row.warmup.pytorch, threads: 1 };
-  const argv = Object.entries(opts).flatMap(([k, v]) => [`--${k}`, String(v)]);
-  const res = spawnSync(PYTHON, [join(here, row.pytorch.script), ...argv], { encoding: 'utf8' });
-  if (res.status !== 0) throw new Error(`PyTorch run failed: ${res.stderr.slice(-500)}`);
-  return (JSON.parse(res.stdout.trim().split('\n').at(-1)!) as { images_per_sec: number }).images_per_sec;
-}
-
 /**
  * Gantry against PyTorch on one network, `repeats` times each, alternating; prints the figures with `say`
  * and returns them for latest.json.
@@ -113,18 +70,49 @@ export async function compareTraining(
   row: TrainingRow,
   opts: { pt: PytorchProbe; repeats: number; say: (s: string) => void },
 ) {
-  const { pt, repeats, say } = opts;
+  const { repeats, say } = opts;
   const job = benchJob(row);
   const batch = batchOf(job);
-  say(`bench: ${row.title}; ${repeats} repeats of ${row.steps} steps`);
-  const g = await gantryTrainer(row, job);
+  say(`bench: ${row.title}; ${repeats} repeats of ${row.steps} steps, ${row.warmup} warm-up`);
+  const g = await startGantryTrainer({ job, dataset: row.dataset, steps: row.steps, warmup: row.warmup });
+  let skipped = 'skipped' in opts.pt ? opts.pt.skipped : missingScript(row.pytorch.script);
+  let pt: PytorchRun | undefined;
+  if (skipped === undefined) {
+    try {
+      pt = await startPytorch({ ...row.pytorch, batch, steps: row.steps, warmup: row.warmup });
+    } catch (e) {
+      skipped = `failed: ${(e as Error).message}`;
+    }
+  }
+  const ptParams = pt?.params ?? null;
+  const sameNetwork = ptParams === null ? null : ptParams === g.params;
+  if (sameNetwork === false)
+    say(
+      `MISMATCH: gantry's networks have ${g.params} parameters, pytorch's ${ptParams}: not the same network, the ratio means nothing`,
+    );
   const gRuns: { imgPerSec: number; gflops: number }[] = [];
   const ptRuns: number[] = [];
   for (let r = 0; r < repeats; r++) {
-    gRuns.push(g.repeat());
-    if ('version' in pt) ptRuns.push(pytorchRepeat(row, batch));
+    const s = await g.repeat();
+    gRuns.push({ imgPerSec: (row.steps * batch) / s, gflops: (row.steps * g.flopsPerStep) / s / 1e9 });
+    if (!pt) continue;
+    try {
+      ptRuns.push(await pt.repeat());
+    } catch (e) {
+      skipped = `failed in repeat ${r + 1}: ${(e as Error).message}`;
+      pt = undefined;
+      ptRuns.length = 0;
+    }
   }
-  g.dispose();
+  const gRss = await g.end();
+  let ptRss: number | null = null;
+  if (pt) {
+    try {
+      ptRss = await pt.end();
+    } catch (e) {
+      say(`pytorch: no peak RSS: ${(e as Error).message}`);
+    }
+  }
   const gImg = gRuns.map((x) => x.imgPerSec);
   const gMed = median(gImg);
   const gflopsMed = median(gRuns.map((x) => x.gflops));
@@ -133,20 +121,26 @@ export async function compareTraining(
     `gantry  (${g.backend}, ${g.device}, 1 thread): ${gMed.toFixed(1)} img/s  ${gflopsMed.toFixed(1)} GFLOP/s   ${list(gImg)}`,
   );
   let ratio: number | null = null;
+  let ratioPerRepeat: number | null = null;
   let ptMed: number | null = null;
-  if ('skipped' in pt) {
-    say(`pytorch: skipped: ${pt.skipped}`);
+  const version = 'version' in opts.pt ? opts.pt.version : null;
+  if (ptRuns.length === 0) {
+    say(`pytorch: skipped: ${skipped}`);
   } else {
     ptMed = median(ptRuns);
     ratio = gMed / ptMed;
     const perRepeat = gImg.map((x, i) => x / ptRuns[i]!);
+    ratioPerRepeat = median(perRepeat);
     say(
-      `pytorch (${pt.version}, CPU, 1 thread):      ${ptMed.toFixed(1)} img/s  ${((ptMed * flopsPerImage) / 1e9).toFixed(1)} GFLOP/s   ${list(ptRuns)}`,
+      `pytorch (${version}, CPU, 1 thread):      ${ptMed.toFixed(1)} img/s  ${((ptMed * flopsPerImage) / 1e9).toFixed(1)} GFLOP/s   ${list(ptRuns)}`,
     );
     say(
-      `ratio gantry/pytorch per core: ${ratio.toFixed(2)}x (medians); per repeat ${perRepeat.map((x) => x.toFixed(2)).join(', ')}, median ${median(perRepeat).toFixed(2)}x`,
+      `ratio gantry/pytorch per core: ${ratio.toFixed(2)}x (medians); per repeat ${perRepeat.map((x) => x.toFixed(2)).join(', ')}, median ${ratioPerRepeat.toFixed(2)}x`,
     );
   }
+  say(
+    `peak RSS per trainer: gantry ${gRss.toFixed(0)} MB, pytorch ${ptRss === null ? '-' : `${ptRss.toFixed(0)} MB`}; parameters: gantry ${g.params}, pytorch ${ptParams ?? '-'}`,
+  );
   const { batch_size: _, ...shape } = row.params;
   return {
     dataset: row.dataset,
@@ -154,19 +148,25 @@ export async function compareTraining(
     batch,
     ...shape,
     ...(row.stage?.phase ? { stage: row.stage.phase } : {}),
+    ...(row.stage?.resolution ? { resolution: row.stage.resolution } : {}),
     steps_per_repeat: row.steps,
+    warmup_steps: row.warmup,
     gflop_per_step: g.flopsPerStep / 1e9,
     gantry_img_s: gMed,
     gantry_gflops: gflopsMed,
     pytorch_img_s: ptMed,
     pytorch_gflops: ptMed === null ? null : (ptMed * flopsPerImage) / 1e9,
     ratio,
+    ratio_per_repeat_median: ratioPerRepeat,
+    peak_rss_mb: { gantry: gRss, pytorch: ptRss },
+    parameters: { gantry: g.params, pytorch: ptParams, same: sameNetwork },
     repeats: {
       gantry_img_s: gImg,
       gantry_gflops: gRuns.map((x) => x.gflops),
-      pytorch_img_s: 'skipped' in pt ? null : ptRuns,
+      pytorch_img_s: ptRuns.length > 0 ? ptRuns : null,
     },
     backend: g.device,
-    pytorch: 'skipped' in pt ? null : pt.version,
+    pytorch: ptRuns.length > 0 ? version : null,
+    ...(ptRuns.length === 0 ? { pytorch_skipped: skipped } : {}),
   };
 }

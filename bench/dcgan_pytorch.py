@@ -12,16 +12,17 @@ At 28x28 that is G linear 7x7x2f, convTs f and C; D convs f, 2f. At 64x64, the p
 (Radford et al., 2016): 4x4x8f, then 4f, 2f, f, C; D f, 2f, 4f, 8f. Weights N(0, 0.02).
 One D update (real + fake batch) and one G update per step, non-saturating loss, Adam.
 Random tensors stand in for the data: the data pipeline is not what is measured here.
-Prints one JSON object: images/s over the timed steps.
+Options and output: the contract of torch_bench.py (`--batch --steps --warmup --threads --serve`, the last
+line JSON with images_per_sec, params, peak_rss_mb), plus --latent --filters --size --channels.
 """
 import argparse
-import json
 import math
-import time
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from torch_bench import add_loop_args, param_count, run, setup
 
 
 def layout(side, f):
@@ -85,17 +86,13 @@ def init_weights(m):
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("--batch", type=int, default=64)
+    add_loop_args(p, batch=64, steps=20, warmup=3)
     p.add_argument("--latent", type=int, default=100)
     p.add_argument("--filters", type=int, default=64)
     p.add_argument("--size", type=int, default=28)
     p.add_argument("--channels", type=int, default=1)
-    p.add_argument("--steps", type=int, default=20)
-    p.add_argument("--warmup", type=int, default=3)
-    p.add_argument("--threads", type=int, default=1)
     a = p.parse_args()
-    torch.set_num_threads(a.threads)
-    torch.manual_seed(0)
+    setup(a)
     g, d = G(a.latent, a.size, a.channels, a.filters), D(a.size, a.channels, a.filters)
     g.apply(init_weights)
     d.apply(init_weights)
@@ -117,15 +114,7 @@ def main():
         opt_g.step()
         return loss_d.item() + loss_g.item()
 
-    for _ in range(a.warmup):
-        step()
-    t0 = time.perf_counter()
-    for _ in range(a.steps):
-        step()
-    dt = time.perf_counter() - t0
-    print(json.dumps({"images_per_sec": a.steps * a.batch / dt, "seconds_per_step": dt / a.steps,
-                      "size": a.size, "channels": a.channels, "filters": a.filters,
-                      "threads": a.threads, "torch": torch.__version__}))
+    run(step, a, param_count(g, d), {"size": a.size, "channels": a.channels, "filters": a.filters})
 
 
 if __name__ == "__main__":

@@ -20,17 +20,18 @@ softplus(-D(A, G(A))) + l1_weight * |G(A) - B| through D (no gradients for D's w
 Differences that leave the cost as it is: NCHW instead of NHWC; G's BN also records running statistics in
 the forward pass of the D update.
 Random tensors stand in for the data: the data pipeline is not what is measured here.
-Prints one JSON object: images/s over the timed steps.
+Options and output: the contract of torch_bench.py (`--batch --steps --warmup --threads --serve`, the last
+line JSON with images_per_sec, params, peak_rss_mb), plus the network's options below.
 """
 import argparse
-import json
 import math
-import time
 import warnings
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from torch_bench import add_loop_args, param_count, run, setup
 
 
 def width(f, i):
@@ -116,21 +117,17 @@ def init_weights(m):
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("--batch", type=int, default=8)
+    add_loop_args(p, batch=8, steps=4, warmup=1)
     p.add_argument("--size", type=int, default=64)
     p.add_argument("--channels", type=int, default=3)
     p.add_argument("--filters", type=int, default=32)
     p.add_argument("--n-layers", type=int, default=3)
     p.add_argument("--dropout", type=float, default=0.5)
     p.add_argument("--l1-weight", type=float, default=100.0)
-    p.add_argument("--steps", type=int, default=4)
-    p.add_argument("--warmup", type=int, default=1)
-    p.add_argument("--threads", type=int, default=1)
     a = p.parse_args()
     # The stride-1 4x4 convs pad asymmetrically, as TF's 'same' does, through a padded copy of the input.
     warnings.filterwarnings("ignore", message="Using padding='same' with even kernel lengths")
-    torch.set_num_threads(a.threads)
-    torch.manual_seed(0)
+    setup(a)
     g, d = UNet(a.size, a.channels, a.filters), PatchD(a.channels, a.filters, a.n_layers)
     g.apply(init_weights)
     d.apply(init_weights)
@@ -159,15 +156,7 @@ def main():
         d.requires_grad_(True)
         return loss_d.item() + loss_g.item()
 
-    for _ in range(a.warmup):
-        step()
-    t0 = time.perf_counter()
-    for _ in range(a.steps):
-        step()
-    dt = time.perf_counter() - t0
-    print(json.dumps({"images_per_sec": a.steps * a.batch / dt, "seconds_per_step": dt / a.steps,
-                      "size": a.size, "filters": a.filters, "n_layers": a.n_layers, "threads": a.threads,
-                      "torch": torch.__version__}))
+    run(step, a, param_count(g, d), {"size": a.size, "filters": a.filters, "n_layers": a.n_layers})
 
 
 if __name__ == "__main__":

@@ -17,16 +17,17 @@ Differences that leave the cost as it is: NCHW instead of NHWC; PixelShuffle ord
 depth_to_space; a stride-2 3x3 conv pads 1 on each side where TF's 'same' pads 0 before and 1 after (the
 same output side); G's BN also records running statistics in the forward pass of the D update.
 Random tensors stand in for the data: the data pipeline is not what is measured here.
-Prints one JSON object: images/s over the timed steps.
+Options and output: the contract of torch_bench.py (`--batch --steps --warmup --threads --serve`, the last
+line JSON with images_per_sec, params, peak_rss_mb), plus the network's options below.
 """
 import argparse
-import json
 import math
-import time
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from torch_bench import add_loop_args, param_count, run, setup
 
 
 def d_layers(side, f):
@@ -102,20 +103,16 @@ def init_weights(m):
 
 def main():
     p = argparse.ArgumentParser()
+    add_loop_args(p, batch=16, steps=4, warmup=1)
     p.add_argument("--stage", choices=["pretrain", "adversarial"], default="adversarial")
-    p.add_argument("--batch", type=int, default=16)
     p.add_argument("--size", type=int, default=64, help="high-resolution side")
     p.add_argument("--scale", type=int, default=4)
     p.add_argument("--channels", type=int, default=3)
     p.add_argument("--blocks", type=int, default=8)
     p.add_argument("--filters", type=int, default=32)
     p.add_argument("--adv-weight", type=float, default=1e-3)
-    p.add_argument("--steps", type=int, default=4)
-    p.add_argument("--warmup", type=int, default=1)
-    p.add_argument("--threads", type=int, default=1)
     a = p.parse_args()
-    torch.set_num_threads(a.threads)
-    torch.manual_seed(0)
+    setup(a)
     g, d = G(a.channels, a.filters, a.blocks, a.scale), D(a.size, a.channels, a.filters)
     g.apply(init_weights)
     d.apply(init_weights)
@@ -149,15 +146,8 @@ def main():
         return loss_d.item() + loss_g.item()
 
     step = adversarial_step if a.stage == "adversarial" else pretrain_step
-    for _ in range(a.warmup):
-        step()
-    t0 = time.perf_counter()
-    for _ in range(a.steps):
-        step()
-    dt = time.perf_counter() - t0
-    print(json.dumps({"images_per_sec": a.steps * a.batch / dt, "seconds_per_step": dt / a.steps,
-                      "stage": a.stage, "size": a.size, "scale": a.scale, "blocks": a.blocks,
-                      "filters": a.filters, "threads": a.threads, "torch": torch.__version__}))
+    info = {"stage": a.stage, "size": a.size, "scale": a.scale, "blocks": a.blocks, "filters": a.filters}
+    run(step, a, param_count(g, d), info)
 
 
 if __name__ == "__main__":
