@@ -12,6 +12,7 @@ import { backwardConvGeometry, type ConvGeometry } from './conv-geometry.ts';
 import { filterGradPaddedGrid, suitsPaddedGrid } from './conv-padded-grid.ts';
 import { gemmFor } from './gemm/index.ts';
 import { im2col } from './im2col.ts';
+import { im2colWasm } from './im2col-wasm.ts';
 import { wasmKernel } from './wasm-kernel.ts';
 
 /**
@@ -112,7 +113,7 @@ function chunkProduct(
   // The whole dy is used in place (BatchMatMul only reshapes it); a chunk needs its own copy.
   const dyChunk = wholeDy ? undefined : backend.makeOutput([cols, g.outC], 'float32');
   try {
-    im2col(backend, patches, x, g, col0, cols);
+    if (!im2colWasm(backend, patches, x, g, col0, cols)) im2col(backend, patches, x, g, col0, cols);
     if (dyChunk !== undefined) {
       const dyData = backend.typedArrayFromHeap(dy);
       backend.typedArrayFromHeap(dyChunk).set(dyData.subarray(col0 * g.outC, (col0 + cols) * g.outC));

@@ -13,6 +13,7 @@ import { type MIN_SLICE_MACS, suitsGemm } from './batch-mat-mul.ts';
 import { type ConvGeometry, convGeometry } from './conv-geometry.ts';
 import { type Gemm, gemmFor, heapPtr } from './gemm/index.ts';
 import { im2col } from './im2col.ts';
+import { im2colWasm } from './im2col-wasm.ts';
 import { stockKernel, stockSetup } from './stock-kernels.ts';
 
 /** Upper bound on the number of floats in one patches matrix (64 MiB of wasm heap); larger convolutions go in chunks of output rows. */
@@ -178,7 +179,8 @@ function convolve(
     const outPtr = heapPtr(backend, out);
     for (let row0 = 0; row0 < rows; row0 += chunk) {
       const count = Math.min(chunk, rows - row0);
-      if (patches) im2col(backend, patches, x, g, row0, count);
+      if (patches && !im2colWasm(backend, patches, x, g, row0, count))
+        im2col(backend, patches, x, g, row0, count);
       gemm.multiply(
         count,
         depth,
