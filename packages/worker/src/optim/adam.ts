@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { fusedAdamUpdate } from '../kernels/adam-update.ts';
 import type { NamedArray } from '../models/param-store.ts';
 
 export interface AdamOptions {
@@ -44,6 +45,14 @@ export class Adam {
         const m = this.m[i]!;
         const v = this.v[i]!;
         const x = this.vars[i]!;
+        const fused = fusedAdamUpdate(x, m, v, g, { beta1, beta2, alpha, epsilon: this.eps });
+        if (fused !== undefined) {
+          const [xNew, mNew, vNew] = fused;
+          m.assign(mNew);
+          v.assign(vNew);
+          x.assign(xNew);
+          return;
+        }
         const mNew = tf.add(tf.mul(m, beta1), tf.mul(g, 1 - beta1));
         const vNew = tf.add(tf.mul(v, beta2), tf.mul(tf.square(g), 1 - beta2));
         m.assign(mNew);

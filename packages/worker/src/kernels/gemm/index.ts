@@ -58,6 +58,26 @@ type GemmExport = (
 interface GemmExports {
   gemm: GemmExport;
   addInto: (dst: number, src: number, n: number) => void;
+  adam: (...args: number[]) => void;
+}
+
+/** Byte addresses of one Adam update's operands and results (see {@link Gemm.adam}). */
+export interface AdamOperands {
+  x: number;
+  m: number;
+  v: number;
+  g: number;
+  xOut: number;
+  mOut: number;
+  vOut: number;
+}
+
+/** One Adam step's coefficients: the moments' decays and the bias-corrected step size alpha. */
+export interface AdamCoefficients {
+  beta1: number;
+  beta2: number;
+  alpha: number;
+  epsilon: number;
 }
 
 /** Gantry's matrix product bound to one wasm backend's memory (see wat.ts for the method). */
@@ -81,6 +101,30 @@ export class Gemm {
    */
   addInto(dst: number, src: number, n: number): void {
     this.exports.addInto(dst, src, n);
+  }
+
+  /**
+   * One Adam step over n float32s of this heap, written to new arrays (kernels/adam-update.ts): the
+   * operations of optim/adam.ts in the same order and float32 rounding, in one SIMD pass.
+   */
+  adam(p: AdamOperands, n: number, c: AdamCoefficients): void {
+    const f = Math.fround;
+    this.exports.adam(
+      p.x,
+      p.m,
+      p.v,
+      p.g,
+      p.xOut,
+      p.mOut,
+      p.vOut,
+      n,
+      f(c.beta1),
+      f(1 - c.beta1),
+      f(c.beta2),
+      f(1 - c.beta2),
+      f(c.alpha),
+      f(c.epsilon),
+    );
   }
 
   /**

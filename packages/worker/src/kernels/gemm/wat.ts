@@ -178,6 +178,53 @@ export function gemmModuleWat(fma: boolean): string {
     (local.set $src (i32.add (local.get $src) (i32.const 4)))
     (br $one))))
 
+;; One Adam step (Kingma & Ba, 2015) over n floats, into new arrays: m' = b1 m + (1 - b1) g,
+;; v' = b2 v + (1 - b2) g^2, x' = x - alpha m' / (sqrt(v') + eps), each operation rounded as tfjs's ops
+;; round it (no fused multiply-adds), so the values are those of the unfused update
+(func (export "adam") (param $x i32) (param $m i32) (param $v i32) (param $g i32)
+    (param $xo i32) (param $mo i32) (param $vo i32) (param $n i32)
+    (param $b1 f32) (param $c1 f32) (param $b2 f32) (param $c2 f32) (param $alpha f32) (param $eps f32)
+  (local $i i32) (local $end i32) (local $vend i32) (local $gv v128) (local $mv v128) (local $vv v128)
+  (local $gs f32) (local $ms f32) (local $vs f32)
+  (local.set $end (i32.shl (local.get $n) (i32.const 2)))
+  (local.set $vend (i32.and (local.get $end) (i32.const -16)))
+  (block $done (loop $vec
+    (br_if $done (i32.ge_u (local.get $i) (local.get $vend)))
+    (local.set $gv (v128.load (i32.add (local.get $g) (local.get $i))))
+    (local.set $mv (f32x4.add
+      (f32x4.mul (v128.load (i32.add (local.get $m) (local.get $i))) (f32x4.splat (local.get $b1)))
+      (f32x4.mul (local.get $gv) (f32x4.splat (local.get $c1)))))
+    (local.set $vv (f32x4.add
+      (f32x4.mul (v128.load (i32.add (local.get $v) (local.get $i))) (f32x4.splat (local.get $b2)))
+      (f32x4.mul (f32x4.mul (local.get $gv) (local.get $gv)) (f32x4.splat (local.get $c2)))))
+    (v128.store (i32.add (local.get $mo) (local.get $i)) (local.get $mv))
+    (v128.store (i32.add (local.get $vo) (local.get $i)) (local.get $vv))
+    (v128.store (i32.add (local.get $xo) (local.get $i)) (f32x4.sub
+      (v128.load (i32.add (local.get $x) (local.get $i)))
+      (f32x4.mul
+        (f32x4.div (local.get $mv) (f32x4.add (f32x4.sqrt (local.get $vv)) (f32x4.splat (local.get $eps))))
+        (f32x4.splat (local.get $alpha)))))
+    (local.set $i (i32.add (local.get $i) (i32.const 16)))
+    (br $vec)))
+  (block $done (loop $one
+    (br_if $done (i32.ge_u (local.get $i) (local.get $end)))
+    (local.set $gs (f32.load (i32.add (local.get $g) (local.get $i))))
+    (local.set $ms (f32.add
+      (f32.mul (f32.load (i32.add (local.get $m) (local.get $i))) (local.get $b1))
+      (f32.mul (local.get $gs) (local.get $c1))))
+    (local.set $vs (f32.add
+      (f32.mul (f32.load (i32.add (local.get $v) (local.get $i))) (local.get $b2))
+      (f32.mul (f32.mul (local.get $gs) (local.get $gs)) (local.get $c2))))
+    (f32.store (i32.add (local.get $mo) (local.get $i)) (local.get $ms))
+    (f32.store (i32.add (local.get $vo) (local.get $i)) (local.get $vs))
+    (f32.store (i32.add (local.get $xo) (local.get $i)) (f32.sub
+      (f32.load (i32.add (local.get $x) (local.get $i)))
+      (f32.mul
+        (f32.div (local.get $ms) (f32.add (f32.sqrt (local.get $vs)) (local.get $eps)))
+        (local.get $alpha))))
+    (local.set $i (i32.add (local.get $i) (i32.const 4)))
+    (br $one))))
+
 ;; C[m][n] (row stride ldc bytes) = A @ B, m, k, n > 0. Scratch: kcmax * 8 * ceil(n / 8) + 4 * kcmax + 32 floats.
 (func (export "gemm") (param $a i32) (param $asi i32) (param $ask i32) (param $b i32) (param $bsk i32) (param $bsj i32)
     (param $c i32) (param $ldc i32) (param $m i32) (param $k i32) (param $n i32) (param $kcmax i32) (param $scratch i32)
