@@ -5,23 +5,11 @@ import { batchMatMulConfig } from './batch-mat-mul.ts';
 import { conv2DConfig } from './conv2d.ts';
 import { conv2DBackpropFilterConfig } from './conv2d-backprop-filter.ts';
 import { conv2DBackpropInputConfig } from './conv2d-backprop-input.ts';
-import { geluConfig, geluGradConfig } from './gelu.ts';
 import { greaterConfig } from './greater.ts';
 import { castConfig, identityConfig } from './identity.ts';
-import { layerNormConfig, layerNormGradConfig } from './layer-norm.ts';
 import { leakyReluConfig } from './leaky-relu.ts';
-import { softmaxGradConfig } from './softmax-grad.ts';
 import { rememberStockKernel } from './stock-kernels.ts';
 import { meanConfig, sumConfig } from './sum-mean.ts';
-
-/** Gantry's fused transformer kernels (models/transformer.ts uses them where they are registered). */
-const TRANSFORMER_KERNELS: readonly KernelConfig[] = [
-  geluConfig,
-  geluGradConfig,
-  layerNormConfig,
-  layerNormGradConfig,
-  softmaxGradConfig,
-];
 
 /** Kernels that training needs but tfjs-backend-wasm 4.22 does not ship (and Gantry's fused Adam step). */
 const MISSING_WASM_KERNELS: readonly KernelConfig[] = [conv2DBackpropFilterConfig, adamUpdateConfig];
@@ -48,7 +36,7 @@ const REPLACED_WASM_KERNELS: readonly KernelConfig[] = [
  * ours unless ours is already the registered one.
  */
 export function registerWasmTrainingKernels(): void {
-  for (const config of [...MISSING_WASM_KERNELS, ...TRANSFORMER_KERNELS]) {
+  for (const config of MISSING_WASM_KERNELS) {
     if (registered(config) === undefined) registerKernel(config);
   }
   for (const config of REPLACED_WASM_KERNELS) {
