@@ -59,6 +59,7 @@ interface GemmExports {
   gemm: GemmExport;
   addInto: (dst: number, src: number, n: number) => void;
   adam: (...args: number[]) => void;
+  leakyRelu: (x: number, out: number, n: number, alpha: number) => void;
 }
 
 /** Byte addresses of one Adam update's operands and results (see {@link Gemm.adam}). */
@@ -101,6 +102,11 @@ export class Gemm {
    */
   addInto(dst: number, src: number, n: number): void {
     this.exports.addInto(dst, src, n);
+  }
+
+  /** out[i] = x[i] > 0 ? x[i] : alpha * x[i] for n float32s at byte addresses of this heap, in SIMD. */
+  leakyRelu(x: number, out: number, n: number, alpha: number): void {
+    this.exports.leakyRelu(x, out, n, Math.fround(alpha));
   }
 
   /**
