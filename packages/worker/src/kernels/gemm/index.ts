@@ -1,7 +1,7 @@
 import { setFlagsFromString } from 'node:v8';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import type { TensorInfo } from '@tensorflow/tfjs-core';
-import wabtInit from 'wabt';
+import { wasmFromWat } from './module-cache.ts';
 import { gemmModuleWat } from './wat.ts';
 
 /**
@@ -202,17 +202,12 @@ function compile(): Promise<{ module: object; fused: boolean } | undefined> {
   compiled ??= (async () => {
     try {
       setFlagsFromString('--experimental-wasm-relaxed-simd');
-      const wabt = await wabtInit();
-      const parsed = wabt.parseWat('gantry-gemm.wat', gemmModuleWat(true), {
+      // Assembled once per machine and kept (module-cache.ts): wabt costs ~0.1 s of start-up.
+      const buffer = await wasmFromWat('gantry-gemm', gemmModuleWat(true), {
         simd: true,
         relaxed_simd: true,
       });
-      try {
-        const { buffer } = parsed.toBinary({});
-        return { module: new WASM.Module(buffer), fused: true };
-      } finally {
-        parsed.destroy();
-      }
+      return { module: new WASM.Module(buffer), fused: true };
     } catch {
       return undefined;
     }
