@@ -14,7 +14,13 @@ import {
   type TrialJob,
 } from '../packages/shared/src/index.ts';
 import { startGantryTrainer } from './gantry-trainer.ts';
-import { missingScript, type PytorchProbe, type PytorchRun, startPytorch } from './pytorch-run.ts';
+import {
+  missingScript,
+  type PytorchProbe,
+  type PytorchRun,
+  type PytorchScript,
+  startPytorch,
+} from './pytorch-run.ts';
 import { list, median } from './stats.ts';
 
 /** One network both sides train. */
@@ -32,8 +38,8 @@ export interface TrainingRow {
   steps: number;
   /** Untimed steps, once per process on each side. */
   warmup: number;
-  /** PyTorch's script in bench/ and its options; `--batch --steps --warmup --threads --serve` are added. */
-  pytorch: { script: string; args: Record<string, string | number> };
+  /** PyTorch's script in bench/ and its options; `--batch --steps --warmup --threads (--serve)` are added. */
+  pytorch: PytorchScript;
 }
 
 /** The row's job, every parameter filled (the family's defaults under the row's), validated as a worker does. */
@@ -84,12 +90,6 @@ export async function compareTraining(
       skipped = `failed: ${(e as Error).message}`;
     }
   }
-  const ptParams = pt?.params ?? null;
-  const sameNetwork = ptParams === null ? null : ptParams === g.params;
-  if (sameNetwork === false)
-    say(
-      `MISMATCH: gantry's networks have ${g.params} parameters, pytorch's ${ptParams}: not the same network, the ratio means nothing`,
-    );
   const gRuns: { imgPerSec: number; gflops: number }[] = [];
   const ptRuns: number[] = [];
   for (let r = 0; r < repeats; r++) {
@@ -104,6 +104,12 @@ export async function compareTraining(
       ptRuns.length = 0;
     }
   }
+  const ptParams = pt?.params ?? null;
+  const sameNetwork = ptParams === null ? null : ptParams === g.params;
+  if (sameNetwork === false)
+    say(
+      `MISMATCH: gantry's networks have ${g.params} parameters, pytorch's ${ptParams}: not the same network, the ratio means nothing`,
+    );
   const gRss = await g.end();
   let ptRss: number | null = null;
   if (pt) {

@@ -1,8 +1,9 @@
 /**
- * The PyTorch side of a training row: a script of bench/ (the contract in bench/torch_bench.py) run with
- * `--serve` by the system interpreter, warmed up once, one repeat per line written to its stdin.
+ * The PyTorch side of a training row: a script of bench/ (the contract in bench/torch_bench.py) run by the
+ * system interpreter with `--serve`, warmed up once, one repeat per line written to its stdin; or, for a
+ * script without `--serve`, one process per repeat (each with its own warm-up).
  */
-import { type ChildProcessWithoutNullStreams, spawn, spawnSync } from 'node:child_process';
+import { type ChildProcessWithoutNullStreams, execFile, spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -43,36 +44,70 @@ export class PytorchRunError extends Error {
 
 /** A warmed-up PyTorch script. */
 export interface PytorchRun {
-  /** Trainable parameters of its G and D together. */
-  params: number;
+  /** Trainable parameters of its G and D together (null until a one-process-per-repeat script's first run). */
+  readonly params: number | null;
   /** Images per second over one repeat's steps. */
   repeat(): Promise<number>;
   /** Ends the script: its peak resident set in MB. */
   end(): Promise<number>;
 }
 
-/** Starts `script` with its options and the loop's, and waits for its warm-up. */
-export async function startPytorch(opts: {
+/** How a row's script is run. */
+export interface PytorchScript {
   script: string;
   args: Record<string, string | number>;
-  batch: number;
-  steps: number;
-  warmup: number;
-}): Promise<PytorchRun> {
+  /** The script takes `--serve` (torch_bench.py's loop). @default true */
+  serve?: boolean;
+}
+
+/** Starts `script` with its options and the loop's, and waits for its warm-up. */
+export async function startPytorch(
+  opts: PytorchScript & { batch: number; steps: number; warmup: number },
+): Promise<PytorchRun> {
   const all = { ...opts.args, batch: opts.batch, steps: opts.steps, warmup: opts.warmup, threads: 1 };
-  const argv = [
-    join(here, opts.script),
-    ...Object.entries(all).flatMap(([k, v]) => [`--${k}`, String(v)]),
-    '--serve',
-  ];
-  const child: ChildProcessWithoutNullStreams = spawn(PYTHON, argv, { stdio: ['pipe', 'pipe', 'pipe'] });
+  const argv = [join(here, opts.script), ...Object.entries(all).flatMap(([k, v]) => [`--${k}`, String(v)])];
+  return opts.serve === false ? oneProcessPerRepeat(opts.script, argv) : served(opts.script, argv);
+}
+
+/** One process per repeat: its last line's images/s, params and peak RSS (the largest of the runs). */
+function oneProcessPerRepeat(script: string, argv: string[]): PytorchRun {
+  let params: number | null = null;
+  let peak = 0;
+  return {
+    get params() {
+      return params;
+    },
+    repeat: () =>
+      new Promise((resolve, reject) => {
+        execFile(PYTHON, argv, { maxBuffer: 1 << 24 }, (err, stdout, stderr) => {
+          if (err) return reject(new PytorchRunError(`${script} failed: ${stderr.trim().slice(-600)}`));
+          try {
+            const last = JSON.parse(stdout.trim().split('\n').at(-1)!) as Record<string, number>;
+            if (typeof last.images_per_sec !== 'number') throw new Error('no images_per_sec');
+            params = last.params ?? null;
+            peak = Math.max(peak, last.peak_rss_mb ?? 0);
+            resolve(last.images_per_sec);
+          } catch (e) {
+            reject(new PytorchRunError(`${script} broke the contract: ${(e as Error).message}`));
+          }
+        });
+      }),
+    end: async () => peak,
+  };
+}
+
+/** The script with `--serve`: warmed up once, a repeat per line written to its stdin. */
+async function served(script: string, argv: string[]): Promise<PytorchRun> {
+  const child: ChildProcessWithoutNullStreams = spawn(PYTHON, [...argv, '--serve'], {
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
   let stderr = '';
   child.stderr.on('data', (b: Buffer) => {
     stderr = (stderr + b.toString()).slice(-2000);
   });
   const exited = new Promise<number | null>((resolve) => child.once('close', resolve));
   const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
-  const fail = (what: string) => new PytorchRunError(`${opts.script} ${what}: ${stderr.trim().slice(-600)}`);
+  const fail = (what: string) => new PytorchRunError(`${script} ${what}: ${stderr.trim().slice(-600)}`);
   const next = async (): Promise<Record<string, unknown>> => {
     const { value, done } = await lines.next();
     if (done) throw fail(`exited (${await exited})`);
@@ -96,7 +131,8 @@ export async function startPytorch(opts: {
       async end() {
         child.stdin.end();
         const last = await next();
-        if ((await exited) !== 0) throw fail(`exited (${await exited})`);
+        const code = await exited;
+        if (code !== 0) throw fail(`exited (${code})`);
         if (typeof last.peak_rss_mb !== 'number') throw fail('sent no peak_rss_mb');
         return last.peak_rss_mb;
       },

@@ -190,19 +190,31 @@ function transganRow(): RowBase {
     'drift',
   ];
   const p = Object.fromEntries(names.map((n) => [n, def(m, n)]));
-  const { batch_size: _, ...net } = p;
   return {
     title: `TransGAN 28x28x1 (fashion-mnist), batch ${p.batch_size}, G ${p.g_embed_dim} wide, depths ${p.g_depth_1}/${p.g_depth_2}/${p.g_depth_3}, D ${p.d_embed_dim} wide, depth ${p.d_depth}, n_critic ${p.n_critic}`,
     model: m,
     dataset: 'fashion-mnist',
     image: { size: 28, channels: 1 },
     params: p,
+    // transgan_pytorch.py (H5's) has no --serve: one process per repeat, each with its warm-up.
     pytorch: {
       script: 'transgan_pytorch.py',
+      serve: false,
       args: {
         size: 28,
         channels: 1,
-        ...Object.fromEntries(Object.entries(net).map(([k, v]) => [k.replaceAll('_', '-'), v])),
+        latent: p.latent_dim!,
+        'g-embed': p.g_embed_dim!,
+        'd-embed': p.d_embed_dim!,
+        'g-depths': [p.g_depth_1, p.g_depth_2, p.g_depth_3].join(','),
+        'd-depth': p.d_depth!,
+        heads: p.heads!,
+        'mlp-ratio': p.mlp_ratio!,
+        patch: p.patch_size!,
+        'n-critic': p.n_critic!,
+        'gp-lambda': p.gp_lambda!,
+        drift: p.drift!,
+        lr: def(m, 'lr_d'),
       },
     },
   };
