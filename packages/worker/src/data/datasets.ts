@@ -9,6 +9,7 @@ import {
   type PinnedDataset,
   resizeSquare,
 } from '@gantry/shared';
+import { type DecodedSplit, readDecodedCopy, writeDecodedCopy } from './decoded-copy.ts';
 
 /** Which part of a data set to load. */
 export type DatasetSplit = 'train' | 'test';
@@ -43,7 +44,8 @@ const TO_UNIT = Float32Array.from({ length: 256 }, (_, b) => b / 127.5 - 1);
  * Reads split `split` of the cached version in `dir` (manifest.json and shards/, see DatasetCache) as the
  * job pins it: each shard checked against the manifest's SHA-256, images converted to the pinned channels
  * and resized to the pinned square size when they differ from the set's, and with `subset_per_class` only
- * the first N examples of each class (in stored order) kept.
+ * the first N examples of each class (in stored order) kept. The result's bytes are kept beside the version
+ * (decoded-copy.ts) and read back in one go by later trainers of the node that pin the same.
  * @throws Error naming the shard when it does not match the manifest
  */
 export async function readDatasetVersion(
@@ -54,7 +56,12 @@ export async function readDatasetVersion(
   const manifest = datasetManifestSchema.parse(
     JSON.parse(await readFile(join(dir, 'manifest.json'), 'utf8')),
   );
-  return datasetFromShards(manifest, split, want, (file) => readFile(join(dir, 'shards', file)));
+  checkPin(manifest, want);
+  const kept = await readDecodedCopy(dir, split, want, manifest.paired);
+  if (kept) return toDataset(manifest, kept, want);
+  const decoded = await decodeShards(manifest, split, want, (file) => readFile(join(dir, 'shards', file)));
+  await writeDecodedCopy(dir, split, want, decoded);
+  return toDataset(manifest, decoded, want);
 }
 
 /**
@@ -67,10 +74,24 @@ export async function datasetFromShards(
   want: PinnedDataset,
   readShard: (file: string) => Promise<Uint8Array>,
 ): Promise<Dataset> {
+  checkPin(manifest, want);
+  return toDataset(manifest, await decodeShards(manifest, split, want, readShard), want);
+}
+
+function checkPin(manifest: DatasetManifest, want: PinnedDataset): void {
   if (manifest.name !== want.name || manifest.version !== want.version)
     throw new Error(`manifest of ${manifest.name}@${manifest.version} read for ${want.name}@${want.version}`);
+}
+
+/** The split's examples as pinned, as bytes: checked, unpacked, converted, resized and subset. */
+async function decodeShards(
+  m: DatasetManifest,
+  split: DatasetSplit,
+  want: PinnedDataset,
+  readShard: (file: string) => Promise<Uint8Array>,
+): Promise<DecodedSplit> {
   const shards = await Promise.all(
-    manifest.shards
+    m.shards
       .filter((s) => s.split === split)
       .map(async (s) => {
         const data = await readShard(s.file);
@@ -79,14 +100,6 @@ export async function datasetFromShards(
         return decodeShard(data);
       }),
   );
-  return toDataset(manifest, shards, want);
-}
-
-function toDataset(
-  m: DatasetManifest,
-  shards: ReturnType<typeof decodeShard>[],
-  want: PinnedDataset,
-): Dataset {
   const { height: h, width: w, channels: c } = m.image;
   const size = want.image_size;
   const out = want.channels;
@@ -104,8 +117,8 @@ function toDataset(
       keep.push({ shard: si, row: r });
     }
   });
-  const images = new Float32Array(keep.length * outPx);
-  const imagesB = m.paired ? new Float32Array(keep.length * outPx) : undefined;
+  const images = new Uint8Array(keep.length * outPx);
+  const imagesB = m.paired ? new Uint8Array(keep.length * outPx) : undefined;
   const labels = new Uint8Array(keep.length);
   keep.forEach(({ shard, row }, i) => {
     const s = shards[shard]!;
@@ -115,19 +128,29 @@ function toDataset(
       let px = s.pixels.subarray(from, from + inPx);
       if (out !== c) px = convertChannels(px, h * w, c, out);
       if (size !== h || size !== w) px = resizeSquare(px, w, h, out, size);
-      const target = side === 0 ? images : imagesB!;
-      for (let p = 0; p < outPx; p++) target[i * outPx + p] = TO_UNIT[px[p]!]!;
+      (side === 0 ? images : imagesB!).set(px, i * outPx);
     }
   });
+  return { count: keep.length, labels, images, ...(imagesB ? { imagesB } : {}) };
+}
+
+/** byte b -> b / 127.5 - 1, one pass over a whole split. */
+function toUnit(bytes: Uint8Array): Float32Array {
+  const out = new Float32Array(bytes.length);
+  for (let i = 0; i < bytes.length; i++) out[i] = TO_UNIT[bytes[i]!]!;
+  return out;
+}
+
+function toDataset(m: DatasetManifest, d: DecodedSplit, want: PinnedDataset): Dataset {
   return {
     name: m.name,
-    images,
-    ...(imagesB ? { imagesB } : {}),
-    labels,
-    count: keep.length,
-    height: size,
-    width: size,
-    channels: out,
+    images: toUnit(d.images),
+    ...(d.imagesB ? { imagesB: toUnit(d.imagesB) } : {}),
+    labels: d.labels,
+    count: d.count,
+    height: want.image_size,
+    width: want.image_size,
+    channels: want.channels,
     numClasses: m.classes.length,
     classNames: m.classes,
   };
