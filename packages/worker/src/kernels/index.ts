@@ -7,12 +7,18 @@ import { conv2DBackpropFilterConfig } from './conv2d-backprop-filter.ts';
 import { conv2DBackpropInputConfig } from './conv2d-backprop-input.ts';
 import { greaterConfig } from './greater.ts';
 import { castConfig, identityConfig } from './identity.ts';
+import { layerNormConfig, layerNormGradConfig } from './layer-norm.ts';
 import { leakyReluConfig } from './leaky-relu.ts';
 import { rememberStockKernel } from './stock-kernels.ts';
 import { meanConfig, sumConfig } from './sum-mean.ts';
 
-/** Kernels that training needs but tfjs-backend-wasm 4.22 does not ship (and Gantry's fused Adam step). */
-const MISSING_WASM_KERNELS: readonly KernelConfig[] = [conv2DBackpropFilterConfig, adamUpdateConfig];
+/** Kernels that training needs but tfjs-backend-wasm 4.22 does not ship (and Gantry's fused Adam step and layer norm). */
+const MISSING_WASM_KERNELS: readonly KernelConfig[] = [
+  conv2DBackpropFilterConfig,
+  adamUpdateConfig,
+  layerNormConfig,
+  layerNormGradConfig,
+];
 
 /**
  * Kernels that tfjs-backend-wasm 4.22 ships, but too slowly for training; ours replace them (and may

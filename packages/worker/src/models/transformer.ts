@@ -1,5 +1,6 @@
 import type { Rng } from '@gantry/shared';
 import * as tf from '@tensorflow/tfjs-core';
+import { LAYER_NORM, LAYER_NORM_GRAD } from '../kernels/layer-norm.ts';
 import { init, type ParamStore } from './param-store.ts';
 
 /*
@@ -10,21 +11,42 @@ import { init, type ParamStore } from './param-store.ts';
  * differentiated again. Softmax and layer norm therefore have custom gradients that save only their inputs
  * and recompute what they need from them with ops that differentiate correctly; GELU is built from erf,
  * whose gradient reads its input. transformer.test.ts checks all of them to second order against float64.
+ *
+ * Where no tape records a gradient (nothing will differentiate it again: every backward pass but the
+ * gradient penalty's inner one), it takes shortcuts: softmax's uses its saved output instead of computing
+ * softmax again, and on wasm layer norm's is one fused kernel (kernels/layer-norm.ts), as its forward pass
+ * always is there. A recorded gradient is built from the differentiable ops above.
  */
 
-/** Softmax over the last axis, differentiable twice: dx = y * (dy - sum(dy * y)), y recomputed from x. */
+/** Whether the fused kernel `name` serves the active backend (ours are registered for wasm only). */
+function fusedKernel(name: string): boolean {
+  // getKernel is typed as non-null but returns undefined for unknown kernels.
+  return (tf.getKernel(name, tf.getBackend()) as tf.KernelConfig | undefined) !== undefined;
+}
+
+/** Whether a gradient computed now may use a fused kernel: no tape records it (nothing differentiates it). */
+function untaped(name: string): boolean {
+  return !tf.engine().isTapeOn() && fusedKernel(name);
+}
+
+/**
+ * Softmax over the last axis, differentiable twice: dx = y * (dy - sum(dy * y)), y recomputed from x where
+ * the gradient is recorded, the saved output otherwise.
+ */
 export function softmax<T extends tf.Tensor>(x: T): T {
   return softmaxOp(x) as T;
 }
 
 const softmaxOp = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
   const x = args[0] as tf.Tensor;
-  (args[1] as tf.GradSaveFunc)([x]);
+  const y = tf.softmax(x);
+  (args[1] as tf.GradSaveFunc)([x, y]);
   return {
-    value: tf.softmax(x),
+    value: y,
     gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-      const y = tf.softmax(saved[0]!);
-      return tf.mul(y, tf.sub(dy, tf.sum(tf.mul(dy, y), -1, true)));
+      // The saved output is right, but a tape would not connect it back to x in time (see above).
+      const s = tf.engine().isTapeOn() ? tf.softmax(saved[0]!) : saved[1]!;
+      return tf.mul(s, tf.sub(dy, tf.sum(tf.mul(dy, s), -1, true)));
     },
   };
 });
@@ -43,6 +65,7 @@ export function gelu<T extends tf.Tensor>(x: T): T {
  *   g = dy * gamma, dx = rstd * (g - mean(g) - xhat * mean(g * xhat)), dgamma = sum(dy * xhat), dbeta = sum(dy).
  */
 export function layerNorm<T extends tf.Tensor>(x: T, gamma: tf.Tensor1D, beta: tf.Tensor1D, eps = 1e-5): T {
+  if (fusedKernel(LAYER_NORM)) return fusedLayerNormOp(x, gamma, beta, tf.scalar(eps)) as T;
   return layerNormOp(x, gamma, beta, tf.scalar(eps)) as T;
 }
 
@@ -62,11 +85,35 @@ const layerNormOp = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => 
     value: tf.add(tf.mul(xhat, gamma), beta),
     gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
       const [sx, sGamma, sEps] = saved as [tf.Tensor, tf.Tensor, tf.Tensor];
-      const { xhat: h, rstd } = normalise(sx, sEps);
-      const axes = sx.shape.slice(0, -1).map((_, i) => i);
-      const g = tf.mul(dy, sGamma);
-      const inner = tf.sub(tf.sub(g, tf.mean(g, -1, true)), tf.mul(h, tf.mean(tf.mul(g, h), -1, true)));
-      return [tf.mul(rstd, inner), tf.sum(tf.mul(dy, h), axes), tf.sum(dy, axes), tf.zerosLike(sEps)];
+      return layerNormBackward(sx, sGamma, sEps, dy);
+    },
+  };
+});
+
+/** The closed-form gradient of layer norm w.r.t. x, gamma, beta and eps (none), from ops that differentiate. */
+function layerNormBackward(x: tf.Tensor, gamma: tf.Tensor, eps: tf.Tensor, dy: tf.Tensor): tf.Tensor[] {
+  const { xhat: h, rstd } = normalise(x, eps);
+  const axes = x.shape.slice(0, -1).map((_, i) => i);
+  const g = tf.mul(dy, gamma);
+  const inner = tf.sub(tf.sub(g, tf.mean(g, -1, true)), tf.mul(h, tf.mean(tf.mul(g, h), -1, true)));
+  return [tf.mul(rstd, inner), tf.sum(tf.mul(dy, h), axes), tf.sum(dy, axes), tf.zerosLike(eps)];
+}
+
+/** {@link layerNormOp} by the fused kernels: forward, and backward where no tape records it. */
+const fusedLayerNormOp = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+  const [x, gamma, beta, eps] = args as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor];
+  (args[4] as tf.GradSaveFunc)([x, gamma, eps]);
+  // eps is a scalar input for the composite gradient; the kernels take it as a number.
+  const epsValue = eps.dataSync()[0]!;
+  return {
+    value: tf.engine().runKernel(LAYER_NORM, { x, gamma, beta }, { eps: epsValue }),
+    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+      const [sx, sGamma, sEps] = saved as [tf.Tensor, tf.Tensor, tf.Tensor];
+      if (!untaped(LAYER_NORM_GRAD)) return layerNormBackward(sx, sGamma, sEps, dy);
+      const grads = tf
+        .engine()
+        .runKernel<tf.Tensor[]>(LAYER_NORM_GRAD, { x: sx, gamma: sGamma, dy }, { eps: epsValue });
+      return [...grads, tf.zerosLike(sEps)];
     },
   };
 });
