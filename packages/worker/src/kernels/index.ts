@@ -2,22 +2,22 @@ import type { KernelConfig } from '@tensorflow/tfjs-core';
 import { getKernel, registerKernel, unregisterKernel } from '@tensorflow/tfjs-core';
 import { adamUpdateConfig } from './adam-update.ts';
 import { batchMatMulConfig } from './batch-mat-mul.ts';
+import { batchNormConfig, batchNormGradConfig } from './batch-norm.ts';
 import { conv2DConfig } from './conv2d.ts';
 import { conv2DBackpropFilterConfig } from './conv2d-backprop-filter.ts';
 import { conv2DBackpropInputConfig } from './conv2d-backprop-input.ts';
 import { greaterConfig } from './greater.ts';
 import { castConfig, identityConfig } from './identity.ts';
-import { layerNormConfig, layerNormGradConfig } from './layer-norm.ts';
 import { leakyReluConfig } from './leaky-relu.ts';
 import { rememberStockKernel } from './stock-kernels.ts';
 import { meanConfig, sumConfig } from './sum-mean.ts';
 
-/** Kernels that training needs but tfjs-backend-wasm 4.22 does not ship (and Gantry's fused Adam step and layer norm). */
+/** Kernels that training needs but tfjs-backend-wasm 4.22 does not ship (and Gantry's fused Adam step and batch norm). */
 const MISSING_WASM_KERNELS: readonly KernelConfig[] = [
   conv2DBackpropFilterConfig,
   adamUpdateConfig,
-  layerNormConfig,
-  layerNormGradConfig,
+  batchNormConfig,
+  batchNormGradConfig,
 ];
 
 /**

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { fusedBatchNorm } from '../kernels/batch-norm.ts';
 
 /** x @ W + b for x [N, in], W [in, out]. */
 export function dense(x: tf.Tensor2D, w: tf.Tensor2D, b?: tf.Tensor1D): tf.Tensor2D {
@@ -15,6 +16,9 @@ export function dense(x: tf.Tensor2D, w: tf.Tensor2D, b?: tf.Tensor1D): tf.Tenso
  * a handful of kernels instead of the dozens that differentiating through tf.moments takes.
  */
 export function batchNorm<T extends tf.Tensor>(x: T, gamma: tf.Tensor1D, beta: tf.Tensor1D, eps = 1e-5): T {
+  // On wasm, one SIMD kernel each way (kernels/batch-norm.ts), the same closed forms.
+  const fused = fusedBatchNorm(x, gamma, beta, eps);
+  if (fused !== undefined) return fused as T;
   return batchNormOp(x, gamma, beta, tf.scalar(eps)) as T;
 }
 

@@ -55,11 +55,42 @@ type GemmExport = (
 ) => void;
 
 /** The module's exports (wat.ts). */
-interface GemmExports {
+interface GemmExports extends BatchNormPasses {
   gemm: GemmExport;
   addInto: (dst: number, src: number, n: number) => void;
   adam: (...args: number[]) => void;
   leakyRelu: (x: number, out: number, n: number, alpha: number) => void;
+}
+
+/**
+ * Batch normalisation's passes over x [rows][c] (c % 4 = 0), byte addresses in the heap; see
+ * batch-norm-wat.ts (kernels/batch-norm.ts calls them).
+ */
+export interface BatchNormPasses {
+  bnStats(x: number, rows: number, c: number, mean: number, rstd: number, eps: number): void;
+  bnApply(
+    x: number,
+    rows: number,
+    c: number,
+    mean: number,
+    rstd: number,
+    gamma: number,
+    beta: number,
+    xhat: number,
+    y: number,
+  ): void;
+  bnGradSums(dy: number, xhat: number, rows: number, c: number, dbeta: number, dgamma: number): void;
+  bnGradApply(
+    dy: number,
+    xhat: number,
+    rows: number,
+    c: number,
+    gamma: number,
+    rstd: number,
+    dbeta: number,
+    dgamma: number,
+    dx: number,
+  ): void;
 }
 
 /** Byte addresses of one Adam update's operands and results (see {@link Gemm.adam}). */
@@ -102,6 +133,11 @@ export class Gemm {
    */
   addInto(dst: number, src: number, n: number): void {
     this.exports.addInto(dst, src, n);
+  }
+
+  /** Batch normalisation's SIMD passes (positional arguments, as the module exports them). */
+  get batchNorm(): BatchNormPasses {
+    return this.exports;
   }
 
   /** out[i] = x[i] > 0 ? x[i] : alpha * x[i] for n float32s at byte addresses of this heap, in SIMD. */

@@ -1,3 +1,5 @@
+import { batchNormWat } from './batch-norm-wat.ts';
+
 /**
  * WebAssembly text of Gantry's matrix product, C = A @ B in float32, compiled at run time (gemm.ts) into
  * a module that shares the wasm backend's memory, so operands are used where tfjs keeps them.
@@ -160,6 +162,7 @@ export function gemmModuleWat(fma: boolean): string {
     (local.set $k (i32.add (local.get $k) (i32.const 1)))
     (br_if $k (i32.lt_u (local.get $k) (local.get $kc)))))
 
+${batchNormWat()}
 ;; dst[i] += src[i] for i < n (float32; col2im's window rows); the runs may not overlap
 (func (export "addInto") (param $dst i32) (param $src i32) (param $n i32)
   (local $end i32) (local $vend i32)
