@@ -1,7 +1,9 @@
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import * as tf from '@tensorflow/tfjs-core';
+import { initGelu } from './kernels/gelu.ts';
 import { initGemm, setGemmEnabled } from './kernels/gemm/index.ts';
 import { registerWasmTrainingKernels } from './kernels/index.ts';
+import { markStartup } from './startup-marks.ts';
 
 /** How a backend is set up. */
 export interface BackendOptions {
@@ -56,7 +58,11 @@ async function initWasm(options: BackendOptions): Promise<BackendInfo> {
   // Gantry's matrix product (kernels/gemm) where relaxed SIMD compiles; XNNPACK's otherwise.
   const wanted = simd && options.wasmGemm !== false;
   setGemmEnabled(wanted);
+  markStartup('wasm');
   const gemm = wanted ? await initGemm(tf.backend() as BackendWasm) : undefined;
+  markStartup('gemm');
+  // The fused GELU of models/transformer.ts (SIMD); without it GELU keeps its composite form.
+  if (simd) await initGelu(tf.backend() as BackendWasm);
   const features = [
     simd ? 'simd' : 'no simd',
     ...(gemm ? ['fma gemm'] : []),

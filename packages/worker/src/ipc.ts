@@ -54,6 +54,23 @@ export interface ReadyMessage {
   backend: string;
   device: string;
   startStep: number;
+  /** Where the start-up went (startup-marks.ts): for bench/startup.ts and the attempt's log. */
+  startup?: StartupTimes;
+}
+
+/**
+ * The trainer's start-up, each phase's end in ms since the process began (`performance.timeOrigin`, the
+ * epoch ms it began at, lets the parent add the fork itself): the entry script running, its loader
+ * (compiled entry or tsx) ready, every static import evaluated, the start message in, the backend (and within
+ * it Gantry's GEMM module) up, the data set read, the trainer built, ready to step.
+ */
+export interface StartupTimes {
+  timeOrigin: number;
+  /** `compiled`: the cached bundle of the trainer's sources; `tsx`: transpiled on import. */
+  entry: 'compiled' | 'tsx';
+  marks: Record<string, number>;
+  /** The process's CPU time (user + system, ms) at each mark: what a phase costs on a busy machine too. */
+  cpu: Record<string, number>;
 }
 
 export interface ProgressMessage extends StepMetrics {

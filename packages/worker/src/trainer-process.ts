@@ -26,7 +26,10 @@ import type { ChildMessage, CommitResultMessage, ParentMessage, StartMessage } f
 import { hasImageTask, scoreImageTask } from './quality/image-task.ts';
 import { qualityEvaluator } from './quality/quality-source.ts';
 import { encodeImageGrid } from './sample-grid.ts';
+import { markStartup, startupTimes } from './startup-marks.ts';
 import { warmStart } from './warm-start.ts';
+
+markStartup('imported');
 
 let stopRequest: { checkpoint: boolean } | undefined;
 let pendingCommit: ((ok: boolean) => void) | undefined;
@@ -56,7 +59,9 @@ async function run(start: StartMessage): Promise<void> {
   });
   const checkpoints = new CheckpointStore(store, job.sweepId, job.trialId);
   const info = await initBackend(start.backend, { wasmGemm: start.wasmGemm });
+  markStartup('backend');
   const data = await readDatasetVersion(start.datasetDir, 'train', job.dataset);
+  markStartup('data');
   // The held-out split, whole: what image-conditioned families are scored on and show in their grids
   // (read here for them; for the others only if a quality classifier has to be trained).
   const whole = { ...job.dataset, subset_per_class: undefined };
@@ -67,6 +72,7 @@ async function run(start: StartMessage): Promise<void> {
     faultNanAtStep: start.faultNanAtStep,
     ...(heldOut ? { heldOut } : {}),
   });
+  markStartup('trainer');
   // A staged job trains its stage's steps only; the others the whole trial, or up to its segment's end
   // (`until`), where the trial pauses.
   const finish = job.stage ? stageEnd(job.stage) : job.steps;
@@ -120,7 +126,14 @@ async function run(start: StartMessage): Promise<void> {
     lossBound: trainer.lossBound,
     judgesD: trainer.adversarial !== false,
   });
-  await send({ type: 'ready', backend: info.backend, device: info.device, startStep: trainer.step });
+  markStartup('ready');
+  await send({
+    type: 'ready',
+    backend: info.backend,
+    device: info.device,
+    startStep: trainer.step,
+    startup: startupTimes(),
+  });
 
   // The tenth of the whole run (not of a segment): a segment hands its tail on in its checkpoint.
   const tail = Math.max(1, Math.floor((finish - (job.stage?.start_step ?? 0)) / 10));
@@ -354,6 +367,7 @@ async function readResumePoint(
 
 process.on('message', (raw: ParentMessage) => {
   if (raw.type === 'start') {
+    markStartup('start-message');
     run(raw).then(
       () => exit(0),
       async (err: unknown) => {

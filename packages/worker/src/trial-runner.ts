@@ -401,7 +401,18 @@ function superviseChild(a: Supervised): Promise<TrialOutcome> {
     const handle = async (m: ChildMessage): Promise<void> => {
       switch (m.type) {
         case 'ready':
-          log.info({ backend: m.backend, device: m.device, startStep: m.startStep }, 'trainer ready');
+          log.info(
+            {
+              backend: m.backend,
+              device: m.device,
+              startStep: m.startStep,
+              // Process start to ready, ms, and how it loaded (bench/startup.ts decomposes it).
+              ...(m.startup
+                ? { startupMs: Math.round(m.startup.marks.ready ?? 0), entry: m.startup.entry }
+                : {}),
+            },
+            'trainer ready',
+          );
           return;
         case 'progress': {
           deps.metrics.observe(job.sweepId, job.trialId, m);
