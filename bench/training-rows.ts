@@ -196,10 +196,8 @@ function transganRow(): RowBase {
     dataset: 'fashion-mnist',
     image: { size: 28, channels: 1 },
     params: p,
-    // transgan_pytorch.py (H5's) has no --serve: one process per repeat, each with its warm-up.
     pytorch: {
       script: 'transgan_pytorch.py',
-      serve: false,
       args: {
         size: 28,
         channels: 1,

@@ -21,17 +21,17 @@ Contract (as the bench's other scripts): argv `--batch --steps --warmup --thread
 `--size --channels --latent --g-embed --d-embed --g-depths (3 comma-separated) --d-depth --heads --mlp-ratio
 --patch --n-critic --gp-lambda --drift` (defaults: the family's defaults at 28x28x1, Fashion-MNIST's shape);
 the last stdout line is JSON with `images_per_sec` (images of the generator's batch per second),
-`params` (trainable parameters of G and D together) and `peak_rss_mb` (resource.getrusage).
+`params` (trainable parameters of G and D together) and `peak_rss_mb` (resource.getrusage); `--serve`
+warms up once and repeats per stdin line (torch_bench.py's loop, which prints these lines).
 """
 import argparse
-import json
 import math
-import resource
-import time
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from torch_bench import run
 
 EMBED_STD = 0.02
 
@@ -188,6 +188,7 @@ def main():
     p.add_argument("--gp-lambda", type=float, default=10.0)
     p.add_argument("--drift", type=float, default=0.001)
     p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--serve", action="store_true", help="repeat on each stdin line (see torch_bench.py)")
     a = p.parse_args()
     a.g_depths = [int(x) for x in a.g_depths.split(",")]
     torch.set_num_threads(a.threads)
@@ -225,16 +226,7 @@ def main():
         d.requires_grad_(True)
         return loss_d.item() + loss_g.item()
 
-    for _ in range(a.warmup):
-        step()
-    t0 = time.perf_counter()
-    for _ in range(a.steps):
-        step()
-    dt = time.perf_counter() - t0
-    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"images_per_sec": a.steps * a.batch / dt, "seconds_per_step": dt / a.steps,
-                      "params": params, "peak_rss_mb": peak_kb / 1024, "size": a.size,
-                      "channels": a.channels, "threads": a.threads, "torch": torch.__version__}))
+    run(step, a, params, {"size": a.size, "channels": a.channels})
 
 
 if __name__ == "__main__":
