@@ -21,7 +21,8 @@ export type TrainingRowKey = (typeof TRAINING_ROWS)[number];
 /**
  * Per row: its block (the name of `--skip-<block>` and of `--only`), its steps option and default, its
  * warm-up option and default (untimed steps, once per process on each side). Defaults keep the whole
- * default `npm run bench` near 20 minutes on a 2-core machine: a row's repeats take ~10-40 s a side.
+ * default `npm run bench` under ~20 minutes on a 2-core machine: a repeat is a few seconds a side, one
+ * step where a step is long (PyTorch: ~27 s for DCGAN 64x64, ~30 s for TransGAN).
  */
 const ROW_OPTIONS: Record<
   TrainingRowKey,
@@ -32,13 +33,13 @@ const ROW_OPTIONS: Record<
   wgan_gp: { block: 'wgan-gp', steps: ['steps-wgan-gp', 1], warmup: ['warmup-wgan-gp', 1] },
   progan_32: { block: 'progan-32', steps: ['steps-progan-32', 2], warmup: ['warmup-progan-32', 1] },
   progan_64: { block: 'progan-64', steps: ['steps-progan-64', 1], warmup: ['warmup-progan-64', 1] },
-  srgan_adversarial: { block: 'srgan', steps: ['steps-srgan', 2], warmup: ['warmup-srgan', 1] },
+  srgan_adversarial: { block: 'srgan', steps: ['steps-srgan', 1], warmup: ['warmup-srgan', 1] },
   srgan_pretrain: {
     block: 'srgan',
-    steps: ['steps-srgan-pretrain', 4],
+    steps: ['steps-srgan-pretrain', 2],
     warmup: ['warmup-srgan-pretrain', 1],
   },
-  pix2pix: { block: 'pix2pix', steps: ['steps-pix2pix', 4], warmup: ['warmup-pix2pix', 1] },
+  pix2pix: { block: 'pix2pix', steps: ['steps-pix2pix', 2], warmup: ['warmup-pix2pix', 1] },
   transgan: { block: 'transgan', steps: ['steps-transgan', 1], warmup: ['warmup-transgan', 1] },
 };
 

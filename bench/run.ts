@@ -2,9 +2,10 @@
  * `npm run bench`: training throughput of Gantry's trainer against PyTorch on the same networks, a row per
  * family and size (bench/training-rows.ts: DCGAN 28x28x1 and 64x64x3, WGAN-GP, ProGAN stages at 32 and 64,
  * SRGAN x4's adversarial and pretraining stages, pix2pix 64, TransGAN), each side one thread, one trainer
- * per process (peak RSS per trainer), repeats interleaved; how fast the emoji set is packed and pushed; and
- * a sweep's throughput on all cores against one trial at a time, measured in one invocation so the ratios
- * compare like with like on a noisy machine. Writes bench/results/latest.json, a key per row.
+ * per process (peak RSS per trainer), repeats interleaved; how fast the emoji set is packed and pushed;
+ * trainer start-up from fork to first step (bench/startup.ts); and a sweep's throughput on all cores
+ * against one trial at a time; measured in one invocation so the ratios compare like with like on a noisy
+ * machine. Writes bench/results/latest.json, a key per row.
  *
  *   npm run bench [-- --repeats 5 --only 28,wgan-gp --skip-<block> --steps-<row> N --warmup-<row> N ...]
  *     (bench/args.ts lists the options and their defaults)
@@ -28,6 +29,7 @@ import {
 import { compareTraining } from './compare-training.ts';
 import { benchPush } from './push.ts';
 import { pytorchVersion } from './pytorch-run.ts';
+import { benchStartup } from './startup.ts';
 import { median } from './stats.ts';
 import { trainingRow } from './training-rows.ts';
 
@@ -127,8 +129,8 @@ const training: Partial<Record<TrainingRowKey, Awaited<ReturnType<typeof compare
 for (const row of opts.rows)
   training[row.key] = await compareTraining(trainingRow(row), { pt, repeats: REPEATS, say });
 const push = opts.push ? await benchPush(REPEATS, say) : null;
-// Trainer start-up (bench/startup.ts, H2's): wired in once it is committed; --skip-startup leaves it out.
-const startup = null;
+// Trainer start-up, fork to first step (bench/startup.ts); --skip-startup leaves it out.
+const startup = opts.startup ? await benchStartup(REPEATS, say) : null;
 
 let sweep: {
   cores: number;
