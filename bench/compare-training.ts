@@ -13,7 +13,7 @@ import {
   parseTrialJob,
   type TrialJob,
 } from '../packages/shared/src/index.ts';
-import { startGantryTrainer } from './gantry-trainer.ts';
+import { startGantryTrainer, writeDatasetVersion } from './gantry-trainer.ts';
 import {
   missingScript,
   type PytorchProbe,
@@ -43,7 +43,7 @@ export interface TrainingRow {
 }
 
 /** The row's job, every parameter filled (the family's defaults under the row's), validated as a worker does. */
-function benchJob(row: TrainingRow): TrialJob {
+function benchJob(row: TrainingRow, version: string): TrialJob {
   const defaults = Object.entries(MODEL_PARAMS[row.model]).map(([name, def]) => [name, def.default]);
   return parseTrialJob({
     v: 2,
@@ -53,7 +53,7 @@ function benchJob(row: TrainingRow): TrialJob {
     model: row.model,
     dataset: {
       name: row.dataset,
-      version: '0123456789abcdef',
+      version,
       image_size: row.image.size,
       channels: row.image.channels,
     },
@@ -77,10 +77,11 @@ export async function compareTraining(
   opts: { pt: PytorchProbe; repeats: number; say: (s: string) => void },
 ) {
   const { repeats, say } = opts;
-  const job = benchJob(row);
+  const data = await writeDatasetVersion(row.dataset);
+  const job = benchJob(row, data.version);
   const batch = batchOf(job);
   say(`bench: ${row.title}; ${repeats} repeats of ${row.steps} steps, ${row.warmup} warm-up`);
-  const g = await startGantryTrainer({ job, dataset: row.dataset, steps: row.steps, warmup: row.warmup });
+  const g = await startGantryTrainer({ job, dataDir: data.dir, steps: row.steps, warmup: row.warmup });
   let skipped = 'skipped' in opts.pt ? opts.pt.skipped : missingScript(row.pytorch.script);
   let pt: PytorchRun | undefined;
   if (skipped === undefined) {

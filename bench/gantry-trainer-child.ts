@@ -1,13 +1,14 @@
 /**
  * Child process of bench/gantry-trainer.ts: one Gantry trainer on wasm (one thread), driven over IPC. On
- * `setup` it builds the job's trainer on the built-in set and takes the warm-up steps; each `repeat` times
+ * `setup` it reads the job's data set version from disk (as a trainer process does), builds the job's
+ * trainer and takes the warm-up steps; each `repeat` times
  * the row's steps; `end` disposes it and answers with the process's peak resident set. It exits when the
  * channel closes.
  */
 import { initBackend } from '../packages/worker/src/backend.ts';
+import { readDatasetVersion } from '../packages/worker/src/data/datasets.ts';
 import type { Trainer } from '../packages/worker/src/families/family.ts';
 import { familyOf } from '../packages/worker/src/families/registry.ts';
-import { loadBuiltinSplit } from '../scripts/builtin-dataset.ts';
 import type { ChildReply, ChildRequest, ChildSetup } from './gantry-trainer.ts';
 
 let trainer: Trainer | undefined;
@@ -26,7 +27,7 @@ async function handle(req: ChildRequest): Promise<void> {
     case 'setup': {
       setup = req;
       const info = await initBackend('wasm');
-      const data = await loadBuiltinSplit(req.dataset, 'train');
+      const data = await readDatasetVersion(req.dataDir, 'train', req.job.dataset);
       trainer = familyOf(req.job.model).createTrainer(req.job, data);
       for (let i = 0; i < req.warmup; i++) trainer.trainStep();
       reply({

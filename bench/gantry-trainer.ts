@@ -1,24 +1,68 @@
 /**
  * The Gantry side of a training row: one trainer in a child process of its own (bench/gantry-trainer-child.ts,
  * started with the trainer processes' node flags), so that its peak resident memory is the trainer's alone.
- * The child builds the trainer, takes its warm-up steps, then times `steps` steps on each `repeat()`; at the
- * end it reports its peak RSS. One request at a time over IPC.
+ * The child reads the data set version from disk as a trainer does (written once per set by the bench:
+ * {@link writeDatasetVersion}), builds the trainer, takes its warm-up steps, then times `steps` steps on each
+ * `repeat()`; at the end it reports its peak RSS. One request at a time over IPC.
  */
 import { type ChildProcess, fork } from 'node:child_process';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { BUILTIN_DATASETS } from '../packages/coordinator/src/datasets/builtin/builtin-sets.ts';
+import { packDataset } from '../packages/coordinator/src/datasets/pack.ts';
 import type { TrialJob } from '../packages/shared/src/index.ts';
 import { TRAINER_NODE_FLAGS } from '../packages/worker/src/trial-runner.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
-/** What the child is asked to build: the job, the built-in set it reads, its steps per repeat and warm-up. */
+/** What the child is asked to build: the job, the set's version on disk, its steps per repeat and warm-up. */
 export interface ChildSetup {
   type: 'setup';
+  /** Its dataset's version is the one in `dataDir`. */
   job: TrialJob;
-  dataset: string;
+  /** The version's folder (manifest.json and shards/), as a node's data set cache keeps it. */
+  dataDir: string;
   steps: number;
   warmup: number;
+}
+
+/** A built-in set packed once and written as a version folder, for the trainers' children to read. */
+export interface DatasetVersion {
+  dir: string;
+  version: string;
+}
+
+let versionsRoot: Promise<string> | undefined;
+const versions = new Map<string, Promise<DatasetVersion>>();
+
+/** Built-in set `name` packed (as the coordinator does) and written under a temp folder, once per bench. */
+export function writeDatasetVersion(name: string): Promise<DatasetVersion> {
+  let v = versions.get(name);
+  if (!v) {
+    versionsRoot ??= mkdtemp(join(tmpdir(), 'gantry-bench-data-'));
+    v = (async () => {
+      const set = BUILTIN_DATASETS.get(name);
+      if (!set) throw new Error(`no built-in data set '${name}'`);
+      const { examples, meta } = await set.load({ fashionMnistDir: process.env.GANTRY_FASHION_MNIST_DIR });
+      const { manifest, shards } = packDataset(examples, { name, ...meta });
+      const dir = join(await versionsRoot!, name, manifest.version);
+      await mkdir(join(dir, 'shards'), { recursive: true });
+      for (const [file, bytes] of shards) await writeFile(join(dir, 'shards', file), bytes);
+      await writeFile(join(dir, 'manifest.json'), JSON.stringify(manifest));
+      return { dir, version: manifest.version };
+    })();
+    versions.set(name, v);
+  }
+  return v;
+}
+
+/** Removes the versions {@link writeDatasetVersion} wrote. */
+export async function removeDatasetVersions(): Promise<void> {
+  if (versionsRoot) await rm(await versionsRoot, { recursive: true, force: true });
+  versionsRoot = undefined;
+  versions.clear();
 }
 export type ChildRequest = ChildSetup | { type: 'repeat' } | { type: 'end' };
 export type ChildReply =

@@ -27,6 +27,7 @@ import {
   type TrainingRowKey,
 } from './args.ts';
 import { compareTraining } from './compare-training.ts';
+import { removeDatasetVersions } from './gantry-trainer.ts';
 import { benchPush } from './push.ts';
 import { pytorchVersion } from './pytorch-run.ts';
 import { benchStartup } from './startup.ts';
@@ -126,8 +127,12 @@ async function sweepSeconds(
 const pt = pytorchVersion();
 if ('skipped' in pt) say(`pytorch: every row's PyTorch side is skipped: ${pt.skipped}`);
 const training: Partial<Record<TrainingRowKey, Awaited<ReturnType<typeof compareTraining>>>> = {};
-for (const row of opts.rows)
-  training[row.key] = await compareTraining(trainingRow(row), { pt, repeats: REPEATS, say });
+try {
+  for (const row of opts.rows)
+    training[row.key] = await compareTraining(trainingRow(row), { pt, repeats: REPEATS, say });
+} finally {
+  await removeDatasetVersions();
+}
 const push = opts.push ? await benchPush(REPEATS, say) : null;
 // Trainer start-up, fork to first step (bench/startup.ts); --skip-startup leaves it out.
 const startup = opts.startup ? await benchStartup(REPEATS, say) : null;
