@@ -6,8 +6,10 @@ import { batchNormConfig, batchNormGradConfig } from './batch-norm.ts';
 import { conv2DConfig } from './conv2d.ts';
 import { conv2DBackpropFilterConfig } from './conv2d-backprop-filter.ts';
 import { conv2DBackpropInputConfig } from './conv2d-backprop-input.ts';
+import { geluConfig, geluGradConfig } from './gelu.ts';
 import { greaterConfig } from './greater.ts';
 import { castConfig, identityConfig } from './identity.ts';
+import { layerNormConfig, layerNormGradConfig } from './layer-norm.ts';
 import { leakyReluConfig } from './leaky-relu.ts';
 import { rememberStockKernel } from './stock-kernels.ts';
 import { meanConfig, sumConfig } from './sum-mean.ts';
@@ -18,6 +20,11 @@ const MISSING_WASM_KERNELS: readonly KernelConfig[] = [
   adamUpdateConfig,
   batchNormConfig,
   batchNormGradConfig,
+  // Layer norm and GELU of models/transformer.ts.
+  layerNormConfig,
+  layerNormGradConfig,
+  geluConfig,
+  geluGradConfig,
 ];
 
 /**

@@ -1,5 +1,6 @@
 import type { Rng } from '@gantry/shared';
 import * as tf from '@tensorflow/tfjs-core';
+import { GELU, GELU_GRAD, hasFusedGelu } from '../kernels/gelu.ts';
 import { LAYER_NORM, LAYER_NORM_GRAD } from '../kernels/layer-norm.ts';
 import { init, type ParamStore } from './param-store.ts';
 
@@ -14,8 +15,9 @@ import { init, type ParamStore } from './param-store.ts';
  *
  * Where no tape records a gradient (nothing will differentiate it again: every backward pass but the
  * gradient penalty's inner one), it takes shortcuts: softmax's uses its saved output instead of computing
- * softmax again, and on wasm layer norm's is one fused kernel (kernels/layer-norm.ts), as its forward pass
- * always is there. A recorded gradient is built from the differentiable ops above.
+ * softmax again, and on wasm layer norm's and GELU's are one fused kernel each (kernels/layer-norm.ts,
+ * gelu.ts), as their forward passes always are there. A recorded gradient is built from the
+ * differentiable ops above.
  */
 
 /** Whether the fused kernel `name` serves the active backend (ours are registered for wasm only). */
@@ -56,8 +58,28 @@ const softmaxOp = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
  * TransGAN use; the tanh approximation would inherit tanh's wrong second derivative.
  */
 export function gelu<T extends tf.Tensor>(x: T): T {
+  if (fusedKernel(GELU) && hasFusedGelu(tf.backend())) return geluOp(x) as T;
   return tf.mul(tf.mul(x, 0.5), tf.add(tf.erf(tf.mul(x, Math.SQRT1_2)), 1)) as T;
 }
+
+/** GELU'(x) = Phi(x) + x phi(x), from ops that differentiate (erf's and exp's gradients, once). */
+function geluSlope(x: tf.Tensor): tf.Tensor {
+  const phi = tf.mul(tf.exp(tf.mul(tf.square(x), -0.5)), 1 / Math.sqrt(2 * Math.PI));
+  return tf.add(tf.mul(tf.add(tf.erf(tf.mul(x, Math.SQRT1_2)), 1), 0.5), tf.mul(x, phi));
+}
+
+/** GELU by the fused kernel; its gradient dy * GELU'(x) fused too where no tape records it. */
+const geluOp = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+  const x = args[0] as tf.Tensor;
+  (args[1] as tf.GradSaveFunc)([x]);
+  return {
+    value: tf.engine().runKernel(GELU, { x }),
+    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) =>
+      untaped(GELU_GRAD)
+        ? tf.engine().runKernel(GELU_GRAD, { x: saved[0]!, dy })
+        : tf.mul(dy, geluSlope(saved[0]!)),
+  };
+});
 
 /**
  * Layer normalisation (Ba et al., 2016) over the last axis with gain and bias. The backward pass is the
