@@ -4,6 +4,7 @@
 //     promtool, for the tests of infra/prometheus and the dashboards)
 //   - with --bench only (`npm run bench`): python3-torch, the PyTorch reference of bench/dcgan_pytorch.py
 //   - pnpm (pinned, through npx) and the workspace's npm packages (frozen lockfile)
+//   - the trainer's compiled entry (a bundle of its sources under node_modules/.cache, rebuilt when stale)
 // Run by `npm test` and `npm run demo` (without --bench); safe to run again (it checks before installing).
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -76,6 +77,15 @@ if (!existsSync(stamp) || readFileSync(stamp, 'utf8') !== digest) {
     env: { ...process.env, CI: process.env.CI ?? 'true' },
   });
   writeFileSync(stamp, digest);
+}
+// 3. The trainer's compiled entry (packages/worker/bin/compiled-entry.mjs), so that the first trial does not
+// build it; a few ms when it is fresh already. Trainers build it themselves, or use tsx, when this fails.
+try {
+  const { compiledEntry } = await import('../packages/worker/bin/compiled-entry.mjs');
+  const built = await compiledEntry({ entry: join(root, 'packages/worker/src/trainer-process.ts') });
+  if (built?.built) log('compiled the trainer entry');
+} catch (err) {
+  log(`warning: the trainer entry did not compile (${err.message}); trainers start through tsx`);
 }
 try {
   execFileSync(process.execPath, ['-e', "import('@tensorflow/tfjs-backend-wasm')"], {
