@@ -1,5 +1,6 @@
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import * as tf from '@tensorflow/tfjs-core';
+import { initGelu } from './kernels/gelu.ts';
 import { initGemm, setGemmEnabled } from './kernels/gemm/index.ts';
 import { registerWasmTrainingKernels } from './kernels/index.ts';
 import { markStartup } from './startup-marks.ts';
@@ -60,6 +61,8 @@ async function initWasm(options: BackendOptions): Promise<BackendInfo> {
   markStartup('wasm');
   const gemm = wanted ? await initGemm(tf.backend() as BackendWasm) : undefined;
   markStartup('gemm');
+  // The fused GELU of models/transformer.ts (SIMD); without it GELU keeps its composite form.
+  if (simd) await initGelu(tf.backend() as BackendWasm);
   const features = [
     simd ? 'simd' : 'no simd',
     ...(gemm ? ['fma gemm'] : []),
