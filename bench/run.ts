@@ -126,10 +126,19 @@ async function sweepSeconds(
 
 const pt = pytorchVersion();
 if ('skipped' in pt) say(`pytorch: every row's PyTorch side is skipped: ${pt.skipped}`);
-const training: Partial<Record<TrainingRowKey, Awaited<ReturnType<typeof compareTraining>>>> = {};
+const training: Partial<
+  Record<TrainingRowKey, Awaited<ReturnType<typeof compareTraining>> | { error: string }>
+> = {};
 try {
-  for (const row of opts.rows)
-    training[row.key] = await compareTraining(trainingRow(row), { pt, repeats: REPEATS, say });
+  for (const row of opts.rows) {
+    try {
+      training[row.key] = await compareTraining(trainingRow(row), { pt, repeats: REPEATS, say });
+    } catch (e) {
+      // One row's failure (a trainer that cannot start) leaves the others to run.
+      say(`bench: ${row.key} failed: ${(e as Error).stack ?? e}`);
+      training[row.key] = { error: (e as Error).message };
+    }
+  }
 } finally {
   await removeDatasetVersions();
 }
@@ -193,4 +202,6 @@ const results = {
 await mkdir(join(here, 'results'), { recursive: true });
 await writeFile(join(here, 'results', 'latest.json'), `${JSON.stringify(results, null, 2)}\n`);
 say(`wrote ${join(here, 'results', 'latest.json')}`);
-process.exit(0);
+const failed = Object.entries(training).filter(([, r]) => r && 'error' in r);
+if (failed.length > 0) say(`bench: ${failed.map(([k]) => k).join(', ')} failed (see above)`);
+process.exit(failed.length > 0 ? 1 : 0);
