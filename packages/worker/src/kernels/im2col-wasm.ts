@@ -1,8 +1,8 @@
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import type { TensorInfo } from '@tensorflow/tfjs-core';
-import wabtInit from 'wabt';
 import type { ConvGeometry } from './conv-geometry.ts';
 import { heapPtr } from './gemm/index.ts';
+import { wasmFromWat } from './gemm/module-cache.ts';
 
 /**
  * im2col (the same matrix as im2col.ts: row (b, oh, ow) - col0, column (kh, kw, ci)) as WebAssembly that
@@ -74,13 +74,8 @@ let compiled: object | undefined;
 /** Compiled once per process, from the first import on; until it is ready callers use im2col.ts. */
 const compiling: Promise<void> = (async () => {
   try {
-    const wabt = await wabtInit();
-    const parsed = wabt.parseWat('gantry-im2col.wat', IM2COL_WAT, { bulk_memory: true });
-    try {
-      compiled = new WASM.Module(parsed.toBinary({}).buffer);
-    } finally {
-      parsed.destroy();
-    }
+    // Assembled once per machine and kept (gemm/module-cache.ts), as the gemm module is.
+    compiled = new WASM.Module(await wasmFromWat('gantry-im2col', IM2COL_WAT, { bulk_memory: true }));
   } catch {
     compiled = undefined;
   }
