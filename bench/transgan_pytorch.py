@@ -61,7 +61,7 @@ class Attention(nn.Module):
             return y.view(n, t, self.heads, d).transpose(1, 2)  # [N, H, T, d]
 
         q, k, v = split(self.q(x)), split(self.k(x)), split(self.v(x))
-        scores = torch.matmul(q, k.transpose(-1, -2)) * (1 / math.sqrt(d))
+        scores = torch.matmul(q * (1 / math.sqrt(d)), k.transpose(-1, -2))  # the scale on q, as Gantry
         mixed = torch.matmul(torch.softmax(scores, -1), v)
         return self.proj(mixed.transpose(1, 2).reshape(n, t, c))
 

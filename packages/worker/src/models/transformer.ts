@@ -218,7 +218,8 @@ export function selfAttention(x: tf.Tensor3D, p: BlockParams, heads: number): tf
     tf.Tensor3D,
     tf.Tensor3D,
   ];
-  const scores = tf.mul(tf.matMul(q, k, false, true), 1 / Math.sqrt(c / heads));
+  // The scale on q rather than on the scores: T x d elements instead of T x T (49 x 2 against 49 x 49 in G).
+  const scores = tf.matMul(tf.mul(q, 1 / Math.sqrt(c / heads)), k, false, true);
   const mixed = tf.matMul(softmax(scores), v);
   const merged = tf.reshape(tf.transpose(tf.reshape(mixed, [n, heads, t, c / heads]), [0, 2, 1, 3]), [
     n * t,
