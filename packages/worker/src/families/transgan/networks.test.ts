@@ -100,6 +100,13 @@ describe('TransGAN networks', () => {
   /** D's scores, weighted per image and scaled so that their differences rise clear of float32 noise. */
   const dScore = () => tf.sum(tf.mul(nets.discriminate(real), tf.tensor1d([100, -60, 80]))) as tf.Scalar;
 
+  it('generates in a tidy of its own: outside any tidy only the images are left', () => {
+    const before = tf.memory().numTensors;
+    const img = nets.generate(z);
+    expect(tf.memory().numTensors).toBe(before + 1);
+    img.dispose();
+  });
+
   it("scores each image on its own: D's score of one image does not depend on the rest of the batch", () => {
     const [batch, alone] = tf.tidy(() => [
       nets.discriminate(real).dataSync(),

@@ -126,7 +126,11 @@ export function buildTransgan(shape: TransganShape, rng: Rng): TransganNetworks 
     });
   };
 
-  const generate = (z: tf.Tensor2D): tf.Tensor4D => {
+  // A tidy of its own: the critic's updates generate outside any tape, inside the step's one tidy, which
+  // would otherwise hold every intermediate of n_critic forward passes of G (its last stage's attention
+  // scores alone are 20 MB each) until the step ends. Under a tape the gradients keep what they need.
+  const generate = (z: tf.Tensor2D): tf.Tensor4D => tf.tidy(() => generateUntidied(z));
+  const generateUntidied = (z: tf.Tensor2D): tf.Tensor4D => {
     const n = z.shape[0];
     let x = tf.reshape(tf.add(tf.matMul(z, gIn.w), gIn.b), [n, tokens0, first.dim]) as tf.Tensor3D;
     gStages.forEach((st, i) => {
