@@ -49,7 +49,7 @@ const explicit: Pad = [
   [0, 0],
 ];
 
-/** Filter gradients that take the padded grid (fewer than 8 output channels). */
+/** Filter gradients that take the padded grid: fewer than 8 output channels, or large thin images. */
 const filterCases: Case[] = [
   { x: [1, 20, 20, 32], filter: [9, 9, 32, 3], pad: 'same' }, // SRGAN G's last conv, on a smaller image
   { x: [2, 32, 32, 16], filter: [1, 1, 16, 3], pad: 'valid' }, // ProGAN's toRGB
@@ -57,6 +57,10 @@ const filterCases: Case[] = [
   { x: [2, 9, 7, 8], filter: [5, 3, 8, 7], pad: 'same' },
   { x: [2, 6, 7, 4], filter: [3, 3, 4, 1], pad: explicit },
   { x: [1, 4, 4, 16], filter: [4, 4, 16, 3], pad: 'same' },
+  { x: [1, 32, 32, 8], filter: [3, 3, 8, 16], pad: 'same' }, // ProGAN's thin layers, the wide orientation
+  { x: [1, 32, 32, 16], filter: [3, 3, 16, 16], pad: 'same' },
+  { x: [1, 40, 37, 8], filter: [3, 3, 8, 12], pad: 'valid' },
+  { x: [1, 34, 33, 9], filter: [3, 3, 9, 8], pad: explicit },
 ];
 
 /** Input gradients that take the forward conv of the flipped filter (dy no wider than dx, dx >= 8). */

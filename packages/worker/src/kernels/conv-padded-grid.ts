@@ -4,32 +4,36 @@ import type { ConvGeometry } from './conv-geometry.ts';
 import { type Gemm, heapPtr } from './gemm/index.ts';
 
 /**
- * The most output channels for which {@link filterGradPaddedGrid} is used: below a GEMM tile's 8 columns,
- * patches^T @ dy wastes most of each tile, so the product is turned to dy^T @ x with CO as its rows.
+ * The most output channels for which {@link filterGradPaddedGrid} turns the product to dy^T @ x, CO as its
+ * rows: below a GEMM tile's 8 columns, patches^T @ dy wastes most of each tile.
  */
 export const PADDED_GRID_MAX_OUT_CHANNELS = 7;
 
-/** Whether {@link filterGradPaddedGrid} computes this filter gradient: stride 1, few output channels. */
+/**
+ * Whether {@link filterGradPaddedGrid} computes this filter gradient: stride 1 and either few output
+ * channels (any size), or a large image (32x32 and up) of 8-32 channels each side, where saving the
+ * patches outweighs the grid's padding and the KH products. Measured (one core, 9 calls alternating,
+ * min): [16,64,64,8] 3x3 -> 8: 9.1 -> 4.0 ms, -> 16: 19.0 -> 10.7 ms; [16,32,32,16] -> 16: 4.4 -> 2.9
+ * ms; [16,64,64,32] -> 32: 54 -> 45 ms; but [16,16,16,32] -> 32 2.9 / 2.8, [16,8,8,64] -> 64 2.3 / 3.0,
+ * [16,32,32,32] -> 128 33 / 38, [16,64,64,3] -> 32 6.1 / 6.5 ms, which stay with im2col.
+ */
 export function suitsPaddedGrid(g: ConvGeometry): boolean {
-  return (
-    g.strideH === 1 &&
-    g.strideW === 1 &&
-    g.outC <= PADDED_GRID_MAX_OUT_CHANNELS &&
-    g.kW * g.inC >= 8 &&
-    g.batch * g.outH * g.outW > 0
-  );
+  if (g.strideH !== 1 || g.strideW !== 1 || g.batch * g.outH * g.outW === 0) return false;
+  if (g.outC <= PADDED_GRID_MAX_OUT_CHANNELS) return g.kW * g.inC >= 8;
+  return g.outH * g.outW >= 1024 && g.inC >= 8 && g.inC <= 32 && g.outC <= 32;
 }
 
 /**
- * Filter gradient of a stride-1 convolution with few output channels, without im2col. x is copied into a
- * zero-padded grid xp [B, Hp, Wp, CI] (Hp = OH + KH - 1, Wp = OW + KW - 1) and dy into the same grid
- * (zeros past OH, OW). On the grid's flat positions q, the window of output q at tap row kh is the KW*CI
- * contiguous floats of xp from position q + kh*Wp, so for each kh
- *   dW[kh]^T [CO, KW*CI] = dyp^T [CO, Q] @ xs_kh [Q, KW*CI],  xs_kh[q] = xp[q + kh*Wp, 0 .. KW*CI)
- * is one product whose B is xp itself read with a row stride of CI floats: KH products, the positions
- * as their depth, and no patches matrix (SRGAN G's last conv, 9x9 32 -> 3 at 64 px: 170M floats of
- * patches). The grid's padding columns cost (Hp*Wp)/(OH*OW) - 1 of extra multiply-adds (6% at 64 px,
- * 27% at 16 px for 3x3). Returns dW [KH, KW, CI, CO]; the caller owns it.
+ * Filter gradient of a stride-1 convolution without im2col. x is copied into a zero-padded grid
+ * xp [B, Hp, Wp, CI] (Hp = OH + KH - 1, Wp = OW + KW - 1) and dy into the same grid (zeros past OH, OW).
+ * On the grid's flat positions q, the window of output q at tap row kh is the KW*CI contiguous floats of
+ * xp from position q + kh*Wp, so for each kh one product, the positions as its depth, with xp itself read
+ * with a row stride of CI floats:
+ *   few output channels: dW[kh]^T [CO, KW*CI] = dyp^T [CO, Q] @ xs_kh [Q, KW*CI] (then transposed);
+ *   more:                dW[kh]   [KW*CI, CO] = xs_kh^T @ dyp [Q, CO], in place.
+ * No patches matrix (SRGAN G's last conv, 9x9 32 -> 3 at 64 px: 170M floats of them). The grid's padding
+ * costs (Hp*Wp)/(OH*OW) - 1 of extra multiply-adds (6% at 64 px, 27% at 16 px for 3x3). Returns
+ * dW [KH, KW, CI, CO]; the caller owns it.
  */
 export function filterGradPaddedGrid(
   backend: BackendWasm,
@@ -45,16 +49,32 @@ export function filterGradPaddedGrid(
   const taps = kH * row;
   const xp = backend.makeOutput([batch, hp, wp, inC], 'float32');
   const dyp = backend.makeOutput([batch, hp, wp, outC], 'float32');
-  const prod = backend.makeOutput([outC, taps], 'float32');
-  let dw: TensorInfo | undefined;
+  const wide = outC > PADDED_GRID_MAX_OUT_CHANNELS;
+  // The narrow product's [CO, taps] result, transposed into dW at the end.
+  const prod = wide ? undefined : backend.makeOutput([outC, taps], 'float32');
+  const dw = backend.makeOutput([kH, kW, inC, outC], 'float32');
   try {
-    gemm.reserve(row);
+    gemm.reserve(Math.max(row, outC));
     padInto(backend, xp, x, { batch, h: inH, w: inW, c: inC, hp, wp, top: padTop, left: padLeft });
     padInto(backend, dyp, dy, { batch, h: outH, w: outW, c: outC, hp, wp, top: 0, left: 0 });
     // The last grid position with a real output; every tap of every position up to it lies inside xp.
     const positions = (batch - 1) * hp * wp + (outH - 1) * wp + outW;
     const xpPtr = heapPtr(backend, xp);
     const dypPtr = heapPtr(backend, dyp);
+    const dwPtr = heapPtr(backend, dw);
+    if (prod === undefined) {
+      for (let kh = 0; kh < kH; kh++) {
+        gemm.multiply(
+          row,
+          positions,
+          outC,
+          { ptr: xpPtr + 4 * kh * wp * inC, rowStride: 4, colStride: 4 * inC },
+          { ptr: dypPtr, rowStride: 4 * outC, colStride: 4 },
+          { ptr: dwPtr + 4 * kh * row * outC, rowStride: 4 * outC },
+        );
+      }
+      return dw;
+    }
     const prodPtr = heapPtr(backend, prod);
     for (let kh = 0; kh < kH; kh++) {
       gemm.multiply(
@@ -66,17 +86,19 @@ export function filterGradPaddedGrid(
         { ptr: prodPtr + 4 * kh * row, rowStride: 4 * taps },
       );
     }
-    dw = backend.makeOutput([kH, kW, inC, outC], 'float32');
     const out = backend.typedArrayFromHeap(dw) as Float32Array;
     const p = backend.typedArrayFromHeap(prod) as Float32Array;
     for (let co = 0; co < outC; co++) {
       for (let t = 0, o = co; t < taps; t++, o += outC) out[o] = p[co * taps + t] as number;
     }
     return dw;
+  } catch (err) {
+    backend.disposeData(dw.dataId);
+    throw err;
   } finally {
     backend.disposeData(xp.dataId);
     backend.disposeData(dyp.dataId);
-    backend.disposeData(prod.dataId);
+    if (prod !== undefined) backend.disposeData(prod.dataId);
   }
 }
 

@@ -42,8 +42,9 @@ export interface Conv2DBackpropFilterArgs {
  * - x [64,14,14,64], dy [64,7,7,128] (822 MFLOP): 61 ms, now 52 ms (the product itself is ~40 ms).
  * - x [64,28,28,1], dy [64,14,14,64] (26 MFLOP): 15.3 ms, now 5.8 ms (computed as dy^T @ patches).
  *
- * Stride-1 convolutions with fewer than 8 output channels go, where Gantry's product is available, to
- * {@link filterGradPaddedGrid} instead (no patches; dy^T @ x on a padded grid).
+ * Stride-1 convolutions with fewer than 8 output channels, or thin ones on large images (suitsPaddedGrid),
+ * go where Gantry's product is available to {@link filterGradPaddedGrid} instead (no patches: products
+ * on a zero-padded grid).
  */
 export function conv2DBackpropFilter(
   args: Conv2DBackpropFilterArgs,
