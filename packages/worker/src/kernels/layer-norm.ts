@@ -44,7 +44,7 @@ export function layerNorm({ inputs, backend, attrs }: Args): TensorInfo {
   const c = x.shape[x.shape.length - 1] ?? 1;
   const out = backend.makeOutput(x.shape, 'float32');
   // Views after the allocation: a heap growth detaches older ones.
-  const xs = backend.typedArrayFromHeap(x);
+  const xs = backend.typedArrayFromHeap(x) as Float32Array;
   const g = backend.typedArrayFromHeap(gamma);
   const b = backend.typedArrayFromHeap(beta);
   const ys = backend.typedArrayFromHeap(out);
@@ -67,7 +67,7 @@ export function layerNormGrad({ inputs, backend, attrs }: Args): TensorInfo[] {
   const dx = backend.makeOutput(x.shape, 'float32');
   const dGamma = backend.makeOutput([c], 'float32');
   const dBeta = backend.makeOutput([c], 'float32');
-  const xs = backend.typedArrayFromHeap(x);
+  const xs = backend.typedArrayFromHeap(x) as Float32Array;
   const g = backend.typedArrayFromHeap(gamma);
   const dys = backend.typedArrayFromHeap(dy);
   const dxs = backend.typedArrayFromHeap(dx);

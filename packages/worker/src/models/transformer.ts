@@ -73,10 +73,10 @@ const geluOp = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
   const x = args[0] as tf.Tensor;
   (args[1] as tf.GradSaveFunc)([x]);
   return {
-    value: tf.engine().runKernel(GELU, { x }),
+    value: tf.engine().runKernel<tf.Tensor>(GELU, { x }),
     gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) =>
       untaped(GELU_GRAD)
-        ? tf.engine().runKernel(GELU_GRAD, { x: saved[0]!, dy })
+        ? tf.engine().runKernel<tf.Tensor>(GELU_GRAD, { x: saved[0]!, dy })
         : tf.mul(dy, geluSlope(saved[0]!)),
   };
 });
@@ -128,7 +128,7 @@ const fusedLayerNormOp = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]
   // eps is a scalar input for the composite gradient; the kernels take it as a number.
   const epsValue = eps.dataSync()[0]!;
   return {
-    value: tf.engine().runKernel(LAYER_NORM, { x, gamma, beta }, { eps: epsValue }),
+    value: tf.engine().runKernel<tf.Tensor>(LAYER_NORM, { x, gamma, beta }, { eps: epsValue }),
     gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
       const [sx, sGamma, sEps] = saved as [tf.Tensor, tf.Tensor, tf.Tensor];
       if (!untaped(LAYER_NORM_GRAD)) return layerNormBackward(sx, sGamma, sEps, dy);
