@@ -142,8 +142,9 @@ describe('two coordinators on one Redis', () => {
     console.log(
       `two coordinators: the survivor led ${takeoverMs} ms after the leader's SIGKILL (lease ${LEASE_MS} ms)`,
     );
-    // Within one lease period of the kill (plus timer delays on a loaded machine).
-    expect(takeoverMs).toBeLessThan(LEASE_MS + 1000);
+    // The lease runs out at most LEASE_MS after the kill and the survivor tries every third of a lease, so
+    // it leads by 4/3 of a lease; two leases leave room for timers on a machine running two test files.
+    expect(takeoverMs).toBeLessThan(2 * LEASE_MS);
 
     const ended = await waitFor(
       'the sweep to end',
