@@ -10,7 +10,7 @@ import { geluConfig, geluGradConfig } from './gelu.ts';
 import { greaterConfig } from './greater.ts';
 import { castConfig, identityConfig } from './identity.ts';
 import { layerNormConfig, layerNormGradConfig } from './layer-norm.ts';
-import { leakyReluConfig } from './leaky-relu.ts';
+import { leakyReluConfig, leakyReluGradConfig } from './leaky-relu.ts';
 import { rememberStockKernel } from './stock-kernels.ts';
 import { meanConfig, sumConfig } from './sum-mean.ts';
 
@@ -20,6 +20,7 @@ const MISSING_WASM_KERNELS: readonly KernelConfig[] = [
   adamUpdateConfig,
   batchNormConfig,
   batchNormGradConfig,
+  leakyReluGradConfig,
   // Layer norm and GELU of models/transformer.ts.
   layerNormConfig,
   layerNormGradConfig,

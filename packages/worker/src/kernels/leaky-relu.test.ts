@@ -85,4 +85,76 @@ describe('LeakyRelu (wasm) vs cpu', () => {
     expect(tf.memory().numTensors).toBe(tensors);
     expect(backend.numDataIds()).toBe(ids);
   });
+
+  it.each([
+    [[64, 14, 14, 64], 0.2],
+    [[64, 7, 7, 128], 0.2],
+    [[3, 5, 7], 0.5],
+  ])('fuses the gradient on %j (alpha %s): the values of dy * step(x, alpha), exactly', async (shape, alpha) => {
+    const n = size(shape);
+    const x = randomData(n, 5);
+    x[0] = 0;
+    x[1] = -0;
+    const r = randomData(n, 6);
+    const grad = () =>
+      tf.grad((xt: tf.Tensor) => tf.sum(tf.mul(tf.leakyRelu(xt, alpha), tf.tensor(r, shape))))(
+        tf.tensor(x, shape),
+      );
+    await tf.setBackend('wasm');
+    const kernels = (await tf.profile(() => grad())).kernelNames;
+    expect(kernels).toContain('GantryLeakyReluGrad');
+    expect(kernels).not.toContain('Step');
+    const ours = await runOn('wasm', grad);
+    const cpu = await runOn('cpu', grad);
+    let mismatches = 0;
+    for (let i = 0; i < n; i++) if (!Object.is(ours[i], cpu[i])) mismatches++;
+    expect(mismatches).toBe(0);
+  });
+
+  it('fused gradient: NaN where x is NaN, infinities and zeros as Step and Multiply give them', async () => {
+    const x = [Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY, 0, -0, 2, -2, 1, -1];
+    const dy = [1, 2, 3, 4, 5, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY, Number.NaN, -7];
+    const run = () => {
+      const [xt, dyt] = [tf.tensor1d(x), tf.tensor1d(dy)];
+      return tf.engine().runKernel('GantryLeakyReluGrad', { dy: dyt, x: xt }, { alpha: 0.2 }) as tf.Tensor;
+    };
+    const out = await runOn('wasm', run);
+    const a = Math.fround(0.2);
+    expect(Array.from(out)).toEqual([
+      Number.NaN,
+      2,
+      Math.fround(3 * a),
+      Math.fround(4 * a),
+      Math.fround(5 * a),
+      Number.POSITIVE_INFINITY,
+      Number.NEGATIVE_INFINITY,
+      Number.NaN,
+      Math.fround(-7 * a),
+    ]);
+  });
+
+  it('keeps the tfjs ops where a tape records the gradient (second order, as in WGAN-GP)', async () => {
+    const shape = [4, 7, 7, 16];
+    const x = randomData(size(shape), 7);
+    const r = randomData(size(shape), 8);
+    // d/dx sum((d/dx sum(leakyRelu(x) * r))^2 * x): the inner gradient is differentiated again.
+    const run = () =>
+      tf.grad((xt: tf.Tensor) => {
+        const g = tf.grad((u: tf.Tensor) => tf.sum(tf.mul(tf.leakyRelu(u, 0.2), tf.tensor(r, shape))))(xt);
+        return tf.sum(tf.mul(tf.square(g), xt));
+      })(tf.tensor(x, shape));
+    expectClose(await runOn('wasm', run), await runOn('cpu', run), 1e-5);
+  });
+
+  it('does not leak tensors through the fused gradient', async () => {
+    await tf.setBackend('wasm');
+    const backend = tf.backend() as BackendWasm;
+    const xt = tf.tensor(randomData(1000, 9));
+    const tensors = tf.memory().numTensors;
+    const ids = backend.numDataIds();
+    tf.tidy(() => tf.grad((u: tf.Tensor) => tf.sum(tf.leakyRelu(u, 0.2)))(xt)).dispose();
+    expect(tf.memory().numTensors).toBe(tensors);
+    expect(backend.numDataIds()).toBe(ids);
+    xt.dispose();
+  });
 });

@@ -1,5 +1,8 @@
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import {
+  backend,
+  engine,
+  getBackend,
   type KernelConfig,
   type KernelFunc,
   LeakyRelu,
@@ -8,6 +11,7 @@ import {
   type NamedAttrMap,
   type NamedTensorInfoMap,
   Step,
+  type Tensor,
   type TensorInfo,
 } from '@tensorflow/tfjs-core';
 import { gemmFor, heapPtr } from './gemm/index.ts';
@@ -61,6 +65,51 @@ export function leakyRelu(args: LeakyReluArgs): TensorInfo {
   } finally {
     backend.disposeData(slope.dataId);
   }
+}
+
+/** Name of the fused LeakyRelu gradient kernel (Gantry's own; wasm only): dy * step(x, alpha) in one pass. */
+export const LEAKY_RELU_GRAD = 'GantryLeakyReluGrad';
+
+/**
+ * dx = x > 0 ? dy : alpha * dy (NaN where x is NaN) in one SIMD pass of the gemm module: the values of
+ * dy * step(x, alpha) (Step then Multiply, two passes and a temporary) exactly.
+ */
+function leakyReluGradKernel(args: {
+  inputs: NamedTensorInfoMap;
+  backend: BackendWasm;
+  attrs: { alpha: number };
+}): TensorInfo {
+  const { inputs, backend, attrs } = args;
+  const { dy, x } = inputs;
+  const gemm = gemmFor(backend);
+  if (dy === undefined || x === undefined || gemm === undefined) {
+    throw new Error(`${LEAKY_RELU_GRAD} (wasm): needs dy, x and Gantry's wasm module`);
+  }
+  const out = backend.makeOutput([...x.shape], 'float32');
+  const n = x.shape.reduce((a, b) => a * b, 1);
+  gemm.leakyReluGrad(heapPtr(backend, dy), heapPtr(backend, x), heapPtr(backend, out), n, attrs.alpha);
+  return out;
+}
+
+/** Kernel config of {@link LEAKY_RELU_GRAD} to register with tfjs for the wasm backend. */
+export const leakyReluGradConfig: KernelConfig = {
+  kernelName: LEAKY_RELU_GRAD,
+  backendName: 'wasm',
+  // tfjs passes the backend as `{}` and attrs as a loose map; the engine guarantees these shapes.
+  kernelFunc: leakyReluGradKernel as unknown as KernelFunc,
+};
+
+/**
+ * LeakyRelu's gradient dy * step(x, alpha) by the fused kernel, or undefined where it cannot run
+ * (another backend, no Gantry wasm module, dtypes other than float32, sizes that differ, or a tape
+ * recording the gradient to differentiate it again, as WGAN-GP's penalty does): the caller then takes
+ * the tfjs ops.
+ */
+export function fusedLeakyReluGrad(dy: Tensor, x: Tensor, alpha: number): Tensor | undefined {
+  if (getBackend() !== 'wasm' || engine().isTapeOn()) return undefined;
+  if (gemmFor(backend() as BackendWasm) === undefined) return undefined;
+  if (dy.dtype !== 'float32' || x.dtype !== 'float32' || dy.size !== x.size) return undefined;
+  return engine().runKernel(LEAKY_RELU_GRAD, { dy, x }, { alpha }) as Tensor;
 }
 
 /** Kernel config to register with tfjs for the wasm backend, in place of the stock one. */

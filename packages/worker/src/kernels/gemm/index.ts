@@ -60,6 +60,7 @@ interface GemmExports extends BatchNormPasses {
   addInto: (dst: number, src: number, n: number) => void;
   adam: (...args: number[]) => void;
   leakyRelu: (x: number, out: number, n: number, alpha: number) => void;
+  leakyReluGrad: (dy: number, x: number, out: number, n: number, alpha: number) => void;
 }
 
 /**
@@ -143,6 +144,11 @@ export class Gemm {
   /** out[i] = x[i] > 0 ? x[i] : alpha * x[i] for n float32s at byte addresses of this heap, in SIMD. */
   leakyRelu(x: number, out: number, n: number, alpha: number): void {
     this.exports.leakyRelu(x, out, n, Math.fround(alpha));
+  }
+
+  /** out[i] = x[i] > 0 ? dy[i] : alpha * dy[i] (NaN where x[i] is) for n float32s of this heap, in SIMD. */
+  leakyReluGrad(dy: number, x: number, out: number, n: number, alpha: number): void {
+    this.exports.leakyReluGrad(dy, x, out, n, Math.fround(alpha));
   }
 
   /**

@@ -203,6 +203,36 @@ ${batchNormWat()}
     (local.set $i (i32.add (local.get $i) (i32.const 4)))
     (br $one))))
 
+;; out[i] = x[i] > 0 ? dy[i] : alpha * dy[i] for i < n (leaky ReLU's gradient, dy * step(x, alpha) with the
+;; same products; a NaN x gives NaN, as step(NaN) does)
+(func (export "leakyReluGrad") (param $dy i32) (param $x i32) (param $out i32) (param $n i32) (param $alpha f32)
+  (local $i i32) (local $end i32) (local $vend i32) (local $v v128) (local $g v128) (local $a v128)
+  (local $s f32) (local $t f32)
+  (local.set $a (f32x4.splat (local.get $alpha)))
+  (local.set $end (i32.shl (local.get $n) (i32.const 2)))
+  (local.set $vend (i32.and (local.get $end) (i32.const -16)))
+  (block $done (loop $vec
+    (br_if $done (i32.ge_u (local.get $i) (local.get $vend)))
+    (local.set $v (v128.load (i32.add (local.get $x) (local.get $i))))
+    (local.set $g (v128.load (i32.add (local.get $dy) (local.get $i))))
+    (v128.store (i32.add (local.get $out) (local.get $i))
+      (v128.bitselect (local.get $v)
+        (v128.bitselect (local.get $g) (f32x4.mul (local.get $g) (local.get $a))
+          (f32x4.gt (local.get $v) (f32x4.splat (f32.const 0))))
+        (f32x4.ne (local.get $v) (local.get $v))))
+    (local.set $i (i32.add (local.get $i) (i32.const 16)))
+    (br $vec)))
+  (block $done (loop $one
+    (br_if $done (i32.ge_u (local.get $i) (local.get $end)))
+    (local.set $s (f32.load (i32.add (local.get $x) (local.get $i))))
+    (local.set $t (f32.load (i32.add (local.get $dy) (local.get $i))))
+    (f32.store (i32.add (local.get $out) (local.get $i))
+      (select (local.get $s)
+        (select (local.get $t) (f32.mul (local.get $t) (local.get $alpha)) (f32.gt (local.get $s) (f32.const 0)))
+        (f32.ne (local.get $s) (local.get $s))))
+    (local.set $i (i32.add (local.get $i) (i32.const 4)))
+    (br $one))))
+
 ;; One Adam step (Kingma & Ba, 2015) over n floats, into new arrays: m' = b1 m + (1 - b1) g,
 ;; v' = b2 v + (1 - b2) g^2, x' = x - alpha m' / (sqrt(v') + eps), each operation rounded as tfjs's ops
 ;; round it (no fused multiply-adds), so the values are those of the unfused update
