@@ -3,7 +3,7 @@ import * as tf from '@tensorflow/tfjs-core';
 /**
  * Building blocks of progressive growing (Karras et al., 2018, "Progressive Growing of GANs"), NHWC.
  * Each is written with ops whose gradients tfjs can differentiate again (reshape, mean, mul, sqrt of an
- * input, concat), because the WGAN-GP penalty differentiates the critic's input gradient: tfjs's AvgPool
+ * input, or a pair of kernels whose gradients are each other), because the WGAN-GP penalty differentiates the critic's input gradient: tfjs's AvgPool
  * and resize gradients are kernels without gradients of their own. progan-layers.test.ts checks values
  * against closed forms and the penalty's second derivatives through them against finite differences.
  */
@@ -25,23 +25,38 @@ export function minibatchStd(x: tf.Tensor4D, eps = 1e-8): tf.Tensor4D {
   return tf.concat([x, tf.mul(tf.ones([n, h, w, 1]), stat)], 3) as tf.Tensor4D;
 }
 
-/** 2x2 average pooling, stride 2, by reshape and mean (twice differentiable). Sizes must be even. */
+/**
+ * 2x2 average pooling, stride 2 (sizes must be even), and nearest-neighbour 2x upsampling: tfjs's AvgPool
+ * and ResizeNearestNeighbor kernels (XNNPACK's pooling in wasm), each with its gradient written as the
+ * other one (the adjoint of the 2x2 mean is a quarter of the upsample, the upsample's is four times the
+ * mean), so both are differentiable any number of times as the WGAN-GP penalty needs: tfjs's own
+ * gradients of these kernels are kernels without gradients. Measured on wasm at [32, 32, 32, 16]:
+ * AvgPool 0.6 ms against 2.8 ms for the reshape-and-mean this replaces, whose gradient also multiplied by
+ * a tensor of ones; the upsample 2.2 ms against 6.5 ms for the concat-and-reshape one.
+ */
+const pool2x = tf.customGrad((x: tf.Tensor) => ({
+  value: tf.avgPool(x as tf.Tensor4D, 2, 2, 'valid'),
+  gradFunc: (dy: tf.Tensor) => tf.mul(unpool2x(dy), 0.25),
+})) as (x: tf.Tensor4D) => tf.Tensor4D;
+
+const unpool2x = tf.customGrad((x: tf.Tensor) => {
+  const [, h, w] = x.shape;
+  return {
+    value: tf.image.resizeNearestNeighbor(x as tf.Tensor4D, [2 * h!, 2 * w!]),
+    gradFunc: (dy: tf.Tensor) => tf.mul(pool2x(dy as tf.Tensor4D), 4),
+  };
+}) as (x: tf.Tensor4D) => tf.Tensor4D;
+
+/** 2x2 average pooling, stride 2 (twice differentiable, see above). Sizes must be even. */
 export function downsample2x(x: tf.Tensor4D): tf.Tensor4D {
-  const [n, h, w, c] = x.shape;
+  const [, h, w] = x.shape;
   if (h % 2 !== 0 || w % 2 !== 0) throw new Error(`downsample2x needs even sizes, got ${h}x${w}`);
-  return tf.mean(tf.reshape(x, [n, h / 2, 2, w / 2, 2, c]), [2, 4]) as tf.Tensor4D;
+  return pool2x(x);
 }
 
-/**
- * Nearest-neighbour 2x upsampling by concat and reshape (twice differentiable: concat's gradient is a
- * slice, a slice's a pad). Each pixel's channels are repeated side by side, which read as [2w, c] are two
- * equal columns; then each row is repeated the same way. tfjs-wasm's Tile, the obvious alternative, is
- * several times slower here and its gradient exists only up to rank 4.
- */
+/** Nearest-neighbour 2x upsampling: each pixel becomes a 2x2 block (twice differentiable, see above). */
 export function upsample2x(x: tf.Tensor4D): tf.Tensor4D {
-  const [n, h, w, c] = x.shape;
-  const cols = tf.reshape(tf.concat([x, x], 3), [n, h, 1, 2 * w * c]);
-  return tf.reshape(tf.concat([cols, cols], 2), [n, 2 * h, 2 * w, c]) as tf.Tensor4D;
+  return unpool2x(x);
 }
 
 /**
