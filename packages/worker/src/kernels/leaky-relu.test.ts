@@ -144,6 +144,26 @@ describe('LeakyRelu (wasm) vs cpu', () => {
         return tf.sum(tf.mul(tf.square(g), xt));
       })(tf.tensor(x, shape));
     expectClose(await runOn('wasm', run), await runOn('cpu', run), 1e-5);
+    // The recorded gradient has no edge to x: no zeros sent back through the forward pass.
+    await tf.setBackend('wasm');
+    const kernels = (await tf.profile(() => run())).kernelNames;
+    expect(kernels).not.toContain('ZerosLike');
+    expect(kernels).not.toContain('Step');
+  });
+
+  it('second order through a conv, as in WGAN-GP: the weights gradient of a gradient norm penalty', async () => {
+    const xs = randomData(2 * 8 * 8 * 2, 10);
+    const ws = randomData(3 * 3 * 2 * 4, 11).map((v) => v * 0.3);
+    const run = () => {
+      const w = tf.tensor4d(ws, [3, 3, 2, 4]);
+      return tf.grad((wt: tf.Tensor) => {
+        const g = tf.grad((u: tf.Tensor) =>
+          tf.sum(tf.leakyRelu(tf.conv2d(u as tf.Tensor4D, wt as tf.Tensor4D, 2, 'same'), 0.2)),
+        )(tf.tensor4d(xs, [2, 8, 8, 2]));
+        return tf.sum(tf.square(g));
+      })(w);
+    };
+    expectClose(await runOn('wasm', run), await runOn('cpu', run), 1e-4);
   });
 
   it('does not leak tensors through the fused gradient', async () => {
