@@ -13,6 +13,39 @@ beforeAll(async () => {
 const values = (t: tf.Tensor) => Array.from(t.dataSync());
 
 describe('ProGAN layers', () => {
+  it('wasm: 2x down/upsampling and their first and second derivatives match cpu at ProGAN shapes, no leaks', async () => {
+    // A critic-like chain through both (D's downsample, whose gradient is the upsample, and back): its input
+    // gradient, and the gradient of that gradient's square, as the WGAN-GP penalty takes them.
+    const run = (x: tf.Tensor4D, w: tf.Tensor4D) =>
+      tf.tidy(() => {
+        const f = (t: tf.Tensor) => tf.sum(tf.mul(upsample2x(tf.square(downsample2x(t as tf.Tensor4D))), w));
+        const gx = tf.grad(f);
+        const gg = tf.grad((t: tf.Tensor) => tf.sum(tf.square(gx(t))))(x);
+        return [downsample2x(x), upsample2x(x), gx(x), gg].map(values);
+      });
+    const shape: [number, number, number, number] = [2, 16, 16, 8];
+    const data = (k: number) =>
+      Float32Array.from({ length: 2 * 16 * 16 * 8 }, (_, i) => Math.sin(i * 0.37 + k) * (1 + (i % 3)));
+    const outs: number[][][] = [];
+    for (const backend of ['cpu', 'wasm'] as const) {
+      await tf.setBackend(backend);
+      const x = tf.tensor4d(data(1), shape);
+      const w = tf.tensor4d(data(2), shape);
+      const before = tf.memory().numTensors;
+      outs.push(run(x, w));
+      expect(tf.memory().numTensors, backend).toBe(before);
+      tf.dispose([x, w]);
+    }
+    for (const [k, cpu] of outs[0]!.entries()) {
+      const wasm = outs[1]![k]!;
+      expect(wasm.length).toBe(cpu.length);
+      const scale = Math.max(...cpu.map(Math.abs));
+      expect(scale).toBeGreaterThan(0);
+      for (const [i, v] of cpu.entries())
+        expect(Math.abs(wasm[i]! - v), `${k}[${i}]`).toBeLessThan(1e-5 * scale);
+    }
+  });
+
   for (const backend of ['cpu', 'wasm'] as const) {
     it(`${backend}: pixel norm, minibatch std, 2x down/upsampling and fade-in match their closed forms`, async () => {
       await tf.setBackend(backend);

@@ -3,9 +3,10 @@ import * as tf from '@tensorflow/tfjs-core';
 /**
  * Building blocks of progressive growing (Karras et al., 2018, "Progressive Growing of GANs"), NHWC.
  * Each is written with ops whose gradients tfjs can differentiate again (reshape, mean, mul, sqrt of an
- * input, or a pair of kernels whose gradients are each other), because the WGAN-GP penalty differentiates the critic's input gradient: tfjs's AvgPool
- * and resize gradients are kernels without gradients of their own. progan-layers.test.ts checks values
- * against closed forms and the penalty's second derivatives through them against finite differences.
+ * input, or a pair of kernels whose gradients are each other), because the WGAN-GP penalty differentiates
+ * the critic's input gradient: tfjs's own AvgPool and resize gradients are kernels without gradients.
+ * blocks.test.ts checks values against closed forms and the penalty's second derivatives through them
+ * against finite differences.
  */
 
 /** Pixel-wise feature normalisation (section 4.2): x / sqrt(mean over channels of x^2 + eps). */

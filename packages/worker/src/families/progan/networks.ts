@@ -22,7 +22,7 @@ import { downsample2x, equalizedScale, fadeIn, minibatchStd, pixelNorm, upsample
  * toRGB and D's last dense; the official code's sqrt(2)/4 on G's first dense is not used: pixelNorm follows
  * it); biases start at zero. Both fade-in paths are always computed, so every variable of the stage gets a
  * gradient (zero where alpha mutes its path). Only ops whose gradients tfjs can differentiate again are used
- * (see progan-layers.ts), as the WGAN-GP penalty differentiates D's input gradient.
+ * (see blocks.ts), as the WGAN-GP penalty differentiates D's input gradient.
  *
  * Parameter names (local to the store's scope; `/w` and `/b` under each layer) depend only on the
  * resolution a layer belongs to, so a trainer carries stage R/2's weights into stage R by name, new
