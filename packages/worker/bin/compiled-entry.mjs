@@ -8,8 +8,10 @@
 // esbuild and lockfile; otherwise it is built again (~0.3 s) and, if that fails, the caller falls back to
 // tsx. Never committed: the cache lives under node_modules/.cache.
 import { createHash } from 'node:crypto';
+import { realpathSync } from 'node:fs';
 import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
@@ -21,6 +23,10 @@ const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 export const COMPILED_ENTRY_DIR = fileURLToPath(
   new URL('../node_modules/.cache/gantry-entries/', import.meta.url),
 );
+/** Where they are kept when COMPILED_ENTRY_DIR cannot be written (a read-only node_modules, another user). */
+const FALLBACK_DIR = join(tmpdir(), `gantry-entries-${process.getuid?.() ?? 'user'}`);
+/** Errors of a cache folder that cannot be written, for which the fallback folder is tried. */
+const UNWRITABLE = new Set(['EACCES', 'EPERM', 'EROFS', 'ENOSPC']);
 
 const cpuMs = () => {
   const { user, system } = process.cpuUsage();
@@ -33,11 +39,32 @@ const sha256 = (data) => createHash('sha256').update(data).digest('hex');
 const fromTsx = () => createRequire(createRequire(import.meta.url).resolve('tsx/package.json'));
 const esbuildVersion = () => fromTsx()('esbuild/package.json').version;
 
-/** What a bundle depends on besides its sources. */
+/**
+ * Files that shape a bundle without being among its inputs: the lockfile (the packages' absolute paths),
+ * tsconfig.json (which imports esbuild drops), the manifests (exports and "type") and this builder itself.
+ */
+const SHAPING_FILES = [
+  'pnpm-lock.yaml',
+  'tsconfig.json',
+  'package.json',
+  'packages/shared/package.json',
+  'packages/worker/package.json',
+  'packages/worker/bin/compiled-entry.mjs',
+];
+
+/** What a bundle depends on besides its sources, including where the checkout is (its paths are absolute). */
 async function environmentKey() {
-  const lock = await readFile(join(ROOT, 'pnpm-lock.yaml')).catch(() => Buffer.alloc(0));
+  const files = await Promise.all(
+    SHAPING_FILES.map(async (f) => sha256(await readFile(join(ROOT, f)).catch(() => Buffer.alloc(0)))),
+  );
   return sha256(
-    JSON.stringify({ format: FORMAT, node: process.version, esbuild: esbuildVersion(), lock: sha256(lock) }),
+    JSON.stringify({
+      format: FORMAT,
+      node: process.version,
+      esbuild: esbuildVersion(),
+      root: realpathSync(ROOT),
+      files,
+    }),
   );
 }
 
@@ -191,13 +218,23 @@ async function build(entry, cacheDir, name, key) {
  * @param {{ entry: string, cacheDir?: string, build?: boolean }} options
  * @returns {Promise<{ path: string, built: boolean } | undefined>}
  */
-export async function compiledEntry({ entry, cacheDir = COMPILED_ENTRY_DIR, build: mayBuild = true }) {
+export async function compiledEntry({ entry, cacheDir, build: mayBuild = true }) {
+  // Without a folder named, the worker's own and, where that cannot be written, one in the temp folder.
+  const dirs = cacheDir ? [cacheDir] : [COMPILED_ENTRY_DIR, FALLBACK_DIR];
   const name = basename(entry).replace(/\.ts$/, '');
   const key = await environmentKey();
-  const record = await readRecord(cacheDir, name);
-  if (await fresh(cacheDir, record, key)) return { path: join(cacheDir, record.bundle), built: false };
+  for (const dir of dirs) {
+    const record = await readRecord(dir, name);
+    if (await fresh(dir, record, key)) return { path: join(dir, record.bundle), built: false };
+  }
   if (!mayBuild) return undefined;
-  return { path: await build(entry, cacheDir, name, key), built: true };
+  for (const [i, dir] of dirs.entries()) {
+    try {
+      return { path: await build(entry, dir, name, key), built: true };
+    } catch (err) {
+      if (i === dirs.length - 1 || !UNWRITABLE.has(err?.code)) throw err;
+    }
+  }
 }
 
 /**
@@ -223,8 +260,9 @@ export async function runEntry(callerUrl, entry) {
       await import(pathToFileURL(compiled.path).href);
       return;
     } catch (err) {
-      // A package moved since the bundle was built fails before any of the bundle runs: tsx instead.
-      if (err?.code !== 'ERR_MODULE_NOT_FOUND') throw err;
+      // A package moved since the bundle was built (an import, or a CommonJS require as the bundle starts):
+      // tsx instead.
+      if (err?.code !== 'ERR_MODULE_NOT_FOUND' && err?.code !== 'MODULE_NOT_FOUND') throw err;
     }
   }
   const { register } = await import('tsx/esm/api');
