@@ -243,10 +243,14 @@ export class DatasetCache {
         try {
           const m = parseManifest(await readFile(join(dir, 'manifest.json')), name, version);
           const used = (await stat(join(dir, STAMP))).mtimeMs;
+          // Its shards and the decoded copies kept beside them (data/decoded-copy.ts: ~the raw pixels each).
+          let decoded = 0;
+          for (const f of await readdir(join(dir, 'decoded')).catch(() => [] as string[]))
+            decoded += (await stat(join(dir, 'decoded', f)).catch(() => undefined))?.size ?? 0;
           entries.push({
             id: `${name}@${version}`,
             dir,
-            bytes: m.shards.reduce((n, s) => n + s.bytes, 0),
+            bytes: m.shards.reduce((n, s) => n + s.bytes, 0) + decoded,
             used,
           });
         } catch {

@@ -3,10 +3,12 @@
  * (`decoded/<split>-<size>x<channels>[-<n>pc].bin`): unpacking, checking and converting Fashion-MNIST's
  * shards takes ~0.5 s of every trainer's start-up, one read of the kept bytes a few ms. Written only from
  * shards that matched their manifest, through a rename (readers see whole files); read back only when its
- * header names the same version, split and pin in this format and its length is what that header says.
+ * header names the same version, split and pin in this format, decoded by the same sources (their digest),
+ * and its length is what that header says.
  * It goes with its version when the cache evicts that. A failed write (full or read-only disk) only costs
  * the next trainer the decoding again.
  */
+import { createHash } from 'node:crypto';
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { PinnedDataset } from '@gantry/shared';
@@ -26,8 +28,32 @@ const MAGIC = Buffer.from('GANTRYD\n');
  */
 export const DECODED_FORMAT = 1;
 
+/**
+ * The sources that decide what a split decodes to (the shard decoder, channel conversion and resizing, the
+ * subset order): their digest is in every copy's header, so a change to any of them (a new release on a
+ * node) makes older copies unread without anyone bumping DECODED_FORMAT.
+ */
+const DECODER_SOURCES = [
+  new URL('./datasets.ts', import.meta.url),
+  new URL('../../../shared/src/dataset-shard.ts', import.meta.url),
+  new URL('../../../shared/src/image-ops.ts', import.meta.url),
+];
+let decoderDigest: Promise<string | undefined> | undefined;
+/** The sources' SHA-256, or undefined where they cannot be read (then no copy is written or read). */
+function decoder(): Promise<string | undefined> {
+  decoderDigest ??= Promise.all(DECODER_SOURCES.map((u) => readFile(u)))
+    .then((texts) => {
+      const h = createHash('sha256');
+      for (const t of texts) h.update(t);
+      return h.digest('hex').slice(0, 32);
+    })
+    .catch(() => undefined);
+  return decoderDigest;
+}
+
 interface Header {
   format: number;
+  decoder: string;
   name: string;
   version: string;
   split: string;
@@ -44,9 +70,16 @@ export function decodedCopyFile(dir: string, split: string, want: PinnedDataset)
   return join(dir, 'decoded', `${split}-${want.image_size}x${want.channels}${subset}.bin`);
 }
 
-function headerOf(split: string, want: PinnedDataset, paired: boolean, count: number): Header {
+function headerOf(
+  decoder: string,
+  split: string,
+  want: PinnedDataset,
+  paired: boolean,
+  count: number,
+): Header {
   return {
     format: DECODED_FORMAT,
+    decoder,
     name: want.name,
     version: want.version,
     split,
@@ -65,6 +98,8 @@ export async function readDecodedCopy(
   want: PinnedDataset,
   paired: boolean,
 ): Promise<DecodedSplit | undefined> {
+  const digest = await decoder();
+  if (digest === undefined) return undefined;
   const raw = await readFile(decodedCopyFile(dir, split, want)).catch(() => undefined);
   if (!raw || raw.length < MAGIC.length + 4 || !raw.subarray(0, MAGIC.length).equals(MAGIC)) return undefined;
   const headerBytes = raw.readUInt32LE(MAGIC.length);
@@ -76,7 +111,8 @@ export async function readDecodedCopy(
     return undefined;
   }
   const { count } = header;
-  if (JSON.stringify(header) !== JSON.stringify(headerOf(split, want, paired, count))) return undefined;
+  if (JSON.stringify(header) !== JSON.stringify(headerOf(digest, split, want, paired, count)))
+    return undefined;
   const px = want.image_size * want.image_size * want.channels * count;
   if (raw.length !== body + count + px * (paired ? 2 : 1)) return undefined;
   const at = (offset: number, length: number) =>
@@ -96,8 +132,10 @@ export async function writeDecodedCopy(
   want: PinnedDataset,
   d: DecodedSplit,
 ): Promise<void> {
+  const digest = await decoder();
+  if (digest === undefined) return;
   const file = decodedCopyFile(dir, split, want);
-  const header = Buffer.from(JSON.stringify(headerOf(split, want, d.imagesB !== undefined, d.count)));
+  const header = Buffer.from(JSON.stringify(headerOf(digest, split, want, d.imagesB !== undefined, d.count)));
   const length = Buffer.alloc(4);
   length.writeUInt32LE(header.length);
   const tmp = `${file}.${process.pid}.tmp`;
