@@ -493,8 +493,12 @@ describe('ProGAN critic under the WGAN-GP penalty', () => {
         const { value: v, grads } = tf.variableGrads(penalty, nets.d.vars);
         const analytic = new Map(Object.entries(grads).map(([k, g]) => [k, read(g)]));
         tf.dispose([v, ...Object.values(grads)]);
-        // The last bias does not move D's input gradient: tfjs gives it no gradient at all (taken as 0 below).
+        // The last bias does not move D's input gradient, and the biases after the minibatch-std layer move it
+        // only through LeakyReLU gates (piecewise constant; the gradient a tape records for LeakyReLU has no
+        // edge to its input, gradients.ts): tfjs gives them no gradient at all (taken as 0 below).
         expect(nets.d.vars.map((v) => v.name).filter((name) => !analytic.has(name))).toEqual([
+          'd/b4/conv/b',
+          'd/b4/dense1/b',
           'd/b4/dense2/b',
         ]);
         // A LeakyReLU kink makes the penalty jump (D's input gradient is piecewise constant in the gates), so
