@@ -95,4 +95,26 @@ describe('fused batch norm under a recording tape', () => {
     };
     expectClose(await grad('wasm'), await grad('cpu'), 1e-4);
   });
+
+  it('gives the same gradient of x when the backward pass is itself differentiated', async () => {
+    const shape = [4, 3, 3, 8];
+    const grad = async (backend: 'wasm' | 'cpu') => {
+      await tf.setBackend(backend);
+      return tf.tidy(() => {
+        const gamma = tf.tensor1d(randomData(8, 6));
+        const beta = tf.zeros([8]) as tf.Tensor1D;
+        // d/dx of sum((d/dx sum(bn(x)^3))^2): the path through xhat back to x, differentiated twice.
+        const outer = (x: tf.Tensor) => {
+          const inner = tf.grad((a: tf.Tensor) => tf.sum(tf.pow(batchNorm(a, gamma, beta), 3)));
+          return tf.sum(tf.square(inner(x)));
+        };
+        return Float32Array.from(
+          tf
+            .grad(outer)(tf.tensor(randomData(size(shape), 5), shape))
+            .dataSync(),
+        );
+      });
+    };
+    expectClose(await grad('wasm'), await grad('cpu'), 1e-4);
+  });
 });
