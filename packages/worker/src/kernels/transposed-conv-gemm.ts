@@ -6,7 +6,7 @@ import { wasmKernel } from './wasm-kernel.ts';
 
 /**
  * Transposed convolution (the input gradient of the forward convolution `g` describes) by GEMM + col2im:
- * cols[B*OH*OW, KH*KW*CI] = dy[B*OH*OW, CO] @ W'[CO, KH*KW*CI] (W' the filter transposed) by the wasm
+ * cols[B*OH*OW, KH*KW*CI] = dy[B*OH*OW, CO] @ W'[CO, KH*KW*CI] (W' the filter, read transposed in place) by the wasm
  * BatchMatMul, then each row of cols is scatter-added into dx at its window. `maxColumnElements` bounds
  * the columns matrix; larger problems are split along the dy positions, each chunk adding into dx.
  * Returns dx [B, inH, inW, inC]; the caller owns it.
@@ -23,15 +23,9 @@ export function transposedConvGemm(
   backend.typedArrayFromHeap(dx).fill(0);
   const taps = g.kH * g.kW * g.inC;
   const totalRows = g.batch * g.outH * g.outW;
-  let weights: TensorInfo | undefined;
+  // The filter [KH*KW*CI, CO] as B transposed, in place: the product packs it by SIMD transposes.
+  const weights: TensorInfo = { dataId: filter.dataId, shape: [taps, g.outC], dtype: 'float32' };
   try {
-    weights = backend.makeOutput([g.outC, taps], 'float32');
-    transposeInto(
-      backend.typedArrayFromHeap(weights) as Float32Array,
-      backend.typedArrayFromHeap(filter) as Float32Array,
-      taps,
-      g.outC,
-    );
     const chunkRows = Math.max(1, Math.min(totalRows, Math.floor(maxColumnElements / taps)));
     for (let row0 = 0; row0 < totalRows; row0 += chunkRows) {
       const rows = Math.min(chunkRows, totalRows - row0);
@@ -45,18 +39,8 @@ export function transposedConvGemm(
   } catch (err) {
     backend.disposeData(dx.dataId);
     throw err;
-  } finally {
-    if (weights !== undefined) backend.disposeData(weights.dataId);
   }
   return dx;
-}
-
-/** out[c, r] = src[r, c] for src [rows, cols]. */
-function transposeInto(out: Float32Array, src: Float32Array, rows: number, cols: number): void {
-  for (let r = 0; r < rows; r++) {
-    const s = r * cols;
-    for (let c = 0, o = r; c < cols; c++, o += rows) out[o] = src[s + c] as number;
-  }
 }
 
 /** dy[rows starting at row0] @ W' -> [rows, KH*KW*CI]. */
@@ -81,7 +65,7 @@ function chunkColumns(
     return matMul.kernelFunc({
       inputs: { a, b: weights },
       backend,
-      attrs: { transposeA: false, transposeB: false },
+      attrs: { transposeA: false, transposeB: true },
     }) as TensorInfo;
   } finally {
     if (dyChunk !== undefined) backend.disposeData(dyChunk.dataId);

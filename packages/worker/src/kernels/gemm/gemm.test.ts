@@ -85,6 +85,8 @@ describe("Gantry's matrix product (wasm, relaxed SIMD) vs float64", () => {
     [6, 2 * KC + 3, 11],
     [64, 100, 392],
     [130, 3 * KC, 24],
+    // pix2pix's transposed convs at 1x1-2x2: few rows against a wide, transposed filter.
+    [8, KC + 46, 1030],
   ];
   for (const [m, k, n] of sizes) {
     for (const ta of [false, true]) {

@@ -16,7 +16,8 @@ import { batchNormWat } from './batch-norm-wat.ts';
  *
  * Strides are in bytes, so transposed operands cost nothing: A[i][k] is at a + i*asi + k*ask and B[k][j]
  * at b + k*bsk + j*bsj. Packing is vectorised where the strides allow: B rows of whole panels with
- * bsj = 4; a full block of A with asi = 4 (A transposed: one vector per k) or ask = 4 (row-major: 4x4
+ * bsj = 4, or B transposed (bsk = 4: whole panels, 4x4 blocks transposed by shuffles, each column read
+ * along its run; pix2pix's transposed convs read their filters so, step ~590 -> ~490 ms CPU); a full block of A with asi = 4 (A transposed: one vector per k) or ask = 4 (row-major: 4x4
  * blocks transposed by shuffles); the rest is scalar. Vector packing of A took the DCGAN layer's
  * [3136,1024] @ [1024,128] from 21.8 to 19.7 ms and its filter gradient's [1024,3136] (A^T) @
  * [3136,128] from 24.2 to 21.6 ms (medians of 9, unloaded dev machine).
@@ -126,12 +127,55 @@ export function gemmModuleWat(fma: boolean): string {
 ;; Bp: panel p holds [kc][8] of columns [8p, 8p + 8) of B's rows [0, kc); columns past n are zeros
 (func $packB (param $b i32) (param $bsk i32) (param $bsj i32) (param $kc i32) (param $n i32) (param $dst i32)
   (local $k i32) (local $j i32) (local $row i32) (local $src i32) (local $d i32) (local $panel i32) (local $full i32)
+  (local $kc4 i32) (local $q i32)
+  (local $v0 v128) (local $v1 v128) (local $v2 v128) (local $v3 v128) (local $t0 v128) (local $t1 v128) (local $t2 v128) (local $t3 v128)
   (local.set $panel (i32.shl (local.get $kc) (i32.const 5)))
   (local.set $full (i32.and (local.get $n) (i32.const -8)))
+  (if (i32.and (i32.eq (local.get $bsk) (i32.const 4)) (i32.ne (local.get $bsj) (i32.const 4))) (then
+    ;; B transposed (k contiguous within a column, as a filter read as its transpose): whole panels, 4 k at
+    ;; a time, 4x4 blocks (4 columns, 4 k) loaded as 4 column vectors and transposed by shuffles, so each
+    ;; column is read along its run instead of one float per cache line; the rest by the loop below
+    (local.set $kc4 (i32.and (local.get $kc) (i32.const -4)))
+    (local.set $j (i32.const 0))
+    (block $pdone (loop $pan
+      (br_if $pdone (i32.ge_u (local.get $j) (local.get $full)))
+      (local.set $d (i32.add (local.get $dst) (i32.mul (i32.shr_u (local.get $j) (i32.const 3)) (local.get $panel))))
+      (local.set $q (i32.const 0))
+      (loop $half
+        (local.set $src (i32.add (local.get $b) (i32.mul (i32.add (local.get $j) (local.get $q)) (local.get $bsj))))
+        (local.set $row (i32.add (local.get $d) (i32.shl (local.get $q) (i32.const 2))))
+        (local.set $k (i32.const 0))
+        (block $kdone (loop $k4
+          (br_if $kdone (i32.ge_u (local.get $k) (local.get $kc4)))
+          (local.set $v0 (v128.load (local.get $src)))
+          (local.set $v1 (v128.load (i32.add (local.get $src) (local.get $bsj))))
+          (local.set $v2 (v128.load (i32.add (local.get $src) (i32.shl (local.get $bsj) (i32.const 1)))))
+          (local.set $v3 (v128.load (i32.add (local.get $src) (i32.mul (local.get $bsj) (i32.const 3)))))
+          (local.set $t0 ${shuffle('$v0', '$v1', [0, 4, 1, 5])})
+          (local.set $t1 ${shuffle('$v0', '$v1', [2, 6, 3, 7])})
+          (local.set $t2 ${shuffle('$v2', '$v3', [0, 4, 1, 5])})
+          (local.set $t3 ${shuffle('$v2', '$v3', [2, 6, 3, 7])})
+          (v128.store (local.get $row) ${shuffle('$t0', '$t2', [0, 1, 4, 5])})
+          (v128.store offset=32 (local.get $row) ${shuffle('$t0', '$t2', [2, 3, 6, 7])})
+          (v128.store offset=64 (local.get $row) ${shuffle('$t1', '$t3', [0, 1, 4, 5])})
+          (v128.store offset=96 (local.get $row) ${shuffle('$t1', '$t3', [2, 3, 6, 7])})
+          (local.set $src (i32.add (local.get $src) (i32.const 16)))
+          (local.set $row (i32.add (local.get $row) (i32.const 128)))
+          (local.set $k (i32.add (local.get $k) (i32.const 4)))
+          (br $k4)))
+        (local.set $q (i32.add (local.get $q) (i32.const 4)))
+        (br_if $half (i32.lt_u (local.get $q) (i32.const 8))))
+      (local.set $j (i32.add (local.get $j) (i32.const 8)))
+      (br $pan)))))
+  (local.set $k (i32.const 0))
   (loop $k
     (local.set $row (i32.add (local.get $b) (i32.mul (local.get $k) (local.get $bsk))))
     (local.set $d (i32.add (local.get $dst) (i32.shl (local.get $k) (i32.const 5))))
     (local.set $j (i32.const 0))
+    (if (i32.lt_u (local.get $k) (local.get $kc4)) (then
+      ;; whole panels of these rows are packed above
+      (local.set $d (i32.add (local.get $d) (i32.mul (i32.shr_u (local.get $full) (i32.const 3)) (local.get $panel))))
+      (local.set $j (local.get $full))))
     (if (i32.eq (local.get $bsj) (i32.const 4))
       (then
         (local.set $src (local.get $row))
