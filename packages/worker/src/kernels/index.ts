@@ -3,6 +3,7 @@ import { getKernel, registerKernel, unregisterKernel } from '@tensorflow/tfjs-co
 import { adamUpdateConfig } from './adam-update.ts';
 import { batchMatMulConfig } from './batch-mat-mul.ts';
 import { batchNormConfig, batchNormGradConfig } from './batch-norm.ts';
+import { concatConfig } from './concat.ts';
 import { conv2DConfig } from './conv2d.ts';
 import { conv2DBackpropFilterConfig } from './conv2d-backprop-filter.ts';
 import { conv2DBackpropInputConfig } from './conv2d-backprop-input.ts';
@@ -42,6 +43,7 @@ const REPLACED_WASM_KERNELS: readonly KernelConfig[] = [
   castConfig,
   leakyReluConfig,
   greaterConfig,
+  concatConfig,
 ];
 
 /**
