@@ -4,6 +4,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../../backend.ts';
 import { gradientPenalty } from '../../losses.ts';
+import { conv } from '../../models/layers.ts';
 import { ParamStore } from '../../models/param-store.ts';
 import { downsample2x, upsample2x } from './blocks.ts';
 import {
@@ -14,6 +15,7 @@ import {
   proganChannels,
   proganFlopsPerImage,
   proganParams,
+  upsampledConv3x3,
 } from './networks.ts';
 
 beforeAll(async () => {
@@ -477,6 +479,35 @@ describe('ProGAN networks: fade-in and equalised learning rate', () => {
       }
     });
   }
+});
+
+describe("ProGAN G's conv over an upsampled input", () => {
+  it('wasm: upsampledConv3x3 and its gradients match cpu conv(upsample2x(x)) at G 32 px shapes, no leaks', async () => {
+    const rng = new Rng(12);
+    const arr = (n: number) => rng.fillNormal(new Float32Array(n));
+    const [xs, ws, bs, rs] = [arr(2 * 16 * 16 * 32), arr(9 * 32 * 16), arr(16), arr(2 * 32 * 32 * 16)];
+    const run = (f: (x: tf.Tensor4D, w: tf.Tensor4D, b: tf.Tensor1D) => tf.Tensor4D) => {
+      const x = tf.tensor4d(xs, [2, 16, 16, 32]);
+      const w = tf.tensor4d(ws, [3, 3, 32, 16]);
+      const b = tf.tensor1d(bs);
+      const r = tf.tensor4d(rs, [2, 32, 32, 16]);
+      const before = tf.memory().numTensors;
+      const out = tf.tidy(() => {
+        const loss = (xx: tf.Tensor, ww: tf.Tensor, bb: tf.Tensor) =>
+          tf.sum(tf.mul(f(xx as tf.Tensor4D, ww as tf.Tensor4D, bb as tf.Tensor1D), r));
+        return [f(x, w, b), ...tf.grads(loss)([x, w, b])].map(read);
+      });
+      expect(tf.memory().numTensors).toBe(before);
+      tf.dispose([x, w, b, r]);
+      return out;
+    };
+    await tf.setBackend('cpu');
+    const want = run((x, w, b) => conv(upsample2x(x), w, 1, b));
+    await tf.setBackend('wasm');
+    const got = run(upsampledConv3x3);
+    for (const [k, g] of got.entries())
+      expect(maxDiff(g, want[k]!), `${k}`).toBeLessThan(1e-5 * maxAbs(want[k]!));
+  });
 });
 
 describe('ProGAN critic under the WGAN-GP penalty', () => {
