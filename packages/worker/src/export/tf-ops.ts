@@ -295,6 +295,14 @@ const OPS: Record<string, (k: TracedKernel) => TfOp> = {
     inputs: [input(k, 'x')],
     attrs: { block_size: attr.int(Number(k.attrs.blockSize)), data_format: attr.str('NHWC') },
   }),
+  ResizeNearestNeighbor: (k) => ({
+    op: 'ResizeNearestNeighbor',
+    inputs: [input(k, 'images'), intConst(k.attrs.size as number[])],
+    attrs: {
+      align_corners: attr.bool(Boolean(k.attrs.alignCorners)),
+      half_pixel_centers: attr.bool(Boolean(k.attrs.halfPixelCenters)),
+    },
+  }),
   AvgPool: (k) => ({
     op: 'AvgPool',
     inputs: [input(k, 'x')],

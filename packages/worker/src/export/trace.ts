@@ -1,5 +1,6 @@
 import { InferenceError } from '@gantry/shared';
 import * as tf from '@tensorflow/tfjs-core';
+import { withoutFusedKernels } from '../kernels/fused-switch.ts';
 
 /** A constant a traced forward pass read: a weight (by its variable's name) or a value made on the way. */
 export interface TracedConst {
@@ -97,8 +98,9 @@ export function traceForward(forward: (inputs: tf.Tensor[]) => tf.Tensor, inputs
   };
   try {
     let output: TracedRef | undefined;
+    // Gantry's fused kernels off: the stock ops they stand in for, which tf-ops.ts can write.
     tf.tidy(() => {
-      output = refOf(forward(inputs));
+      output = refOf(withoutFusedKernels(() => forward(inputs)));
     });
     if (!output || output.kind === 'const')
       throw new InferenceError('NOT_EXPORTABLE', 'the network output does not depend on its inputs');

@@ -1,6 +1,7 @@
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import type { KernelConfig, KernelFunc, NamedTensorInfoMap, TensorInfo } from '@tensorflow/tfjs-core';
 import * as tf from '@tensorflow/tfjs-core';
+import { fusedKernelsOn } from './fused-switch.ts';
 import { gemmFor, heapPtr } from './gemm/index.ts';
 
 /** Gantry's fused batch normalisation kernels (wasm only): forward, and backward from the forward's xhat. */
@@ -136,7 +137,7 @@ function opFor(epsilon: number) {
 /**
  * Batch normalisation of x [..., C] with batch statistics, by the fused wasm kernels, or undefined where
  * they cannot run (another backend, no Gantry wasm module, C % 4 != 0, dtypes other than float32, gamma
- * or beta not [C]): models/layers.ts then takes the tfjs ops.
+ * or beta not [C], inside withoutFusedKernels): models/layers.ts then takes the tfjs ops.
  */
 export function fusedBatchNorm(
   x: tf.Tensor,
@@ -144,6 +145,7 @@ export function fusedBatchNorm(
   beta: tf.Tensor,
   epsilon: number,
 ): tf.Tensor | undefined {
+  if (!fusedKernelsOn()) return undefined;
   if (tf.getBackend() !== 'wasm' || gemmFor(tf.backend() as BackendWasm) === undefined) return undefined;
   const c = x.shape[x.rank - 1];
   if (c === undefined || c % 4 !== 0 || x.size === 0) return undefined;

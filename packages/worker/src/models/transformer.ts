@@ -1,5 +1,6 @@
 import type { Rng } from '@gantry/shared';
 import * as tf from '@tensorflow/tfjs-core';
+import { fusedKernelsOn } from '../kernels/fused-switch.ts';
 import { GELU, GELU_GRAD, hasFusedGelu } from '../kernels/gelu.ts';
 import { LAYER_NORM, LAYER_NORM_GRAD } from '../kernels/layer-norm.ts';
 import { init, type ParamStore } from './param-store.ts';
@@ -20,8 +21,12 @@ import { init, type ParamStore } from './param-store.ts';
  * differentiable ops above.
  */
 
-/** Whether the fused kernel `name` serves the active backend (ours are registered for wasm only). */
+/**
+ * Whether the fused kernel `name` serves the active backend (ours are registered for wasm only) and the
+ * fused kernels are on (not while the exporter traces: kernels/fused-switch.ts).
+ */
 function fusedKernel(name: string): boolean {
+  if (!fusedKernelsOn()) return false;
   // getKernel is typed as non-null but returns undefined for unknown kernels.
   return (tf.getKernel(name, tf.getBackend()) as tf.KernelConfig | undefined) !== undefined;
 }
