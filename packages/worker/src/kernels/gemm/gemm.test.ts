@@ -87,6 +87,12 @@ describe("Gantry's matrix product (wasm, relaxed SIMD) vs float64", () => {
     [130, 3 * KC, 24],
     // pix2pix's transposed convs at 1x1-2x2: few rows against a wide, transposed filter.
     [8, KC + 46, 1030],
+    // The 5-row tile (TILE_ROWS) with small K, whole tiles and 1-4 rows left over, N past a panel.
+    [5, 1, 8],
+    [10, 3, 16],
+    [12, 7, 24],
+    [14, 2, 13],
+    [16, KC + 5, 40],
   ];
   for (const [m, k, n] of sizes) {
     for (const ta of [false, true]) {

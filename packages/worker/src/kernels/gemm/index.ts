@@ -2,7 +2,7 @@ import { setFlagsFromString } from 'node:v8';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import type { TensorInfo } from '@tensorflow/tfjs-core';
 import { wasmFromWat } from './module-cache.ts';
-import { gemmModuleWat } from './wat.ts';
+import { gemmModuleWat, TILE_ROWS } from './wat.ts';
 
 /**
  * Depth of one K block: B's packed block is KC x 8 floats per panel (8 KiB, L1-resident while a row
@@ -216,7 +216,7 @@ export class Gemm {
 
   /** Makes sure the scratch for products with n columns exists (packed B, packed A and the edge tile). */
   reserve(n: number): void {
-    const bytes = 4 * (KC * 8 * Math.ceil(n / 8) + 4 * KC + 32);
+    const bytes = 4 * (KC * 8 * Math.ceil(n / 8) + TILE_ROWS * KC + 8 * TILE_ROWS);
     if (bytes <= this.scratchBytes) return;
     const wasm = emscripten(this.backend);
     if (this.scratchPtr !== 0) wasm._free(this.scratchPtr);

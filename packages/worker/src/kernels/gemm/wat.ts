@@ -1,5 +1,8 @@
 import { batchNormWat } from './batch-norm-wat.ts';
 
+/** Rows of C per micro-kernel tile (edges go through a scratch tile of as many rows); see below. */
+export const TILE_ROWS = 5;
+
 /**
  * WebAssembly text of Gantry's matrix product, C = A @ B in float32, compiled at run time (gemm.ts) into
  * a module that shares the wasm backend's memory, so operands are used where tfjs keeps them.
@@ -7,33 +10,44 @@ import { batchNormWat } from './batch-norm-wat.ts';
  * The layout is the classic one of GotoBLAS / BLIS, cut down to what one core needs:
  * - K is cut into blocks of `kc`; for each block, B's rows are packed into panels of 8 columns
  *   ([kc][8] each, zero-padded past N), so the micro-kernel reads B contiguously from cache;
- * - for each block of 4 rows of A, the [4][kc] slice is packed k-major ([kc][4]), zero-padded past M;
- * - the micro-kernel computes a 4x8 tile of C in 8 SIMD accumulators: per k, one splat load of each
- *   A value and two loads of B, then 8 multiply-adds (`f32x4.relaxed_madd`, a fused multiply-add where
- *   the CPU has one, when `fma`; otherwise a multiply then an add). 8 accumulators, 2 B vectors and the
- *   splat fit the 16 SIMD registers of x86-64; 6x8 was measured to spill and run at half the speed.
- * Tiles at the bottom and right edges go through a 4x8 scratch tile so C needs no padding.
+ * - for each block of TILE_ROWS (5) rows of A, the [5][kc] slice is packed k-major ([kc][5]), zero-padded
+ *   past M;
+ * - the micro-kernel computes a 5x8 tile of C in 10 SIMD accumulators: per k, two loads of B, one vector
+ *   load of A's rows 0-3 broadcast lane by lane by shuffles (vpshufd) and one splat load of row 4, then 10
+ *   multiply-adds (`f32x4.relaxed_madd`, a fused multiply-add where the CPU has one, when `fma`;
+ *   otherwise a multiply then an add). V8 (TurboFan) issues a step's loads ahead of its multiply-adds, so
+ *   with one splat load per row the broadcasts are all live at once: 5 splats + 2 B + 10 accumulators are
+ *   17 of x86-64's 15 allocatable SIMD registers and 2 accumulators spilled (38% slower than 4x8); a
+ *   shuffle is computed next to its use, so 10 + 2 + 2 + 1 fit. 6x8 spills either way (~20% slower
+ *   than 4x8). 5x8 over 4x8 (medians of 9, interleaved in one process): the DCGAN 28 layer's
+ *   [3136,1024] @ [1024,128] 19.1 -> 16.9 ms, its filter gradient 20.8 -> 18.5 ms, its input gradient
+ *   ([3136,128] @ [128,1024]^T) 18.7 -> 16.1 ms; CPU per DCGAN 28 step 322 -> 286 ms, WGAN-GP 1,540 -> 1,361 ms.
+ * Tiles at the bottom and right edges go through a 5x8 scratch tile so C needs no padding.
  *
  * Strides are in bytes, so transposed operands cost nothing: A[i][k] is at a + i*asi + k*ask and B[k][j]
  * at b + k*bsk + j*bsj. Packing is vectorised where the strides allow: B rows of whole panels with
  * bsj = 4, or B transposed (bsk = 4: whole panels, 4x4 blocks transposed by shuffles, each column read
- * along its run; pix2pix's transposed convs read their filters so, step ~590 -> ~490 ms CPU); a full block of A with asi = 4 (A transposed: one vector per k) or ask = 4 (row-major: 4x4
- * blocks transposed by shuffles); the rest is scalar. Vector packing of A took the DCGAN layer's
+ * along its run; pix2pix's transposed convs read their filters so, step ~590 -> ~490 ms CPU); rows 0-3 of a full block of A with asi = 4 (A transposed: one vector per k) or
+ * ask = 4 (row-major: 4x4 blocks transposed by shuffles); the rest (row 4 of each block) is scalar. Vector packing of A took the DCGAN layer's
  * [3136,1024] @ [1024,128] from 21.8 to 19.7 ms and its filter gradient's [1024,3136] (A^T) @
  * [3136,128] from 24.2 to 21.6 ms (medians of 9, unloaded dev machine).
+ *
+ * `tileRows` (>= 4) is there to compare tile heights; the module the product uses has TILE_ROWS.
  */
-export function gemmModuleWat(fma: boolean): string {
+export function gemmModuleWat(fma: boolean, tileRows: number = TILE_ROWS): string {
   const madd = (a: string, b: string, c: string) =>
     fma ? `(f32x4.relaxed_madd ${a} ${b} ${c})` : `(f32x4.add (f32x4.mul ${a} ${b}) ${c})`;
-  const rows = [0, 1, 2, 3];
+  const R = tileRows;
+  const S = 4 * R;
+  const rows = Array.from({ length: R }, (_, r) => r);
   const acc = rows.flatMap((r) => [`$c${r}0`, `$c${r}1`]);
   return `(module
 (import "env" "memory" (memory 0))
 
-;; 4x8 tile of C (row stride ldc bytes) = [accumulate ? C : 0] + Ap[kc][4] @ Bp[kc][8]
+;; ${R}x8 tile of C (row stride ldc bytes) = [accumulate ? C : 0] + Ap[kc][${R}] @ Bp[kc][8]
 (func $tile (param $ap i32) (param $bp i32) (param $c i32) (param $ldc i32) (param $kc i32) (param $accumulate i32)
   ${acc.map((v) => `(local ${v} v128)`).join(' ')}
-  (local $b0 v128) (local $b1 v128) (local $av v128) (local $end i32) (local $cr i32)
+  (local $b0 v128) (local $b1 v128) (local $av v128) (local $a4 v128) (local $end i32) (local $cr i32)
   (if (local.get $accumulate) (then
     (local.set $cr (local.get $c))
     ${rows
@@ -43,18 +57,21 @@ export function gemmModuleWat(fma: boolean): string {
     (local.set $cr (i32.add (local.get $cr) (local.get $ldc)))`,
       )
       .join('\n    ')}))
-  (local.set $end (i32.add (local.get $ap) (i32.shl (local.get $kc) (i32.const 4))))
+  (local.set $end (i32.add (local.get $ap) (i32.mul (local.get $kc) (i32.const ${S}))))
   (loop $k
     (local.set $b0 (v128.load (local.get $bp)))
     (local.set $b1 (v128.load offset=16 (local.get $bp)))
+    (local.set $a4 (v128.load (local.get $ap)))
     ${rows
       .map(
-        (r) => `(local.set $av (v128.load32_splat offset=${4 * r} (local.get $ap)))
+        (r) => `(local.set $av ${
+          r < 4 ? shuffle('$a4', '$a4', [r, r, r, r]) : `(v128.load32_splat offset=${4 * r} (local.get $ap))`
+        })
     (local.set $c${r}0 ${madd('(local.get $av)', '(local.get $b0)', `(local.get $c${r}0)`)})
     (local.set $c${r}1 ${madd('(local.get $av)', '(local.get $b1)', `(local.get $c${r}1)`)})`,
       )
       .join('\n    ')}
-    (local.set $ap (i32.add (local.get $ap) (i32.const 16)))
+    (local.set $ap (i32.add (local.get $ap) (i32.const ${S})))
     (local.set $bp (i32.add (local.get $bp) (i32.const 32)))
     (br_if $k (i32.lt_u (local.get $ap) (local.get $end))))
   (local.set $cr (local.get $c))
@@ -66,43 +83,19 @@ export function gemmModuleWat(fma: boolean): string {
     )
     .join('\n  ')})
 
-;; Ap[kc][4] from rows [0, rows) of A (rows <= 4; missing rows are zeros)
+;; Ap[kc][${R}] from rows [0, rows) of A (rows <= ${R}; missing rows are zeros)
 (func $packA (param $a i32) (param $asi i32) (param $ask i32) (param $rows i32) (param $kc i32) (param $dst i32)
-  (local $r i32) (local $k i32) (local $src i32) (local $d i32) (local $end i32)
-  (local $v0 v128) (local $v1 v128) (local $v2 v128) (local $v3 v128) (local $t0 v128) (local $t1 v128) (local $t2 v128) (local $t3 v128)
-  (if (i32.eq (local.get $rows) (i32.const 4)) (then
-    (if (i32.eq (local.get $asi) (i32.const 4)) (then
-      ;; A transposed: the 4 rows of each k are 4 contiguous floats, one vector
-      (local.set $end (i32.add (local.get $dst) (i32.shl (local.get $kc) (i32.const 4))))
-      (loop $k
-        (v128.store (local.get $dst) (v128.load (local.get $a)))
-        (local.set $a (i32.add (local.get $a) (local.get $ask)))
-        (local.set $dst (i32.add (local.get $dst) (i32.const 16)))
-        (br_if $k (i32.lt_u (local.get $dst) (local.get $end))))
-      (return)))
-    (if (i32.and (i32.eq (local.get $ask) (i32.const 4)) (i32.ge_u (local.get $kc) (i32.const 4))) (then
-      ;; A row-major: 4x4 blocks (4 rows, 4 k) loaded as 4 row vectors, transposed by shuffles
-      (local.set $end (i32.add (local.get $dst) (i32.shl (i32.and (local.get $kc) (i32.const -4)) (i32.const 4))))
-      (loop $k4
-        (local.set $v0 (v128.load (local.get $a)))
-        (local.set $v1 (v128.load (i32.add (local.get $a) (local.get $asi))))
-        (local.set $v2 (v128.load (i32.add (local.get $a) (i32.shl (local.get $asi) (i32.const 1)))))
-        (local.set $v3 (v128.load (i32.add (local.get $a) (i32.mul (local.get $asi) (i32.const 3)))))
-        (local.set $t0 ${shuffle('$v0', '$v1', [0, 4, 1, 5])})
-        (local.set $t1 ${shuffle('$v0', '$v1', [2, 6, 3, 7])})
-        (local.set $t2 ${shuffle('$v2', '$v3', [0, 4, 1, 5])})
-        (local.set $t3 ${shuffle('$v2', '$v3', [2, 6, 3, 7])})
-        (v128.store (local.get $dst) ${shuffle('$t0', '$t2', [0, 1, 4, 5])})
-        (v128.store offset=16 (local.get $dst) ${shuffle('$t0', '$t2', [2, 3, 6, 7])})
-        (v128.store offset=32 (local.get $dst) ${shuffle('$t1', '$t3', [0, 1, 4, 5])})
-        (v128.store offset=48 (local.get $dst) ${shuffle('$t1', '$t3', [2, 3, 6, 7])})
-        (local.set $a (i32.add (local.get $a) (i32.const 16)))
-        (local.set $dst (i32.add (local.get $dst) (i32.const 64)))
-        (br_if $k4 (i32.lt_u (local.get $dst) (local.get $end))))
-      ;; the last kc % 4 values of k, by the scalar loop below
-      (local.set $kc (i32.and (local.get $kc) (i32.const 3)))
-      (if (i32.eqz (local.get $kc)) (then (return)))))))
-  (loop $r
+  (if (i32.eq (local.get $rows) (i32.const ${R})) (then
+    (call $pack4 (local.get $a) (local.get $asi) (local.get $ask) (local.get $kc) (local.get $dst))
+    (call $packRows (local.get $a) (local.get $asi) (local.get $ask) (i32.const 4) (local.get $rows) (local.get $kc) (local.get $dst))
+    (return)))
+  (call $packRows (local.get $a) (local.get $asi) (local.get $ask) (i32.const 0) (local.get $rows) (local.get $kc) (local.get $dst)))
+
+;; rows [r0, ${R}) of Ap[kc][${R}] from A's rows (zeros from row $rows on), one float at a time
+(func $packRows (param $a i32) (param $asi i32) (param $ask i32) (param $r i32) (param $rows i32) (param $kc i32) (param $dst i32)
+  (local $k i32) (local $src i32) (local $d i32)
+  (block $done (loop $r
+    (br_if $done (i32.ge_u (local.get $r) (i32.const ${R})))
     (local.set $d (i32.add (local.get $dst) (i32.shl (local.get $r) (i32.const 2))))
     (if (i32.lt_u (local.get $r) (local.get $rows))
       (then
@@ -111,16 +104,69 @@ export function gemmModuleWat(fma: boolean): string {
         (loop $k
           (f32.store (local.get $d) (f32.load (local.get $src)))
           (local.set $src (i32.add (local.get $src) (local.get $ask)))
-          (local.set $d (i32.add (local.get $d) (i32.const 16)))
+          (local.set $d (i32.add (local.get $d) (i32.const ${S})))
           (local.set $k (i32.add (local.get $k) (i32.const 1)))
           (br_if $k (i32.lt_u (local.get $k) (local.get $kc)))))
       (else
         (local.set $k (i32.const 0))
         (loop $k
           (f32.store (local.get $d) (f32.const 0))
-          (local.set $d (i32.add (local.get $d) (i32.const 16)))
+          (local.set $d (i32.add (local.get $d) (i32.const ${S})))
           (local.set $k (i32.add (local.get $k) (i32.const 1)))
           (br_if $k (i32.lt_u (local.get $k) (local.get $kc))))))
+    (local.set $r (i32.add (local.get $r) (i32.const 1)))
+    (br $r))))
+
+;; rows 0-3 of Ap[kc][${R}] from 4 rows of A, by vectors where the strides allow
+(func $pack4 (param $a i32) (param $asi i32) (param $ask i32) (param $kc i32) (param $dst i32)
+  (local $end i32)
+  (local $v0 v128) (local $v1 v128) (local $v2 v128) (local $v3 v128) (local $t0 v128) (local $t1 v128) (local $t2 v128) (local $t3 v128)
+  (if (i32.eq (local.get $asi) (i32.const 4)) (then
+    ;; A transposed: the 4 rows of each k are 4 contiguous floats, one vector
+    (local.set $end (i32.add (local.get $dst) (i32.mul (local.get $kc) (i32.const ${S}))))
+    (loop $k
+      (v128.store (local.get $dst) (v128.load (local.get $a)))
+      (local.set $a (i32.add (local.get $a) (local.get $ask)))
+      (local.set $dst (i32.add (local.get $dst) (i32.const ${S})))
+      (br_if $k (i32.lt_u (local.get $dst) (local.get $end))))
+    (return)))
+  (if (i32.and (i32.eq (local.get $ask) (i32.const 4)) (i32.ge_u (local.get $kc) (i32.const 4))) (then
+    ;; A row-major: 4x4 blocks (4 rows, 4 k) loaded as 4 row vectors, transposed by shuffles
+    (local.set $end (i32.add (local.get $dst) (i32.mul (i32.and (local.get $kc) (i32.const -4)) (i32.const ${S}))))
+    (loop $k4
+      (local.set $v0 (v128.load (local.get $a)))
+      (local.set $v1 (v128.load (i32.add (local.get $a) (local.get $asi))))
+      (local.set $v2 (v128.load (i32.add (local.get $a) (i32.shl (local.get $asi) (i32.const 1)))))
+      (local.set $v3 (v128.load (i32.add (local.get $a) (i32.mul (local.get $asi) (i32.const 3)))))
+      (local.set $t0 ${shuffle('$v0', '$v1', [0, 4, 1, 5])})
+      (local.set $t1 ${shuffle('$v0', '$v1', [2, 6, 3, 7])})
+      (local.set $t2 ${shuffle('$v2', '$v3', [0, 4, 1, 5])})
+      (local.set $t3 ${shuffle('$v2', '$v3', [2, 6, 3, 7])})
+      (v128.store (local.get $dst) ${shuffle('$t0', '$t2', [0, 1, 4, 5])})
+      (v128.store offset=${S} (local.get $dst) ${shuffle('$t0', '$t2', [2, 3, 6, 7])})
+      (v128.store offset=${2 * S} (local.get $dst) ${shuffle('$t1', '$t3', [0, 1, 4, 5])})
+      (v128.store offset=${3 * S} (local.get $dst) ${shuffle('$t1', '$t3', [2, 3, 6, 7])})
+      (local.set $a (i32.add (local.get $a) (i32.const 16)))
+      (local.set $dst (i32.add (local.get $dst) (i32.const ${4 * S})))
+      (br_if $k4 (i32.lt_u (local.get $dst) (local.get $end))))
+    ;; the last kc % 4 values of k, by the scalar loop below
+    (local.set $kc (i32.and (local.get $kc) (i32.const 3)))
+    (if (i32.eqz (local.get $kc)) (then (return)))))
+  (call $packRows4 (local.get $a) (local.get $asi) (local.get $ask) (local.get $kc) (local.get $dst)))
+
+;; rows 0-3 of Ap[kc][${R}], one float at a time
+(func $packRows4 (param $a i32) (param $asi i32) (param $ask i32) (param $kc i32) (param $dst i32)
+  (local $r i32) (local $k i32) (local $src i32) (local $d i32)
+  (loop $r
+    (local.set $d (i32.add (local.get $dst) (i32.shl (local.get $r) (i32.const 2))))
+    (local.set $src (i32.add (local.get $a) (i32.mul (local.get $r) (local.get $asi))))
+    (local.set $k (i32.const 0))
+    (loop $k
+      (f32.store (local.get $d) (f32.load (local.get $src)))
+      (local.set $src (i32.add (local.get $src) (local.get $ask)))
+      (local.set $d (i32.add (local.get $d) (i32.const ${S})))
+      (local.set $k (i32.add (local.get $k) (i32.const 1)))
+      (br_if $k (i32.lt_u (local.get $k) (local.get $kc))))
     (local.set $r (i32.add (local.get $r) (i32.const 1)))
     (br_if $r (i32.lt_u (local.get $r) (i32.const 4)))))
 
@@ -324,14 +370,14 @@ ${batchNormWat()}
     (local.set $i (i32.add (local.get $i) (i32.const 4)))
     (br $one))))
 
-;; C[m][n] (row stride ldc bytes) = A @ B, m, k, n > 0. Scratch: kcmax * 8 * ceil(n / 8) + 4 * kcmax + 32 floats.
+;; C[m][n] (row stride ldc bytes) = A @ B, m, k, n > 0. Scratch: kcmax * 8 * ceil(n / 8) + ${R} * kcmax + ${8 * R} floats.
 (func (export "gemm") (param $a i32) (param $asi i32) (param $ask i32) (param $b i32) (param $bsk i32) (param $bsj i32)
     (param $c i32) (param $ldc i32) (param $m i32) (param $k i32) (param $n i32) (param $kcmax i32) (param $scratch i32)
   (local $k0 i32) (local $kc i32) (local $i i32) (local $j i32) (local $ap i32) (local $bp i32) (local $tile i32)
   (local $rows i32) (local $cols i32) (local $crow i32) (local $r i32) (local $q i32) (local $accumulate i32)
   (local.set $ap (i32.add (local.get $scratch)
     (i32.shl (i32.mul (local.get $kcmax) (i32.and (i32.add (local.get $n) (i32.const 7)) (i32.const -8))) (i32.const 2))))
-  (local.set $tile (i32.add (local.get $ap) (i32.shl (local.get $kcmax) (i32.const 4))))
+  (local.set $tile (i32.add (local.get $ap) (i32.mul (local.get $kcmax) (i32.const ${S}))))
   (local.set $k0 (i32.const 0))
   (loop $kblock
     (local.set $kc (i32.sub (local.get $k) (local.get $k0)))
@@ -342,7 +388,7 @@ ${batchNormWat()}
     (local.set $i (i32.const 0))
     (loop $rowblock
       (local.set $rows (i32.sub (local.get $m) (local.get $i)))
-      (if (i32.gt_u (local.get $rows) (i32.const 4)) (then (local.set $rows (i32.const 4))))
+      (if (i32.gt_u (local.get $rows) (i32.const ${R})) (then (local.set $rows (i32.const ${R}))))
       (call $packA
         (i32.add (i32.add (local.get $a) (i32.mul (local.get $i) (local.get $asi))) (i32.mul (local.get $k0) (local.get $ask)))
         (local.get $asi) (local.get $ask) (local.get $rows) (local.get $kc) (local.get $ap))
@@ -352,7 +398,7 @@ ${batchNormWat()}
       (loop $panel
         (local.set $cols (i32.sub (local.get $n) (local.get $j)))
         (if (i32.gt_u (local.get $cols) (i32.const 8)) (then (local.set $cols (i32.const 8))))
-        (if (i32.and (i32.eq (local.get $rows) (i32.const 4)) (i32.eq (local.get $cols) (i32.const 8)))
+        (if (i32.and (i32.eq (local.get $rows) (i32.const ${R})) (i32.eq (local.get $cols) (i32.const 8)))
           (then
             (call $tile (local.get $ap) (local.get $bp) (i32.add (local.get $crow) (i32.shl (local.get $j) (i32.const 2)))
               (local.get $ldc) (local.get $kc) (local.get $accumulate)))
@@ -371,7 +417,7 @@ ${batchNormWat()}
                   (local.set $q (i32.add (local.get $q) (i32.const 1)))
                   (br_if $inc (i32.lt_u (local.get $q) (i32.const 8))))
                 (local.set $r (i32.add (local.get $r) (i32.const 1)))
-                (br_if $in (i32.lt_u (local.get $r) (i32.const 4))))))
+                (br_if $in (i32.lt_u (local.get $r) (i32.const ${R}))))))
             (call $tile (local.get $ap) (local.get $bp) (local.get $tile) (i32.const 32) (local.get $kc) (local.get $accumulate))
             (local.set $r (i32.const 0))
             (loop $out
@@ -388,7 +434,7 @@ ${batchNormWat()}
         (local.set $bp (i32.add (local.get $bp) (i32.shl (local.get $kc) (i32.const 5))))
         (local.set $j (i32.add (local.get $j) (i32.const 8)))
         (br_if $panel (i32.lt_u (local.get $j) (local.get $n))))
-      (local.set $i (i32.add (local.get $i) (i32.const 4)))
+      (local.set $i (i32.add (local.get $i) (i32.const ${R})))
       (br_if $rowblock (i32.lt_u (local.get $i) (local.get $m))))
     (local.set $k0 (i32.add (local.get $k0) (local.get $kc)))
     (br_if $kblock (i32.lt_u (local.get $k0) (local.get $k)))))
