@@ -3,7 +3,13 @@ import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../backend.ts';
-import { type BatchMatMulOptions, batchMatMul, batchMatMulConfig, MIN_SLICE_MACS } from './batch-mat-mul.ts';
+import {
+  type BatchMatMulOptions,
+  batchMatMul,
+  batchMatMulConfig,
+  MIN_SLICE_MACS,
+  suitsMatrixVector,
+} from './batch-mat-mul.ts';
 import { registerWasmTrainingKernels } from './index.ts';
 import { expectClose, randomData, runOn, size } from './test-support.ts';
 
@@ -62,6 +68,9 @@ const cases: Case[] = [
   ...combos([], [], 16, 392, 1),
   ...combos([], [], 392, 16, 1),
   ...combos([], [], 1, 16, 392),
+  // D's dense layer at full size: matrix-vector products by Gantry's product (suitsMatrixVector).
+  ...combos([], [], 64, 6272, 1),
+  ...combos([], [], 6272, 64, 1),
   // Odd sizes, vectors, a single element.
   ...combos([], [], 7, 9, 5),
   ...combos([], [], 33, 1, 17),
@@ -104,6 +113,14 @@ describe('BatchMatMul (wasm) vs cpu', () => {
 
   it('has a case that runs matrix by matrix', () => {
     expect(41 * 37 * 29).toBeGreaterThanOrEqual(MIN_SLICE_MACS);
+  });
+
+  it("sends D's dense products, and no smaller vector products, to Gantry's product", () => {
+    expect(suitsMatrixVector(64, 6272, 1)).toBe(true);
+    expect(suitsMatrixVector(6272, 64, 1)).toBe(true);
+    expect(suitsMatrixVector(16, 392, 1)).toBe(false);
+    expect(suitsMatrixVector(1, 6272, 1)).toBe(false);
+    expect(suitsMatrixVector(64, 6272, 2)).toBe(false);
   });
 
   it.each(cases.map((c) => [label(c), c] as const))('%s', async (_name, c) => {
@@ -162,6 +179,8 @@ describe('BatchMatMul (wasm) vs cpu', () => {
     for (const c of [
       { a: [16, 100], b: [16, 392], transposeA: true, transposeB: false },
       { a: [16, 392], b: [16, 1], transposeA: true, transposeB: false },
+      { a: [64, 6272], b: [6272, 1], transposeA: false, transposeB: false },
+      { a: [64, 6272], b: [64, 1], transposeA: true, transposeB: false },
       { a: [4, 9, 8], b: [11, 8], transposeA: false, transposeB: true },
       { a: [3, 37, 41], b: [3, 29, 37], transposeA: true, transposeB: true },
     ]) {
@@ -181,6 +200,7 @@ describe('gradients of matMul, on wasm vs cpu', () => {
     for (const [n, i, o] of [
       [16, 100, 392],
       [16, 392, 1],
+      [64, 6272, 1],
     ] as const) {
       const x = randomData(n * i, 5);
       const w = randomData(i * o, 6);
