@@ -130,8 +130,9 @@ export function suitsGemm(m: number, k: number, n: number): boolean {
  * memory, as they are in a training step. Measured on the 2-core dev machine (one process, alternating,
  * medians of 16, cache flushed before each call): DCGAN D's dense [64,6272] @ [6272,1] 1.5 ms on
  * XNNPACK, here 0.6 ms; its weight gradient [64,6272]^T @ [64,1] 1.6 ms (swapped, XNNPACK), here 0.6 ms;
- * with warm caches 0.3 and 0.4 ms, here 0.3 and 0.2 ms. The DCGAN 28 step (5 such products) took
- * 324 -> 320 ms of CPU (medians of 24 alternating 3-step runs in one process).
+ * with warm caches 0.3 and 0.4 ms, here 0.3 and 0.2 ms. Timed inside DCGAN 28 steps (3 + 2 calls a
+ * step) they took 3.6-3.7 ms a step on XNNPACK, here 1.9-2.0 ms: ~0.5% of the step, which is within
+ * the step's own noise (three alternating runs in one process, medians of 24: -4.6, -2.7, +2.6 ms).
  */
 export function suitsMatrixVector(m: number, k: number, n: number): boolean {
   return n === 1 && m >= 4 && m * k >= MIN_SLICE_MACS;
