@@ -117,7 +117,13 @@ describe('training does not leak', () => {
     // Skip the first 3 samples (warm-up: kernels, caches, heap sizing), then compare the run's two halves.
     const early = (xs: number[]) => xs.slice(3, 11);
     const late = (xs: number[]) => xs.slice(12);
-    expect(wasmMb.at(-1), `wasm heap (MB) every ${every} steps: ${fmt(wasmMb)}`).toBe(wasmMb[3]);
+    // The wasm heap: flat over the second half, and grown at most once after the warm-up (the matrix
+    // product's scratch is sized by the widest product so far and moves when a wider one comes, e.g. a
+    // sample grid's: where the heap is fragmented by the trainers before in this process, that can grow it
+    // once). A leak of wasm memory per step grows it again and again.
+    const growths = wasmMb.slice(3).filter((m, i, xs) => i > 0 && m !== xs[i - 1]).length;
+    expect(growths, `wasm heap (MB) every ${every} steps: ${fmt(wasmMb)}`).toBeLessThanOrEqual(1);
+    expect(wasmMb.at(-1), `wasm heap (MB) every ${every} steps: ${fmt(wasmMb)}`).toBe(wasmMb[11]);
     expect(
       median(late(heapMb)) - median(early(heapMb)),
       `JS heap after GC (MB) every ${every} steps: ${fmt(heapMb)}`,
