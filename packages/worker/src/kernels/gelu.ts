@@ -2,7 +2,7 @@ import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import type { KernelConfig, KernelFunc, NamedTensorInfoMap, TensorInfo } from '@tensorflow/tfjs-core';
 import { geluModuleWat } from './gelu-wat.ts';
 import { heapPtr } from './gemm/index.ts';
-import { wasmFromWat } from './gemm/module-cache.ts';
+import { instanceOnBackend, moduleFromWat } from './gemm/module-cache.ts';
 
 /** Kernel names of the fused GELU, forward and gradient (registered for wasm). */
 export const GELU = 'GantryGelu';
@@ -13,19 +13,6 @@ interface GeluExports {
   geluGrad(x: number, dy: number, out: number, n: number): void;
 }
 
-/** The parts of the emscripten module behind tfjs-backend-wasm used here (not in its typings). */
-interface EmscriptenModule {
-  asm?: { memory?: unknown };
-}
-
-/** The WebAssembly JS API (Node's typings here do not declare it). */
-interface WasmApi {
-  Memory: abstract new (...args: never[]) => object;
-  Module: new (bytes: Uint8Array) => object;
-  Instance: new (module: object, imports: object) => { exports: Record<string, unknown> };
-}
-const WASM = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
-
 let compiled: Promise<object | undefined> | undefined;
 const instances = new WeakMap<BackendWasm, GeluExports>();
 
@@ -35,14 +22,11 @@ const instances = new WeakMap<BackendWasm, GeluExports>();
  */
 export async function initGelu(backend: BackendWasm): Promise<boolean> {
   if (instances.has(backend)) return true;
-  compiled ??= wasmFromWat('gantry-gelu', geluModuleWat(), { simd: true })
-    .then((bytes) => new WASM.Module(bytes))
-    .catch(() => undefined);
+  compiled ??= moduleFromWat('gantry-gelu', geluModuleWat(), { simd: true }).catch(() => undefined);
   const module = await compiled;
-  const memory = (backend.wasm as unknown as EmscriptenModule).asm?.memory;
-  if (module === undefined || !(memory instanceof WASM.Memory)) return false;
-  const instance = new WASM.Instance(module, { env: { memory } });
-  instances.set(backend, instance.exports as unknown as GeluExports);
+  const exports = module === undefined ? undefined : instanceOnBackend(module, backend);
+  if (exports === undefined) return false;
+  instances.set(backend, exports as unknown as GeluExports);
   return true;
 }
 

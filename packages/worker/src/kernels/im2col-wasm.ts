@@ -2,7 +2,7 @@ import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import type { TensorInfo } from '@tensorflow/tfjs-core';
 import type { ConvGeometry } from './conv-geometry.ts';
 import { heapPtr } from './gemm/index.ts';
-import { wasmFromWat } from './gemm/module-cache.ts';
+import { instanceOnBackend, moduleFromWat } from './gemm/module-cache.ts';
 
 /**
  * im2col (the same matrix as im2col.ts: row (b, oh, ow) - col0, column (kh, kw, ci)) as WebAssembly that
@@ -99,22 +99,12 @@ const IM2COL_WAT = `(module
 
 type Im2colExport = (...args: number[]) => void;
 
-/** The WebAssembly JS API (Node's typings here do not declare it). */
-interface WasmApi {
-  Memory: abstract new (...args: never[]) => object;
-  Module: new (bytes: Uint8Array) => object;
-  Instance: new (module: object, imports: object) => { exports: Record<string, unknown> };
-}
-const WASM = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
-
 let compiled: object | undefined;
 /** Compiled once per process, from the first import on; until it is ready callers use im2col.ts. */
 const compiling: Promise<void> = (async () => {
   try {
     // Assembled once per machine and kept (gemm/module-cache.ts), as the gemm module is.
-    compiled = new WASM.Module(
-      await wasmFromWat('gantry-im2col', IM2COL_WAT, { bulk_memory: true, simd: true }),
-    );
+    compiled = await moduleFromWat('gantry-im2col', IM2COL_WAT, { bulk_memory: true, simd: true });
   } catch {
     compiled = undefined;
   }
@@ -130,9 +120,8 @@ const instances = new WeakMap<BackendWasm, Im2colExport>();
 function instanceFor(backend: BackendWasm): Im2colExport | undefined {
   const existing = instances.get(backend);
   if (existing !== undefined || compiled === undefined) return existing;
-  const memory = (backend.wasm as unknown as { asm?: { memory?: unknown } }).asm?.memory;
-  if (!(memory instanceof WASM.Memory)) return undefined;
-  const run = new WASM.Instance(compiled, { env: { memory } }).exports.im2col as Im2colExport;
+  const run = instanceOnBackend(compiled, backend)?.im2col as Im2colExport | undefined;
+  if (run === undefined) return undefined;
   instances.set(backend, run);
   return run;
 }

@@ -1,7 +1,7 @@
 import { setFlagsFromString } from 'node:v8';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import type { TensorInfo } from '@tensorflow/tfjs-core';
-import { wasmFromWat } from './module-cache.ts';
+import { instanceOnBackend, moduleFromWat } from './module-cache.ts';
 import { gemmModuleWat, TILE_ROWS } from './wat.ts';
 
 /**
@@ -23,16 +23,7 @@ interface EmscriptenModule {
   HEAPF32: Float32Array;
   _malloc(bytes: number): number;
   _free(ptr: number): void;
-  asm?: { memory?: unknown };
 }
-
-/** The WebAssembly JS API (Node's typings here do not declare it). */
-interface WasmApi {
-  Memory: abstract new (...args: never[]) => object;
-  Module: new (bytes: Uint8Array) => object;
-  Instance: new (module: object, imports: object) => { exports: Record<string, unknown> };
-}
-const WASM = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
 
 function emscripten(backend: BackendWasm): EmscriptenModule {
   return backend.wasm as unknown as EmscriptenModule;
@@ -245,11 +236,11 @@ function compile(): Promise<{ module: object; fused: boolean } | undefined> {
     try {
       setFlagsFromString('--experimental-wasm-relaxed-simd');
       // Assembled once per machine and kept (module-cache.ts): wabt costs ~0.1 s of start-up.
-      const buffer = await wasmFromWat('gantry-gemm', gemmModuleWat(true), {
+      const module = await moduleFromWat('gantry-gemm', gemmModuleWat(true), {
         simd: true,
         relaxed_simd: true,
       });
-      return { module: new WASM.Module(buffer), fused: true };
+      return { module, fused: true };
     } catch {
       return undefined;
     }
@@ -267,10 +258,9 @@ export async function initGemm(backend: BackendWasm): Promise<Gemm | undefined> 
   if (existing) return existing;
   const c = await compile();
   if (c === undefined) return undefined;
-  const memory = emscripten(backend).asm?.memory;
-  if (!(memory instanceof WASM.Memory)) return undefined;
-  const instance = new WASM.Instance(c.module, { env: { memory } });
-  const gemm = new Gemm(backend, instance.exports as unknown as GemmExports, c.fused);
+  const exports = instanceOnBackend(c.module, backend);
+  if (exports === undefined) return undefined;
+  const gemm = new Gemm(backend, exports as unknown as GemmExports, c.fused);
   instances.set(backend, gemm);
   return gemm;
 }

@@ -10,6 +10,7 @@ import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 
 /** Where the binaries are kept unless told otherwise (never committed). */
 export const WASM_CACHE_DIR = fileURLToPath(
@@ -58,4 +59,27 @@ async function assemble(name: string, wat: string, features: WatFeatures): Promi
   } finally {
     parsed.destroy();
   }
+}
+
+/** The WebAssembly JS API (Node's typings here do not declare it). */
+interface WasmApi {
+  Memory: abstract new (...args: never[]) => object;
+  Module: new (bytes: Uint8Array) => object;
+  Instance: new (module: object, imports: object) => { exports: Record<string, unknown> };
+}
+const WASM = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
+
+/** WAT `wat` compiled into a module (its binary assembled once per machine: wasmFromWat). */
+export async function moduleFromWat(name: string, wat: string, features: WatFeatures): Promise<object> {
+  return new WASM.Module(await wasmFromWat(name, wat, features));
+}
+
+/**
+ * The exports of an instance of `module` over `backend`'s wasm memory (its `env.memory` import), so that it
+ * reads and writes tensors in place; undefined where the backend exposes no memory.
+ */
+export function instanceOnBackend(module: object, backend: BackendWasm): Record<string, unknown> | undefined {
+  const memory = (backend.wasm as unknown as { asm?: { memory?: unknown } }).asm?.memory;
+  if (!(memory instanceof WASM.Memory)) return undefined;
+  return new WASM.Instance(module, { env: { memory } }).exports;
 }
