@@ -43,7 +43,7 @@ export interface TrainingRow {
 }
 
 /** The row's job, every parameter filled (the family's defaults under the row's), validated as a worker does. */
-function benchJob(row: TrainingRow, version: string): TrialJob {
+export function benchJob(row: TrainingRow, version: string): TrialJob {
   const defaults = Object.entries(MODEL_PARAMS[row.model]).map(([name, def]) => [name, def.default]);
   return parseTrialJob({
     v: 2,
