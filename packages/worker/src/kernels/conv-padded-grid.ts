@@ -42,6 +42,9 @@ export function filterGradPaddedGrid(
   dy: TensorInfo,
   g: ConvGeometry,
 ): TensorInfo {
+  if (g.outC <= PADDED_GRID_MAX_OUT_CHANNELS && g.inC >= SHIFTED_DY_MIN_IN_CHANNELS) {
+    return filterGradShiftedDy(backend, gemm, x, dy, g);
+  }
   const { batch, inH, inW, inC, outH, outW, outC, kH, kW, padTop, padLeft } = g;
   const hp = outH + kH - 1;
   const wp = outW + kW - 1;
@@ -57,8 +60,7 @@ export function filterGradPaddedGrid(
     gemm.reserve(Math.max(row, outC));
     padInto(backend, xp, x, { batch, h: inH, w: inW, c: inC, hp, wp, top: padTop, left: padLeft });
     padInto(backend, dyp, dy, { batch, h: outH, w: outW, c: outC, hp, wp, top: 0, left: 0 });
-    // The last grid position with a real output; every tap of every position up to it lies inside xp.
-    const positions = (batch - 1) * hp * wp + (outH - 1) * wp + outW;
+    const positions = gridPositions(g);
     const xpPtr = heapPtr(backend, xp);
     const dypPtr = heapPtr(backend, dyp);
     const dwPtr = heapPtr(backend, dw);
@@ -99,6 +101,100 @@ export function filterGradPaddedGrid(
     backend.disposeData(xp.dataId);
     backend.disposeData(dyp.dataId);
     if (prod !== undefined) backend.disposeData(prod.dataId);
+  }
+}
+
+/**
+ * The fewest input channels for which a filter gradient with few output channels is computed with the
+ * shifted dy ({@link filterGradShiftedDy}): CI becomes the product's rows, which must fill a 5-row tile.
+ */
+export const SHIFTED_DY_MIN_IN_CHANNELS = 8;
+
+/** The last grid position with a real output, plus one; every tap of every position before it lies inside the grid. */
+function gridPositions(g: ConvGeometry): number {
+  const hp = g.outH + g.kH - 1;
+  const wp = g.outW + g.kW - 1;
+  return (g.batch - 1) * hp * wp + (g.outH - 1) * wp + g.outW;
+}
+
+/**
+ * The filter gradient of a stride-1 convolution with few output channels (CO <= 7) and CI >= 8, with the
+ * kernel columns moved from x to dy so that neither side of the products is a handful of channels wide.
+ * On the padded grid (see {@link filterGradPaddedGrid}), with p = q + kw:
+ *   dW[kh][kw][ci][co] = sum_q xp[q + kh*Wp + kw][ci] dy[q][co] = sum_p xp[p + kh*Wp][ci] D[p][kw*CO + co],
+ * where D [P, KW*CO] holds dy shifted by kw positions in its kw-th column block (zeros where q falls
+ * outside the real outputs). For each kh one product, positions as its depth:
+ *   T[kh] [CI, KW*CO] = xp_kh^T [CI, P] @ D [P, KW*CO],
+ * then dW[kh][kw][ci][co] = T[kh][ci][kw*CO + co]. SRGAN G's last conv (9x9, 32 -> 3 at 64 px): CI = 32
+ * rows and 27 columns (77% of the 5x8 tiles' lanes useful) against the other orientation's 3 rows of
+ * [CO, P] @ [P, KW*CI] (60%) with its [P, 288] operand packed anew for its single row block each K block.
+ * Measured in a profiled SRGAN pretraining step (batch 16, bench/profile-kernels.ts): 142 -> 54 ms, the
+ * step 573 -> 461 ms.
+ */
+function filterGradShiftedDy(
+  backend: BackendWasm,
+  gemm: Gemm,
+  x: TensorInfo,
+  dy: TensorInfo,
+  g: ConvGeometry,
+): TensorInfo {
+  const { batch, inH, inW, inC, outH, outW, outC, kH, kW, padTop, padLeft } = g;
+  const hp = outH + kH - 1;
+  const wp = outW + kW - 1;
+  const cols = kW * outC;
+  const depth = gridPositions(g) + kW - 1;
+  const xp = backend.makeOutput([batch, hp, wp, inC], 'float32');
+  const shifted = backend.makeOutput([depth, cols], 'float32');
+  const t = backend.makeOutput([kH, inC, cols], 'float32');
+  const dw = backend.makeOutput([kH, kW, inC, outC], 'float32');
+  try {
+    gemm.reserve(cols);
+    padInto(backend, xp, x, { batch, h: inH, w: inW, c: inC, hp, wp, top: padTop, left: padLeft });
+    const d = backend.typedArrayFromHeap(shifted) as Float32Array;
+    const src = backend.typedArrayFromHeap(dy) as Float32Array;
+    d.fill(0);
+    for (let b = 0, s = 0; b < batch; b++) {
+      for (let oy = 0; oy < outH; oy++) {
+        for (let ox = 0; ox < outW; ox++, s += outC) {
+          const q = (b * hp + oy) * wp + ox;
+          for (let kw = 0; kw < kW; kw++) {
+            const o = (q + kw) * cols + kw * outC;
+            for (let co = 0; co < outC; co++) d[o + co] = src[s + co] as number;
+          }
+        }
+      }
+    }
+    const xpPtr = heapPtr(backend, xp);
+    const dPtr = heapPtr(backend, shifted);
+    const tPtr = heapPtr(backend, t);
+    for (let kh = 0; kh < kH; kh++) {
+      gemm.multiply(
+        inC,
+        depth,
+        cols,
+        { ptr: xpPtr + 4 * kh * wp * inC, rowStride: 4, colStride: 4 * inC },
+        { ptr: dPtr, rowStride: 4 * cols, colStride: 4 },
+        { ptr: tPtr + 4 * kh * inC * cols, rowStride: 4 * cols },
+      );
+    }
+    const out = backend.typedArrayFromHeap(dw) as Float32Array;
+    const tv = backend.typedArrayFromHeap(t) as Float32Array;
+    for (let kh = 0, o = 0; kh < kH; kh++) {
+      for (let kw = 0; kw < kW; kw++) {
+        for (let ci = 0; ci < inC; ci++) {
+          const from = (kh * inC + ci) * cols + kw * outC;
+          for (let co = 0; co < outC; co++) out[o++] = tv[from + co] as number;
+        }
+      }
+    }
+    return dw;
+  } catch (err) {
+    backend.disposeData(dw.dataId);
+    throw err;
+  } finally {
+    backend.disposeData(xp.dataId);
+    backend.disposeData(shifted.dataId);
+    backend.disposeData(t.dataId);
   }
 }
 
