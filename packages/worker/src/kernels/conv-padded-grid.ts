@@ -29,8 +29,9 @@ export function suitsPaddedGrid(g: ConvGeometry): boolean {
  * On the grid's flat positions q, the window of output q at tap row kh is the KW*CI contiguous floats of
  * xp from position q + kh*Wp, so for each kh one product, the positions as its depth, with xp itself read
  * with a row stride of CI floats:
- *   few output channels: dW[kh]^T [CO, KW*CI] = dyp^T [CO, Q] @ xs_kh [Q, KW*CI] (then transposed);
- *   more:                dW[kh]   [KW*CI, CO] = xs_kh^T @ dyp [Q, CO], in place.
+ *   few output channels and CI >= 8: dy shifted instead of x ({@link filterGradShiftedDy});
+ *   few output channels, fewer CI:   dW[kh]^T [CO, KW*CI] = dyp^T [CO, Q] @ xs_kh [Q, KW*CI] (then transposed);
+ *   more:                            dW[kh]   [KW*CI, CO] = xs_kh^T @ dyp [Q, CO], in place.
  * No patches matrix (SRGAN G's last conv, 9x9 32 -> 3 at 64 px: 170M floats of them). The grid's padding
  * costs (Hp*Wp)/(OH*OW) - 1 of extra multiply-adds (6% at 64 px, 27% at 16 px for 3x3). Returns
  * dW [KH, KW, CI, CO]; the caller owns it.
