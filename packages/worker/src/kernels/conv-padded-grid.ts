@@ -47,8 +47,7 @@ export function filterGradPaddedGrid(
     return filterGradShiftedDy(backend, gemm, x, dy, g);
   }
   const { batch, inH, inW, inC, outH, outW, outC, kH, kW, padTop, padLeft } = g;
-  const hp = outH + kH - 1;
-  const wp = outW + kW - 1;
+  const { hp, wp, positions } = paddedGrid(g);
   const row = kW * inC;
   const taps = kH * row;
   const xp = backend.makeOutput([batch, hp, wp, inC], 'float32');
@@ -61,7 +60,6 @@ export function filterGradPaddedGrid(
     gemm.reserve(Math.max(row, outC));
     padInto(backend, xp, x, { batch, h: inH, w: inW, c: inC, hp, wp, top: padTop, left: padLeft });
     padInto(backend, dyp, dy, { batch, h: outH, w: outW, c: outC, hp, wp, top: 0, left: 0 });
-    const positions = gridPositions(g);
     const xpPtr = heapPtr(backend, xp);
     const dypPtr = heapPtr(backend, dyp);
     const dwPtr = heapPtr(backend, dw);
@@ -111,11 +109,14 @@ export function filterGradPaddedGrid(
  */
 export const SHIFTED_DY_MIN_IN_CHANNELS = 8;
 
-/** The last grid position with a real output, plus one; every tap of every position before it lies inside the grid. */
-function gridPositions(g: ConvGeometry): number {
+/**
+ * The padded grid's height and width, and its positions: the last grid position with a real output, plus
+ * one (every tap of every position before it lies inside the grid).
+ */
+function paddedGrid(g: ConvGeometry): { hp: number; wp: number; positions: number } {
   const hp = g.outH + g.kH - 1;
   const wp = g.outW + g.kW - 1;
-  return (g.batch - 1) * hp * wp + (g.outH - 1) * wp + g.outW;
+  return { hp, wp, positions: (g.batch - 1) * hp * wp + (g.outH - 1) * wp + g.outW };
 }
 
 /**
@@ -140,10 +141,9 @@ function filterGradShiftedDy(
   g: ConvGeometry,
 ): TensorInfo {
   const { batch, inH, inW, inC, outH, outW, outC, kH, kW, padTop, padLeft } = g;
-  const hp = outH + kH - 1;
-  const wp = outW + kW - 1;
+  const { hp, wp, positions } = paddedGrid(g);
   const cols = kW * outC;
-  const depth = gridPositions(g) + kW - 1;
+  const depth = positions + kW - 1;
   const xp = backend.makeOutput([batch, hp, wp, inC], 'float32');
   const shifted = backend.makeOutput([depth, cols], 'float32');
   const t = backend.makeOutput([kH, inC, cols], 'float32');
