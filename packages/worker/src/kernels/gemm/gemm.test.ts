@@ -121,6 +121,75 @@ describe("Gantry's matrix product (wasm, relaxed SIMD) vs float64", () => {
     }
   }
 
+  it('adds into C with addToC: whole tiles, edge tiles and several K blocks, nothing past the m x n', () => {
+    const cases: [number, number, number][] = [
+      [1, 1, 1],
+      [5, 32, 32],
+      [13, 37, 29],
+      [9, KC + 1, 17],
+      [12, 2 * KC + 3, 27],
+    ];
+    for (const [m, k, n] of cases) {
+      const a = randomData(m * k, m + k);
+      const b = randomData(k * n, k + n);
+      const ldc = n + 3;
+      const base = randomData(m * ldc + 8, m * n);
+      const at = tf.tensor1d(a);
+      const bt = tf.tensor1d(b);
+      const ct = tf.tensor1d(base);
+      try {
+        gemm.reserve(n);
+        gemm.multiply(
+          m,
+          k,
+          n,
+          { ptr: heapPtr(backend, at), rowStride: 4 * k, colStride: 4 },
+          { ptr: heapPtr(backend, bt), rowStride: 4 * n, colStride: 4 },
+          { ptr: heapPtr(backend, ct), rowStride: 4 * ldc },
+          true,
+        );
+        const got = ct.dataSync();
+        const want = reference(a, b, m, k, n, false, false);
+        for (let t = 0; t < got.length; t++) {
+          const i = Math.floor(t / ldc);
+          const j = t % ldc;
+          if (i >= m || j >= n) {
+            expect(got[t], `${m}x${k}x${n}: [${t}] outside C was written`).toBe(base[t]);
+            continue;
+          }
+          const w = (base[t] as number) + (want[i * n + j] as number);
+          expect(Math.abs((got[t] as number) - w), `${m}x${k}x${n} [${i}][${j}]`).toBeLessThanOrEqual(
+            2e-6 * k + 1e-6,
+          );
+        }
+      } finally {
+        tf.dispose([at, bt, ct]);
+      }
+    }
+  });
+
+  it('leaves C alone for an empty sum with addToC', () => {
+    const base = randomData(27, 5);
+    const ct = tf.tensor1d(base);
+    try {
+      gemm.multiply(
+        3,
+        0,
+        9,
+        { ptr: 0, rowStride: 0, colStride: 4 },
+        { ptr: 0, rowStride: 36, colStride: 4 },
+        {
+          ptr: heapPtr(backend, ct),
+          rowStride: 36,
+        },
+        true,
+      );
+      expect(Array.from(ct.dataSync())).toEqual(Array.from(base));
+    } finally {
+      ct.dispose();
+    }
+  });
+
   it('writes zeros for an empty sum', () => {
     const got = product(new Float32Array(0), new Float32Array(0), 3, 0, 9, false, false);
     expect(Array.from(got.subarray(0, 27))).toEqual(new Array(27).fill(0));

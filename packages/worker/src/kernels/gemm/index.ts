@@ -43,6 +43,7 @@ type GemmExport = (
   n: number,
   kcmax: number,
   scratch: number,
+  addToC: number,
 ) => void;
 
 /** The module's exports (wat.ts). */
@@ -167,9 +168,9 @@ export class Gemm {
   }
 
   /**
-   * c[m][n] = a[m][k] @ b[k][n], all float32 in this backend's heap; c has unit column stride and must not
-   * overlap a or b. Call `reserve(n)` first when the operands are views taken from the heap: it may grow
-   * the heap (which moves nothing, but detaches typed-array views).
+   * c[m][n] = a[m][k] @ b[k][n], or c[m][n] += a @ b with `addToC`, all float32 in this backend's heap; c
+   * has unit column stride and must not overlap a or b. Call `reserve(n)` first when the operands are
+   * views taken from the heap: it may grow the heap (which moves nothing, but detaches typed-array views).
    */
   multiply(
     m: number,
@@ -178,9 +179,11 @@ export class Gemm {
     a: MatrixRef,
     b: MatrixRef,
     c: { ptr: number; rowStride: number },
+    addToC = false,
   ): void {
     if (m <= 0 || n <= 0) return;
     if (k <= 0) {
+      if (addToC) return;
       for (let i = 0; i < m; i++) {
         const row = (c.ptr + i * c.rowStride) >>> 2;
         emscripten(this.backend).HEAPF32.fill(0, row, row + n);
@@ -202,6 +205,7 @@ export class Gemm {
       n,
       KC,
       this.scratchPtr,
+      addToC ? 1 : 0,
     );
   }
 

@@ -370,9 +370,11 @@ ${batchNormWat()}
     (local.set $i (i32.add (local.get $i) (i32.const 4)))
     (br $one))))
 
-;; C[m][n] (row stride ldc bytes) = A @ B, m, k, n > 0. Scratch: kcmax * 8 * ceil(n / 8) + ${R} * kcmax + ${8 * R} floats.
+;; C[m][n] (row stride ldc bytes) = A @ B, or C += A @ B when addToC is non-zero; m, k, n > 0.
+;; Scratch: kcmax * 8 * ceil(n / 8) + ${R} * kcmax + ${8 * R} floats.
 (func (export "gemm") (param $a i32) (param $asi i32) (param $ask i32) (param $b i32) (param $bsk i32) (param $bsj i32)
     (param $c i32) (param $ldc i32) (param $m i32) (param $k i32) (param $n i32) (param $kcmax i32) (param $scratch i32)
+    (param $addToC i32)
   (local $k0 i32) (local $kc i32) (local $i i32) (local $j i32) (local $ap i32) (local $bp i32) (local $tile i32)
   (local $rows i32) (local $cols i32) (local $crow i32) (local $r i32) (local $q i32) (local $accumulate i32)
   (local.set $ap (i32.add (local.get $scratch)
@@ -382,7 +384,7 @@ ${batchNormWat()}
   (loop $kblock
     (local.set $kc (i32.sub (local.get $k) (local.get $k0)))
     (if (i32.gt_u (local.get $kc) (local.get $kcmax)) (then (local.set $kc (local.get $kcmax))))
-    (local.set $accumulate (i32.ne (local.get $k0) (i32.const 0)))
+    (local.set $accumulate (i32.or (i32.ne (local.get $k0) (i32.const 0)) (i32.ne (local.get $addToC) (i32.const 0))))
     (call $packB (i32.add (local.get $b) (i32.mul (local.get $k0) (local.get $bsk)))
       (local.get $bsk) (local.get $bsj) (local.get $kc) (local.get $n) (local.get $scratch))
     (local.set $i (i32.const 0))
