@@ -1,0 +1,171 @@
+import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+import type { TensorInfo } from '@tensorflow/tfjs-core';
+import type { ConvGeometry } from './conv-geometry.ts';
+import { type Gemm, heapPtr } from './gemm/index.ts';
+
+/** The most output channels {@link shiftedOutputConv} takes: past a GEMM tile's 8, im2col fills the tiles. */
+export const SHIFTED_OUTPUT_MAX_OUT_CHANNELS = 7;
+
+/** The fewest input channels {@link shiftedOutputConv} takes: CI is each product's whole depth. */
+export const SHIFTED_OUTPUT_MIN_IN_CHANNELS = 8;
+
+/** Output rows of one image per chunk: the chunk's [rows * Wp, KW*CO] sums stay in L1/L2 across the kh. */
+export const SHIFTED_OUTPUT_CHUNK_ROWS = 8;
+
+/** Whether {@link shiftedOutputConv} computes this convolution (stride 1, CO <= 7, CI >= 8, a kernel wider than 1). */
+export function suitsShiftedOutput(g: ConvGeometry): boolean {
+  return (
+    g.strideH === 1 &&
+    g.strideW === 1 &&
+    g.outC >= 1 &&
+    g.outC <= SHIFTED_OUTPUT_MAX_OUT_CHANNELS &&
+    g.inC >= SHIFTED_OUTPUT_MIN_IN_CHANNELS &&
+    g.kW >= 2 &&
+    g.batch * g.outH * g.outW > 0
+  );
+}
+
+/**
+ * Forward stride-1 convolution with few output channels (SRGAN G's last conv, 9x9 32 -> 3), with the
+ * kernel columns moved to the product's output side, as the filter gradient does in
+ * conv-padded-grid.ts (filterGradShiftedDy). x is copied into a zero-padded grid xp [B, Hp, Wp, CI]
+ * (Hp = OH + KH - 1, Wp = OW + KW - 1, x's pixel (0, 0) at (padTop, padLeft)). On the grid's flat
+ * positions p, for each kh one product of depth CI accumulates into
+ *   Y[p][kw*CO + co] = sum_kh sum_ci xp[p + kh*Wp][ci] W[kh][kw][ci][co]   ([P, CI] @ [CI, KW*CO]),
+ * the filter slice of each kh reorganised to [CI, KW*CO] with its columns zero-padded to a multiple of 8
+ * (27 -> 32) so the GEMM's tiles are whole; then
+ *   y[b, oy, ox, co] = sum_kw Y[(b*Hp + oy)*Wp + ox + kw][kw*CO + co].
+ * Every Y row an output row needs lies in that output row's own grid row, so the work goes in chunks of
+ * output rows whose Y stays in cache across the KH products, and the grid's KH - 1 padding rows per image
+ * are never computed. im2col's product is [B*OH*OW, KH*KW*CI] @ [KH*KW*CI, CO]: 3 of a tile's 8 columns.
+ * Returns y [B, OH, OW, CO] (the caller owns it), or undefined where the shape does not suit
+ * ({@link suitsShiftedOutput}).
+ */
+export function shiftedOutputConv(
+  backend: BackendWasm,
+  gemm: Gemm,
+  x: TensorInfo,
+  filter: TensorInfo,
+  g: ConvGeometry,
+  chunkRows: number = SHIFTED_OUTPUT_CHUNK_ROWS,
+): TensorInfo | undefined {
+  if (!suitsShiftedOutput(g)) return undefined;
+  const { batch, inH, inW, inC, outH, outW, outC, kH, kW, padTop, padLeft } = g;
+  const hp = outH + kH - 1;
+  const wp = outW + kW - 1;
+  const cols = kW * outC;
+  const ld = Math.ceil(cols / 8) * 8;
+  const chunk = Math.max(1, Math.min(outH, Math.floor(chunkRows)));
+  const xp = backend.makeOutput([batch, hp, wp, inC], 'float32');
+  const wr = backend.makeOutput([kH, inC, ld], 'float32');
+  const sums = backend.makeOutput([chunk * wp, ld], 'float32');
+  const out = backend.makeOutput([batch, outH, outW, outC], 'float32');
+  try {
+    gemm.reserve(ld);
+    // Views taken after every allocation (a growing heap detaches them).
+    padGrid(backend, xp, x, { batch, h: inH, w: inW, c: inC, hp, wp, top: padTop, left: padLeft });
+    const w = backend.typedArrayFromHeap(filter) as Float32Array;
+    const r = backend.typedArrayFromHeap(wr) as Float32Array;
+    r.fill(0);
+    for (let kh = 0; kh < kH; kh++) {
+      for (let kw = 0; kw < kW; kw++) {
+        for (let ci = 0; ci < inC; ci++) {
+          const src = ((kh * kW + kw) * inC + ci) * outC;
+          const dst = (kh * inC + ci) * ld + kw * outC;
+          for (let co = 0; co < outC; co++) r[dst + co] = w[src + co] as number;
+        }
+      }
+    }
+    const xpPtr = heapPtr(backend, xp);
+    const wrPtr = heapPtr(backend, wr);
+    const sumsPtr = heapPtr(backend, sums);
+    const y = backend.typedArrayFromHeap(out) as Float32Array;
+    const s = backend.typedArrayFromHeap(sums) as Float32Array;
+    for (let b = 0; b < batch; b++) {
+      for (let oy0 = 0; oy0 < outH; oy0 += chunk) {
+        const rows = Math.min(chunk, outH - oy0);
+        const p0 = (b * hp + oy0) * wp;
+        for (let kh = 0; kh < kH; kh++) {
+          gemm.multiply(
+            rows * wp,
+            inC,
+            ld,
+            { ptr: xpPtr + 4 * (p0 + kh * wp) * inC, rowStride: 4 * inC, colStride: 4 },
+            { ptr: wrPtr + 4 * kh * inC * ld, rowStride: 4 * ld, colStride: 4 },
+            { ptr: sumsPtr, rowStride: 4 * ld },
+            kh > 0,
+          );
+        }
+        reduceColumns(s, y, rows, wp, ld, outW, outC, kW, (b * outH + oy0) * outW * outC);
+      }
+    }
+    return out;
+  } catch (err) {
+    backend.disposeData(out.dataId);
+    throw err;
+  } finally {
+    backend.disposeData(xp.dataId);
+    backend.disposeData(wr.dataId);
+    backend.disposeData(sums.dataId);
+  }
+}
+
+/**
+ * y[o + (oy*OW + ox)*CO + co] = sum_kw s[(oy*Wp + ox + kw)*ld + kw*CO + co] for the chunk's `rows` output
+ * rows: the kernel columns' partial sums, each shifted back by its kw.
+ */
+function reduceColumns(
+  s: Float32Array,
+  y: Float32Array,
+  rows: number,
+  wp: number,
+  ld: number,
+  outW: number,
+  outC: number,
+  kW: number,
+  o: number,
+): void {
+  const step = ld + outC;
+  for (let oy = 0; oy < rows; oy++) {
+    for (let ox = 0; ox < outW; ox++) {
+      const base = (oy * wp + ox) * ld;
+      for (let co = 0; co < outC; co++) {
+        let acc = 0;
+        for (let kw = 0, i = base + co; kw < kW; kw++, i += step) acc += s[i] as number;
+        y[o++] = acc;
+      }
+    }
+  }
+}
+
+/** Where an image [batch, h, w, c] goes in a zero grid [batch, hp, wp, c]: its pixel (0, 0) at (top, left). */
+interface Placement {
+  batch: number;
+  h: number;
+  w: number;
+  c: number;
+  hp: number;
+  wp: number;
+  top: number;
+  left: number;
+}
+
+/** Zero-fills `grid` and copies `src` into it at the placement, clipping what falls outside the grid. */
+function padGrid(backend: BackendWasm, grid: TensorInfo, src: TensorInfo, p: Placement): void {
+  const gridView = backend.typedArrayFromHeap(grid) as Float32Array;
+  gridView.fill(0);
+  const heap = new Float32Array(gridView.buffer);
+  // Unsigned shifts: byte offsets past 2 GiB would turn negative with `>> 2`.
+  const gBase = gridView.byteOffset >>> 2;
+  const sBase = (backend.typedArrayFromHeap(src) as Float32Array).byteOffset >>> 2;
+  const col0 = Math.max(0, p.left);
+  const col1 = Math.min(p.wp, p.w + p.left);
+  if (col1 <= col0) return;
+  const run = (col1 - col0) * p.c;
+  for (let b = 0; b < p.batch; b++) {
+    for (let r = Math.max(0, p.top); r < Math.min(p.hp, p.h + p.top); r++) {
+      const from = sBase + ((b * p.h + r - p.top) * p.w + col0 - p.left) * p.c;
+      heap.copyWithin(gBase + ((b * p.hp + r) * p.wp + col0) * p.c, from, from + run);
+    }
+  }
+}
