@@ -10,19 +10,45 @@ export const SHIFTED_OUTPUT_MAX_OUT_CHANNELS = 7;
 export const SHIFTED_OUTPUT_MIN_IN_CHANNELS = 8;
 
 /** Output rows of one image per chunk: the chunk's [rows * Wp, KW*CO] sums stay in L1/L2 across the kh. */
-export const SHIFTED_OUTPUT_CHUNK_ROWS = 8;
+export const SHIFTED_OUTPUT_CHUNK_ROWS = 16;
 
-/** Whether {@link shiftedOutputConv} computes this convolution (stride 1, CO <= 7, CI >= 8, a kernel wider than 1). */
+/**
+ * The least estimated gain over XNNPACK for which {@link suitsShiftedOutput} takes a convolution: XNNPACK's
+ * work is KH*KW*CI multiply-adds per 8 output channels (it pads CO to 8), this kernel's KH*CI per padded
+ * column of KW*CO, times Wp/OW for the grid's padding columns; the estimate is their ratio.
+ */
+export const SHIFTED_OUTPUT_MIN_GAIN = 1.2;
+
+/** Options of {@link shiftedOutputConv}. */
+export interface ShiftedOutputOptions {
+  /** @default SHIFTED_OUTPUT_CHUNK_ROWS */
+  chunkRows?: number;
+  /** Compute any stride-1 convolution, not only those {@link suitsShiftedOutput} expects a gain on (tests). */
+  always?: boolean;
+}
+
+/**
+ * Whether {@link shiftedOutputConv} is expected to beat XNNPACK on this convolution: stride 1, at most 7
+ * output channels, at least 8 input channels, a kernel at least 5 wide, and an estimated gain of
+ * {@link SHIFTED_OUTPUT_MIN_GAIN}. Measured (one core, 7 calls alternating with XNNPACK, medians; batch
+ * 16, 'same'), XNNPACK against this: 64x64x32 9x9 -> 3 74 / 36 ms, -> 1 75 / 20, -> 4 75 / 43, -> 5 74 / 51,
+ * -> 7 75 / 66 ms (estimate 1.0: declined); 64x64x64 -> 3 149 / 65; 64x64x8 -> 3 19.6 / 11.1; 16x16x32 9x9
+ * -> 3 4.7 / 2.7; 8x8x32 9x9 -> 3 1.2 / 1.0 (estimate 1.1: declined); 16x16x32 5x5 -> 3 1.5 / 1.0;
+ * 64x64x8 5x5 -> 3 6.3 / 4.4; 32x32x16 5x5 -> 5 3.0 / 2.8 (1.1: declined), 32x32x32 7x7 -> 7 11.5 / 12.0;
+ * 3x3 kernels gain little or lose (the per-kh products are only CI deep): 32x32x32 -> 3 2.2 / 1.9,
+ * 64x64x8 -> 3 2.6 / 2.9, 8x8x64 -> 3 0.3 / 0.3 ms.
+ */
 export function suitsShiftedOutput(g: ConvGeometry): boolean {
-  return (
-    g.strideH === 1 &&
-    g.strideW === 1 &&
-    g.outC >= 1 &&
-    g.outC <= SHIFTED_OUTPUT_MAX_OUT_CHANNELS &&
-    g.inC >= SHIFTED_OUTPUT_MIN_IN_CHANNELS &&
-    g.kW >= 2 &&
-    g.batch * g.outH * g.outW > 0
-  );
+  if (!stride1(g) || g.outC > SHIFTED_OUTPUT_MAX_OUT_CHANNELS || g.inC < SHIFTED_OUTPUT_MIN_IN_CHANNELS)
+    return false;
+  if (g.kW < 5) return false;
+  const padded = Math.ceil((g.kW * g.outC) / 8) * 8;
+  const gain = (8 * g.kW * g.outW) / (padded * (g.outW + g.kW - 1));
+  return gain >= SHIFTED_OUTPUT_MIN_GAIN;
+}
+
+function stride1(g: ConvGeometry): boolean {
+  return g.strideH === 1 && g.strideW === 1 && g.outC >= 1 && g.batch * g.outH * g.outW > 0;
 }
 
 /**
@@ -39,7 +65,7 @@ export function suitsShiftedOutput(g: ConvGeometry): boolean {
  * output rows whose Y stays in cache across the KH products, and the grid's KH - 1 padding rows per image
  * are never computed. im2col's product is [B*OH*OW, KH*KW*CI] @ [KH*KW*CI, CO]: 3 of a tile's 8 columns.
  * Returns y [B, OH, OW, CO] (the caller owns it), or undefined where the shape does not suit
- * ({@link suitsShiftedOutput}).
+ * ({@link suitsShiftedOutput}; with `always`, any stride-1 convolution).
  */
 export function shiftedOutputConv(
   backend: BackendWasm,
@@ -47,9 +73,10 @@ export function shiftedOutputConv(
   x: TensorInfo,
   filter: TensorInfo,
   g: ConvGeometry,
-  chunkRows: number = SHIFTED_OUTPUT_CHUNK_ROWS,
+  options: ShiftedOutputOptions = {},
 ): TensorInfo | undefined {
-  if (!suitsShiftedOutput(g)) return undefined;
+  if (!(options.always ? stride1(g) : suitsShiftedOutput(g))) return undefined;
+  const chunkRows = options.chunkRows ?? SHIFTED_OUTPUT_CHUNK_ROWS;
   const { batch, inH, inW, inC, outH, outW, outC, kH, kW, padTop, padLeft } = g;
   const hp = outH + kH - 1;
   const wp = outW + kW - 1;
