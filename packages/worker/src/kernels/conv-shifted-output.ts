@@ -2,6 +2,7 @@ import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import type { TensorInfo } from '@tensorflow/tfjs-core';
 import type { ConvGeometry } from './conv-geometry.ts';
 import { type Gemm, heapPtr } from './gemm/index.ts';
+import { TILE_ROWS } from './gemm/wat.ts';
 
 /** The most output channels {@link shiftedOutputConv} takes: past a GEMM tile's 8, im2col fills the tiles. */
 export const SHIFTED_OUTPUT_MAX_OUT_CHANNELS = 7;
@@ -10,7 +11,7 @@ export const SHIFTED_OUTPUT_MAX_OUT_CHANNELS = 7;
 export const SHIFTED_OUTPUT_MIN_IN_CHANNELS = 8;
 
 /** Output rows of one image per chunk: the chunk's [rows * Wp, KW*CO] sums stay in L1/L2 across the kh. */
-export const SHIFTED_OUTPUT_CHUNK_ROWS = 16;
+export const SHIFTED_OUTPUT_CHUNK_ROWS = 8;
 
 /**
  * The least estimated gain over XNNPACK for which {@link suitsShiftedOutput} takes a convolution: XNNPACK's
@@ -23,6 +24,8 @@ export const SHIFTED_OUTPUT_MIN_GAIN = 1.2;
 export interface ShiftedOutputOptions {
   /** @default SHIFTED_OUTPUT_CHUNK_ROWS */
   chunkRows?: number;
+  /** Which driver (comparison only). */
+  method?: 'packed' | 'gemm';
   /** Compute any stride-1 convolution, not only those {@link suitsShiftedOutput} expects a gain on (tests). */
   always?: boolean;
 }
@@ -77,6 +80,7 @@ export function shiftedOutputConv(
 ): TensorInfo | undefined {
   if (!(options.always ? stride1(g) : suitsShiftedOutput(g))) return undefined;
   const chunkRows = options.chunkRows ?? SHIFTED_OUTPUT_CHUNK_ROWS;
+  if (options.method !== 'gemm') return packedConv(backend, gemm, x, filter, g, chunkRows);
   const { batch, inH, inW, inC, outH, outW, outC, kH, kW, padTop, padLeft } = g;
   const hp = outH + kH - 1;
   const wp = outW + kW - 1;
@@ -134,6 +138,78 @@ export function shiftedOutputConv(
     backend.disposeData(xp.dataId);
     backend.disposeData(wr.dataId);
     backend.disposeData(sums.dataId);
+  }
+}
+
+function packedConv(
+  backend: BackendWasm,
+  gemm: Gemm,
+  x: TensorInfo,
+  filter: TensorInfo,
+  g: ConvGeometry,
+  chunkRows: number,
+): TensorInfo {
+  const { batch, inH, inW, inC, outH, outW, outC, kH, kW, padTop, padLeft } = g;
+  const hp = outH + kH - 1;
+  // The grid's width a whole number of tiles, so each kernel row's rows are whole packed blocks.
+  const wg = Math.ceil((outW + kW - 1) / TILE_ROWS) * TILE_ROWS;
+  const cols = kW * outC;
+  const panels = Math.ceil(cols / 8);
+  const ld = 8 * panels;
+  const chunk = Math.max(1, Math.min(outH, Math.floor(chunkRows)));
+  const xp = backend.makeOutput([batch, hp, wg, inC], 'float32');
+  const bp = backend.makeOutput([panels, kH, inC, 8], 'float32');
+  const sums = backend.makeOutput([chunk * wg, ld], 'float32');
+  const ap = backend.makeOutput([(chunk + kH - 1) * wg, inC], 'float32');
+  const out = backend.makeOutput([batch, outH, outW, outC], 'float32');
+  try {
+    padGrid(backend, xp, x, { batch, h: inH, w: inW, c: inC, hp, wp: wg, top: padTop, left: padLeft });
+    const w = backend.typedArrayFromHeap(filter) as Float32Array;
+    const r = backend.typedArrayFromHeap(bp) as Float32Array;
+    r.fill(0);
+    for (let kh = 0; kh < kH; kh++) {
+      for (let kw = 0; kw < kW; kw++) {
+        for (let ci = 0; ci < inC; ci++) {
+          const src = ((kh * kW + kw) * inC + ci) * outC;
+          for (let co = 0; co < outC; co++) {
+            const c = kw * outC + co;
+            r[(((c >> 3) * kH + kh) * inC + ci) * 8 + (c & 7)] = w[src + co] as number;
+          }
+        }
+      }
+    }
+    const xpPtr = heapPtr(backend, xp);
+    const operands = {
+      x: 0,
+      ci: inC,
+      blocks: 0,
+      shift: wg / TILE_ROWS,
+      taps: kH,
+      bp: heapPtr(backend, bp),
+      panels,
+      y: heapPtr(backend, sums),
+      ap: heapPtr(backend, ap),
+    };
+    const y = backend.typedArrayFromHeap(out) as Float32Array;
+    const s = backend.typedArrayFromHeap(sums) as Float32Array;
+    for (let b = 0; b < batch; b++) {
+      for (let oy0 = 0; oy0 < outH; oy0 += chunk) {
+        const rows = Math.min(chunk, outH - oy0);
+        operands.x = xpPtr + 4 * (b * hp + oy0) * wg * inC;
+        operands.blocks = (rows * wg) / TILE_ROWS;
+        gemm.shiftedConv(operands);
+        reduceColumns(s, y, rows, wg, ld, outW, outC, kW, (b * outH + oy0) * outW * outC);
+      }
+    }
+    return out;
+  } catch (err) {
+    backend.disposeData(out.dataId);
+    throw err;
+  } finally {
+    backend.disposeData(xp.dataId);
+    backend.disposeData(bp.dataId);
+    backend.disposeData(sums.dataId);
+    backend.disposeData(ap.dataId);
   }
 }
 

@@ -50,6 +50,17 @@ type GemmExport = (
 interface GemmExports extends BatchNormPasses {
   gemm: GemmExport;
   addInto: (dst: number, src: number, n: number) => void;
+  shiftedConv: (
+    x: number,
+    ci: number,
+    blocks: number,
+    shift: number,
+    taps: number,
+    bp: number,
+    panels: number,
+    y: number,
+    ap: number,
+  ) => void;
   adam: (...args: number[]) => void;
   leakyRelu: (x: number, out: number, n: number, alpha: number) => void;
   leakyReluGrad: (dy: number, x: number, out: number, n: number, alpha: number) => void;
@@ -84,6 +95,19 @@ export interface BatchNormPasses {
     dgamma: number,
     dx: number,
   ): void;
+}
+
+/** The operands of {@link Gemm.shiftedConv}: byte addresses and counts. */
+export interface ShiftedConvOperands {
+  x: number;
+  ci: number;
+  blocks: number;
+  shift: number;
+  taps: number;
+  bp: number;
+  panels: number;
+  y: number;
+  ap: number;
 }
 
 /** Byte addresses of one Adam update's operands and results (see {@link Gemm.adam}). */
@@ -126,6 +150,17 @@ export class Gemm {
    */
   addInto(dst: number, src: number, n: number): void {
     this.exports.addInto(dst, src, n);
+  }
+
+  /**
+   * The kernel rows of a stride-1 convolution with its kernel columns on the output side (see
+   * kernels/conv-shifted-output.ts and the `shiftedConv` export in wat.ts): y [blocks*TILE_ROWS,
+   * 8*panels] = sum over t < taps of the rows of ci floats from x + t*shift*TILE_ROWS rows, times
+   * panel-packed filter slices bp ([panels][taps][ci][8]); ap is scratch for
+   * (blocks + (taps - 1)*shift)*TILE_ROWS*ci floats. Byte addresses in this heap; blocks, taps >= 1.
+   */
+  shiftedConv(p: ShiftedConvOperands): void {
+    this.exports.shiftedConv(p.x, p.ci, p.blocks, p.shift, p.taps, p.bp, p.panels, p.y, p.ap);
   }
 
   /** Batch normalisation's SIMD passes (positional arguments, as the module exports them). */

@@ -41,6 +41,26 @@ export function gemmModuleWat(fma: boolean, tileRows: number = TILE_ROWS): strin
   const S = 4 * R;
   const rows = Array.from({ length: R }, (_, r) => r);
   const acc = rows.flatMap((r) => [`$c${r}0`, `$c${r}1`]);
+  // One k of a tile: B's 8 columns, A's rows broadcast one by one, 2 multiply-adds per row.
+  const kStep = `(local.set $b0 (v128.load (local.get $bp)))
+    (local.set $b1 (v128.load offset=16 (local.get $bp)))
+    (local.set $a4 (v128.load (local.get $ap)))
+    ${rows
+      .map(
+        (r) => `(local.set $av ${
+          r < 4 ? shuffle('$a4', '$a4', [r, r, r, r]) : `(v128.load32_splat offset=${4 * r} (local.get $ap))`
+        })
+    (local.set $c${r}0 ${madd('(local.get $av)', '(local.get $b0)', `(local.get $c${r}0)`)})
+    (local.set $c${r}1 ${madd('(local.get $av)', '(local.get $b1)', `(local.get $c${r}1)`)})`,
+      )
+      .join('\n    ')}`;
+  const storeTile = rows
+    .map(
+      (r) => `(v128.store (local.get $cr) (local.get $c${r}0))
+  (v128.store offset=16 (local.get $cr) (local.get $c${r}1))
+  (local.set $cr (i32.add (local.get $cr) (local.get $ldc)))`,
+    )
+    .join('\n  ');
   return `(module
 (import "env" "memory" (memory 0))
 
@@ -59,29 +79,31 @@ export function gemmModuleWat(fma: boolean, tileRows: number = TILE_ROWS): strin
       .join('\n    ')}))
   (local.set $end (i32.add (local.get $ap) (i32.mul (local.get $kc) (i32.const ${S}))))
   (loop $k
-    (local.set $b0 (v128.load (local.get $bp)))
-    (local.set $b1 (v128.load offset=16 (local.get $bp)))
-    (local.set $a4 (v128.load (local.get $ap)))
-    ${rows
-      .map(
-        (r) => `(local.set $av ${
-          r < 4 ? shuffle('$a4', '$a4', [r, r, r, r]) : `(v128.load32_splat offset=${4 * r} (local.get $ap))`
-        })
-    (local.set $c${r}0 ${madd('(local.get $av)', '(local.get $b0)', `(local.get $c${r}0)`)})
-    (local.set $c${r}1 ${madd('(local.get $av)', '(local.get $b1)', `(local.get $c${r}1)`)})`,
-      )
-      .join('\n    ')}
+    ${kStep}
     (local.set $ap (i32.add (local.get $ap) (i32.const ${S})))
     (local.set $bp (i32.add (local.get $bp) (i32.const 32)))
     (br_if $k (i32.lt_u (local.get $ap) (local.get $end))))
   (local.set $cr (local.get $c))
-  ${rows
-    .map(
-      (r) => `(v128.store (local.get $cr) (local.get $c${r}0))
-  (v128.store offset=16 (local.get $cr) (local.get $c${r}1))
-  (local.set $cr (i32.add (local.get $cr) (local.get $ldc)))`,
-    )
-    .join('\n  ')})
+  ${storeTile})
+
+;; ${R}x8 tile of C (row stride ldc bytes) = sum over t < taps of Ap_t[kc][${R}] @ Bp_t[kc][8], where Ap_t is at
+;; ap + t*tapStride bytes and the Bp_t follow one another from bp (conv-shifted-output.ts: the kernel rows)
+(func $tileTaps (param $ap i32) (param $tapStride i32) (param $bp i32) (param $c i32) (param $ldc i32) (param $kc i32) (param $taps i32)
+  ${acc.map((v) => `(local ${v} v128)`).join(' ')}
+  (local $b0 v128) (local $b1 v128) (local $av v128) (local $a4 v128) (local $end i32) (local $cr i32) (local $a0 i32)
+  (loop $tap
+    (local.set $a0 (local.get $ap))
+    (local.set $end (i32.add (local.get $ap) (i32.mul (local.get $kc) (i32.const ${S}))))
+    (loop $k
+      ${kStep}
+      (local.set $ap (i32.add (local.get $ap) (i32.const ${S})))
+      (local.set $bp (i32.add (local.get $bp) (i32.const 32)))
+      (br_if $k (i32.lt_u (local.get $ap) (local.get $end))))
+    (local.set $ap (i32.add (local.get $a0) (local.get $tapStride)))
+    (local.set $taps (i32.sub (local.get $taps) (i32.const 1)))
+    (br_if $tap (local.get $taps)))
+  (local.set $cr (local.get $c))
+  ${storeTile})
 
 ;; Ap[kc][${R}] from rows [0, rows) of A (rows <= ${R}; missing rows are zeros)
 (func $packA (param $a i32) (param $asi i32) (param $ask i32) (param $rows i32) (param $kc i32) (param $dst i32)
@@ -369,6 +391,45 @@ ${batchNormWat()}
         (local.get $alpha))))
     (local.set $i (i32.add (local.get $i) (i32.const 4)))
     (br $one))))
+
+;; The kernel rows of a stride-1 convolution with its kernel columns on the output side
+;; (kernels/conv-shifted-output.ts): Y[blocks*${R}][8*panels] = sum_t A_t @ Bp_t, where A_t's rows are the
+;; rows of ci contiguous floats from x + (t*shift*${R} + row)*ci*4 (a zero-padded image grid whose width is
+;; shift*${R}, so that tap t's row blocks are whole blocks of the packed rows) and Bp_t is panel j's [ci][8]
+;; at bp + ((j*taps + t)*ci)*32 bytes. The rows are packed once for all the taps (ap: scratch of
+;; (blocks + (taps - 1)*shift)*${R}*ci floats); each 5x8 tile of Y sums its taps in turn.
+(func (export "shiftedConv") (param $x i32) (param $ci i32) (param $blocks i32) (param $shift i32) (param $taps i32)
+    (param $bp i32) (param $panels i32) (param $y i32) (param $ap i32)
+  (local $blk i32) (local $total i32) (local $asi i32) (local $ablk i32) (local $j i32)
+  (local $ldc i32) (local $yrow i32) (local $bpanel i32)
+  (local.set $asi (i32.shl (local.get $ci) (i32.const 2)))
+  (local.set $ablk (i32.mul (local.get $ci) (i32.const ${S})))
+  (local.set $total (i32.add (local.get $blocks) (i32.mul (i32.sub (local.get $taps) (i32.const 1)) (local.get $shift))))
+  (local.set $blk (i32.const 0))
+  (loop $pack
+    (call $packA (i32.add (local.get $x) (i32.mul (local.get $blk) (i32.mul (local.get $asi) (i32.const ${R}))))
+      (local.get $asi) (i32.const 4) (i32.const ${R}) (local.get $ci)
+      (i32.add (local.get $ap) (i32.mul (local.get $blk) (local.get $ablk))))
+    (local.set $blk (i32.add (local.get $blk) (i32.const 1)))
+    (br_if $pack (i32.lt_u (local.get $blk) (local.get $total))))
+  (local.set $ldc (i32.shl (local.get $panels) (i32.const 5)))
+  (local.set $blk (i32.const 0))
+  (loop $rows
+    (local.set $yrow (i32.add (local.get $y) (i32.mul (local.get $blk) (i32.mul (local.get $ldc) (i32.const ${R})))))
+    (local.set $j (i32.const 0))
+    (loop $panel
+      (local.set $bpanel (i32.add (local.get $bp)
+        (i32.shl (i32.mul (i32.mul (local.get $j) (local.get $taps)) (local.get $ci)) (i32.const 5))))
+      (call $tileTaps
+        (i32.add (local.get $ap) (i32.mul (local.get $blk) (local.get $ablk)))
+        (i32.mul (local.get $shift) (local.get $ablk))
+        (local.get $bpanel)
+        (i32.add (local.get $yrow) (i32.shl (local.get $j) (i32.const 5)))
+        (local.get $ldc) (local.get $ci) (local.get $taps))
+      (local.set $j (i32.add (local.get $j) (i32.const 1)))
+      (br_if $panel (i32.lt_u (local.get $j) (local.get $panels))))
+    (local.set $blk (i32.add (local.get $blk) (i32.const 1)))
+    (br_if $rows (i32.lt_u (local.get $blk) (local.get $blocks)))))
 
 ;; C[m][n] (row stride ldc bytes) = A @ B, or C += A @ B when addToC is non-zero; m, k, n > 0.
 ;; Scratch: kcmax * 8 * ceil(n / 8) + ${R} * kcmax + ${8 * R} floats.
