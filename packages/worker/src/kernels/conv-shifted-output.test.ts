@@ -37,6 +37,12 @@ const cases: Case[] = [
   { x: [1, 17, 5, 33], filter: [4, 2, 33, 5], pad: 'valid', chunkRows: 100 },
   { x: [3, 5, 6, 16], filter: [5, 5, 16, 2], pad: 'same', chunkRows: 1 },
   { x: [1, 3, 3, 8], filter: [1, 3, 8, 3], pad: 'same' },
+  // Outputs of a pixel or two: the reduction's vector stores must not run past y.
+  { x: [1, 5, 5, 8], filter: [5, 5, 8, 1], pad: 'valid' },
+  { x: [1, 3, 4, 8], filter: [3, 3, 8, 2], pad: 'valid' },
+  { x: [2, 2, 3, 8], filter: [2, 2, 8, 5], pad: 'valid' },
+  { x: [1, 4, 4, 10], filter: [4, 3, 10, 7], pad: 'valid' },
+  { x: [2, 6, 5, 3], filter: [3, 3, 3, 8], pad: 'same' }, // 8 channels: both vectors whole; CI < 4
 ];
 
 const label = (c: Case): string =>
@@ -88,19 +94,20 @@ describe('stride-1 conv with the kernel columns on the output side vs cpu', () =
     expectClose(await shifted(c, x, w), want);
   });
 
-  it("takes SRGAN G's last conv; declines strided convs, 3x3 kernels and shapes with little to gain", async () => {
+  it("takes SRGAN G's last conv; declines strided convs, tiny images and shapes with little to gain", async () => {
     await tf.setBackend('wasm');
     const backend = tf.backend() as BackendWasm;
     expect(suitsShiftedOutput(geometry([16, 64, 64, 32], [9, 9, 32, 3], 'same'))).toBe(true);
     expect(suitsShiftedOutput(geometry([16, 64, 64, 64], [9, 9, 64, 3], 'same'))).toBe(true);
-    expect(suitsShiftedOutput(geometry([16, 16, 16, 32], [5, 5, 32, 1], 'same'))).toBe(true);
+    expect(suitsShiftedOutput(geometry([16, 64, 64, 32], [9, 9, 32, 7], 'same'))).toBe(true);
+    expect(suitsShiftedOutput(geometry([16, 32, 32, 32], [3, 3, 32, 3], 'same'))).toBe(true);
     const declined: [Shape4, Shape4, number][] = [
       [[1, 16, 16, 32], [9, 9, 32, 3], 2],
       [[1, 16, 16, 32], [5, 5, 32, 8], 1],
       [[1, 16, 16, 7], [5, 5, 7, 3], 1],
-      [[1, 32, 32, 32], [3, 3, 32, 3], 1],
-      [[1, 64, 64, 32], [9, 9, 32, 7], 1],
-      [[1, 8, 8, 32], [9, 9, 32, 3], 1],
+      [[1, 32, 32, 16], [1, 1, 16, 3], 1],
+      [[1, 64, 64, 16], [3, 1, 16, 1], 1],
+      [[1, 4, 4, 64], [3, 3, 64, 3], 1],
     ];
     for (const [xs, fs, strides] of declined) {
       const g = geometry(xs, fs, 'same', strides);
@@ -113,5 +120,11 @@ describe('stride-1 conv with the kernel columns on the output side vs cpu', () =
       tf.dispose([x, w]);
       expect(backend.numDataIds()).toBe(dataIds);
     }
+    // 9 output channels: more than the reduction's two vectors, even with `always`.
+    const x = tf.zeros([1, 8, 8, 8]);
+    const w = tf.zeros([3, 3, 8, 9]);
+    const wide = geometry([1, 8, 8, 8], [3, 3, 8, 9], 'same');
+    expect(shiftedOutputConv(backend, gemm, x, w, wide, { always: true })).toBeUndefined();
+    tf.dispose([x, w]);
   });
 });

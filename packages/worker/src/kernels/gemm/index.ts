@@ -61,6 +61,16 @@ interface GemmExports extends BatchNormPasses {
     y: number,
     ap: number,
   ) => void;
+  shiftedReduce: (
+    s: number,
+    y: number,
+    rows: number,
+    wg: number,
+    ld: number,
+    ow: number,
+    co: number,
+    kws: number,
+  ) => void;
   adam: (...args: number[]) => void;
   leakyRelu: (x: number, out: number, n: number, alpha: number) => void;
   leakyReluGrad: (dy: number, x: number, out: number, n: number, alpha: number) => void;
@@ -161,6 +171,24 @@ export class Gemm {
    */
   shiftedConv(p: ShiftedConvOperands): void {
     this.exports.shiftedConv(p.x, p.ci, p.blocks, p.shift, p.taps, p.bp, p.panels, p.y, p.ap);
+  }
+
+  /**
+   * y[(oy*ow + ox)*co + c] = sum over kw < kws of s[(oy*wg + ox + kw)*ld + kw*co + c] for oy < rows,
+   * ox < ow, c < co <= 8, in SIMD (the `shiftedReduce` export in wat.ts): the shifted-output convolution's
+   * kernel columns summed back. Byte addresses in this heap; s needs 8 floats of slack after its last row.
+   */
+  shiftedReduce(
+    s: number,
+    y: number,
+    rows: number,
+    wg: number,
+    ld: number,
+    ow: number,
+    co: number,
+    kws: number,
+  ) {
+    this.exports.shiftedReduce(s, y, rows, wg, ld, ow, co, kws);
   }
 
   /** Batch normalisation's SIMD passes (positional arguments, as the module exports them). */

@@ -431,6 +431,50 @@ ${batchNormWat()}
     (local.set $blk (i32.add (local.get $blk) (i32.const 1)))
     (br_if $rows (i32.lt_u (local.get $blk) (local.get $blocks)))))
 
+;; y[(oy*ow + ox)*co + c] = sum over kw < kws of s[(oy*wg + ox + kw)*ld + kw*co + c] for oy < rows, ox < ow,
+;; c < co <= 8 (conv-shifted-output.ts: the kernel columns' sums shifted back by their kw). By vectors of 4
+;; (two where co > 4) read past the co wanted (s needs 8 floats of slack after its last row) and stored over
+;; the next pixels', which are written after; the pixels whose vectors would end past y lane by lane.
+(func (export "shiftedReduce") (param $s i32) (param $y i32) (param $rows i32) (param $wg i32) (param $ld i32)
+    (param $ow i32) (param $co i32) (param $kws i32)
+  (local $oy i32) (local $ox i32) (local $kw i32) (local $src i32) (local $step i32) (local $out i32)
+  (local $v0 v128) (local $v1 v128) (local $two i32) (local $last i32)
+  (local.set $step (i32.shl (i32.add (local.get $ld) (local.get $co)) (i32.const 2)))
+  (local.set $out (i32.shl (local.get $co) (i32.const 2)))
+  (local.set $two (i32.gt_u (local.get $co) (i32.const 4)))
+  ;; vector stores while a whole vector (two) still ends inside y: from $last on, lane by lane
+  (local.set $last (i32.sub
+    (i32.add (local.get $y) (i32.mul (i32.mul (local.get $rows) (local.get $ow)) (local.get $out)))
+    (select (i32.const 32) (i32.const 16) (local.get $two))))
+  (local.set $oy (i32.const 0))
+  (loop $row
+    (local.set $ox (i32.const 0))
+    (loop $px
+      (local.set $src (i32.add (local.get $s)
+        (i32.shl (i32.mul (i32.add (i32.mul (local.get $oy) (local.get $wg)) (local.get $ox)) (local.get $ld)) (i32.const 2))))
+      (local.set $v0 (v128.load (local.get $src)))
+      (local.set $v1 (v128.load offset=16 (local.get $src)))
+      (local.set $kw (i32.const 1))
+      (block $done (loop $k
+        (br_if $done (i32.ge_u (local.get $kw) (local.get $kws)))
+        (local.set $src (i32.add (local.get $src) (local.get $step)))
+        (local.set $v0 (f32x4.add (local.get $v0) (v128.load (local.get $src))))
+        (local.set $v1 (f32x4.add (local.get $v1) (v128.load offset=16 (local.get $src))))
+        (local.set $kw (i32.add (local.get $kw) (i32.const 1)))
+        (br $k)))
+      (if (i32.le_u (local.get $y) (local.get $last))
+        (then
+          (v128.store (local.get $y) (local.get $v0))
+          (if (local.get $two) (then (v128.store offset=16 (local.get $y) (local.get $v1)))))
+        (else
+          (if (i32.gt_u (local.get $co) (i32.const 0)) (then (f32.store offset=0 (local.get $y) (f32x4.extract_lane 0 (local.get $v0))))) (if (i32.gt_u (local.get $co) (i32.const 1)) (then (f32.store offset=4 (local.get $y) (f32x4.extract_lane 1 (local.get $v0))))) (if (i32.gt_u (local.get $co) (i32.const 2)) (then (f32.store offset=8 (local.get $y) (f32x4.extract_lane 2 (local.get $v0))))) (if (i32.gt_u (local.get $co) (i32.const 3)) (then (f32.store offset=12 (local.get $y) (f32x4.extract_lane 3 (local.get $v0)))))
+          (if (i32.gt_u (local.get $co) (i32.const 4)) (then (f32.store offset=16 (local.get $y) (f32x4.extract_lane 0 (local.get $v1))))) (if (i32.gt_u (local.get $co) (i32.const 5)) (then (f32.store offset=20 (local.get $y) (f32x4.extract_lane 1 (local.get $v1))))) (if (i32.gt_u (local.get $co) (i32.const 6)) (then (f32.store offset=24 (local.get $y) (f32x4.extract_lane 2 (local.get $v1))))) (if (i32.gt_u (local.get $co) (i32.const 7)) (then (f32.store offset=28 (local.get $y) (f32x4.extract_lane 3 (local.get $v1)))))))
+      (local.set $y (i32.add (local.get $y) (local.get $out)))
+      (local.set $ox (i32.add (local.get $ox) (i32.const 1)))
+      (br_if $px (i32.lt_u (local.get $ox) (local.get $ow))))
+    (local.set $oy (i32.add (local.get $oy) (i32.const 1)))
+    (br_if $row (i32.lt_u (local.get $oy) (local.get $rows)))))
+
 ;; C[m][n] (row stride ldc bytes) = A @ B, or C += A @ B when addToC is non-zero; m, k, n > 0.
 ;; Scratch: kcmax * 8 * ceil(n / 8) + ${R} * kcmax + ${8 * R} floats.
 (func (export "gemm") (param $a i32) (param $asi i32) (param $ask i32) (param $b i32) (param $bsk i32) (param $bsj i32)
