@@ -6,7 +6,7 @@ import { convGeometry } from './conv-geometry.ts';
 import { conv2D } from './conv2d.ts';
 import { gemmFor } from './gemm/index.ts';
 import { expectClose, type ConvPad as Pad, randomData, runOn, type Shape4, size } from './test-support.ts';
-import { suitsWinograd, winogradConv } from './winograd.ts';
+import { suitsWinograd, suitsWinogradFilterGrad, winogradConv, winogradFilterGrad } from './winograd.ts';
 
 interface Case {
   x: Shape4;
@@ -86,12 +86,42 @@ describe("Winograd F(2x2, 3x3) (wasm) vs cpu's direct convolution", () => {
     expectClose(await runOn('wasm', dx), await runOn('cpu', dx));
   });
 
+  it.each(cases.map((c) => [label(c), c] as const))('filter gradient, %s', async (_name, c) => {
+    const g = geometryOf(c);
+    const dyShape: Shape4 = [c.x[0], g.outH, g.outW, c.outC];
+    const x = randomData(size(c.x), 28);
+    const dy = randomData(size(dyShape), 29);
+    const filterShape: Shape4 = [3, 3, c.x[3], c.outC];
+    const dw = () =>
+      tf
+        .engine()
+        .runKernel(
+          'Conv2DBackpropFilter',
+          { x: tf.tensor4d(x, c.x), dy: tf.tensor4d(dy, dyShape) },
+          { strides: 1, pad: c.pad, dataFormat: 'NHWC', filterShape },
+        ) as tf.Tensor;
+    const cpu = await runOn('cpu', dw);
+    expectClose(await runOn('wasm', dw), cpu);
+    // Called directly, whatever the channel counts, in passes of a few tiles summed into the result.
+    const backend = tf.backend() as BackendWasm;
+    const xt = tf.tensor4d(x, c.x);
+    const dyt = tf.tensor4d(dy, dyShape);
+    const before = backend.numDataIds();
+    const out = winogradFilterGrad(backend, gemmFor(backend)!, xt, dyt, g, 64 * (c.x[3] + c.outC) * 5);
+    expect(backend.numDataIds()).toBe(before + 1);
+    expectClose(backend.readSync(out!.dataId) as Float32Array, cpu);
+    backend.disposeData(out!.dataId);
+    tf.dispose([xt, dyt]);
+  });
+
   it('is not taken for other kernels, strides or channel counts', () => {
     const base = geometryOf(cases[5] as Case);
     expect(suitsWinograd({ ...base, strideH: 2 })).toBe(false);
     expect(suitsWinograd({ ...base, kH: 5, kW: 5 })).toBe(false);
     expect(suitsWinograd({ ...base, inC: 65 })).toBe(false);
     expect(suitsWinograd({ ...base, outC: 3 })).toBe(false);
+    expect(suitsWinogradFilterGrad({ ...base, inC: 16, outC: 16 })).toBe(false);
+    expect(suitsWinogradFilterGrad({ ...base, inC: 16, outC: 32 })).toBe(true);
   });
 
   it('matches the im2col path and does not leak', async () => {
