@@ -34,6 +34,17 @@ const cases: Case[] = [
   { x: [2, 13, 11, 8], filter: [3, 3, 8, 1], pad: 'valid' },
   { x: [1, 9, 7, 9], filter: [5, 3, 9, 7], pad: 'same', chunkRows: 2 },
   { x: [2, 6, 7, 12], filter: [3, 3, 12, 3], pad: explicit },
+  {
+    x: [2, 7, 9, 8],
+    filter: [5, 5, 8, 4],
+    pad: [
+      [0, 0],
+      [0, 3],
+      [4, 1],
+      [0, 0],
+    ],
+    chunkRows: 4,
+  },
   { x: [1, 17, 5, 33], filter: [4, 2, 33, 5], pad: 'valid', chunkRows: 100 },
   { x: [3, 5, 6, 16], filter: [5, 5, 16, 2], pad: 'same', chunkRows: 1 },
   { x: [1, 3, 3, 8], filter: [1, 3, 8, 3], pad: 'same' },

@@ -11,7 +11,7 @@ export const SHIFTED_OUTPUT_MAX_OUT_CHANNELS = 7;
 export const SHIFTED_OUTPUT_MIN_IN_CHANNELS = 8;
 
 /** Output rows of one image per chunk: the chunk's [rows * Wg, KW*CO] sums stay in L1/L2 across the kh. */
-export const SHIFTED_OUTPUT_CHUNK_ROWS = 8;
+export const SHIFTED_OUTPUT_CHUNK_ROWS = 16;
 
 /**
  * The least estimated work ratio for which {@link suitsShiftedOutput} takes a convolution: XNNPACK does
@@ -20,6 +20,9 @@ export const SHIFTED_OUTPUT_CHUNK_ROWS = 8;
  * kernel's multiply-adds measured 1.2-1.5x cheaper than XNNPACK's, hence a threshold under 1.
  */
 export const SHIFTED_OUTPUT_MIN_ESTIMATE = 0.8;
+
+/** The narrowest output {@link suitsShiftedOutput} takes: on 4x4 images the fixed costs outweigh the gain. */
+export const SHIFTED_OUTPUT_MIN_WIDTH = 8;
 
 /** Options of {@link shiftedOutputConv}. */
 export interface ShiftedOutputOptions {
@@ -34,19 +37,20 @@ export interface ShiftedOutputOptions {
 
 /**
  * Whether {@link shiftedOutputConv} is expected to beat XNNPACK on this convolution: stride 1, at most 7
- * output channels, at least 8 input channels, a kernel at least 3x3, and an estimate of
- * {@link SHIFTED_OUTPUT_MIN_ESTIMATE} or more. Measured (one core, 7-21 calls alternating with XNNPACK,
- * medians; batch 16, 'same'), XNNPACK against this: 64x64x32 9x9 -> 3 (SRGAN G's last conv) 74 / 27 ms,
- * -> 1 75 / 15, -> 5 74 / 38, -> 7 74 / 52; 64x64x64 9x9 -> 3 151 / 56; 64x64x8 9x9 -> 3 20.8 / 7.4;
- * 16x16x32 9x9 -> 3 6.4 / 2.4; 8x8x32 9x9 -> 3 1.3 / 0.9; 32x32x32 7x7 -> 7 11.9 / 9.8; 16x16x32 5x5 -> 3
- * 1.6 / 0.7; 64x64x8 5x5 -> 3 6.3 / 2.6; 32x32x32 3x3 -> 3 2.2 / 1.3; 16x16x32 3x3 -> 3 0.6 / 0.3;
- * 8x8x64 3x3 -> 3 0.3 / 0.2 ms; declined: [32,4,4,64] 3x3 -> 3 (estimate 0.6) 0.15 / 0.26 ms, 1x1 kernels
- * ([16,32,32,16] -> 3 0.2 / 0.3 ms), 3x1 ([16,64,64,16] -> 1 1.7 / 1.9 ms), 1x3 (even).
+ * output channels, at least 8 input channels, a kernel at least 3x3, outputs at least
+ * {@link SHIFTED_OUTPUT_MIN_WIDTH} wide, and an estimate of {@link SHIFTED_OUTPUT_MIN_ESTIMATE} or more.
+ * Measured (one core, 9-21 calls alternating with XNNPACK, medians; batch 16, 'same'), XNNPACK against
+ * this: 64x64x32 9x9 -> 3 (SRGAN G's last conv) 77 / 26 ms, -> 1 79 / 16, -> 5 85 / 41, -> 7 77 / 49;
+ * 64x64x64 9x9 -> 3 ~150 / 51; 64x64x8 9x9 -> 3 20.3 / 7.0; 16x16x32 9x9 -> 3 4.8 / 2.1; 8x8x32 9x9 -> 3
+ * 1.2 / 1.0; 32x32x32 7x7 -> 7 11.5 / 8.7; 16x16x32 5x5 -> 3 1.5 / 0.7; 64x64x8 5x5 -> 3 6.6 / 2.5;
+ * 32x32x32 3x3 -> 3 2.3 / 1.5; 16x16x32 3x3 -> 3 0.6 / 0.5; 8x8x64 3x3 -> 3 0.3 / 0.25 ms. Declined:
+ * [32,4,4,64] 3x3 -> 3 0.2 / 0.3 ms; 1x1 kernels ([16,32,32,16] -> 3 0.2 / 0.3 ms); 3x1 ([16,64,64,16]
+ * -> 1 1.7 / 1.9 ms); 1x3 (even).
  */
 export function suitsShiftedOutput(g: ConvGeometry): boolean {
   if (!supported(g) || g.outC > SHIFTED_OUTPUT_MAX_OUT_CHANNELS || g.inC < SHIFTED_OUTPUT_MIN_IN_CHANNELS)
     return false;
-  if (g.kH < 3 || g.kW < 3) return false;
+  if (g.kH < 3 || g.kW < 3 || g.outW < SHIFTED_OUTPUT_MIN_WIDTH) return false;
   const { wg, ld } = layout(g);
   return (8 * g.kW * g.outW) / (ld * wg) >= SHIFTED_OUTPUT_MIN_ESTIMATE;
 }
@@ -66,15 +70,17 @@ function supported(g: ConvGeometry): boolean {
 }
 
 /**
- * The grid's width Wg (Wp = OW + KW - 1 rounded up to a whole number of the product's 5-row tiles, so
- * that each kernel row's rows are whole packed blocks) and the sums' row length ld (KW*CO rounded up to
- * whole 8-column panels).
+ * The grid's layout: each row holds Z zero columns, then an image row (W columns), so Wg = W + Z; Z is
+ * at least the left and the right padding (a window running past the right of its row reads the next
+ * row's zeros, which serve as both rows' padding) and makes Wg a whole number of the product's 5-row
+ * tiles, so that kernel row kh's rows are whole packed blocks kh*Wg/5 further on. ld: the sums' row
+ * length, KW*CO rounded up to whole 8-column panels.
  */
-function layout(g: ConvGeometry): { wg: number; ld: number } {
-  return {
-    wg: Math.ceil((g.outW + g.kW - 1) / TILE_ROWS) * TILE_ROWS,
-    ld: 8 * Math.ceil((g.kW * g.outC) / 8),
-  };
+function layout(g: ConvGeometry): { wg: number; zeros: number; ld: number } {
+  const padRight = g.outW + g.kW - 1 - g.inW - g.padLeft;
+  let zeros = Math.max(0, g.padLeft, padRight);
+  zeros += (TILE_ROWS - ((g.inW + zeros) % TILE_ROWS)) % TILE_ROWS;
+  return { wg: g.inW + zeros, zeros, ld: 8 * Math.ceil((g.kW * g.outC) / 8) };
 }
 
 /**
@@ -118,17 +124,24 @@ function packedConv(
 ): TensorInfo {
   const { batch, inH, inW, inC, outH, outW, outC, kH, kW, padTop, padLeft } = g;
   const hp = outH + kH - 1;
-  const { wg, ld } = layout(g);
+  const { wg, zeros, ld } = layout(g);
   const panels = ld / 8;
   const chunk = Math.max(1, Math.min(outH, Math.floor(chunkRows)));
-  const xp = backend.makeOutput([batch, hp, wg, inC], 'float32');
+  // Y positions of a chunk of `rows` output rows: each output row's windows span OW + KW - 1 of them, from
+  // its grid row's start + Z - padLeft; whole 5-row blocks.
+  const blocksOf = (rows: number) => Math.ceil(((rows - 1) * wg + outW + kW - 1) / TILE_ROWS);
+  const maxBlocks = blocksOf(chunk);
+  const shift = wg / TILE_ROWS;
+  // The last chunk's packed blocks run up to padRight + TILE_ROWS - 1 positions past its image's grid:
+  // one more grid row (Wg >= padRight) and a block of slack after the last image.
+  const xp = backend.makeOutput([(batch * hp + 1) * wg + TILE_ROWS, inC], 'float32');
   const bp = backend.makeOutput([panels, kH, inC, 8], 'float32');
   // 8 floats of slack: shiftedReduce reads whole vectors past the columns it sums.
-  const sums = backend.makeOutput([chunk * wg * ld + 8], 'float32');
-  const ap = backend.makeOutput([(chunk + kH - 1) * wg, inC], 'float32');
+  const sums = backend.makeOutput([maxBlocks * TILE_ROWS * ld + 8], 'float32');
+  const ap = backend.makeOutput([(maxBlocks + (kH - 1) * shift) * TILE_ROWS, inC], 'float32');
   const out = backend.makeOutput([batch, outH, outW, outC], 'float32');
   try {
-    padGrid(backend, xp, x, { batch, h: inH, w: inW, c: inC, hp, wp: wg, top: padTop, left: padLeft });
+    fillGrid(backend, xp, x, { batch, h: inH, w: inW, c: inC, hp, wg, top: padTop, zeros });
     const w = backend.typedArrayFromHeap(filter) as Float32Array;
     const r = backend.typedArrayFromHeap(bp) as Float32Array;
     r.fill(0);
@@ -148,7 +161,7 @@ function packedConv(
       x: 0,
       ci: inC,
       blocks: 0,
-      shift: wg / TILE_ROWS,
+      shift,
       taps: kH,
       bp: heapPtr(backend, bp),
       panels,
@@ -159,19 +172,11 @@ function packedConv(
     for (let b = 0; b < batch; b++) {
       for (let oy0 = 0; oy0 < outH; oy0 += chunk) {
         const rows = Math.min(chunk, outH - oy0);
-        operands.x = xpPtr + 4 * (b * hp + oy0) * wg * inC;
-        operands.blocks = (rows * wg) / TILE_ROWS;
+        operands.x = xpPtr + 4 * ((b * hp + oy0) * wg + zeros - padLeft) * inC;
+        operands.blocks = blocksOf(rows);
         gemm.shiftedConv(operands);
-        gemm.shiftedReduce(
-          operands.y,
-          yPtr + 4 * (b * outH + oy0) * outW * outC,
-          rows,
-          wg,
-          ld,
-          outW,
-          outC,
-          kW,
-        );
+        const yRow = yPtr + 4 * (b * outH + oy0) * outW * outC;
+        gemm.shiftedReduce(operands.y, yRow, rows, wg, ld, outW, outC, kW);
       }
     }
     return out;
@@ -186,34 +191,45 @@ function packedConv(
   }
 }
 
-/** Where an image [batch, h, w, c] goes in a zero grid [batch, hp, wp, c]: its pixel (0, 0) at (top, left). */
-interface Placement {
+/** The grid's layout (see {@link layout}): images [batch, h, w, c] in grids of hp rows of wg positions. */
+interface GridLayout {
   batch: number;
   h: number;
   w: number;
   c: number;
   hp: number;
-  wp: number;
+  wg: number;
+  /** Grid rows above each image. */
   top: number;
-  left: number;
+  /** Zero positions at the start of each grid row (the rest of the row is the image row). */
+  zeros: number;
 }
 
-/** Zero-fills `grid` and copies `src` into it at the placement, clipping what falls outside the grid. */
-function padGrid(backend: BackendWasm, grid: TensorInfo, src: TensorInfo, p: Placement): void {
-  const gridView = backend.typedArrayFromHeap(grid) as Float32Array;
-  gridView.fill(0);
-  const heap = new Float32Array(gridView.buffer);
+/**
+ * Writes x into the grid: per image, `top` zero rows, then each image row after `zeros` zero positions,
+ * then zero rows up to hp; everything after the last image's grid is zeros. Only the zeros are filled,
+ * not the whole grid first.
+ */
+function fillGrid(backend: BackendWasm, grid: TensorInfo, src: TensorInfo, p: GridLayout): void {
+  const view = backend.typedArrayFromHeap(grid) as Float32Array;
+  const heap = new Float32Array(view.buffer);
   // Unsigned shifts: byte offsets past 2 GiB would turn negative with `>> 2`.
-  const gBase = gridView.byteOffset >>> 2;
-  const sBase = (backend.typedArrayFromHeap(src) as Float32Array).byteOffset >>> 2;
-  const col0 = Math.max(0, p.left);
-  const col1 = Math.min(p.wp, p.w + p.left);
-  if (col1 <= col0) return;
-  const run = (col1 - col0) * p.c;
+  const g0 = view.byteOffset >>> 2;
+  const s0 = (backend.typedArrayFromHeap(src) as Float32Array).byteOffset >>> 2;
+  const rowFloats = p.wg * p.c;
+  const zeroFloats = p.zeros * p.c;
+  const imageRow = p.w * p.c;
+  const rows = Math.min(p.h, p.hp - p.top);
   for (let b = 0; b < p.batch; b++) {
-    for (let r = Math.max(0, p.top); r < Math.min(p.hp, p.h + p.top); r++) {
-      const from = sBase + ((b * p.h + r - p.top) * p.w + col0 - p.left) * p.c;
-      heap.copyWithin(gBase + ((b * p.hp + r) * p.wp + col0) * p.c, from, from + run);
+    const base = g0 + b * p.hp * rowFloats;
+    heap.fill(0, base, base + p.top * rowFloats);
+    for (let r = 0; r < rows; r++) {
+      const row = base + (p.top + r) * rowFloats;
+      heap.fill(0, row, row + zeroFloats);
+      const from = s0 + (b * p.h + r) * imageRow;
+      heap.copyWithin(row + zeroFloats, from, from + imageRow);
     }
+    heap.fill(0, base + (p.top + rows) * rowFloats, base + p.hp * rowFloats);
   }
+  heap.fill(0, g0 + p.batch * p.hp * rowFloats, g0 + view.length);
 }
