@@ -10,7 +10,7 @@ export const SHIFTED_OUTPUT_MAX_OUT_CHANNELS = 7;
 /** The fewest input channels {@link suitsShiftedOutput} takes: CI is each kernel row's depth. */
 export const SHIFTED_OUTPUT_MIN_IN_CHANNELS = 8;
 
-/** Output rows of one image per chunk: the chunk's [rows * Wg, KW*CO] sums stay in L1/L2 across the kh. */
+/** Output rows of one image per chunk: the chunk's [~rows * Wg, KW*CO] sums stay in cache (16: 143 KB for SRGAN). */
 export const SHIFTED_OUTPUT_CHUNK_ROWS = 16;
 
 /**
@@ -86,19 +86,20 @@ function layout(g: ConvGeometry): { wg: number; zeros: number; ld: number } {
 /**
  * Forward stride-1 convolution with few output channels (SRGAN G's last conv, 9x9 32 -> 3), with the
  * kernel columns moved to the product's output side, as the filter gradient does in
- * conv-padded-grid.ts (filterGradShiftedDy). x is copied into a zero-padded grid xp [B, Hp, Wg, CI]
- * (Hp = OH + KH - 1, Wg >= OW + KW - 1 (see {@link layout}), x's pixel (0, 0) at (padTop, padLeft)). On
- * the grid's flat positions p,
+ * conv-padded-grid.ts (filterGradShiftedDy). x is copied into a zero-padded grid xp of Hp = OH + KH - 1
+ * rows per image (x's row 0 at padTop) of Wg positions (see {@link layout}: Z zeros, then an image row),
+ * CI floats each. On the grid's flat positions p,
  *   Y[p][kw*CO + co] = sum_kh sum_ci xp[p + kh*Wg][ci] W[kh][kw][ci][co],
  * i.e. per kh a product [P, CI] @ [CI, KW*CO] with the filter slice of that kh reorganised to
- * [CI, KW*CO], its columns zero-padded to whole 8-column panels (27 -> 32); then
- *   y[b, oy, ox, co] = sum_kw Y[(b*Hp + oy)*Wg + ox + kw][kw*CO + co].
- * Every Y row an output row needs lies in that output row's own grid row, so the work goes in chunks of
- * output rows (the grid's KH - 1 padding rows per image are never computed), each in two wasm calls
- * (gemm/wat.ts): `shiftedConv` packs the chunk's grid rows into 5-row blocks once for all KH kernel rows
- * (Wg a multiple of 5 makes kernel row kh's blocks whole blocks kh*Wg/5 further on) and sums each 5x8
- * tile's KH products in registers; `shiftedReduce` sums the kernel columns back in SIMD. im2col's
- * product would be [B*OH*OW, KH*KW*CI] @ [KH*KW*CI, CO]: 3 of a tile's 8 columns.
+ * [CI, KW*CO], its columns zero-padded to whole 8-column panels (27 -> 32); then, with q the grid
+ * position of output (b, oy, ox)'s window, (b*Hp + oy)*Wg + Z - padLeft + ox,
+ *   y[b, oy, ox, co] = sum_kw Y[q + kw][kw*CO + co].
+ * The work goes in chunks of output rows of one image (the grid's KH - 1 padding rows are never
+ * computed), each in two wasm calls (gemm/wat.ts): `shiftedConv` packs the chunk's grid rows into 5-row
+ * blocks once for all KH kernel rows (Wg a multiple of 5 makes kernel row kh's blocks whole blocks
+ * kh*Wg/5 further on) and sums each 5x8 tile's KH products in registers; `shiftedReduce` sums the
+ * kernel columns back in SIMD. im2col's product would be [B*OH*OW, KH*KW*CI] @ [KH*KW*CI, CO]: 3 of a
+ * tile's 8 columns.
  * Returns y [B, OH, OW, CO] (the caller owns it), or undefined where the shape does not suit
  * ({@link suitsShiftedOutput}; with `always`, any stride-1 convolution with 1-8 output channels).
  */
