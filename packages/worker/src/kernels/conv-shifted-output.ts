@@ -170,14 +170,16 @@ function packedConv(
       ap: heapPtr(backend, ap),
     };
     const yPtr = heapPtr(backend, out);
+    const sum = { s: operands.y, y: 0, rows: 0, wg, ld, ow: outW, co: outC, kws: kW };
     for (let b = 0; b < batch; b++) {
       for (let oy0 = 0; oy0 < outH; oy0 += chunk) {
         const rows = Math.min(chunk, outH - oy0);
         operands.x = xpPtr + 4 * ((b * hp + oy0) * wg + zeros - padLeft) * inC;
         operands.blocks = blocksOf(rows);
         gemm.shiftedConv(operands);
-        const yRow = yPtr + 4 * (b * outH + oy0) * outW * outC;
-        gemm.shiftedReduce(operands.y, yRow, rows, wg, ld, outW, outC, kW);
+        sum.y = yPtr + 4 * (b * outH + oy0) * outW * outC;
+        sum.rows = rows;
+        gemm.shiftedReduce(sum);
       }
     }
     return out;

@@ -120,6 +120,18 @@ export interface ShiftedConvOperands {
   ap: number;
 }
 
+/** The operands of {@link Gemm.shiftedReduce}: byte addresses and counts. */
+export interface ShiftedReduceOperands {
+  s: number;
+  y: number;
+  rows: number;
+  wg: number;
+  ld: number;
+  ow: number;
+  co: number;
+  kws: number;
+}
+
 /** Byte addresses of one Adam update's operands and results (see {@link Gemm.adam}). */
 export interface AdamOperands {
   x: number;
@@ -178,17 +190,8 @@ export class Gemm {
    * ox < ow, c < co <= 8, in SIMD (the `shiftedReduce` export in wat.ts): the shifted-output convolution's
    * kernel columns summed back. Byte addresses in this heap; s needs 8 floats of slack after its last row.
    */
-  shiftedReduce(
-    s: number,
-    y: number,
-    rows: number,
-    wg: number,
-    ld: number,
-    ow: number,
-    co: number,
-    kws: number,
-  ) {
-    this.exports.shiftedReduce(s, y, rows, wg, ld, ow, co, kws);
+  shiftedReduce(p: ShiftedReduceOperands): void {
+    this.exports.shiftedReduce(p.s, p.y, p.rows, p.wg, p.ld, p.ow, p.co, p.kws);
   }
 
   /** Batch normalisation's SIMD passes (positional arguments, as the module exports them). */
