@@ -30,13 +30,19 @@ const BT: readonly (readonly [number, number, '+' | '-'])[] = [
 /** The input transform's WAT: V[xi][j][c] = (B^T d B)[xi] for tiles t0 .. t0 + count - 1, channels c..c+3. */
 function inputTransformWat(): string {
   const lines: string[] = [];
-  // d_{ij} -> t_{ij} = (B^T d)_{ij}: combine rows; then V_{ij} = (t B)_{ij}: combine columns.
-  for (let i = 0; i < 4; i++) {
-    const [p, q, op] = BT[i] as (typeof BT)[number];
-    for (let j = 0; j < 4; j++)
+  // Column by column (fewer live vectors): d_{.j} loaded, t_{.j} = (B^T d)_{.j} from its rows; then
+  // V_{ij} = (t B)_{ij} from the columns of each row of t, stored as it is made.
+  for (let j = 0; j < 4; j++) {
+    for (let i = 0; i < 4; i++) {
+      const column = j === 0 ? `(local.get $r${i})` : `(i32.add (local.get $r${i}) (local.get $c${j}))`;
+      lines.push(`(local.set $a${i} (v128.load ${column}))`);
+    }
+    for (let i = 0; i < 4; i++) {
+      const [p, q, op] = BT[i] as (typeof BT)[number];
       lines.push(
-        `(local.set $t${4 * i + j} (f32x4.${op === '+' ? 'add' : 'sub'} (local.get $d${4 * p + j}) (local.get $d${4 * q + j})))`,
+        `(local.set $t${4 * i + j} (f32x4.${op === '+' ? 'add' : 'sub'} (local.get $a${p}) (local.get $a${q})))`,
       );
+    }
   }
   for (let i = 0; i < 4; i++) {
     for (let j = 0; j < 4; j++) {
@@ -48,23 +54,23 @@ function inputTransformWat(): string {
     }
   }
   const loads: string[] = [];
-  for (let i = 0; i < 4; i++) {
-    loads.push(`(local.set $r (i32.add (local.get $base) (i32.mul (i32.const ${i}) (local.get $rowBytes))))`);
-    for (let j = 0; j < 4; j++)
-      loads.push(
-        `(local.set $d${4 * i + j} (v128.load (i32.add (local.get $r) (i32.mul (i32.const ${j}) (local.get $cBytes)))))`,
-      );
-  }
+  for (let i = 0; i < 4; i++)
+    loads.push(
+      `(local.set $r${i} (i32.add (local.get $base) (i32.mul (i32.const ${i}) (local.get $rowBytes))))`,
+    );
   const vecs = (name: string): string =>
     Array.from({ length: 16 }, (_, k) => `(local $${name}${k} v128)`).join(' ');
   return `(func (export "winogradIn") (param $xp i32) (param $v i32) (param $Hp i32) (param $Wp i32) (param $C i32)
-    (param $tH i32) (param $tW i32) (param $first i32) (param $count i32)
+    (param $tH i32) (param $tW i32) (param $first i32) (param $count i32) (param $xiStride i32)
   (local $j i32) (local $t i32) (local $b i32) (local $ty i32) (local $tx i32) (local $base i32) (local $r i32)
-  (local $o i32) (local $cb i32) (local $cBytes i32) (local $rowBytes i32) (local $xiStride i32) (local $perImage i32)
-  ${vecs('d')} ${vecs('t')}
+  (local $o i32) (local $cb i32) (local $cBytes i32) (local $rowBytes i32) (local $perImage i32)
+  (local $r0 i32) (local $r1 i32) (local $r2 i32) (local $r3 i32) (local $c1 i32) (local $c2 i32) (local $c3 i32)
+  (local $a0 v128) (local $a1 v128) (local $a2 v128) (local $a3 v128) ${vecs('t')}
   (local.set $cBytes (i32.shl (local.get $C) (i32.const 2)))
+  (local.set $c1 (local.get $cBytes))
+  (local.set $c2 (i32.shl (local.get $cBytes) (i32.const 1)))
+  (local.set $c3 (i32.mul (local.get $cBytes) (i32.const 3)))
   (local.set $rowBytes (i32.mul (local.get $Wp) (local.get $cBytes)))
-  (local.set $xiStride (i32.mul (local.get $count) (local.get $cBytes)))
   (local.set $perImage (i32.mul (local.get $tH) (local.get $tW)))
   (block $done (loop $tiles
     (br_if $done (i32.ge_u (local.get $j) (local.get $count)))
@@ -114,14 +120,13 @@ function outputTransformWat(): string {
   const vecs = (name: string, n: number): string =>
     Array.from({ length: n }, (_, k) => `(local $${name}${k} v128)`).join(' ');
   return `(func (export "winogradOut") (param $mp i32) (param $y i32) (param $OH i32) (param $OW i32) (param $C i32)
-    (param $tH i32) (param $tW i32) (param $first i32) (param $count i32)
+    (param $tH i32) (param $tW i32) (param $first i32) (param $count i32) (param $xiStride i32)
   (local $j i32) (local $t i32) (local $b i32) (local $ty i32) (local $tx i32) (local $q i32) (local $p i32)
-  (local $cb i32) (local $cBytes i32) (local $rowBytes i32) (local $xiStride i32) (local $perImage i32)
+  (local $cb i32) (local $cBytes i32) (local $rowBytes i32) (local $perImage i32)
   (local $right i32) (local $below i32)
   ${vecs('m', 16)} ${vecs('s', 8)}
   (local.set $cBytes (i32.shl (local.get $C) (i32.const 2)))
   (local.set $rowBytes (i32.mul (local.get $OW) (local.get $cBytes)))
-  (local.set $xiStride (i32.mul (local.get $count) (local.get $cBytes)))
   (local.set $perImage (i32.mul (local.get $tH) (local.get $tW)))
   (block $done (loop $tiles
     (br_if $done (i32.ge_u (local.get $j) (local.get $count)))
@@ -181,15 +186,14 @@ function gradientTransformWat(): string {
     }
   }
   return `(func (export "winogradDy") (param $dy i32) (param $e i32) (param $OH i32) (param $OW i32) (param $C i32)
-    (param $tH i32) (param $tW i32) (param $first i32) (param $count i32)
+    (param $tH i32) (param $tW i32) (param $first i32) (param $count i32) (param $xiStride i32)
   (local $j i32) (local $t i32) (local $b i32) (local $ty i32) (local $tx i32) (local $q i32) (local $o i32)
-  (local $cb i32) (local $cBytes i32) (local $rowBytes i32) (local $xiStride i32) (local $perImage i32)
+  (local $cb i32) (local $cBytes i32) (local $rowBytes i32) (local $perImage i32)
   (local $right i32) (local $below i32)
   (local $e0 v128) (local $e1 v128) (local $e2 v128) (local $e3 v128)
   ${Array.from({ length: 8 }, (_, k) => `(local $r${k} v128)`).join(' ')}
   (local.set $cBytes (i32.shl (local.get $C) (i32.const 2)))
   (local.set $rowBytes (i32.mul (local.get $OW) (local.get $cBytes)))
-  (local.set $xiStride (i32.mul (local.get $count) (local.get $cBytes)))
   (local.set $perImage (i32.mul (local.get $tH) (local.get $tW)))
   (block $done (loop $tiles
     (br_if $done (i32.ge_u (local.get $j) (local.get $count)))
@@ -222,8 +226,47 @@ function gradientTransformWat(): string {
     (br $tiles))))`;
 }
 
+/**
+ * x [B, inH, inW, C] into the zero grid [B, hp, wp, C] at (padT, padL) (either may be negative: x's first
+ * rows or columns are then dropped), row by row with bulk copies and fills.
+ */
+const PAD_WAT = `(func (export "winogradPad") (param $x i32) (param $xp i32) (param $B i32) (param $inH i32) (param $inW i32)
+    (param $C i32) (param $hp i32) (param $wp i32) (param $padT i32) (param $padL i32)
+  (local $cb i32) (local $b i32) (local $gy i32) (local $iy i32) (local $dst i32) (local $row i32)
+  (local $left i32) (local $ix0 i32) (local $n i32)
+  (local.set $cb (i32.shl (local.get $C) (i32.const 2)))
+  (local.set $row (i32.mul (local.get $wp) (local.get $cb)))
+  ;; grid columns [0, left) are zero, then n columns of x from ix0, then zeros
+  (local.set $left (select (local.get $padL) (i32.const 0) (i32.gt_s (local.get $padL) (i32.const 0))))
+  (local.set $ix0 (i32.sub (local.get $left) (local.get $padL)))
+  (local.set $n (i32.sub (local.get $inW) (local.get $ix0)))
+  (if (i32.gt_s (local.get $n) (i32.sub (local.get $wp) (local.get $left))) (then (local.set $n (i32.sub (local.get $wp) (local.get $left)))))
+  (if (i32.lt_s (local.get $n) (i32.const 0)) (then (local.set $n (i32.const 0))))
+  (local.set $dst (local.get $xp))
+  (block $done (loop $images
+    (br_if $done (i32.ge_u (local.get $b) (local.get $B)))
+    (local.set $gy (i32.const 0))
+    (block $rowsDone (loop $rows
+      (br_if $rowsDone (i32.ge_u (local.get $gy) (local.get $hp)))
+      (local.set $iy (i32.sub (local.get $gy) (local.get $padT)))
+      (if (i32.or (i32.lt_s (local.get $iy) (i32.const 0)) (i32.or (i32.ge_s (local.get $iy) (local.get $inH)) (i32.eqz (local.get $n))))
+        (then (memory.fill (local.get $dst) (i32.const 0) (local.get $row)))
+        (else
+          (memory.fill (local.get $dst) (i32.const 0) (i32.mul (local.get $left) (local.get $cb)))
+          (memory.copy (i32.add (local.get $dst) (i32.mul (local.get $left) (local.get $cb)))
+            (i32.add (local.get $x) (i32.mul (i32.add (i32.mul (i32.add (i32.mul (local.get $b) (local.get $inH)) (local.get $iy)) (local.get $inW)) (local.get $ix0)) (local.get $cb)))
+            (i32.mul (local.get $n) (local.get $cb)))
+          (memory.fill (i32.add (local.get $dst) (i32.mul (i32.add (local.get $left) (local.get $n)) (local.get $cb))) (i32.const 0)
+            (i32.mul (i32.sub (local.get $wp) (i32.add (local.get $left) (local.get $n))) (local.get $cb)))))
+      (local.set $dst (i32.add (local.get $dst) (local.get $row)))
+      (local.set $gy (i32.add (local.get $gy) (i32.const 1)))
+      (br $rows)))
+    (local.set $b (i32.add (local.get $b) (i32.const 1)))
+    (br $images))))`;
+
 const WINOGRAD_WAT = `(module
 (import "env" "memory" (memory 0))
+${PAD_WAT}
 ${inputTransformWat()}
 ${outputTransformWat()}
 ${gradientTransformWat()}
@@ -234,13 +277,14 @@ interface WinogradExports {
   winogradIn: TransformExport;
   winogradOut: TransformExport;
   winogradDy: TransformExport;
+  winogradPad: TransformExport;
 }
 
 let compiled: object | undefined;
 /** Compiled once per process, from the first import on; until it is ready convolutions use im2col. */
 const compiling: Promise<void> = (async () => {
   try {
-    compiled = await moduleFromWat('gantry-winograd', WINOGRAD_WAT, { simd: true });
+    compiled = await moduleFromWat('gantry-winograd', WINOGRAD_WAT, { simd: true, bulk_memory: true });
   } catch {
     compiled = undefined;
   }
@@ -268,6 +312,15 @@ function transformsFor(backend: BackendWasm): WinogradExports | undefined {
  */
 export const DEFAULT_TILE_BYTES = 1024 * 1024;
 
+/**
+ * Floats from one tile position's plane to the next in V, M and E ([16][tiles][channels]): the plane
+ * plus 16 floats, so that the transforms' 16 streams do not fall on the same cache sets (a plane of
+ * 512 tiles x 16 channels, 32 KiB, made ProGAN's 32 px input transform ~7x slower).
+ */
+function planeStride(tiles: number, channels: number): number {
+  return tiles * channels + 16;
+}
+
 /** Whether F(2x2, 3x3) applies to `g` and pays (measured on the family shapes, see the README). */
 export function suitsWinograd(g: ConvGeometry): boolean {
   return (
@@ -282,15 +335,6 @@ export function suitsWinograd(g: ConvGeometry): boolean {
     g.outH >= 4 &&
     g.outW >= 4
   );
-}
-
-/**
- * Whether the filter gradient of `g` goes through F(3x3, 2x2): as the forward, and at least 512 channel
- * pairs (with 16 x 16 its 16 short products lose to the padded-grid gradient: 6.1 against 5.0 ms on
- * ProGAN's [32,32,32,16] layer; 16 x 32: 5.3 against 8.8 ms).
- */
-export function suitsWinogradFilterGrad(g: ConvGeometry): boolean {
-  return suitsWinograd(g) && g.inC * g.outC >= 512;
 }
 
 /** U[xi][ci][co] = (G g G^T)[xi] for filter [3, 3, CI, CO], G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1]. */
@@ -345,8 +389,10 @@ export function winogradConv(
   const out = backend.makeOutput([batch, outH, outW, outC], 'float32');
   const padded = backend.makeOutput([batch, hp, wp, inC], 'float32');
   const u = backend.makeOutput([16, inC, outC], 'float32');
-  const v = backend.makeOutput([16, chunk, inC], 'float32');
-  const m = backend.makeOutput([16, chunk, outC], 'float32');
+  const vStride = planeStride(chunk, inC);
+  const mStride = planeStride(chunk, outC);
+  const v = backend.makeOutput([16 * vStride], 'float32');
+  const m = backend.makeOutput([16 * mStride], 'float32');
   try {
     gemm.reserve(outC);
     // Views and byte offsets taken after every allocation.
@@ -356,7 +402,18 @@ export function winogradConv(
       inC,
       outC,
     );
-    padInput(backend, x, padded, g, hp, wp);
+    wino.winogradPad(
+      heapPtr(backend, x),
+      heapPtr(backend, padded),
+      g.batch,
+      g.inH,
+      g.inW,
+      inC,
+      hp,
+      wp,
+      g.padTop,
+      g.padLeft,
+    );
     const paddedPtr = heapPtr(backend, padded);
     const uPtr = heapPtr(backend, u);
     const vPtr = heapPtr(backend, v);
@@ -364,18 +421,18 @@ export function winogradConv(
     const outPtr = heapPtr(backend, out);
     for (let t0 = 0; t0 < tiles; t0 += chunk) {
       const count = Math.min(chunk, tiles - t0);
-      wino.winogradIn(paddedPtr, vPtr, hp, wp, inC, tH, tW, t0, count);
+      wino.winogradIn(paddedPtr, vPtr, hp, wp, inC, tH, tW, t0, count, 4 * vStride);
       for (let xi = 0; xi < 16; xi++) {
         gemm.multiply(
           count,
           inC,
           outC,
-          { ptr: vPtr + 4 * xi * count * inC, rowStride: 4 * inC, colStride: 4 },
+          { ptr: vPtr + 4 * xi * vStride, rowStride: 4 * inC, colStride: 4 },
           { ptr: uPtr + 4 * xi * inC * outC, rowStride: 4 * outC, colStride: 4 },
-          { ptr: mPtr + 4 * xi * count * outC, rowStride: 4 * outC },
+          { ptr: mPtr + 4 * xi * mStride, rowStride: 4 * outC },
         );
       }
-      wino.winogradOut(mPtr, outPtr, outH, outW, outC, tH, tW, t0, count);
+      wino.winogradOut(mPtr, outPtr, outH, outW, outC, tH, tW, t0, count, 4 * mStride);
     }
   } catch (err) {
     backend.disposeData(out.dataId);
@@ -384,32 +441,6 @@ export function winogradConv(
     for (const t of [padded, u, v, m]) backend.disposeData(t.dataId);
   }
   return out;
-}
-
-/** Copies x into the zero grid `padded` [B, hp, wp, CI] at (padTop, padLeft); what falls outside is dropped. */
-function padInput(
-  backend: BackendWasm,
-  x: TensorInfo,
-  padded: TensorInfo,
-  g: ConvGeometry,
-  hp: number,
-  wp: number,
-): void {
-  const { batch, inH, inW, inC, padTop, padLeft } = g;
-  const heap = backend.typedArrayFromHeap(padded) as Float32Array;
-  heap.fill(0);
-  const src = backend.typedArrayFromHeap(x) as Float32Array;
-  // Columns of x that land inside the grid: ix in [ix0, ix1).
-  const ix0 = Math.max(0, -padLeft);
-  const ix1 = Math.min(inW, wp - padLeft);
-  if (ix1 <= ix0) return;
-  for (let b = 0; b < batch; b++) {
-    for (let iy = Math.max(0, -padTop); iy < inH && iy + padTop < hp; iy++) {
-      const from = ((b * inH + iy) * inW + ix0) * inC;
-      const to = ((b * hp + iy + padTop) * wp + ix0 + padLeft) * inC;
-      heap.set(src.subarray(from, from + (ix1 - ix0) * inC), to);
-    }
-  }
 }
 
 /**
@@ -425,7 +456,7 @@ export function winogradFilterGrad(
   x: TensorInfo,
   dy: TensorInfo,
   g: ConvGeometry,
-  tileBytes = DEFAULT_GRADIENT_TILE_BYTES,
+  tileBytes = DEFAULT_TILE_BYTES,
 ): TensorInfo | undefined {
   const wino = transformsFor(backend);
   if (wino === undefined) return undefined;
@@ -439,11 +470,24 @@ export function winogradFilterGrad(
   const dw = backend.makeOutput([3, 3, inC, outC], 'float32');
   const padded = backend.makeOutput([batch, hp, wp, inC], 'float32');
   const sums = backend.makeOutput([16, inC, outC], 'float32');
-  const v = backend.makeOutput([16, chunk, inC], 'float32');
-  const e = backend.makeOutput([16, chunk, outC], 'float32');
+  const vStride = planeStride(chunk, inC);
+  const eStride = planeStride(chunk, outC);
+  const v = backend.makeOutput([16 * vStride], 'float32');
+  const e = backend.makeOutput([16 * eStride], 'float32');
   try {
     gemm.reserve(outC);
-    padInput(backend, x, padded, g, hp, wp);
+    wino.winogradPad(
+      heapPtr(backend, x),
+      heapPtr(backend, padded),
+      g.batch,
+      g.inH,
+      g.inW,
+      inC,
+      hp,
+      wp,
+      g.padTop,
+      g.padLeft,
+    );
     const paddedPtr = heapPtr(backend, padded);
     const sumsPtr = heapPtr(backend, sums);
     const vPtr = heapPtr(backend, v);
@@ -451,15 +495,15 @@ export function winogradFilterGrad(
     const dyPtr = heapPtr(backend, dy);
     for (let t0 = 0; t0 < tiles; t0 += chunk) {
       const count = Math.min(chunk, tiles - t0);
-      wino.winogradIn(paddedPtr, vPtr, hp, wp, inC, tH, tW, t0, count);
-      wino.winogradDy(dyPtr, ePtr, outH, outW, outC, tH, tW, t0, count);
+      wino.winogradIn(paddedPtr, vPtr, hp, wp, inC, tH, tW, t0, count, 4 * vStride);
+      wino.winogradDy(dyPtr, ePtr, outH, outW, outC, tH, tW, t0, count, 4 * eStride);
       for (let xi = 0; xi < 16; xi++) {
         gemm.multiply(
           inC,
           count,
           outC,
-          { ptr: vPtr + 4 * xi * count * inC, rowStride: 4, colStride: 4 * inC },
-          { ptr: ePtr + 4 * xi * count * outC, rowStride: 4 * outC, colStride: 4 },
+          { ptr: vPtr + 4 * xi * vStride, rowStride: 4, colStride: 4 * inC },
+          { ptr: ePtr + 4 * xi * eStride, rowStride: 4 * outC, colStride: 4 },
           { ptr: sumsPtr + 4 * xi * inC * outC, rowStride: 4 * outC },
           t0 > 0,
         );
@@ -478,9 +522,6 @@ export function winogradFilterGrad(
   }
   return dw;
 }
-
-/** Tiles per pass of the filter gradient: V and E together about 2 MiB (its products are long in K). */
-export const DEFAULT_GRADIENT_TILE_BYTES = 2 * 1024 * 1024;
 
 /** dW[kh][kw][k] = (G^T S[k] G)[kh][kw], G^T = [1 .5 .5 0; 0 .5 -.5 0; 0 .5 .5 1], k = (ci, co). */
 function untransformFilterGrad(s: Float32Array, dw: Float32Array, plane: number): void {
