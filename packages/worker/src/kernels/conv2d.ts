@@ -11,6 +11,7 @@ import {
 } from '@tensorflow/tfjs-core';
 import { type MIN_SLICE_MACS, suitsGemm } from './batch-mat-mul.ts';
 import { type ConvGeometry, convGeometry } from './conv-geometry.ts';
+import { shiftedOutputConv, suitsShiftedOutput } from './conv-shifted-output.ts';
 import { type Gemm, gemmFor, heapPtr } from './gemm/index.ts';
 import { im2col } from './im2col.ts';
 import { im2colWasm } from './im2col-wasm.ts';
@@ -49,7 +50,8 @@ export interface Conv2DArgs {
  * Forward 2-D convolution (NHWC, float32, no dilation) for the wasm backend, as im2col then Gantry's
  * matrix product: y[B*OH*OW, CO] = patches[B*OH*OW, KH*KW*CI] @ filter[KH*KW*CI, CO]. A 1x1 stride-1
  * convolution needs no patches; a stride-1 3x3 one with channel counts in fours goes through Winograd's
- * F(2x2, 3x3) instead (winograd.ts: 1.4-2.4x faster on ProGAN's and SRGAN's layers). Everything else (dilations, NCHW, other dtypes, products too small
+ * F(2x2, 3x3) instead (winograd.ts: 1.4-2.4x faster on ProGAN's and SRGAN's layers), and one with at
+ * most 7 output channels through conv-shifted-output.ts (SRGAN G's 9x9 32 -> 3: 74 -> 26 ms). Everything else (dilations, NCHW, other dtypes, products too small
  * for a 4x8 tile, or no Gantry product on this machine) is left to the stock XNNPACK kernel. It also
  * runs the stride-1 phases of the sub-pixel transposed convolution (transposed-conv-subpixel.ts).
  *
@@ -62,33 +64,34 @@ export function conv2D(args: Conv2DArgs, options: Conv2DOptions = {}): TensorInf
   const { inputs, backend, attrs } = args;
   const { x, filter } = inputs;
   const gemm = gemmFor(backend);
-  const g =
-    x !== undefined && filter !== undefined ? plainGeometry(x, filter, attrs, options.always) : undefined;
-  if (gemm === undefined || g === undefined) {
-    return stockKernel(Conv2D, 'Conv2D').kernelFunc({
-      inputs,
-      backend,
-      attrs: attrs as unknown as NamedAttrMap,
-    }) as TensorInfo;
+  const g = x !== undefined && filter !== undefined ? plainGeometry(x, filter, attrs) : undefined;
+  if (gemm !== undefined && g !== undefined) {
+    const xs = x as TensorInfo;
+    const w = filter as TensorInfo;
+    // Few output channels (SRGAN G's 9x9 32 -> 3): the kernel columns on the product's output side.
+    const y = suitsShiftedOutput(g) ? shiftedOutputConv(backend, gemm, xs, w, g) : undefined;
+    if (y !== undefined) return y;
+    if (options.always || suitsGemm(g.batch * g.outH * g.outW, g.kH * g.kW * g.inC, g.outC)) {
+      return convolve(
+        backend,
+        gemm,
+        xs,
+        w,
+        g,
+        options.maxPatchElements ?? DEFAULT_MAX_PATCH_ELEMENTS,
+        options.winograd ?? true,
+      );
+    }
   }
-  return convolve(
+  return stockKernel(Conv2D, 'Conv2D').kernelFunc({
+    inputs,
     backend,
-    gemm,
-    x as TensorInfo,
-    filter as TensorInfo,
-    g,
-    options.maxPatchElements ?? DEFAULT_MAX_PATCH_ELEMENTS,
-    options.winograd ?? true,
-  );
+    attrs: attrs as unknown as NamedAttrMap,
+  }) as TensorInfo;
 }
 
-/** The convolution's geometry when this kernel handles it, else undefined (the stock kernel does). */
-function plainGeometry(
-  x: TensorInfo,
-  filter: TensorInfo,
-  attrs: Conv2DAttrs,
-  always = false,
-): ConvGeometry | undefined {
+/** The convolution's geometry when it is one this kernel can handle (NHWC, float32, no dilation), else undefined. */
+function plainGeometry(x: TensorInfo, filter: TensorInfo, attrs: Conv2DAttrs): ConvGeometry | undefined {
   if (x.dtype !== 'float32' || filter.dtype !== 'float32') return undefined;
   if (x.shape.length !== 4 || filter.shape.length !== 4) return undefined;
   if (attrs.dataFormat !== undefined && attrs.dataFormat !== 'NHWC') return undefined;
@@ -109,10 +112,7 @@ function plainGeometry(
   } catch {
     return undefined; // the stock kernel reports the error
   }
-  const g = convGeometry(info);
-  if (info.inChannels !== x.shape[3]) return undefined;
-  const rows = g.batch * g.outH * g.outW;
-  return always || suitsGemm(rows, g.kH * g.kW * g.inC, g.outC) ? g : undefined;
+  return info.inChannels === x.shape[3] ? convGeometry(info) : undefined;
 }
 
 /**
