@@ -10,17 +10,20 @@ import {
 } from '@tensorflow/tfjs-core';
 import { backwardConvGeometry, type ConvGeometry } from './conv-geometry.ts';
 import { filterGradPaddedGrid, suitsPaddedGrid } from './conv-padded-grid.ts';
-import { gemmFor } from './gemm/index.ts';
+import { type Gemm, gemmFor, heapPtr } from './gemm/index.ts';
 import { im2col } from './im2col.ts';
 import { im2colWasm } from './im2col-wasm.ts';
 import { wasmKernel } from './wasm-kernel.ts';
 import { suitsWinograd, winogradFilterGrad } from './winograd.ts';
 
 /**
- * Upper bound on the number of floats in one patches matrix (64 MiB of wasm heap).
- * Larger problems are split along the output positions and the partial results summed.
+ * Floats in one chunk of the patches matrix. With Gantry's product (filterGradChunked) 1 MiB, multiplied
+ * while still in L2 and added into dW: against one chunk of up to 64 MiB by BatchMatMul, medians of 7
+ * alternating calls, DCGAN D's 4x4/2 64 -> 128 at 14 px 20.1 -> 16.9 ms, at 32 px 53.1 -> 45.7; SRGAN D's
+ * 3x3/2 32 -> 32 at 64 px 10.3 -> 7.6. Without it (BatchMatMul, partial sums added in JS) 64 MiB.
  */
-export const DEFAULT_MAX_PATCH_ELEMENTS = 16 * 1024 * 1024;
+export const DEFAULT_MAX_PATCH_ELEMENTS = 256 * 1024;
+const STOCK_MAX_PATCH_ELEMENTS = 16 * 1024 * 1024;
 
 /** Arguments of the kernel function, as tfjs passes them. */
 export interface Conv2DBackpropFilterArgs {
@@ -48,12 +51,11 @@ export interface Conv2DBackpropFilterArgs {
  * [32,32,32,16] 16 -> 16).
  * Stride-1 convolutions with fewer than 8 output channels, or thin ones on large images (suitsPaddedGrid),
  * go where Gantry's product is available to {@link filterGradPaddedGrid} instead (no patches: products
- * on a zero-padded grid).
+ * on a zero-padded grid). Everything else with 8+ output channels, where Gantry's product is available,
+ * goes to filterGradChunked: chunks of 1 MiB of patches, each multiplied by Gantry's product (patches
+ * read transposed in place) and added into dW.
  */
-export function conv2DBackpropFilter(
-  args: Conv2DBackpropFilterArgs,
-  maxPatchElements: number = DEFAULT_MAX_PATCH_ELEMENTS,
-): TensorInfo {
+export function conv2DBackpropFilter(args: Conv2DBackpropFilterArgs, maxPatchElements?: number): TensorInfo {
   const { inputs, backend, attrs } = args;
   const { x, dy } = inputs;
   if (x === undefined || dy === undefined) {
@@ -72,11 +74,17 @@ export function conv2DBackpropFilter(
     if (dw !== undefined) return dw;
   }
   if (gemm !== undefined && suitsPaddedGrid(g)) return filterGradPaddedGrid(backend, gemm, x, dy, g);
+  if (gemm !== undefined && g.outC >= 8) {
+    return filterGradChunked(backend, gemm, x, dy, g, maxPatchElements ?? DEFAULT_MAX_PATCH_ELEMENTS);
+  }
   const matMul = wasmKernel(BatchMatMul, 'Conv2DBackpropFilter');
 
   const rows = g.kH * g.kW * g.inC;
   const totalCols = g.batch * g.outH * g.outW;
-  const chunkCols = Math.max(1, Math.min(totalCols, Math.floor(maxPatchElements / rows)));
+  const chunkCols = Math.max(
+    1,
+    Math.min(totalCols, Math.floor((maxPatchElements ?? STOCK_MAX_PATCH_ELEMENTS) / rows)),
+  );
 
   let result: TensorInfo | undefined;
   try {
@@ -105,6 +113,49 @@ export function conv2DBackpropFilter(
   }
   // Same storage, [KH*KW*CI, CO] -> [KH, KW, CI, CO] (row order matches).
   return { dataId: result.dataId, shape: [g.kH, g.kW, g.inC, g.outC], dtype: 'float32' };
+}
+
+/**
+ * dW [KH*KW*CI, CO] = sum over chunks of output positions of patches_chunk^T @ dy_chunk, through Gantry's
+ * product directly: patches read transposed in place (column stride KH*KW*CI floats), dy's rows of the
+ * chunk in place, each chunk's product added into dW.
+ */
+function filterGradChunked(
+  backend: BackendWasm,
+  gemm: Gemm,
+  x: TensorInfo,
+  dy: TensorInfo,
+  g: ConvGeometry,
+  chunkElements: number,
+): TensorInfo {
+  const depth = g.kH * g.kW * g.inC;
+  const total = g.batch * g.outH * g.outW;
+  const chunk = Math.max(1, Math.min(total, Math.floor(chunkElements / depth)));
+  const dw = backend.makeOutput([g.kH, g.kW, g.inC, g.outC], 'float32');
+  const patches = backend.makeOutput([chunk, depth], 'float32');
+  try {
+    gemm.reserve(g.outC);
+    if (total === 0) backend.typedArrayFromHeap(dw).fill(0);
+    for (let col0 = 0; col0 < total; col0 += chunk) {
+      const cols = Math.min(chunk, total - col0);
+      if (!im2colWasm(backend, patches, x, g, col0, cols)) im2col(backend, patches, x, g, col0, cols);
+      gemm.multiply(
+        depth,
+        cols,
+        g.outC,
+        { ptr: heapPtr(backend, patches), rowStride: 4, colStride: 4 * depth },
+        { ptr: heapPtr(backend, dy) + 4 * col0 * g.outC, rowStride: 4 * g.outC, colStride: 4 },
+        { ptr: heapPtr(backend, dw), rowStride: 4 * g.outC },
+        col0 > 0,
+      );
+    }
+  } catch (err) {
+    backend.disposeData(dw.dataId);
+    throw err;
+  } finally {
+    backend.disposeData(patches.dataId);
+  }
+  return dw;
 }
 
 /** patches^T @ dy for the output positions [col0, col0 + cols) of the flattened (b, oh, ow) axis. */
