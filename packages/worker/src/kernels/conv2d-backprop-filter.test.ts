@@ -41,6 +41,9 @@ const label = (c: Case): string =>
 const cases: Case[] = [
   { x: [1, 5, 5, 1], filter: [3, 3, 1, 1], strides: 1, pad: 'same' },
   { x: [1, 6, 6, 1], filter: [1, 1, 1, 2], strides: 1, pad: 'valid' },
+  // ProGAN's fromRGB and toRGB 1x1s (batch reduced).
+  { x: [2, 16, 16, 3], filter: [1, 1, 3, 8], strides: 1, pad: 'same' },
+  { x: [2, 16, 16, 8], filter: [1, 1, 8, 3], strides: 1, pad: 'valid' },
   { x: [2, 7, 7, 3], filter: [3, 3, 3, 4], strides: 1, pad: 'valid' },
   { x: [3, 9, 9, 2], filter: [5, 5, 2, 3], strides: 2, pad: 'same' },
   { x: [2, 9, 9, 3], filter: [7, 7, 3, 2], strides: 2, pad: 'valid' },
