@@ -3,6 +3,7 @@ import { getKernel, registerKernel, unregisterKernel } from '@tensorflow/tfjs-co
 import { adamUpdateConfig } from './adam-update.ts';
 import { batchMatMulConfig } from './batch-mat-mul.ts';
 import { batchNormConfig, batchNormGradConfig } from './batch-norm.ts';
+import { addConfig, multiplyConfig } from './binary-broadcast.ts';
 import { concatConfig } from './concat.ts';
 import { conv2DConfig } from './conv2d.ts';
 import { conv2DBackpropFilterConfig } from './conv2d-backprop-filter.ts';
@@ -44,6 +45,8 @@ const REPLACED_WASM_KERNELS: readonly KernelConfig[] = [
   leakyReluConfig,
   greaterConfig,
   concatConfig,
+  addConfig,
+  multiplyConfig,
 ];
 
 /**
