@@ -6,7 +6,7 @@ import { convGeometry } from './conv-geometry.ts';
 import { conv2D } from './conv2d.ts';
 import { gemmFor } from './gemm/index.ts';
 import { expectClose, type ConvPad as Pad, randomData, runOn, type Shape4, size } from './test-support.ts';
-import { suitsWinograd, winogradConv, winogradFilterGrad } from './winograd.ts';
+import { F2X3, F4X3, suitsWinograd, winogradConv, winogradFilterGrad } from './winograd.ts';
 
 interface Case {
   x: Shape4;
@@ -58,15 +58,18 @@ describe("Winograd F(2x2, 3x3) (wasm) vs cpu's direct convolution", () => {
     const g = geometryOf(c);
     expect(suitsWinograd(g)).toBe(true);
     const cpu = await runOn('cpu', () => conv(c, x, f));
-    // Through the registered kernel, and called directly in passes of a few tiles.
+    // Through the registered kernel, and called directly with each algorithm in passes of a few tiles.
     expectClose(await runOn('wasm', () => conv(c, x, f)), cpu);
     const backend = tf.backend() as BackendWasm;
     const xt = tf.tensor4d(x, c.x);
     const ft = tf.tensor4d(f, [3, 3, c.x[3], c.outC]);
-    const y = winogradConv(backend, gemmFor(backend)!, xt, ft, g, 64 * (c.x[3] + c.outC) * 3);
-    expect(y).toBeDefined();
-    expectClose(backend.readSync(y!.dataId) as Float32Array, cpu);
-    backend.disposeData(y!.dataId);
+    for (const variant of [F2X3, F4X3]) {
+      const tileBytes = 4 * variant.alpha ** 2 * (c.x[3] + c.outC) * 3;
+      const y = winogradConv(backend, gemmFor(backend)!, xt, ft, g, { tileBytes, variant });
+      expect(y).toBeDefined();
+      expectClose(backend.readSync(y!.dataId) as Float32Array, cpu);
+      backend.disposeData(y!.dataId);
+    }
     tf.dispose([xt, ft]);
   });
 

@@ -19,74 +19,158 @@ import { instanceOnBackend, moduleFromWat } from './gemm/module-cache.ts';
  * (its K = 9 * CI is short and the patches are 9x the input); channel counts must be multiples of 4.
  */
 
-/** B^T d B over the rows (first index) of a 4x4 tile: the four combinations, as (plus, minus) pairs. */
-const BT: readonly (readonly [number, number, '+' | '-'])[] = [
-  [0, 2, '-'],
-  [1, 2, '+'],
-  [2, 1, '-'],
-  [1, 3, '-'],
-];
+/**
+ * One Winograd algorithm F(m x m, 3x3): outputs per tile side m, tile side alpha = m + 2, and its
+ * matrices (Lavin and Gray's, interpolation points 0, +-1 for F(2, 3) and 0, +-1, +-2 for F(4, 3), plus
+ * infinity): V = B^T d B, U = G g G^T, Y = A^T M A.
+ */
+export interface WinogradVariant {
+  m: number;
+  alpha: number;
+  /** alpha x alpha */
+  BT: readonly (readonly number[])[];
+  /** alpha x 3 */
+  G: readonly (readonly number[])[];
+  /** m x alpha */
+  AT: readonly (readonly number[])[];
+}
 
-/** The input transform's WAT: V[xi][j][c] = (B^T d B)[xi] for tiles t0 .. t0 + count - 1, channels c..c+3. */
-function inputTransformWat(): string {
-  const lines: string[] = [];
-  // Column by column (fewer live vectors): d_{.j} loaded, t_{.j} = (B^T d)_{.j} from its rows; then
-  // V_{ij} = (t B)_{ij} from the columns of each row of t, stored as it is made.
-  for (let j = 0; j < 4; j++) {
-    for (let i = 0; i < 4; i++) {
-      const column = j === 0 ? `(local.get $r${i})` : `(i32.add (local.get $r${i}) (local.get $c${j}))`;
-      lines.push(`(local.set $a${i} (v128.load ${column}))`);
-    }
-    for (let i = 0; i < 4; i++) {
-      const [p, q, op] = BT[i] as (typeof BT)[number];
-      lines.push(
-        `(local.set $t${4 * i + j} (f32x4.${op === '+' ? 'add' : 'sub'} (local.get $a${p}) (local.get $a${q})))`,
-      );
-    }
+export const F2X3: WinogradVariant = {
+  m: 2,
+  alpha: 4,
+  BT: [
+    [1, 0, -1, 0],
+    [0, 1, 1, 0],
+    [0, -1, 1, 0],
+    [0, 1, 0, -1],
+  ],
+  G: [
+    [1, 0, 0],
+    [0.5, 0.5, 0.5],
+    [0.5, -0.5, 0.5],
+    [0, 0, 1],
+  ],
+  AT: [
+    [1, 1, 1, 0],
+    [0, 1, -1, -1],
+  ],
+};
+
+export const F4X3: WinogradVariant = {
+  m: 4,
+  alpha: 6,
+  BT: [
+    [4, 0, -5, 0, 1, 0],
+    [0, -4, -4, 1, 1, 0],
+    [0, 4, -4, -1, 1, 0],
+    [0, -2, -1, 2, 1, 0],
+    [0, 2, -1, -2, 1, 0],
+    [0, 4, 0, -5, 0, 1],
+  ],
+  G: [
+    [1 / 4, 0, 0],
+    [-1 / 6, -1 / 6, -1 / 6],
+    [-1 / 6, 1 / 6, -1 / 6],
+    [1 / 24, 1 / 12, 1 / 6],
+    [1 / 24, -1 / 12, 1 / 6],
+    [0, 0, 1],
+  ],
+  AT: [
+    [1, 1, 1, 1, 1, 0],
+    [0, 1, -1, 2, -2, 0],
+    [0, 1, 1, 4, 4, 0],
+    [0, 1, -1, 8, -8, 1],
+  ],
+};
+
+/** WAT for sum_k c[k] * terms[k] over f32x4 values (a positive term first, so no negation for +-1). */
+function combination(c: readonly number[], terms: readonly string[]): string {
+  const order = c.map((_, k) => k).filter((k) => c[k] !== 0);
+  order.sort((p, q) => Number((c[q] as number) > 0) - Number((c[p] as number) > 0));
+  let expr: string | undefined;
+  for (const k of order) {
+    const coef = c[k] as number;
+    const a = Math.abs(coef);
+    const term =
+      a === 1 ? (terms[k] as string) : `(f32x4.mul ${terms[k]} (v128.const f32x4 ${a} ${a} ${a} ${a}))`;
+    if (expr === undefined) expr = coef > 0 ? term : `(f32x4.neg ${term})`;
+    else expr = `(f32x4.${coef > 0 ? 'add' : 'sub'} ${expr} ${term})`;
   }
-  for (let i = 0; i < 4; i++) {
-    for (let j = 0; j < 4; j++) {
-      const [p, q, op] = BT[j] as (typeof BT)[number];
-      lines.push(
-        `(v128.store (local.get $o) (f32x4.${op === '+' ? 'add' : 'sub'} (local.get $t${4 * i + p}) (local.get $t${4 * i + q})))`,
-        `(local.set $o (i32.add (local.get $o) (local.get $xiStride)))`,
-      );
-    }
-  }
-  const loads: string[] = [];
-  for (let i = 0; i < 4; i++)
-    loads.push(
-      `(local.set $r${i} (i32.add (local.get $base) (i32.mul (i32.const ${i}) (local.get $rowBytes))))`,
-    );
-  const vecs = (name: string): string =>
-    Array.from({ length: 16 }, (_, k) => `(local $${name}${k} v128)`).join(' ');
-  return `(func (export "winogradIn") (param $xp i32) (param $v i32) (param $Hp i32) (param $Wp i32) (param $C i32)
-    (param $tH i32) (param $tW i32) (param $first i32) (param $count i32) (param $xiStride i32)
-  (local $j i32) (local $t i32) (local $b i32) (local $ty i32) (local $tx i32) (local $base i32) (local $r i32)
-  (local $o i32) (local $cb i32) (local $cBytes i32) (local $rowBytes i32) (local $perImage i32)
-  (local $r0 i32) (local $r1 i32) (local $r2 i32) (local $r3 i32) (local $c1 i32) (local $c2 i32) (local $c3 i32)
-  (local $a0 v128) (local $a1 v128) (local $a2 v128) (local $a3 v128) ${vecs('t')}
-  (local.set $cBytes (i32.shl (local.get $C) (i32.const 2)))
-  (local.set $c1 (local.get $cBytes))
-  (local.set $c2 (i32.shl (local.get $cBytes) (i32.const 1)))
-  (local.set $c3 (i32.mul (local.get $cBytes) (i32.const 3)))
-  (local.set $rowBytes (i32.mul (local.get $Wp) (local.get $cBytes)))
-  (local.set $perImage (i32.mul (local.get $tH) (local.get $tW)))
-  (block $done (loop $tiles
-    (br_if $done (i32.ge_u (local.get $j) (local.get $count)))
+  return expr ?? '(v128.const i32x4 0 0 0 0)';
+}
+
+const vectors = (name: string, n: number): string =>
+  Array.from({ length: n }, (_, k) => `(local $${name}${k} v128)`).join(' ');
+
+/** The tile loop's head shared by the transforms: tile t = first + j -> image b, tile row ty, column tx. */
+const TILE_HEAD = `(br_if $done (i32.ge_u (local.get $j) (local.get $count)))
     (local.set $t (i32.add (local.get $first) (local.get $j)))
     (local.set $b (i32.div_u (local.get $t) (local.get $perImage)))
     (local.set $t (i32.sub (local.get $t) (i32.mul (local.get $b) (local.get $perImage))))
     (local.set $ty (i32.div_u (local.get $t) (local.get $tW)))
-    (local.set $tx (i32.sub (local.get $t) (i32.mul (local.get $ty) (local.get $tW))))
+    (local.set $tx (i32.sub (local.get $t) (i32.mul (local.get $ty) (local.get $tW))))`;
+
+/** Byte address of pixel (b, m*ty, m*tx) of a [B, H, W, C] grid at `base`, channel byte offset $cb. */
+const tileCorner = (base: string, h: string, w: string, m: number): string =>
+  `(i32.add (i32.add (local.get ${base}) (local.get $cb)) (i32.mul (local.get $cBytes)
+        (i32.add (i32.mul (i32.add (i32.mul (local.get $b) (local.get ${h})) (i32.mul (local.get $ty) (i32.const ${m}))) (local.get ${w}))
+          (i32.mul (local.get $tx) (i32.const ${m})))))`;
+
+/**
+ * The input transform's WAT, export `winogradIn<m>`: V[xi][j][c] = (B^T d B)[xi] for the tiles first ..
+ * first + count - 1 of the padded grid [B, Hp, Wp, C], 4 channels at a time; planes xiStride bytes apart.
+ */
+function inputTransformWat(v: WinogradVariant): string {
+  const { alpha, m, BT } = v;
+  const body: string[] = [];
+  // Column by column (fewer live vectors): d_{.j} loaded, t_{.j} = (B^T d)_{.j}; then each row of t
+  // gives V_{i.} = (t B)_{i.}, stored as it is made.
+  for (let j = 0; j < alpha; j++) {
+    for (let i = 0; i < alpha; i++) {
+      const at = j === 0 ? `(local.get $r${i})` : `(i32.add (local.get $r${i}) (local.get $c${j}))`;
+      body.push(`(local.set $a${i} (v128.load ${at}))`);
+    }
+    const column = Array.from({ length: alpha }, (_, i) => `(local.get $a${i})`);
+    for (let i = 0; i < alpha; i++)
+      body.push(`(local.set $t${alpha * i + j} ${combination(BT[i] as number[], column)})`);
+  }
+  for (let i = 0; i < alpha; i++) {
+    const row = Array.from({ length: alpha }, (_, j) => `(local.get $t${alpha * i + j})`);
+    for (let j = 0; j < alpha; j++) {
+      body.push(
+        `(v128.store (local.get $o) ${combination(BT[j] as number[], row)})`,
+        `(local.set $o (i32.add (local.get $o) (local.get $xiStride)))`,
+      );
+    }
+  }
+  const setup: string[] = [];
+  for (let j = 1; j < alpha; j++)
+    setup.push(`(local.set $c${j} (i32.mul (local.get $cBytes) (i32.const ${j})))`);
+  const rows: string[] = [];
+  for (let i = 0; i < alpha; i++)
+    rows.push(
+      `(local.set $r${i} (i32.add (local.get $base) (i32.mul (i32.const ${i}) (local.get $rowBytes))))`,
+    );
+  const ints = (name: string, from: number, n: number): string =>
+    Array.from({ length: n }, (_, k) => `(local $${name}${from + k} i32)`).join(' ');
+  return `(func (export "winogradIn${m}") (param $xp i32) (param $v i32) (param $Hp i32) (param $Wp i32) (param $C i32)
+    (param $tH i32) (param $tW i32) (param $first i32) (param $count i32) (param $xiStride i32)
+  (local $j i32) (local $t i32) (local $b i32) (local $ty i32) (local $tx i32) (local $base i32)
+  (local $o i32) (local $cb i32) (local $cBytes i32) (local $rowBytes i32) (local $perImage i32)
+  ${ints('r', 0, alpha)} ${ints('c', 1, alpha - 1)}
+  ${vectors('a', alpha)} ${vectors('t', alpha * alpha)}
+  (local.set $cBytes (i32.shl (local.get $C) (i32.const 2)))
+  ${setup.join('\n  ')}
+  (local.set $rowBytes (i32.mul (local.get $Wp) (local.get $cBytes)))
+  (local.set $perImage (i32.mul (local.get $tH) (local.get $tW)))
+  (block $done (loop $tiles
+    ${TILE_HEAD}
     (local.set $cb (i32.const 0))
     (loop $channels
-      (local.set $base (i32.add (i32.add (local.get $xp) (local.get $cb)) (i32.mul (local.get $cBytes)
-        (i32.add (i32.mul (i32.add (i32.mul (local.get $b) (local.get $Hp)) (i32.shl (local.get $ty) (i32.const 1))) (local.get $Wp))
-          (i32.shl (local.get $tx) (i32.const 1))))))
-      ${loads.join('\n      ')}
+      (local.set $base ${tileCorner('$xp', '$Hp', '$Wp', m)})
+      ${rows.join('\n      ')}
       (local.set $o (i32.add (local.get $v) (i32.add (i32.mul (local.get $j) (local.get $cBytes)) (local.get $cb))))
-      ${lines.join('\n      ')}
+      ${body.join('\n      ')}
       (local.set $cb (i32.add (local.get $cb) (i32.const 16)))
       (br_if $channels (i32.lt_u (local.get $cb) (local.get $cBytes))))
     (local.set $j (i32.add (local.get $j) (i32.const 1)))
@@ -94,67 +178,95 @@ function inputTransformWat(): string {
 }
 
 /**
- * The output transform's WAT: y's 2x2 block of tile t = A^T M A, A^T = [1 1 1 0; 0 1 -1 -1], from
- * M[xi][j][co]; the block's right column and bottom row are written only inside y (odd output sizes).
+ * The output transform's WAT, export `winogradOut<m>`: y's m x m block of each tile = A^T M A from
+ * M[xi][j][co]; rows and columns of the block past y's edge (sizes not a multiple of m) are not written.
  */
-function outputTransformWat(): string {
-  const loads: string[] = [];
-  for (let k = 0; k < 16; k++) {
-    loads.push(
+function outputTransformWat(v: WinogradVariant): string {
+  const { alpha, m, AT } = v;
+  const body: string[] = [];
+  for (let k = 0; k < alpha * alpha; k++) {
+    body.push(
       `(local.set $m${k} (v128.load (local.get $p)))`,
       `(local.set $p (i32.add (local.get $p) (local.get $xiStride)))`,
     );
   }
-  const add = (a: string, b: string): string => `(f32x4.add ${a} ${b})`;
-  const sub = (a: string, b: string): string => `(f32x4.sub ${a} ${b})`;
-  const m = (i: number, j: number): string => `(local.get $m${4 * i + j})`;
-  const s = (i: number, j: number): string => `(local.get $s${4 * i + j})`;
-  const rows: string[] = [];
-  // s = A^T M (2x4), then y = s A (2x2).
-  for (let j = 0; j < 4; j++) {
-    rows.push(`(local.set $s${j} ${add(add(m(0, j), m(1, j)), m(2, j))})`);
-    rows.push(`(local.set $s${4 + j} ${sub(sub(m(1, j), m(2, j)), m(3, j))})`);
+  // s = A^T M (m x alpha), then y = s A (m x m).
+  for (let j = 0; j < alpha; j++) {
+    const column = Array.from({ length: alpha }, (_, k) => `(local.get $m${alpha * k + j})`);
+    for (let i = 0; i < m; i++)
+      body.push(`(local.set $s${alpha * i + j} ${combination(AT[i] as number[], column)})`);
   }
-  const y = (i: number, j: number): string =>
-    j === 0 ? add(add(s(i, 0), s(i, 1)), s(i, 2)) : sub(sub(s(i, 1), s(i, 2)), s(i, 3));
-  const vecs = (name: string, n: number): string =>
-    Array.from({ length: n }, (_, k) => `(local $${name}${k} v128)`).join(' ');
-  return `(func (export "winogradOut") (param $mp i32) (param $y i32) (param $OH i32) (param $OW i32) (param $C i32)
+  for (let i = 0; i < m; i++) {
+    const row = Array.from({ length: alpha }, (_, k) => `(local.get $s${alpha * i + k})`);
+    for (let j = 0; j < m; j++) {
+      const at = `(i32.add (local.get $q) (i32.add (i32.mul (i32.const ${i}) (local.get $rowBytes)) (i32.mul (i32.const ${j}) (local.get $cBytes))))`;
+      const store = `(v128.store ${at} ${combination(AT[j] as number[], row)})`;
+      body.push(
+        i === 0 && j === 0
+          ? store
+          : `(if (i32.and (i32.gt_s (local.get $rows) (i32.const ${i})) (i32.gt_s (local.get $cols) (i32.const ${j}))) (then ${store}))`,
+      );
+    }
+  }
+  return `(func (export "winogradOut${m}") (param $mp i32) (param $y i32) (param $OH i32) (param $OW i32) (param $C i32)
     (param $tH i32) (param $tW i32) (param $first i32) (param $count i32) (param $xiStride i32)
   (local $j i32) (local $t i32) (local $b i32) (local $ty i32) (local $tx i32) (local $q i32) (local $p i32)
-  (local $cb i32) (local $cBytes i32) (local $rowBytes i32) (local $perImage i32)
-  (local $right i32) (local $below i32)
-  ${vecs('m', 16)} ${vecs('s', 8)}
+  (local $cb i32) (local $cBytes i32) (local $rowBytes i32) (local $perImage i32) (local $rows i32) (local $cols i32)
+  ${vectors('m', alpha * alpha)} ${vectors('s', m * alpha)}
   (local.set $cBytes (i32.shl (local.get $C) (i32.const 2)))
   (local.set $rowBytes (i32.mul (local.get $OW) (local.get $cBytes)))
   (local.set $perImage (i32.mul (local.get $tH) (local.get $tW)))
   (block $done (loop $tiles
-    (br_if $done (i32.ge_u (local.get $j) (local.get $count)))
-    (local.set $t (i32.add (local.get $first) (local.get $j)))
-    (local.set $b (i32.div_u (local.get $t) (local.get $perImage)))
-    (local.set $t (i32.sub (local.get $t) (i32.mul (local.get $b) (local.get $perImage))))
-    (local.set $ty (i32.div_u (local.get $t) (local.get $tW)))
-    (local.set $tx (i32.sub (local.get $t) (i32.mul (local.get $ty) (local.get $tW))))
-    (local.set $right (i32.lt_u (i32.add (i32.shl (local.get $tx) (i32.const 1)) (i32.const 1)) (local.get $OW)))
-    (local.set $below (i32.lt_u (i32.add (i32.shl (local.get $ty) (i32.const 1)) (i32.const 1)) (local.get $OH)))
+    ${TILE_HEAD}
+    ;; rows and columns of this tile's block inside y
+    (local.set $rows (i32.sub (local.get $OH) (i32.mul (local.get $ty) (i32.const ${m}))))
+    (local.set $cols (i32.sub (local.get $OW) (i32.mul (local.get $tx) (i32.const ${m}))))
     (local.set $cb (i32.const 0))
     (loop $channels
       (local.set $p (i32.add (local.get $mp) (i32.add (i32.mul (local.get $j) (local.get $cBytes)) (local.get $cb))))
-      ${loads.join('\n      ')}
-      ${rows.join('\n      ')}
-      (local.set $q (i32.add (i32.add (local.get $y) (local.get $cb)) (i32.mul (local.get $cBytes)
-        (i32.add (i32.mul (i32.add (i32.mul (local.get $b) (local.get $OH)) (i32.shl (local.get $ty) (i32.const 1))) (local.get $OW))
-          (i32.shl (local.get $tx) (i32.const 1))))))
-      (v128.store (local.get $q) ${y(0, 0)})
-      (if (local.get $right) (then (v128.store (i32.add (local.get $q) (local.get $cBytes)) ${y(0, 1)})))
-      (if (local.get $below) (then
-        (local.set $q (i32.add (local.get $q) (local.get $rowBytes)))
-        (v128.store (local.get $q) ${y(1, 0)})
-        (if (local.get $right) (then (v128.store (i32.add (local.get $q) (local.get $cBytes)) ${y(1, 1)})))))
+      (local.set $q ${tileCorner('$y', '$OH', '$OW', m)})
+      ${body.join('\n      ')}
       (local.set $cb (i32.add (local.get $cb) (i32.const 16)))
       (br_if $channels (i32.lt_u (local.get $cb) (local.get $cBytes))))
     (local.set $j (i32.add (local.get $j) (i32.const 1)))
     (br $tiles))))`;
+}
+
+/**
+ * The filter transform's WAT, export `winogradFilter<m>`: U[xi][k] = (G g G^T)[xi] for the filter's
+ * channel pairs k (its [3, 3, plane] layout, plane = CI * CO a multiple of 4), 4 pairs at a time.
+ */
+function filterTransformWat(v: WinogradVariant): string {
+  const { alpha, m, G } = v;
+  const body: string[] = [];
+  for (let tap = 0; tap < 9; tap++)
+    body.push(
+      `(local.set $g${tap} (v128.load (i32.add (local.get $w) (i32.mul (local.get $planeBytes) (i32.const ${tap})))))`,
+    );
+  // r = G g (alpha x 3), then U = r G^T (alpha x alpha).
+  for (let kw = 0; kw < 3; kw++) {
+    const column = [0, 1, 2].map((kh) => `(local.get $g${3 * kh + kw})`);
+    for (let i = 0; i < alpha; i++)
+      body.push(`(local.set $r${3 * i + kw} ${combination(G[i] as number[], column)})`);
+  }
+  for (let i = 0; i < alpha; i++) {
+    const row = [0, 1, 2].map((kw) => `(local.get $r${3 * i + kw})`);
+    for (let j = 0; j < alpha; j++) {
+      body.push(
+        `(v128.store (i32.add (local.get $u) (i32.mul (local.get $planeBytes) (i32.const ${alpha * i + j}))) ${combination(G[j] as number[], row)})`,
+      );
+    }
+  }
+  return `(func (export "winogradFilter${m}") (param $w i32) (param $u i32) (param $plane i32)
+  (local $planeBytes i32) (local $end i32) ${vectors('g', 9)} ${vectors('r', 3 * alpha)}
+  (local.set $planeBytes (i32.shl (local.get $plane) (i32.const 2)))
+  (local.set $end (i32.add (local.get $w) (local.get $planeBytes)))
+  (block $done (loop $pairs
+    (br_if $done (i32.ge_u (local.get $w) (local.get $end)))
+    ${body.join('\n    ')}
+    (local.set $w (i32.add (local.get $w) (i32.const 16)))
+    (local.set $u (i32.add (local.get $u) (i32.const 16)))
+    (br $pairs))))`;
 }
 
 /**
@@ -267,15 +379,23 @@ const PAD_WAT = `(func (export "winogradPad") (param $x i32) (param $xp i32) (pa
 const WINOGRAD_WAT = `(module
 (import "env" "memory" (memory 0))
 ${PAD_WAT}
-${inputTransformWat()}
-${outputTransformWat()}
+${inputTransformWat(F2X3)}
+${outputTransformWat(F2X3)}
+${inputTransformWat(F4X3)}
+${outputTransformWat(F4X3)}
+${filterTransformWat(F2X3)}
+${filterTransformWat(F4X3)}
 ${gradientTransformWat()}
 )`;
 
 type TransformExport = (...args: number[]) => void;
 interface WinogradExports {
-  winogradIn: TransformExport;
-  winogradOut: TransformExport;
+  winogradIn2: TransformExport;
+  winogradOut2: TransformExport;
+  winogradIn4: TransformExport;
+  winogradOut4: TransformExport;
+  winogradFilter2: TransformExport;
+  winogradFilter4: TransformExport;
   winogradDy: TransformExport;
   winogradPad: TransformExport;
 }
@@ -301,7 +421,7 @@ function transformsFor(backend: BackendWasm): WinogradExports | undefined {
   const existing = instances.get(backend);
   if (existing !== undefined || compiled === undefined) return existing;
   const exports = instanceOnBackend(compiled, backend) as WinogradExports | undefined;
-  if (exports?.winogradIn === undefined) return undefined;
+  if (exports?.winogradIn2 === undefined) return undefined;
   instances.set(backend, exports);
   return exports;
 }
@@ -337,37 +457,10 @@ export function suitsWinograd(g: ConvGeometry): boolean {
   );
 }
 
-/** U[xi][ci][co] = (G g G^T)[xi] for filter [3, 3, CI, CO], G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1]. */
-function transformFilter(w: Float32Array, u: Float32Array, ci: number, co: number): void {
-  const plane = ci * co;
-  const tap = (kh: number, kw: number, k: number): number => w[(kh * 3 + kw) * plane + k] as number;
-  const r = new Float64Array(12);
-  for (let k = 0; k < plane; k++) {
-    // Rows first: r = G g (4x3), then U = r G^T (4x4).
-    for (let kw = 0; kw < 3; kw++) {
-      const g0 = tap(0, kw, k);
-      const g1 = tap(1, kw, k);
-      const g2 = tap(2, kw, k);
-      r[kw] = g0;
-      r[3 + kw] = 0.5 * (g0 + g1 + g2);
-      r[6 + kw] = 0.5 * (g0 - g1 + g2);
-      r[9 + kw] = g2;
-    }
-    for (let i = 0; i < 4; i++) {
-      const a = r[3 * i] as number;
-      const b = r[3 * i + 1] as number;
-      const c = r[3 * i + 2] as number;
-      u[4 * i * plane + k] = a;
-      u[(4 * i + 1) * plane + k] = 0.5 * (a + b + c);
-      u[(4 * i + 2) * plane + k] = 0.5 * (a - b + c);
-      u[(4 * i + 3) * plane + k] = c;
-    }
-  }
-}
-
 /**
- * y = conv2d(x, filter) for a geometry that {@link suitsWinograd}, by F(2x2, 3x3); undefined while the
- * transforms are not compiled (the caller then uses im2col). Returns y [B, OH, OW, CO]; the caller owns it.
+ * y = conv2d(x, filter) for a geometry that {@link suitsWinograd}, by F(m x m, 3x3) (`variant`, F(4x4,
+ * 3x3) unless told); undefined while the transforms are not compiled (the caller then uses im2col).
+ * Returns y [B, OH, OW, CO]; the caller owns it.
  */
 export function winogradConv(
   backend: BackendWasm,
@@ -375,33 +468,36 @@ export function winogradConv(
   x: TensorInfo,
   filter: TensorInfo,
   g: ConvGeometry,
-  tileBytes = DEFAULT_TILE_BYTES,
+  options: { tileBytes?: number; variant?: WinogradVariant } = {},
 ): TensorInfo | undefined {
   const wino = transformsFor(backend);
   if (wino === undefined) return undefined;
+  const variant = options.variant ?? F4X3;
+  const { m: side, alpha } = variant;
+  const planes = alpha * alpha;
+  const [transformFilter, transformIn, transformOut] =
+    side === 4
+      ? [wino.winogradFilter4, wino.winogradIn4, wino.winogradOut4]
+      : [wino.winogradFilter2, wino.winogradIn2, wino.winogradOut2];
   const { batch, inC, outH, outW, outC } = g;
-  const tH = Math.ceil(outH / 2);
-  const tW = Math.ceil(outW / 2);
+  const tH = Math.ceil(outH / side);
+  const tW = Math.ceil(outW / side);
   const tiles = batch * tH * tW;
-  const hp = 2 * tH + 2;
-  const wp = 2 * tW + 2;
-  const chunk = Math.max(1, Math.min(tiles, Math.floor(tileBytes / (64 * (inC + outC)))));
+  const hp = side * tH + 2;
+  const wp = side * tW + 2;
+  const tileBytes = options.tileBytes ?? DEFAULT_TILE_BYTES;
+  const chunk = Math.max(1, Math.min(tiles, Math.floor(tileBytes / (4 * planes * (inC + outC)))));
   const out = backend.makeOutput([batch, outH, outW, outC], 'float32');
   const padded = backend.makeOutput([batch, hp, wp, inC], 'float32');
-  const u = backend.makeOutput([16, inC, outC], 'float32');
+  const u = backend.makeOutput([planes, inC, outC], 'float32');
   const vStride = planeStride(chunk, inC);
   const mStride = planeStride(chunk, outC);
-  const v = backend.makeOutput([16 * vStride], 'float32');
-  const m = backend.makeOutput([16 * mStride], 'float32');
+  const v = backend.makeOutput([planes * vStride], 'float32');
+  const m = backend.makeOutput([planes * mStride], 'float32');
   try {
     gemm.reserve(outC);
     // Views and byte offsets taken after every allocation.
-    transformFilter(
-      backend.typedArrayFromHeap(filter) as Float32Array,
-      backend.typedArrayFromHeap(u) as Float32Array,
-      inC,
-      outC,
-    );
+    transformFilter(heapPtr(backend, filter), heapPtr(backend, u), inC * outC);
     wino.winogradPad(
       heapPtr(backend, x),
       heapPtr(backend, padded),
@@ -421,8 +517,8 @@ export function winogradConv(
     const outPtr = heapPtr(backend, out);
     for (let t0 = 0; t0 < tiles; t0 += chunk) {
       const count = Math.min(chunk, tiles - t0);
-      wino.winogradIn(paddedPtr, vPtr, hp, wp, inC, tH, tW, t0, count, 4 * vStride);
-      for (let xi = 0; xi < 16; xi++) {
+      transformIn(paddedPtr, vPtr, hp, wp, inC, tH, tW, t0, count, 4 * vStride);
+      for (let xi = 0; xi < planes; xi++) {
         gemm.multiply(
           count,
           inC,
@@ -432,7 +528,7 @@ export function winogradConv(
           { ptr: mPtr + 4 * xi * mStride, rowStride: 4 * outC },
         );
       }
-      wino.winogradOut(mPtr, outPtr, outH, outW, outC, tH, tW, t0, count, 4 * mStride);
+      transformOut(mPtr, outPtr, outH, outW, outC, tH, tW, t0, count, 4 * mStride);
     }
   } catch (err) {
     backend.disposeData(out.dataId);
@@ -495,7 +591,7 @@ export function winogradFilterGrad(
     const dyPtr = heapPtr(backend, dy);
     for (let t0 = 0; t0 < tiles; t0 += chunk) {
       const count = Math.min(chunk, tiles - t0);
-      wino.winogradIn(paddedPtr, vPtr, hp, wp, inC, tH, tW, t0, count, 4 * vStride);
+      wino.winogradIn2(paddedPtr, vPtr, hp, wp, inC, tH, tW, t0, count, 4 * vStride);
       wino.winogradDy(dyPtr, ePtr, outH, outW, outC, tH, tW, t0, count, 4 * eStride);
       for (let xi = 0; xi < 16; xi++) {
         gemm.multiply(
