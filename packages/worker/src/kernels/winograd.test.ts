@@ -105,15 +105,18 @@ describe("Winograd F(2x2, 3x3) (wasm) vs cpu's direct convolution", () => {
         ) as tf.Tensor;
     const cpu = await runOn('cpu', dw);
     expectClose(await runOn('wasm', dw), cpu);
-    // Called directly, whatever the channel counts, in passes of a few tiles summed into the result.
+    // Called directly with each algorithm, in passes of a few tiles summed into the result.
     const backend = tf.backend() as BackendWasm;
     const xt = tf.tensor4d(x, c.x);
     const dyt = tf.tensor4d(dy, dyShape);
-    const before = backend.numDataIds();
-    const out = winogradFilterGrad(backend, gemmFor(backend)!, xt, dyt, g, 64 * (c.x[3] + c.outC) * 5);
-    expect(backend.numDataIds()).toBe(before + 1);
-    expectClose(backend.readSync(out!.dataId) as Float32Array, cpu);
-    backend.disposeData(out!.dataId);
+    for (const variant of [F2X3, F4X3]) {
+      const tileBytes = 4 * variant.alpha ** 2 * (c.x[3] + c.outC) * 5;
+      const before = backend.numDataIds();
+      const out = winogradFilterGrad(backend, gemmFor(backend)!, xt, dyt, g, { tileBytes, variant });
+      expect(backend.numDataIds()).toBe(before + 1);
+      expectClose(backend.readSync(out!.dataId) as Float32Array, cpu);
+      backend.disposeData(out!.dataId);
+    }
     tf.dispose([xt, dyt]);
   });
 

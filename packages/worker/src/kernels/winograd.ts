@@ -270,72 +270,98 @@ function filterTransformWat(v: WinogradVariant): string {
 }
 
 /**
- * The filter gradient's transform of dy: E[xi][j][c] = (A e A^T)[xi] for each tile's 2x2 block e of dy
- * (zeros outside dy), A = [1 0; 1 1; 1 -1; 0 -1].
+ * The filter gradient's transform of dy, export `winogradDy<m>`: E[xi][j][c] = (A e A^T)[xi] for each
+ * tile's m x m block e of dy (zeros past dy's edge), A = (A^T)^T (alpha x m); planes xiStride bytes apart.
  */
-function gradientTransformWat(): string {
-  // (A e)_i for the two entries e_0, e_1 of a column or row.
-  const combine = (e0: string, e1: string): string[] => [
-    e0,
-    `(f32x4.add ${e0} ${e1})`,
-    `(f32x4.sub ${e0} ${e1})`,
-    `(f32x4.neg ${e1})`,
-  ];
-  const e = (i: number, j: number): string => `(local.get $e${2 * i + j})`;
-  const sets: string[] = [];
-  for (let j = 0; j < 2; j++) {
-    combine(e(0, j), e(1, j)).forEach((v, i) => {
-      sets.push(`(local.set $r${2 * i + j} ${v})`);
-    });
+function gradientTransformWat(v: WinogradVariant): string {
+  const { alpha, m, AT } = v;
+  // Column i of A is row i of A^T's transpose: A[k][i] = AT[i][k].
+  const a = (k: number): number[] => AT.map((row) => row[k] as number);
+  const body: string[] = [];
+  for (let i = 0; i < m; i++) {
+    for (let j = 0; j < m; j++) {
+      const at = `(i32.add (local.get $q) (i32.add (i32.mul (i32.const ${i}) (local.get $rowBytes)) (i32.mul (i32.const ${j}) (local.get $cBytes))))`;
+      const load = `(v128.load ${at})`;
+      body.push(
+        i === 0 && j === 0
+          ? `(local.set $e0 ${load})`
+          : `(local.set $e${m * i + j} (if (result v128) (i32.and (i32.gt_s (local.get $rows) (i32.const ${i})) (i32.gt_s (local.get $cols) (i32.const ${j}))) (then ${load}) (else (v128.const i32x4 0 0 0 0))))`,
+      );
+    }
   }
-  const r = (i: number, j: number): string => `(local.get $r${2 * i + j})`;
-  for (let i = 0; i < 4; i++) {
-    for (const v of combine(r(i, 0), r(i, 1))) {
-      sets.push(
-        `(v128.store (local.get $o) ${v})`,
+  // r = A e (alpha x m), then E = r A^T (alpha x alpha).
+  for (let j = 0; j < m; j++) {
+    const column = Array.from({ length: m }, (_, k) => `(local.get $e${m * k + j})`);
+    for (let i = 0; i < alpha; i++) body.push(`(local.set $r${m * i + j} ${combination(a(i), column)})`);
+  }
+  for (let i = 0; i < alpha; i++) {
+    const row = Array.from({ length: m }, (_, k) => `(local.get $r${m * i + k})`);
+    for (let j = 0; j < alpha; j++) {
+      body.push(
+        `(v128.store (local.get $o) ${combination(a(j), row)})`,
         `(local.set $o (i32.add (local.get $o) (local.get $xiStride)))`,
       );
     }
   }
-  return `(func (export "winogradDy") (param $dy i32) (param $e i32) (param $OH i32) (param $OW i32) (param $C i32)
+  return `(func (export "winogradDy${m}") (param $dy i32) (param $e i32) (param $OH i32) (param $OW i32) (param $C i32)
     (param $tH i32) (param $tW i32) (param $first i32) (param $count i32) (param $xiStride i32)
   (local $j i32) (local $t i32) (local $b i32) (local $ty i32) (local $tx i32) (local $q i32) (local $o i32)
-  (local $cb i32) (local $cBytes i32) (local $rowBytes i32) (local $perImage i32)
-  (local $right i32) (local $below i32)
-  (local $e0 v128) (local $e1 v128) (local $e2 v128) (local $e3 v128)
-  ${Array.from({ length: 8 }, (_, k) => `(local $r${k} v128)`).join(' ')}
+  (local $cb i32) (local $cBytes i32) (local $rowBytes i32) (local $perImage i32) (local $rows i32) (local $cols i32)
+  ${vectors('e', m * m)} ${vectors('r', alpha * m)}
   (local.set $cBytes (i32.shl (local.get $C) (i32.const 2)))
   (local.set $rowBytes (i32.mul (local.get $OW) (local.get $cBytes)))
   (local.set $perImage (i32.mul (local.get $tH) (local.get $tW)))
   (block $done (loop $tiles
-    (br_if $done (i32.ge_u (local.get $j) (local.get $count)))
-    (local.set $t (i32.add (local.get $first) (local.get $j)))
-    (local.set $b (i32.div_u (local.get $t) (local.get $perImage)))
-    (local.set $t (i32.sub (local.get $t) (i32.mul (local.get $b) (local.get $perImage))))
-    (local.set $ty (i32.div_u (local.get $t) (local.get $tW)))
-    (local.set $tx (i32.sub (local.get $t) (i32.mul (local.get $ty) (local.get $tW))))
-    (local.set $right (i32.lt_u (i32.add (i32.shl (local.get $tx) (i32.const 1)) (i32.const 1)) (local.get $OW)))
-    (local.set $below (i32.lt_u (i32.add (i32.shl (local.get $ty) (i32.const 1)) (i32.const 1)) (local.get $OH)))
+    ${TILE_HEAD}
+    (local.set $rows (i32.sub (local.get $OH) (i32.mul (local.get $ty) (i32.const ${m}))))
+    (local.set $cols (i32.sub (local.get $OW) (i32.mul (local.get $tx) (i32.const ${m}))))
     (local.set $cb (i32.const 0))
     (loop $channels
-      (local.set $q (i32.add (i32.add (local.get $dy) (local.get $cb)) (i32.mul (local.get $cBytes)
-        (i32.add (i32.mul (i32.add (i32.mul (local.get $b) (local.get $OH)) (i32.shl (local.get $ty) (i32.const 1))) (local.get $OW))
-          (i32.shl (local.get $tx) (i32.const 1))))))
-      (local.set $e0 (v128.load (local.get $q)))
-      (local.set $e1 (v128.const i32x4 0 0 0 0))
-      (local.set $e2 (v128.const i32x4 0 0 0 0))
-      (local.set $e3 (v128.const i32x4 0 0 0 0))
-      (if (local.get $right) (then (local.set $e1 (v128.load (i32.add (local.get $q) (local.get $cBytes))))))
-      (if (local.get $below) (then
-        (local.set $q (i32.add (local.get $q) (local.get $rowBytes)))
-        (local.set $e2 (v128.load (local.get $q)))
-        (if (local.get $right) (then (local.set $e3 (v128.load (i32.add (local.get $q) (local.get $cBytes))))))))
+      (local.set $q ${tileCorner('$dy', '$OH', '$OW', m)})
       (local.set $o (i32.add (local.get $e) (i32.add (i32.mul (local.get $j) (local.get $cBytes)) (local.get $cb))))
-      ${sets.join('\n      ')}
+      ${body.join('\n      ')}
       (local.set $cb (i32.add (local.get $cb) (i32.const 16)))
       (br_if $channels (i32.lt_u (local.get $cb) (local.get $cBytes))))
     (local.set $j (i32.add (local.get $j) (i32.const 1)))
     (br $tiles))))`;
+}
+
+/**
+ * The filter gradient's way back, export `winogradUnfilter<m>`: dW[tap][k] = (G^T S G)[tap] from the
+ * alpha x alpha sums S[xi][k] of the channel pairs k (plane = CI * CO a multiple of 4), 4 pairs at a time.
+ */
+function gradientUntransformWat(v: WinogradVariant): string {
+  const { alpha, m, G } = v;
+  const gt = (kh: number): number[] => G.map((row) => row[kh] as number);
+  const body: string[] = [];
+  for (let xi = 0; xi < alpha * alpha; xi++)
+    body.push(
+      `(local.set $s${xi} (v128.load (i32.add (local.get $src) (i32.mul (local.get $planeBytes) (i32.const ${xi})))))`,
+    );
+  // r = G^T S (3 x alpha), then dW = r G (3 x 3).
+  for (let j = 0; j < alpha; j++) {
+    const column = Array.from({ length: alpha }, (_, k) => `(local.get $s${alpha * k + j})`);
+    for (let kh = 0; kh < 3; kh++)
+      body.push(`(local.set $r${alpha * kh + j} ${combination(gt(kh), column)})`);
+  }
+  for (let kh = 0; kh < 3; kh++) {
+    const row = Array.from({ length: alpha }, (_, k) => `(local.get $r${alpha * kh + k})`);
+    for (let kw = 0; kw < 3; kw++) {
+      body.push(
+        `(v128.store (i32.add (local.get $dw) (i32.mul (local.get $planeBytes) (i32.const ${3 * kh + kw}))) ${combination(gt(kw), row)})`,
+      );
+    }
+  }
+  return `(func (export "winogradUnfilter${m}") (param $src i32) (param $dw i32) (param $plane i32)
+  (local $planeBytes i32) (local $end i32) ${vectors('s', alpha * alpha)} ${vectors('r', 3 * alpha)}
+  (local.set $planeBytes (i32.shl (local.get $plane) (i32.const 2)))
+  (local.set $end (i32.add (local.get $src) (local.get $planeBytes)))
+  (block $done (loop $pairs
+    (br_if $done (i32.ge_u (local.get $src) (local.get $end)))
+    ${body.join('\n    ')}
+    (local.set $src (i32.add (local.get $src) (i32.const 16)))
+    (local.set $dw (i32.add (local.get $dw) (i32.const 16)))
+    (br $pairs))))`;
 }
 
 /**
@@ -385,7 +411,10 @@ ${inputTransformWat(F4X3)}
 ${outputTransformWat(F4X3)}
 ${filterTransformWat(F2X3)}
 ${filterTransformWat(F4X3)}
-${gradientTransformWat()}
+${gradientTransformWat(F2X3)}
+${gradientTransformWat(F4X3)}
+${gradientUntransformWat(F2X3)}
+${gradientUntransformWat(F4X3)}
 )`;
 
 type TransformExport = (...args: number[]) => void;
@@ -396,7 +425,10 @@ interface WinogradExports {
   winogradOut4: TransformExport;
   winogradFilter2: TransformExport;
   winogradFilter4: TransformExport;
-  winogradDy: TransformExport;
+  winogradDy2: TransformExport;
+  winogradDy4: TransformExport;
+  winogradUnfilter2: TransformExport;
+  winogradUnfilter4: TransformExport;
   winogradPad: TransformExport;
 }
 
@@ -552,24 +584,32 @@ export function winogradFilterGrad(
   x: TensorInfo,
   dy: TensorInfo,
   g: ConvGeometry,
-  tileBytes = DEFAULT_TILE_BYTES,
+  options: { tileBytes?: number; variant?: WinogradVariant } = {},
 ): TensorInfo | undefined {
   const wino = transformsFor(backend);
   if (wino === undefined) return undefined;
+  const variant = options.variant ?? F4X3;
+  const { m: side, alpha } = variant;
+  const planes = alpha * alpha;
+  const [transformIn, transformDy, untransform] =
+    side === 4
+      ? [wino.winogradIn4, wino.winogradDy4, wino.winogradUnfilter4]
+      : [wino.winogradIn2, wino.winogradDy2, wino.winogradUnfilter2];
   const { batch, inC, outH, outW, outC } = g;
-  const tH = Math.ceil(outH / 2);
-  const tW = Math.ceil(outW / 2);
+  const tH = Math.ceil(outH / side);
+  const tW = Math.ceil(outW / side);
   const tiles = batch * tH * tW;
-  const hp = 2 * tH + 2;
-  const wp = 2 * tW + 2;
-  const chunk = Math.max(1, Math.min(tiles, Math.floor(tileBytes / (64 * (inC + outC)))));
+  const hp = side * tH + 2;
+  const wp = side * tW + 2;
+  const tileBytes = options.tileBytes ?? DEFAULT_TILE_BYTES;
+  const chunk = Math.max(1, Math.min(tiles, Math.floor(tileBytes / (4 * planes * (inC + outC)))));
   const dw = backend.makeOutput([3, 3, inC, outC], 'float32');
   const padded = backend.makeOutput([batch, hp, wp, inC], 'float32');
-  const sums = backend.makeOutput([16, inC, outC], 'float32');
+  const sums = backend.makeOutput([planes, inC, outC], 'float32');
   const vStride = planeStride(chunk, inC);
   const eStride = planeStride(chunk, outC);
-  const v = backend.makeOutput([16 * vStride], 'float32');
-  const e = backend.makeOutput([16 * eStride], 'float32');
+  const v = backend.makeOutput([planes * vStride], 'float32');
+  const e = backend.makeOutput([planes * eStride], 'float32');
   try {
     gemm.reserve(outC);
     wino.winogradPad(
@@ -591,9 +631,9 @@ export function winogradFilterGrad(
     const dyPtr = heapPtr(backend, dy);
     for (let t0 = 0; t0 < tiles; t0 += chunk) {
       const count = Math.min(chunk, tiles - t0);
-      wino.winogradIn2(paddedPtr, vPtr, hp, wp, inC, tH, tW, t0, count, 4 * vStride);
-      wino.winogradDy(dyPtr, ePtr, outH, outW, outC, tH, tW, t0, count, 4 * eStride);
-      for (let xi = 0; xi < 16; xi++) {
+      transformIn(paddedPtr, vPtr, hp, wp, inC, tH, tW, t0, count, 4 * vStride);
+      transformDy(dyPtr, ePtr, outH, outW, outC, tH, tW, t0, count, 4 * eStride);
+      for (let xi = 0; xi < planes; xi++) {
         gemm.multiply(
           inC,
           count,
@@ -605,11 +645,7 @@ export function winogradFilterGrad(
         );
       }
     }
-    untransformFilterGrad(
-      backend.typedArrayFromHeap(sums) as Float32Array,
-      backend.typedArrayFromHeap(dw) as Float32Array,
-      inC * outC,
-    );
+    untransform(sumsPtr, heapPtr(backend, dw), inC * outC);
   } catch (err) {
     backend.disposeData(dw.dataId);
     throw err;
@@ -617,30 +653,4 @@ export function winogradFilterGrad(
     for (const t of [padded, sums, v, e]) backend.disposeData(t.dataId);
   }
   return dw;
-}
-
-/** dW[kh][kw][k] = (G^T S[k] G)[kh][kw], G^T = [1 .5 .5 0; 0 .5 -.5 0; 0 .5 .5 1], k = (ci, co). */
-function untransformFilterGrad(s: Float32Array, dw: Float32Array, plane: number): void {
-  const r = new Float64Array(12);
-  for (let k = 0; k < plane; k++) {
-    // r = G^T S (3x4), then dW = r G (3x3).
-    for (let j = 0; j < 4; j++) {
-      const s0 = s[(0 + j) * plane + k] as number;
-      const s1 = s[(4 + j) * plane + k] as number;
-      const s2 = s[(8 + j) * plane + k] as number;
-      const s3 = s[(12 + j) * plane + k] as number;
-      r[j] = s0 + 0.5 * (s1 + s2);
-      r[4 + j] = 0.5 * (s1 - s2);
-      r[8 + j] = 0.5 * (s1 + s2) + s3;
-    }
-    for (let i = 0; i < 3; i++) {
-      const a = r[4 * i] as number;
-      const b = r[4 * i + 1] as number;
-      const c = r[4 * i + 2] as number;
-      const d = r[4 * i + 3] as number;
-      dw[3 * i * plane + k] = a + 0.5 * (b + c);
-      dw[(3 * i + 1) * plane + k] = 0.5 * (b - c);
-      dw[(3 * i + 2) * plane + k] = 0.5 * (b + c) + d;
-    }
-  }
 }
