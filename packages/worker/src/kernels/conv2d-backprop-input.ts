@@ -8,6 +8,7 @@ import {
   type TensorInfo,
 } from '@tensorflow/tfjs-core';
 import { backwardConvGeometry, type ConvGeometry } from './conv-geometry.ts';
+import { spaceToDepthInputGradient, suitsSpaceToDepth } from './conv-space-to-depth.ts';
 import { stride1InputGradient } from './conv2d.ts';
 import { gemmFor } from './gemm/index.ts';
 import { transposedConvGemm } from './transposed-conv-gemm.ts';
@@ -93,6 +94,13 @@ export function conv2DBackpropInput(
     backend.typedArrayFromHeap(zeros).fill(0);
     return zeros;
   }
+  // 4x4 at stride 2 (DCGAN's and pix2pix's generators, the critics' gradients): a 2x2 Winograd
+  // convolution of dy on the space-to-depth grid (conv-space-to-depth.ts).
+  const gemm = gemmFor(backend);
+  if (algorithm === 'auto' && gemm !== undefined && suitsSpaceToDepth(g)) {
+    const dx = spaceToDepthInputGradient(backend, gemm, dy, filter, g);
+    if (dx !== undefined) return dx;
+  }
   // Stride 1, dy no wider than dx (SRGAN G's 9x9 32 -> 3: 670 -> 76 ms), or any 3x3 that Winograd takes
   // (ProGAN's 3x3 32 -> 16: 15 -> 4 ms): a forward conv (conv2d.ts).
   if (algorithm === 'auto' && ((g.inC >= 8 && g.outC <= g.inC) || suitsWinograd(g))) {
@@ -101,7 +109,7 @@ export function conv2DBackpropInput(
   }
   const subPixel =
     algorithm === 'sub-pixel' ||
-    (algorithm === 'auto' && gemmFor(backend) === undefined && g.inC >= SUB_PIXEL_MIN_CHANNELS);
+    (algorithm === 'auto' && gemm === undefined && g.inC >= SUB_PIXEL_MIN_CHANNELS);
   return subPixel
     ? transposedConvSubPixel(backend, dy, filter, g)
     : transposedConvGemm(backend, dy, filter, g, maxColumnElements);

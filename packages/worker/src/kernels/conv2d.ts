@@ -12,6 +12,7 @@ import {
 import { type MIN_SLICE_MACS, suitsGemm } from './batch-mat-mul.ts';
 import { type ConvGeometry, convGeometry } from './conv-geometry.ts';
 import { shiftedOutputConv, suitsShiftedOutput } from './conv-shifted-output.ts';
+import { spaceToDepthConv, suitsSpaceToDepth } from './conv-space-to-depth.ts';
 import { type Gemm, gemmFor, heapPtr } from './gemm/index.ts';
 import { im2col } from './im2col.ts';
 import { im2colWasm } from './im2col-wasm.ts';
@@ -38,8 +39,8 @@ export interface Conv2DOptions {
    */
   always?: boolean;
   /**
-   * Take stride-1 3x3 convolutions with channel counts in fours through Winograd's F(2x2, 3x3)
-   * (winograd.ts) rather than im2col.
+   * Take stride-1 3x3 convolutions with channel counts in fours through Winograd (winograd.ts), and 4x4
+   * stride-2 ones through the space-to-depth (conv-space-to-depth.ts), rather than im2col.
    * @default true
    */
   winograd?: boolean;
@@ -57,7 +58,8 @@ export interface Conv2DArgs {
  * matrix product: y[B*OH*OW, CO] = patches[B*OH*OW, KH*KW*CI] @ filter[KH*KW*CI, CO]. A 1x1 stride-1
  * convolution needs no patches; a stride-1 3x3 one with channel counts in fours goes through Winograd's
  * F(2x2, 3x3) instead (winograd.ts: 1.4-2.4x faster on ProGAN's and SRGAN's layers), and one with at
- * most 7 output channels through conv-shifted-output.ts (SRGAN G's 9x9 32 -> 3: 74 -> 26 ms). Everything else (dilations, NCHW, other dtypes, products too small
+ * most 7 output channels through conv-shifted-output.ts (SRGAN G's 9x9 32 -> 3: 74 -> 26 ms), and a 4x4
+ * stride-2 one as a 2x2 Winograd convolution on its space-to-depth (conv-space-to-depth.ts). Everything else (dilations, NCHW, other dtypes, products too small
  * for a 4x8 tile, or no Gantry product on this machine) is left to the stock XNNPACK kernel. It also
  * runs the stride-1 phases of the sub-pixel transposed convolution (transposed-conv-subpixel.ts).
  *
@@ -183,6 +185,10 @@ function convolve(
 ): TensorInfo {
   if (winograd && suitsWinograd(g)) {
     const y = winogradConv(backend, gemm, x, filter, g);
+    if (y !== undefined) return y;
+  }
+  if (winograd && suitsSpaceToDepth(g)) {
+    const y = spaceToDepthConv(backend, gemm, x, filter, g);
     if (y !== undefined) return y;
   }
   const depth = g.kH * g.kW * g.inC;

@@ -26,10 +26,13 @@ import { instanceOnBackend, moduleFromWat } from './gemm/module-cache.ts';
  */
 export interface WinogradVariant {
   m: number;
+  /** The filter's side. */
+  r: number;
+  /** m + r - 1 */
   alpha: number;
   /** alpha x alpha */
   BT: readonly (readonly number[])[];
-  /** alpha x 3 */
+  /** alpha x r */
   G: readonly (readonly number[])[];
   /** m x alpha */
   AT: readonly (readonly number[])[];
@@ -37,6 +40,7 @@ export interface WinogradVariant {
 
 export const F2X3: WinogradVariant = {
   m: 2,
+  r: 3,
   alpha: 4,
   BT: [
     [1, 0, -1, 0],
@@ -58,6 +62,7 @@ export const F2X3: WinogradVariant = {
 
 export const F4X3: WinogradVariant = {
   m: 4,
+  r: 3,
   alpha: 6,
   BT: [
     [4, 0, -5, 0, 1, 0],
@@ -82,6 +87,56 @@ export const F4X3: WinogradVariant = {
     [0, 1, -1, 8, -8, 1],
   ],
 };
+
+const transpose = (a: readonly (readonly number[])[]): number[][] =>
+  (a[0] as readonly number[]).map((_, j) => a.map((row) => row[j] as number));
+
+/**
+ * F(3x3, 2x2), for 2x2 filters (stride-2 4x4 convolutions after a space-to-depth,
+ * conv-space-to-depth.ts): by the transposition principle, F(2, 3)'s matrices swapped: B^T as is,
+ * G = (F(2, 3)'s A^T)^T, A^T = (F(2, 3)'s G)^T.
+ */
+export const F3X2: WinogradVariant = {
+  m: 3,
+  r: 2,
+  alpha: 4,
+  BT: F2X3.BT,
+  G: transpose(F2X3.AT),
+  AT: transpose(F2X3.G),
+};
+
+/**
+ * F(4x4, 2x2), for the same 2x2 filters where outputs come in fours (7 -> 8 where F(3x3) computes 9):
+ * Toom-Cook at the points 0, 1, -1, 2 and infinity, the matrices worked out exactly in rationals and
+ * checked against the direct correlation (1.96x fewer multiplications than direct on a 7x7 output).
+ */
+export const F4X2: WinogradVariant = {
+  m: 4,
+  r: 2,
+  alpha: 5,
+  BT: [
+    [2, -1, -2, 1, 0],
+    [0, -2, -1, 1, 0],
+    [0, 2, -3, 1, 0],
+    [0, -1, 0, 1, 0],
+    [0, 2, -1, -2, 1],
+  ],
+  G: [
+    [1 / 2, 0],
+    [-1 / 2, -1 / 2],
+    [-1 / 6, 1 / 6],
+    [1 / 6, 1 / 3],
+    [0, 1],
+  ],
+  AT: [
+    [1, 1, 1, 1, 0],
+    [0, 1, -1, 2, 0],
+    [0, 1, 1, 4, 0],
+    [0, 1, -1, 8, 1],
+  ],
+};
+
+const VARIANTS: readonly WinogradVariant[] = [F2X3, F4X3, F3X2, F4X2];
 
 /** WAT for sum_k c[k] * terms[k] over f32x4 values (a positive term first, so no negation for +-1). */
 function combination(c: readonly number[], terms: readonly string[]): string {
@@ -153,7 +208,7 @@ function inputTransformWat(v: WinogradVariant): string {
     );
   const ints = (name: string, from: number, n: number): string =>
     Array.from({ length: n }, (_, k) => `(local $${name}${from + k} i32)`).join(' ');
-  return `(func (export "winogradIn${m}") (param $xp i32) (param $v i32) (param $Hp i32) (param $Wp i32) (param $C i32)
+  return `(func (export "winogradIn${m}x${v.r}") (param $xp i32) (param $v i32) (param $Hp i32) (param $Wp i32) (param $C i32)
     (param $tH i32) (param $tW i32) (param $first i32) (param $count i32) (param $xiStride i32)
   (local $j i32) (local $t i32) (local $b i32) (local $ty i32) (local $tx i32) (local $base i32)
   (local $o i32) (local $cb i32) (local $cBytes i32) (local $rowBytes i32) (local $perImage i32)
@@ -208,7 +263,7 @@ function outputTransformWat(v: WinogradVariant): string {
       );
     }
   }
-  return `(func (export "winogradOut${m}") (param $mp i32) (param $y i32) (param $OH i32) (param $OW i32) (param $C i32)
+  return `(func (export "winogradOut${m}x${v.r}") (param $mp i32) (param $y i32) (param $OH i32) (param $OW i32) (param $C i32)
     (param $tH i32) (param $tW i32) (param $first i32) (param $count i32) (param $xiStride i32)
   (local $j i32) (local $t i32) (local $b i32) (local $ty i32) (local $tx i32) (local $q i32) (local $p i32)
   (local $cb i32) (local $cBytes i32) (local $rowBytes i32) (local $perImage i32) (local $rows i32) (local $cols i32)
@@ -237,28 +292,29 @@ function outputTransformWat(v: WinogradVariant): string {
  * channel pairs k (its [3, 3, plane] layout, plane = CI * CO a multiple of 4), 4 pairs at a time.
  */
 function filterTransformWat(v: WinogradVariant): string {
-  const { alpha, m, G } = v;
+  const { alpha, m, r, G } = v;
+  const taps = Array.from({ length: r }, (_, k) => k);
   const body: string[] = [];
-  for (let tap = 0; tap < 9; tap++)
+  for (let tap = 0; tap < r * r; tap++)
     body.push(
       `(local.set $g${tap} (v128.load (i32.add (local.get $w) (i32.mul (local.get $planeBytes) (i32.const ${tap})))))`,
     );
-  // r = G g (alpha x 3), then U = r G^T (alpha x alpha).
-  for (let kw = 0; kw < 3; kw++) {
-    const column = [0, 1, 2].map((kh) => `(local.get $g${3 * kh + kw})`);
+  // t = G g (alpha x r), then U = t G^T (alpha x alpha).
+  for (let kw = 0; kw < r; kw++) {
+    const column = taps.map((kh) => `(local.get $g${r * kh + kw})`);
     for (let i = 0; i < alpha; i++)
-      body.push(`(local.set $r${3 * i + kw} ${combination(G[i] as number[], column)})`);
+      body.push(`(local.set $r${r * i + kw} ${combination(G[i] as number[], column)})`);
   }
   for (let i = 0; i < alpha; i++) {
-    const row = [0, 1, 2].map((kw) => `(local.get $r${3 * i + kw})`);
+    const row = taps.map((kw) => `(local.get $r${r * i + kw})`);
     for (let j = 0; j < alpha; j++) {
       body.push(
         `(v128.store (i32.add (local.get $u) (i32.mul (local.get $planeBytes) (i32.const ${alpha * i + j}))) ${combination(G[j] as number[], row)})`,
       );
     }
   }
-  return `(func (export "winogradFilter${m}") (param $w i32) (param $u i32) (param $plane i32)
-  (local $planeBytes i32) (local $end i32) ${vectors('g', 9)} ${vectors('r', 3 * alpha)}
+  return `(func (export "winogradFilter${m}x${r}") (param $w i32) (param $u i32) (param $plane i32)
+  (local $planeBytes i32) (local $end i32) ${vectors('g', r * r)} ${vectors('r', r * alpha)}
   (local.set $planeBytes (i32.shl (local.get $plane) (i32.const 2)))
   (local.set $end (i32.add (local.get $w) (local.get $planeBytes)))
   (block $done (loop $pairs
@@ -303,7 +359,7 @@ function gradientTransformWat(v: WinogradVariant): string {
       );
     }
   }
-  return `(func (export "winogradDy${m}") (param $dy i32) (param $e i32) (param $OH i32) (param $OW i32) (param $C i32)
+  return `(func (export "winogradDy${m}x${v.r}") (param $dy i32) (param $e i32) (param $OH i32) (param $OW i32) (param $C i32)
     (param $tH i32) (param $tW i32) (param $first i32) (param $count i32) (param $xiStride i32)
   (local $j i32) (local $t i32) (local $b i32) (local $ty i32) (local $tx i32) (local $q i32) (local $o i32)
   (local $cb i32) (local $cBytes i32) (local $rowBytes i32) (local $perImage i32) (local $rows i32) (local $cols i32)
@@ -331,29 +387,29 @@ function gradientTransformWat(v: WinogradVariant): string {
  * alpha x alpha sums S[xi][k] of the channel pairs k (plane = CI * CO a multiple of 4), 4 pairs at a time.
  */
 function gradientUntransformWat(v: WinogradVariant): string {
-  const { alpha, m, G } = v;
+  const { alpha, m, r, G } = v;
   const gt = (kh: number): number[] => G.map((row) => row[kh] as number);
   const body: string[] = [];
   for (let xi = 0; xi < alpha * alpha; xi++)
     body.push(
       `(local.set $s${xi} (v128.load (i32.add (local.get $src) (i32.mul (local.get $planeBytes) (i32.const ${xi})))))`,
     );
-  // r = G^T S (3 x alpha), then dW = r G (3 x 3).
+  // t = G^T S (r x alpha), then dW = t G (r x r).
   for (let j = 0; j < alpha; j++) {
     const column = Array.from({ length: alpha }, (_, k) => `(local.get $s${alpha * k + j})`);
-    for (let kh = 0; kh < 3; kh++)
+    for (let kh = 0; kh < r; kh++)
       body.push(`(local.set $r${alpha * kh + j} ${combination(gt(kh), column)})`);
   }
-  for (let kh = 0; kh < 3; kh++) {
+  for (let kh = 0; kh < r; kh++) {
     const row = Array.from({ length: alpha }, (_, k) => `(local.get $r${alpha * kh + k})`);
-    for (let kw = 0; kw < 3; kw++) {
+    for (let kw = 0; kw < r; kw++) {
       body.push(
-        `(v128.store (i32.add (local.get $dw) (i32.mul (local.get $planeBytes) (i32.const ${3 * kh + kw}))) ${combination(gt(kw), row)})`,
+        `(v128.store (i32.add (local.get $dw) (i32.mul (local.get $planeBytes) (i32.const ${r * kh + kw}))) ${combination(gt(kw), row)})`,
       );
     }
   }
-  return `(func (export "winogradUnfilter${m}") (param $src i32) (param $dw i32) (param $plane i32)
-  (local $planeBytes i32) (local $end i32) ${vectors('s', alpha * alpha)} ${vectors('r', 3 * alpha)}
+  return `(func (export "winogradUnfilter${m}x${r}") (param $src i32) (param $dw i32) (param $plane i32)
+  (local $planeBytes i32) (local $end i32) ${vectors('s', alpha * alpha)} ${vectors('r', r * alpha)}
   (local.set $planeBytes (i32.shl (local.get $plane) (i32.const 2)))
   (local.set $end (i32.add (local.get $src) (local.get $planeBytes)))
   (block $done (loop $pairs
@@ -402,34 +458,119 @@ const PAD_WAT = `(func (export "winogradPad") (param $x i32) (param $xp i32) (pa
     (local.set $b (i32.add (local.get $b) (i32.const 1)))
     (br $images))))`;
 
+/**
+ * Space-to-depth and back for stride-2 convolutions (conv-space-to-depth.ts), C % 4 = 0: xs [B, Hs, Ws,
+ * 4C] holds x's zero-padded 2x2 blocks, xs[b, sy, sx, (2p + q) C + c] = x[b, 2 sy + p - padT, 2 sx + q -
+ * padL, c] (zero outside x); `depthToSpace` reads x's pixels back out of such a grid (zero where a pixel's
+ * block lies past the grid's end).
+ */
+const SPACE_TO_DEPTH_WAT = `(func $copy (param $dst i32) (param $src i32) (param $n i32)
+  (local $end i32)
+  (local.set $end (i32.add (local.get $dst) (local.get $n)))
+  (block $done (loop $vec
+    (br_if $done (i32.ge_u (local.get $dst) (local.get $end)))
+    (v128.store (local.get $dst) (v128.load (local.get $src)))
+    (local.set $dst (i32.add (local.get $dst) (i32.const 16)))
+    (local.set $src (i32.add (local.get $src) (i32.const 16)))
+    (br $vec))))
+(func $zero (param $dst i32) (param $n i32)
+  (local $end i32)
+  (local.set $end (i32.add (local.get $dst) (local.get $n)))
+  (block $done (loop $vec
+    (br_if $done (i32.ge_u (local.get $dst) (local.get $end)))
+    (v128.store (local.get $dst) (v128.const i32x4 0 0 0 0))
+    (local.set $dst (i32.add (local.get $dst) (i32.const 16)))
+    (br $vec))))
+(func (export "spaceToDepth") (param $x i32) (param $xs i32) (param $B i32) (param $inH i32) (param $inW i32)
+    (param $C i32) (param $Hs i32) (param $Ws i32) (param $padT i32) (param $padL i32)
+  (local $cb i32) (local $k i32) (local $n i32) (local $b i32) (local $sy i32) (local $sx i32) (local $pq i32)
+  (local $iy i32) (local $ix i32) (local $rest i32)
+  (local.set $cb (i32.shl (local.get $C) (i32.const 2)))
+  (local.set $n (i32.mul (i32.mul (local.get $B) (i32.mul (local.get $Hs) (local.get $Ws))) (i32.const 4)))
+  (block $done (loop $blocks
+    (br_if $done (i32.ge_u (local.get $k) (local.get $n)))
+    ;; k = ((b Hs + sy) Ws + sx) 4 + 2p + q
+    (local.set $pq (i32.and (local.get $k) (i32.const 3)))
+    (local.set $rest (i32.shr_u (local.get $k) (i32.const 2)))
+    (local.set $sx (i32.rem_u (local.get $rest) (local.get $Ws)))
+    (local.set $rest (i32.div_u (local.get $rest) (local.get $Ws)))
+    (local.set $sy (i32.rem_u (local.get $rest) (local.get $Hs)))
+    (local.set $b (i32.div_u (local.get $rest) (local.get $Hs)))
+    (local.set $iy (i32.sub (i32.add (i32.shl (local.get $sy) (i32.const 1)) (i32.shr_u (local.get $pq) (i32.const 1))) (local.get $padT)))
+    (local.set $ix (i32.sub (i32.add (i32.shl (local.get $sx) (i32.const 1)) (i32.and (local.get $pq) (i32.const 1))) (local.get $padL)))
+    (if (i32.and (i32.and (i32.ge_s (local.get $iy) (i32.const 0)) (i32.lt_s (local.get $iy) (local.get $inH)))
+                 (i32.and (i32.ge_s (local.get $ix) (i32.const 0)) (i32.lt_s (local.get $ix) (local.get $inW))))
+      (then (call $copy (local.get $xs)
+        (i32.add (local.get $x) (i32.mul (local.get $cb) (i32.add (i32.mul (i32.add (i32.mul (local.get $b) (local.get $inH)) (local.get $iy)) (local.get $inW)) (local.get $ix))))
+        (local.get $cb)))
+      (else (call $zero (local.get $xs) (local.get $cb))))
+    (local.set $xs (i32.add (local.get $xs) (local.get $cb)))
+    (local.set $k (i32.add (local.get $k) (i32.const 1)))
+    (br $blocks))))
+(func (export "depthToSpace") (param $xs i32) (param $x i32) (param $B i32) (param $inH i32) (param $inW i32)
+    (param $C i32) (param $Hs i32) (param $Ws i32) (param $padT i32) (param $padL i32)
+  (local $cb i32) (local $k i32) (local $n i32) (local $b i32) (local $iy i32) (local $ix i32) (local $rest i32)
+  (local $gy i32) (local $gx i32)
+  (local.set $cb (i32.shl (local.get $C) (i32.const 2)))
+  (local.set $n (i32.mul (local.get $B) (i32.mul (local.get $inH) (local.get $inW))))
+  (block $done (loop $pixels
+    (br_if $done (i32.ge_u (local.get $k) (local.get $n)))
+    (local.set $ix (i32.rem_u (local.get $k) (local.get $inW)))
+    (local.set $rest (i32.div_u (local.get $k) (local.get $inW)))
+    (local.set $iy (i32.rem_u (local.get $rest) (local.get $inH)))
+    (local.set $b (i32.div_u (local.get $rest) (local.get $inH)))
+    ;; the pixel's place in the padded grid
+    (local.set $gy (i32.add (local.get $iy) (local.get $padT)))
+    (local.set $gx (i32.add (local.get $ix) (local.get $padL)))
+    (if (i32.and (i32.lt_u (i32.shr_u (local.get $gy) (i32.const 1)) (local.get $Hs)) (i32.lt_u (i32.shr_u (local.get $gx) (i32.const 1)) (local.get $Ws)))
+      (then (call $copy (local.get $x)
+        (i32.add (local.get $xs) (i32.mul (local.get $cb)
+          (i32.add (i32.shl (i32.add (i32.mul (i32.add (i32.mul (local.get $b) (local.get $Hs)) (i32.shr_u (local.get $gy) (i32.const 1))) (local.get $Ws))
+              (i32.shr_u (local.get $gx) (i32.const 1))) (i32.const 2))
+            (i32.add (i32.shl (i32.and (local.get $gy) (i32.const 1)) (i32.const 1)) (i32.and (local.get $gx) (i32.const 1))))))
+        (local.get $cb)))
+      (else (call $zero (local.get $x) (local.get $cb))))
+    (local.set $x (i32.add (local.get $x) (local.get $cb)))
+    (local.set $k (i32.add (local.get $k) (i32.const 1)))
+    (br $pixels))))`;
+
 const WINOGRAD_WAT = `(module
 (import "env" "memory" (memory 0))
 ${PAD_WAT}
-${inputTransformWat(F2X3)}
-${outputTransformWat(F2X3)}
-${inputTransformWat(F4X3)}
-${outputTransformWat(F4X3)}
-${filterTransformWat(F2X3)}
-${filterTransformWat(F4X3)}
-${gradientTransformWat(F2X3)}
-${gradientTransformWat(F4X3)}
-${gradientUntransformWat(F2X3)}
-${gradientUntransformWat(F4X3)}
+${SPACE_TO_DEPTH_WAT}
+${VARIANTS.map((v) =>
+  [inputTransformWat, outputTransformWat, filterTransformWat, gradientTransformWat, gradientUntransformWat]
+    .map((make) => make(v))
+    .join('\n'),
+).join('\n')}
 )`;
 
 type TransformExport = (...args: number[]) => void;
-interface WinogradExports {
-  winogradIn2: TransformExport;
-  winogradOut2: TransformExport;
-  winogradIn4: TransformExport;
-  winogradOut4: TransformExport;
-  winogradFilter2: TransformExport;
-  winogradFilter4: TransformExport;
-  winogradDy2: TransformExport;
-  winogradDy4: TransformExport;
-  winogradUnfilter2: TransformExport;
-  winogradUnfilter4: TransformExport;
-  winogradPad: TransformExport;
+type WinogradExports = Record<string, TransformExport>;
+
+/** One algorithm's five passes, as the module exports them. */
+interface Passes {
+  filter: TransformExport;
+  input: TransformExport;
+  output: TransformExport;
+  dy: TransformExport;
+  unfilter: TransformExport;
+}
+
+/** The module's zero-padded grid copy (PAD_WAT), as exported. */
+function padOf(exports: WinogradExports): TransformExport {
+  return exports.winogradPad as TransformExport;
+}
+
+function passesOf(exports: WinogradExports, v: WinogradVariant): Passes {
+  const pass = (name: string): TransformExport => exports[name] as TransformExport;
+  return {
+    filter: pass(`winogradFilter${v.m}x${v.r}`),
+    input: pass(`winogradIn${v.m}x${v.r}`),
+    output: pass(`winogradOut${v.m}x${v.r}`),
+    dy: pass(`winogradDy${v.m}x${v.r}`),
+    unfilter: pass(`winogradUnfilter${v.m}x${v.r}`),
+  };
 }
 
 let compiled: object | undefined;
@@ -453,9 +594,21 @@ function transformsFor(backend: BackendWasm): WinogradExports | undefined {
   const existing = instances.get(backend);
   if (existing !== undefined || compiled === undefined) return existing;
   const exports = instanceOnBackend(compiled, backend) as WinogradExports | undefined;
-  if (exports?.winogradIn2 === undefined) return undefined;
+  if (exports?.winogradPad === undefined) return undefined;
   instances.set(backend, exports);
   return exports;
+}
+
+/** The space-to-depth passes (SPACE_TO_DEPTH_WAT) bound to `backend`, or undefined while not compiled. */
+export function spaceToDepthPasses(
+  backend: BackendWasm,
+): { spaceToDepth: TransformExport; depthToSpace: TransformExport } | undefined {
+  const wino = transformsFor(backend);
+  if (wino === undefined) return undefined;
+  return {
+    spaceToDepth: wino.spaceToDepth as TransformExport,
+    depthToSpace: wino.depthToSpace as TransformExport,
+  };
 }
 
 /**
@@ -505,18 +658,16 @@ export function winogradConv(
   const wino = transformsFor(backend);
   if (wino === undefined) return undefined;
   const variant = options.variant ?? F4X3;
-  const { m: side, alpha } = variant;
+  const { m: side, r, alpha } = variant;
   const planes = alpha * alpha;
-  const [transformFilter, transformIn, transformOut] =
-    side === 4
-      ? [wino.winogradFilter4, wino.winogradIn4, wino.winogradOut4]
-      : [wino.winogradFilter2, wino.winogradIn2, wino.winogradOut2];
+  const pass = passesOf(wino, variant);
+  const pad = padOf(wino);
   const { batch, inC, outH, outW, outC } = g;
   const tH = Math.ceil(outH / side);
   const tW = Math.ceil(outW / side);
   const tiles = batch * tH * tW;
-  const hp = side * tH + 2;
-  const wp = side * tW + 2;
+  const hp = side * tH + r - 1;
+  const wp = side * tW + r - 1;
   const tileBytes = options.tileBytes ?? DEFAULT_TILE_BYTES;
   const chunk = Math.max(1, Math.min(tiles, Math.floor(tileBytes / (4 * planes * (inC + outC)))));
   const out = backend.makeOutput([batch, outH, outW, outC], 'float32');
@@ -529,8 +680,8 @@ export function winogradConv(
   try {
     gemm.reserve(outC);
     // Views and byte offsets taken after every allocation.
-    transformFilter(heapPtr(backend, filter), heapPtr(backend, u), inC * outC);
-    wino.winogradPad(
+    pass.filter(heapPtr(backend, filter), heapPtr(backend, u), inC * outC);
+    pad(
       heapPtr(backend, x),
       heapPtr(backend, padded),
       g.batch,
@@ -549,7 +700,7 @@ export function winogradConv(
     const outPtr = heapPtr(backend, out);
     for (let t0 = 0; t0 < tiles; t0 += chunk) {
       const count = Math.min(chunk, tiles - t0);
-      transformIn(paddedPtr, vPtr, hp, wp, inC, tH, tW, t0, count, 4 * vStride);
+      pass.input(paddedPtr, vPtr, hp, wp, inC, tH, tW, t0, count, 4 * vStride);
       for (let xi = 0; xi < planes; xi++) {
         gemm.multiply(
           count,
@@ -560,7 +711,7 @@ export function winogradConv(
           { ptr: mPtr + 4 * xi * mStride, rowStride: 4 * outC },
         );
       }
-      transformOut(mPtr, outPtr, outH, outW, outC, tH, tW, t0, count, 4 * mStride);
+      pass.output(mPtr, outPtr, outH, outW, outC, tH, tW, t0, count, 4 * mStride);
     }
   } catch (err) {
     backend.disposeData(out.dataId);
@@ -589,21 +740,19 @@ export function winogradFilterGrad(
   const wino = transformsFor(backend);
   if (wino === undefined) return undefined;
   const variant = options.variant ?? F4X3;
-  const { m: side, alpha } = variant;
+  const { m: side, r, alpha } = variant;
   const planes = alpha * alpha;
-  const [transformIn, transformDy, untransform] =
-    side === 4
-      ? [wino.winogradIn4, wino.winogradDy4, wino.winogradUnfilter4]
-      : [wino.winogradIn2, wino.winogradDy2, wino.winogradUnfilter2];
+  const pass = passesOf(wino, variant);
+  const pad = padOf(wino);
   const { batch, inC, outH, outW, outC } = g;
   const tH = Math.ceil(outH / side);
   const tW = Math.ceil(outW / side);
   const tiles = batch * tH * tW;
-  const hp = side * tH + 2;
-  const wp = side * tW + 2;
+  const hp = side * tH + r - 1;
+  const wp = side * tW + r - 1;
   const tileBytes = options.tileBytes ?? DEFAULT_TILE_BYTES;
   const chunk = Math.max(1, Math.min(tiles, Math.floor(tileBytes / (4 * planes * (inC + outC)))));
-  const dw = backend.makeOutput([3, 3, inC, outC], 'float32');
+  const dw = backend.makeOutput([r, r, inC, outC], 'float32');
   const padded = backend.makeOutput([batch, hp, wp, inC], 'float32');
   const sums = backend.makeOutput([planes, inC, outC], 'float32');
   const vStride = planeStride(chunk, inC);
@@ -612,7 +761,7 @@ export function winogradFilterGrad(
   const e = backend.makeOutput([planes * eStride], 'float32');
   try {
     gemm.reserve(outC);
-    wino.winogradPad(
+    pad(
       heapPtr(backend, x),
       heapPtr(backend, padded),
       g.batch,
@@ -631,8 +780,8 @@ export function winogradFilterGrad(
     const dyPtr = heapPtr(backend, dy);
     for (let t0 = 0; t0 < tiles; t0 += chunk) {
       const count = Math.min(chunk, tiles - t0);
-      transformIn(paddedPtr, vPtr, hp, wp, inC, tH, tW, t0, count, 4 * vStride);
-      transformDy(dyPtr, ePtr, outH, outW, outC, tH, tW, t0, count, 4 * eStride);
+      pass.input(paddedPtr, vPtr, hp, wp, inC, tH, tW, t0, count, 4 * vStride);
+      pass.dy(dyPtr, ePtr, outH, outW, outC, tH, tW, t0, count, 4 * eStride);
       for (let xi = 0; xi < planes; xi++) {
         gemm.multiply(
           inC,
@@ -645,7 +794,7 @@ export function winogradFilterGrad(
         );
       }
     }
-    untransform(sumsPtr, heapPtr(backend, dw), inC * outC);
+    pass.unfilter(sumsPtr, heapPtr(backend, dw), inC * outC);
   } catch (err) {
     backend.disposeData(dw.dataId);
     throw err;
