@@ -5,24 +5,28 @@ import { type Gemm, heapPtr } from './gemm/index.ts';
 import { instanceOnBackend, moduleFromWat } from './gemm/module-cache.ts';
 
 /**
- * Stride-1 3x3 convolutions by Winograd's minimal filtering F(2x2, 3x3) (Lavin and Gray, "Fast Algorithms
- * for Convolutional Neural Networks", 2016): each 2x2 block of outputs comes from a 4x4 tile of the input,
- * Y = A^T [(G g G^T) . (B^T d B)] A, so the 36 multiply-adds per output pixel and channel pair of the direct
- * convolution become 16 per 2x2 block (2.25x fewer). Across channels the elementwise products are 16
- * matrix products, one per tile position xi = (i, j):
+ * Stride-1 convolutions by Winograd's minimal filtering F(m x m, r x r) (Lavin and Gray, "Fast Algorithms
+ * for Convolutional Neural Networks", 2016): each m x m block of outputs comes from an alpha x alpha tile
+ * of the input (alpha = m + r - 1), Y = A^T [(G g G^T) . (B^T d B)] A, so the r^2 multiply-adds per
+ * output pixel and channel pair of the direct convolution become alpha^2 / m^2 (F(4x4, 3x3): 36 / 16
+ * against 9). Across channels the elementwise products are alpha^2 matrix products, one per tile position
+ * xi = (i, j):
  *   M[xi][tile][co] = V[xi][tile][:] @ U[xi][:][co],  V = B^T d B of every tile, U = G g G^T of the filter,
- * which go through Gantry's product (gemm/), and the transforms are SIMD passes over 4 channels at a time
- * (the WAT below). The input is first copied into a zero-padded grid of whole tiles, so the input
- * transform reads without bounds checks.
+ * which go through Gantry's product (gemm/); the transforms are SIMD passes over 4 channels at a time,
+ * generated from each algorithm's matrices (the WAT below). The input is first copied into a zero-padded
+ * grid of whole tiles, so the input transform reads without bounds checks. The filter gradient is the
+ * transposed algorithm (winogradFilterGrad).
  *
- * Used for the thin 3x3 convolutions of ProGAN and SRGAN, where im2col's product runs at 19-27 GFLOP/s
- * (its K = 9 * CI is short and the patches are 9x the input); channel counts must be multiples of 4.
+ * F(4x4, 3x3) takes ProGAN's and SRGAN's stride-1 3x3 convolutions (F(2x2, 3x3) is kept beside it, and
+ * tested), where im2col's product ran at 19-27 GFLOP/s (its K = 9 * CI is short and the patches are 9x
+ * the input); F(4x4, 2x2) and F(3x3, 2x2) the 2x2 convolutions that stride-2 4x4 ones become after a
+ * space-to-depth (conv-space-to-depth.ts). Channel counts must be multiples of 4.
  */
 
 /**
- * One Winograd algorithm F(m x m, 3x3): outputs per tile side m, tile side alpha = m + 2, and its
- * matrices (Lavin and Gray's, interpolation points 0, +-1 for F(2, 3) and 0, +-1, +-2 for F(4, 3), plus
- * infinity): V = B^T d B, U = G g G^T, Y = A^T M A.
+ * One Winograd algorithm F(m x m, r x r): outputs per tile side m, filter side r, tile side alpha =
+ * m + r - 1, and its matrices (for F(2, 3) and F(4, 3) Lavin and Gray's, interpolation points 0, +-1 and
+ * 0, +-1, +-2, plus infinity): V = B^T d B, U = G g G^T, Y = A^T M A.
  */
 export interface WinogradVariant {
   m: number;
@@ -626,7 +630,7 @@ function planeStride(tiles: number, channels: number): number {
   return tiles * channels + 16;
 }
 
-/** Whether F(2x2, 3x3) applies to `g` and pays (measured on the family shapes, see the README). */
+/** Whether `g` is a stride-1 3x3 convolution for F(4x4, 3x3) (channel counts in fours, 8 and up). */
 export function suitsWinograd(g: ConvGeometry): boolean {
   return (
     g.kH === 3 &&
