@@ -239,7 +239,12 @@ describe('exportNetwork on stock tfjs', () => {
       expect(t.alpha).toBeGreaterThan(0);
       expect(t.alpha).toBeLessThan(1);
       const grid = t.sample(16);
-      await onStockTfjs(t, 'g', (_, feed) => expectClose(feed({ z: [gridNoise(42, 16, 8), [16, 8]] }), grid));
+      // The trainer's 3x3 convs are Winograd F(4x4, 3x3) on wasm (kernels/winograd.ts), whose float32
+      // rounding differs from stock tfjs' direct convolution by ~2e-5 on these [-1, 1] images (an 8-bit
+      // image step is 4e-3).
+      await onStockTfjs(t, 'g', (_, feed) =>
+        expectClose(feed({ z: [gridNoise(42, 16, 8), [16, 8]] }), grid, 1e-4),
+      );
     });
   });
 });
