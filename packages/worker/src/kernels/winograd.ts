@@ -561,9 +561,27 @@ interface Passes {
   unfilter: TransformExport;
 }
 
-/** The module's zero-padded grid copy (PAD_WAT), as exported. */
-function padOf(exports: WinogradExports): TransformExport {
-  return exports.winogradPad as TransformExport;
+/** Copies x into `padded`, the zero grid of whole tiles [B, hp, wp, CI] (PAD_WAT) of geometry `g`. */
+function padGrid(
+  exports: WinogradExports,
+  backend: BackendWasm,
+  x: TensorInfo,
+  padded: TensorInfo,
+  g: ConvGeometry,
+): void {
+  const [batch, hp, wp, c] = padded.shape as [number, number, number, number];
+  (exports.winogradPad as TransformExport)(
+    heapPtr(backend, x),
+    heapPtr(backend, padded),
+    batch,
+    g.inH,
+    g.inW,
+    c,
+    hp,
+    wp,
+    g.padTop,
+    g.padLeft,
+  );
 }
 
 function passesOf(exports: WinogradExports, v: WinogradVariant): Passes {
@@ -646,6 +664,28 @@ export function suitsWinograd(g: ConvGeometry): boolean {
   );
 }
 
+/** How a call covers its output with tiles, and how many tiles go in one pass. */
+interface Tiling {
+  /** alpha^2: the products per pass. */
+  planes: number;
+  tH: number;
+  tW: number;
+  tiles: number;
+  /** The padded grid's height and width: whole tiles. */
+  hp: number;
+  wp: number;
+  chunk: number;
+}
+
+function tiling(g: ConvGeometry, v: WinogradVariant, tileBytes = DEFAULT_TILE_BYTES): Tiling {
+  const planes = v.alpha * v.alpha;
+  const tH = Math.ceil(g.outH / v.m);
+  const tW = Math.ceil(g.outW / v.m);
+  const tiles = g.batch * tH * tW;
+  const chunk = Math.max(1, Math.min(tiles, Math.floor(tileBytes / (4 * planes * (g.inC + g.outC)))));
+  return { planes, tH, tW, tiles, hp: v.m * tH + v.r - 1, wp: v.m * tW + v.r - 1, chunk };
+}
+
 /**
  * y = conv2d(x, filter) for a geometry that {@link suitsWinograd}, by F(m x m, 3x3) (`variant`, F(4x4,
  * 3x3) unless told); undefined while the transforms are not compiled (the caller then uses im2col).
@@ -662,18 +702,9 @@ export function winogradConv(
   const wino = transformsFor(backend);
   if (wino === undefined) return undefined;
   const variant = options.variant ?? F4X3;
-  const { m: side, r, alpha } = variant;
-  const planes = alpha * alpha;
   const pass = passesOf(wino, variant);
-  const pad = padOf(wino);
+  const { planes, tH, tW, tiles, hp, wp, chunk } = tiling(g, variant, options.tileBytes);
   const { batch, inC, outH, outW, outC } = g;
-  const tH = Math.ceil(outH / side);
-  const tW = Math.ceil(outW / side);
-  const tiles = batch * tH * tW;
-  const hp = side * tH + r - 1;
-  const wp = side * tW + r - 1;
-  const tileBytes = options.tileBytes ?? DEFAULT_TILE_BYTES;
-  const chunk = Math.max(1, Math.min(tiles, Math.floor(tileBytes / (4 * planes * (inC + outC)))));
   const out = backend.makeOutput([batch, outH, outW, outC], 'float32');
   const padded = backend.makeOutput([batch, hp, wp, inC], 'float32');
   const u = backend.makeOutput([planes, inC, outC], 'float32');
@@ -685,18 +716,7 @@ export function winogradConv(
     gemm.reserve(outC);
     // Views and byte offsets taken after every allocation.
     pass.filter(heapPtr(backend, filter), heapPtr(backend, u), inC * outC);
-    pad(
-      heapPtr(backend, x),
-      heapPtr(backend, padded),
-      g.batch,
-      g.inH,
-      g.inW,
-      inC,
-      hp,
-      wp,
-      g.padTop,
-      g.padLeft,
-    );
+    padGrid(wino, backend, x, padded, g);
     const paddedPtr = heapPtr(backend, padded);
     const uPtr = heapPtr(backend, u);
     const vPtr = heapPtr(backend, v);
@@ -744,19 +764,10 @@ export function winogradFilterGrad(
   const wino = transformsFor(backend);
   if (wino === undefined) return undefined;
   const variant = options.variant ?? F4X3;
-  const { m: side, r, alpha } = variant;
-  const planes = alpha * alpha;
   const pass = passesOf(wino, variant);
-  const pad = padOf(wino);
+  const { planes, tH, tW, tiles, hp, wp, chunk } = tiling(g, variant, options.tileBytes);
   const { batch, inC, outH, outW, outC } = g;
-  const tH = Math.ceil(outH / side);
-  const tW = Math.ceil(outW / side);
-  const tiles = batch * tH * tW;
-  const hp = side * tH + r - 1;
-  const wp = side * tW + r - 1;
-  const tileBytes = options.tileBytes ?? DEFAULT_TILE_BYTES;
-  const chunk = Math.max(1, Math.min(tiles, Math.floor(tileBytes / (4 * planes * (inC + outC)))));
-  const dw = backend.makeOutput([r, r, inC, outC], 'float32');
+  const dw = backend.makeOutput([variant.r, variant.r, inC, outC], 'float32');
   const padded = backend.makeOutput([batch, hp, wp, inC], 'float32');
   const sums = backend.makeOutput([planes, inC, outC], 'float32');
   const vStride = planeStride(chunk, inC);
@@ -765,18 +776,7 @@ export function winogradFilterGrad(
   const e = backend.makeOutput([planes * eStride], 'float32');
   try {
     gemm.reserve(outC);
-    pad(
-      heapPtr(backend, x),
-      heapPtr(backend, padded),
-      g.batch,
-      g.inH,
-      g.inW,
-      inC,
-      hp,
-      wp,
-      g.padTop,
-      g.padLeft,
-    );
+    padGrid(wino, backend, x, padded, g);
     const paddedPtr = heapPtr(backend, padded);
     const sumsPtr = heapPtr(backend, sums);
     const vPtr = heapPtr(backend, v);
