@@ -4,6 +4,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../backend.ts';
 import { convGeometry } from './conv-geometry.ts';
 import {
+  fitsSpaceToDepth,
   spaceToDepthConv,
   spaceToDepthFilterGrad,
   spaceToDepthInputGradient,
@@ -21,8 +22,9 @@ interface Case {
 const label = (c: Case): string => `x ${c.x.join('x')} 4x4/2 -> ${c.outC} pad ${JSON.stringify(c.pad)}`;
 
 const cases: Case[] = [
-  // The critics' 14 -> 7 layer (channels reduced), a 16 px output (F(4x4, 2x2) in whole tiles) and a
-  // 17 px one (F(3x3, 2x2)).
+  // The critics' 14 -> 7 layer (channels reduced; 16 images, so that the registered kernels take it too), a
+  // 16 px output (F(4x4, 2x2) in whole tiles) and a 17 px one (F(3x3, 2x2)).
+  { x: [16, 14, 14, 8], outC: 8, pad: 'same' },
   { x: [2, 14, 14, 16], outC: 32, pad: 'same' },
   { x: [2, 32, 32, 4], outC: 8, pad: 'same' },
   { x: [1, 34, 34, 4], outC: 8, pad: 'same' },
@@ -57,7 +59,7 @@ beforeAll(async () => {
 describe('4x4 stride-2 convolutions by space-to-depth and 2x2 Winograd (wasm) vs cpu', () => {
   it.each(cases.map((c) => [label(c), c] as const))('%s', async (_name, c) => {
     const g = geometryOf(c);
-    expect(suitsSpaceToDepth(g)).toBe(true);
+    expect(fitsSpaceToDepth(g)).toBe(true);
     const x = randomData(size(c.x), 31);
     const f = randomData(size(filterShape(c)), 32);
     const dy = randomData(size(dyShape(c)), 33);
@@ -103,12 +105,15 @@ describe('4x4 stride-2 convolutions by space-to-depth and 2x2 Winograd (wasm) vs
     tf.dispose([xt, ft, dyt]);
   });
 
-  it('is not taken for other kernels, strides or channel counts', () => {
+  it('is taken where its tiles pay for the filter transform, and not for other kernels, strides or channels', () => {
     const base = geometryOf(cases[0] as Case);
-    expect(suitsSpaceToDepth({ ...base, kH: 3, kW: 3 })).toBe(false);
-    expect(suitsSpaceToDepth({ ...base, strideH: 1, strideW: 1 })).toBe(false);
-    expect(suitsSpaceToDepth({ ...base, inC: 1 })).toBe(false);
-    expect(suitsSpaceToDepth({ ...base, outC: 3 })).toBe(false);
-    expect(suitsSpaceToDepth({ ...base, outH: 2 })).toBe(false);
+    expect(suitsSpaceToDepth(base)).toBe(true);
+    expect(suitsSpaceToDepth({ ...base, batch: 2 })).toBe(false);
+    expect(suitsSpaceToDepth({ ...base, inC: 256, outC: 512 })).toBe(false);
+    expect(fitsSpaceToDepth({ ...base, kH: 3, kW: 3 })).toBe(false);
+    expect(fitsSpaceToDepth({ ...base, strideH: 1, strideW: 1 })).toBe(false);
+    expect(fitsSpaceToDepth({ ...base, inC: 1 })).toBe(false);
+    expect(fitsSpaceToDepth({ ...base, outC: 3 })).toBe(false);
+    expect(fitsSpaceToDepth({ ...base, outH: 2 })).toBe(false);
   });
 });
