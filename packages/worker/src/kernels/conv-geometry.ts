@@ -69,3 +69,8 @@ export function backwardConvGeometry(
   }
   return convGeometry(info);
 }
+
+/** Whether `g` is a 1x1 convolution at stride 1 without padding: x itself is its patches matrix. */
+export function isPointwise(g: ConvGeometry): boolean {
+  return g.kH === 1 && g.kW === 1 && g.strideH === 1 && g.strideW === 1 && g.padTop === 0 && g.padLeft === 0;
+}

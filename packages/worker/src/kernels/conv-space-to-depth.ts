@@ -14,15 +14,15 @@ import {
 /**
  * Stride-2 4x4 convolutions (the DCGAN and WGAN-GP discriminators' layers, and their transposed twins in
  * the generators) as stride-1 2x2 convolutions on a space-to-depth of the input, which Winograd's
- * F(3x3, 2x2) then computes with 16 products per 3x3 block of outputs instead of 36 (winograd.ts):
+ * F(4x4, 2x2) or F(3x3, 2x2) then computes (winograd.ts):
  *   y[b, oy, ox] = sum over a, b' in {0, 1} of xs[b, oy + a, ox + b'] . f2[a, b'],
  *   xs[b, sy, sx, (2p + q) CI + ci] = x[b, 2 sy + p - padTop, 2 sx + q - padLeft, ci]   (zero outside x),
  *   f2[a, b', (2p + q) CI + ci, co] = filter[2a + p, 2b' + q, ci, co],
  * with xs of Hs = OH + 1 rows and Ws = OW + 1 columns of 2x2 blocks. With F(4x4, 2x2) a 4x4 block of
  * outputs takes 25 products per channel pair of xs (4 CI channels: 100 per pair of x's), against 256
- * multiply-adds for the direct 4x4 convolution. The input gradient is the full
- * correlation of dy with f2 flipped (a forward conv padded by one, to Hs x Ws) read back out of the blocks;
- * the filter gradient F(3x3, 2x2)'s transposed algorithm on xs and dy, folded back into 4x4.
+ * multiply-adds for the direct 4x4 convolution. The input gradient is the full correlation of dy with f2
+ * flipped (a forward conv padded by one, to Hs x Ws) read back out of the blocks; the filter gradient the
+ * transposed algorithm on xs and dy, unfolded back into 4x4.
  */
 
 /**
@@ -138,7 +138,10 @@ function foldFilter(backend: BackendWasm, filter: TensorInfo, g: ConvGeometry, f
   return out;
 }
 
-/** y = conv2d(x, filter) for a `g` that {@link suitsSpaceToDepth}; undefined while the passes are not compiled. */
+/**
+ * y = conv2d(x, filter) for a `g` that {@link fitsSpaceToDepth}; undefined while the passes are not
+ * compiled.
+ */
 export function spaceToDepthConv(
   backend: BackendWasm,
   gemm: Gemm,

@@ -8,7 +8,7 @@ import {
   type NamedTensorInfoMap,
   type TensorInfo,
 } from '@tensorflow/tfjs-core';
-import { backwardConvGeometry, type ConvGeometry } from './conv-geometry.ts';
+import { backwardConvGeometry, type ConvGeometry, isPointwise } from './conv-geometry.ts';
 import { filterGradPaddedGrid, suitsPaddedGrid } from './conv-padded-grid.ts';
 import { spaceToDepthFilterGrad, suitsSpaceToDepth } from './conv-space-to-depth.ts';
 import { type Gemm, gemmFor, heapPtr } from './gemm/index.ts';
@@ -49,9 +49,9 @@ export interface Conv2DBackpropFilterArgs {
  *
  * 4x4 stride-2 convolutions with channel counts in fours go to the space-to-depth and a 2x2 Winograd
  * filter gradient (conv-space-to-depth.ts: DCGAN D's 64 -> 128 at 14 px 17.0 -> 12.0 ms).
- * Stride-1 3x3 convolutions with channel counts in fours go to Winograd's F(3x3, 2x2) (winograd.ts: up
- * to 1.5x faster than the paths below on ProGAN's and SRGAN's layers, 5.1 -> 3.4 ms on ProGAN 32's
- * [32,32,32,16] 16 -> 16).
+ * Stride-1 3x3 convolutions with channel counts in fours go to Winograd's transposed F(3x3, 4x4)
+ * (winograd.ts: 2.3-3x faster than the paths below on ProGAN's and SRGAN's layers, 8.8 -> 3.4 ms on
+ * ProGAN 32's [32,32,32,16] 16 -> 32).
  * Stride-1 convolutions with fewer than 8 output channels, or thin ones on large images (suitsPaddedGrid),
  * go where Gantry's product is available to {@link filterGradPaddedGrid} instead (no patches: products
  * on a zero-padded grid). Everything else with 8+ output channels, where Gantry's product is available,
@@ -71,9 +71,8 @@ export function conv2DBackpropFilter(args: Conv2DBackpropFilterArgs, maxPatchEle
     throw new Error(`Conv2DBackpropFilter (wasm): only NHWC is supported, got ${attrs.dataFormat}`);
   }
   const g = geometry(x, dy, attrs);
-  const pointwise =
-    g.kH === 1 && g.kW === 1 && g.strideH === 1 && g.strideW === 1 && g.padTop === 0 && g.padLeft === 0;
-  if (pointwise && g.inH === g.outH && g.inW === g.outW) {
+  const pointwise = isPointwise(g);
+  if (pointwise) {
     // 1x1 (ProGAN's toRGB and fromRGB): x itself is the patches matrix; one product, no copies (3 -> 8
     // channels at 64 px: 2.5 ms through patches, 3.9 on the padded grid, 1.6 so).
     const rows = g.batch * g.outH * g.outW;

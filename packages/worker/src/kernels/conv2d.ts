@@ -10,7 +10,7 @@ import {
   type TensorInfo,
 } from '@tensorflow/tfjs-core';
 import { type MIN_SLICE_MACS, suitsGemm } from './batch-mat-mul.ts';
-import { type ConvGeometry, convGeometry } from './conv-geometry.ts';
+import { type ConvGeometry, convGeometry, isPointwise } from './conv-geometry.ts';
 import { shiftedOutputConv, suitsShiftedOutput } from './conv-shifted-output.ts';
 import { spaceToDepthConv, suitsSpaceToDepth } from './conv-space-to-depth.ts';
 import { type Gemm, gemmFor, heapPtr } from './gemm/index.ts';
@@ -56,12 +56,13 @@ export interface Conv2DArgs {
 /**
  * Forward 2-D convolution (NHWC, float32, no dilation) for the wasm backend, as im2col then Gantry's
  * matrix product: y[B*OH*OW, CO] = patches[B*OH*OW, KH*KW*CI] @ filter[KH*KW*CI, CO]. A 1x1 stride-1
- * convolution needs no patches; a stride-1 3x3 one with channel counts in fours goes through Winograd's
- * F(2x2, 3x3) instead (winograd.ts: 1.4-2.4x faster on ProGAN's and SRGAN's layers), and one with at
- * most 7 output channels through conv-shifted-output.ts (SRGAN G's 9x9 32 -> 3: 74 -> 26 ms), and a 4x4
- * stride-2 one as a 2x2 Winograd convolution on its space-to-depth (conv-space-to-depth.ts). Everything else (dilations, NCHW, other dtypes, products too small
- * for a 4x8 tile, or no Gantry product on this machine) is left to the stock XNNPACK kernel. It also
- * runs the stride-1 phases of the sub-pixel transposed convolution (transposed-conv-subpixel.ts).
+ * convolution needs no patches; a stride-1 3x3 one with channel counts in fours goes through
+ * Winograd's F(4x4, 3x3) instead (winograd.ts: 2.3-3.3x faster than im2col on ProGAN's and SRGAN's
+ * layers), one with at most 7 output channels through conv-shifted-output.ts (SRGAN G's 9x9 32 -> 3:
+ * 74 -> 26 ms), and a 4x4 stride-2 one as a 2x2 Winograd convolution on its space-to-depth
+ * (conv-space-to-depth.ts). Everything else (dilations, NCHW, other dtypes, products too small for a 4x8
+ * tile, or no Gantry product on this machine) is left to the stock XNNPACK kernel. It also runs the
+ * stride-1 phases of the sub-pixel transposed convolution (transposed-conv-subpixel.ts).
  *
  * Measured on the 2-core dev machine (single-threaded wasm with SIMD), x [64,14,14,64] * filter
  * [4,4,64,128], stride 2 'same' (822 MFLOP, the DCGAN discriminator's big layer): in a profiled training
@@ -98,7 +99,10 @@ export function conv2D(args: Conv2DArgs, options: Conv2DOptions = {}): TensorInf
   }) as TensorInfo;
 }
 
-/** The convolution's geometry when it is one this kernel can handle (NHWC, float32, no dilation), else undefined. */
+/**
+ * The convolution's geometry where this kernel can compute it (NHWC, float32, no dilation), else
+ * undefined.
+ */
 function plainGeometry(x: TensorInfo, filter: TensorInfo, attrs: Conv2DAttrs): ConvGeometry | undefined {
   if (x.dtype !== 'float32' || filter.dtype !== 'float32') return undefined;
   if (x.shape.length !== 4 || filter.shape.length !== 4) return undefined;
@@ -135,7 +139,6 @@ export function stride1InputGradient(
   dy: TensorInfo,
   filter: TensorInfo,
   g: ConvGeometry,
-  winograd = true,
 ): TensorInfo | undefined {
   const gemm = gemmFor(backend);
   if (gemm === undefined || g.strideH !== 1 || g.strideW !== 1) return undefined;
@@ -168,7 +171,7 @@ export function stride1InputGradient(
       padTop: kH - 1 - g.padTop,
       padLeft: kW - 1 - g.padLeft,
     };
-    return convolve(backend, gemm, dy, flipped, back, DEFAULT_MAX_PATCH_ELEMENTS, winograd);
+    return convolve(backend, gemm, dy, flipped, back, DEFAULT_MAX_PATCH_ELEMENTS, true);
   } finally {
     backend.disposeData(flipped.dataId);
   }
@@ -194,8 +197,7 @@ function convolve(
   const depth = g.kH * g.kW * g.inC;
   const rows = g.batch * g.outH * g.outW;
   const out = backend.makeOutput([g.batch, g.outH, g.outW, g.outC], 'float32');
-  const pointwise =
-    g.kH === 1 && g.kW === 1 && g.strideH === 1 && g.strideW === 1 && g.padTop === 0 && g.padLeft === 0;
+  const pointwise = isPointwise(g);
   // A pointwise convolution multiplies x itself; any other gathers its windows into patches, in chunks.
   const chunk = pointwise ? rows : Math.max(1, Math.min(rows, Math.floor(maxPatchElements / depth)));
   const patches = pointwise ? undefined : backend.makeOutput([chunk, depth], 'float32');

@@ -634,15 +634,15 @@ export function spaceToDepthPasses(
 }
 
 /**
- * Tiles per pass: V [16, tiles, CI] and M [16, tiles, CO] together about 1 MiB, so the transforms read
- * what the products just wrote from L2.
+ * Tiles per pass: V [alpha^2, tiles, CI] and M [alpha^2, tiles, CO] (or E, for the filter gradient)
+ * together about 1 MiB, so the transforms read what the products just wrote from L2.
  */
 export const DEFAULT_TILE_BYTES = 1024 * 1024;
 
 /**
- * Floats from one tile position's plane to the next in V, M and E ([16][tiles][channels]): the plane
- * plus 16 floats, so that the transforms' 16 streams do not fall on the same cache sets (a plane of
- * 512 tiles x 16 channels, 32 KiB, made ProGAN's 32 px input transform ~7x slower).
+ * Floats from one tile position's plane to the next in V, M and E ([alpha^2][tiles][channels]): the
+ * plane plus 16 floats, so that the transforms' alpha^2 streams do not fall on the same cache sets (a
+ * plane of 512 tiles x 16 channels, 32 KiB, made ProGAN's 32 px input transform ~7x slower).
  */
 function planeStride(tiles: number, channels: number): number {
   return tiles * channels + 16;
@@ -687,8 +687,8 @@ function tiling(g: ConvGeometry, v: WinogradVariant, tileBytes = DEFAULT_TILE_BY
 }
 
 /**
- * y = conv2d(x, filter) for a geometry that {@link suitsWinograd}, by F(m x m, 3x3) (`variant`, F(4x4,
- * 3x3) unless told); undefined while the transforms are not compiled (the caller then uses im2col).
+ * y = conv2d(x, filter) for a stride-1 convolution with the variant's r x r filter (a geometry that
+ * {@link suitsWinograd} for the default F(4x4, 3x3); conv-space-to-depth.ts's 2x2 ones); undefined while the transforms are not compiled (the caller then uses im2col).
  * Returns y [B, OH, OW, CO]; the caller owns it.
  */
 export function winogradConv(
@@ -747,11 +747,12 @@ export function winogradConv(
 }
 
 /**
- * The filter gradient of a convolution that {@link suitsWinograd}, by the transposed algorithm F(3x3, 2x2):
+ * The filter gradient of a stride-1 convolution with the variant's r x r filter, by the transposed
+ * algorithm (F(3x3, 4x4) for the default F(4x4, 3x3)):
  * dW = G^T [sum over tiles of (B^T d B) . (A e A^T)] G, with d each tile of x (the forward pass's input
- * transform) and e the matching 2x2 block of dy. Over channels the sums are 16 products
+ * transform) and e the matching m x m block of dy. Over channels the sums are alpha^2 products
  * S[xi][ci][co] = V[xi][:, ci]^T @ E[xi][:, co], long in K (the tiles), accumulated across passes. Undefined
- * while the transforms are not compiled. Returns dW [3, 3, CI, CO]; the caller owns it.
+ * while the transforms are not compiled. Returns dW [r, r, CI, CO]; the caller owns it.
  */
 export function winogradFilterGrad(
   backend: BackendWasm,
