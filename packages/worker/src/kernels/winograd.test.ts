@@ -51,7 +51,7 @@ beforeAll(async () => {
   await initBackend('wasm');
 });
 
-describe("Winograd F(2x2, 3x3) (wasm) vs cpu's direct convolution", () => {
+describe("Winograd F(4x4, 3x3) and F(2x2, 3x3) (wasm) vs cpu's direct convolution", () => {
   it.each(cases.map((c) => [label(c), c] as const))('%s', async (_name, c) => {
     const x = randomData(size(c.x), 21);
     const f = randomData(9 * c.x[3] * c.outC, 22);
