@@ -51,7 +51,7 @@ const explicit: Pad = [
 
 /** Filter gradients that take the padded grid: fewer than 8 output channels, or large thin images. */
 const filterCases: Case[] = [
-  { x: [1, 20, 20, 32], filter: [9, 9, 32, 3], pad: 'same' }, // SRGAN G's last conv, on a smaller image
+  { x: [2, 20, 20, 32], filter: [9, 9, 32, 3], pad: 'same' }, // SRGAN G's last conv, on a smaller image
   { x: [2, 32, 32, 16], filter: [1, 1, 16, 3], pad: 'valid' }, // ProGAN's toRGB
   { x: [3, 13, 11, 5], filter: [3, 3, 5, 2], pad: 'valid' },
   { x: [2, 9, 7, 8], filter: [5, 3, 8, 7], pad: 'same' },

@@ -125,13 +125,17 @@ function paddedGrid(g: ConvGeometry): { hp: number; wp: number; positions: numbe
  * On the padded grid (see {@link filterGradPaddedGrid}), with p = q + kw:
  *   dW[kh][kw][ci][co] = sum_q xp[q + kh*Wp + kw][ci] dy[q][co] = sum_p xp[p + kh*Wp][ci] D[p][kw*CO + co],
  * where D [P, KW*CO] holds dy shifted by kw positions in its kw-th column block (zeros where q falls
- * outside the real outputs). For each kh one product, positions as its depth:
- *   T[kh] [CI, KW*CO] = xp_kh^T [CI, P] @ D [P, KW*CO],
- * then dW[kh][kw][ci][co] = T[kh][ci][kw*CO + co]. SRGAN G's last conv (9x9, 32 -> 3 at 64 px): CI = 32
- * rows and 27 columns (77% of the 5x8 tiles' lanes useful) against the other orientation's 3 rows of
- * [CO, P] @ [P, KW*CI] (60%) with its [P, 288] operand packed anew for its single row block each K block.
- * Measured in a profiled SRGAN pretraining step (batch 16, bench/profile-kernels.ts): 142 -> 54 ms, the
- * step 573 -> 461 ms.
+ * outside the real outputs). For each kh and each image one product, that image's positions as its depth:
+ *   T[kh] [KW*CO, CI] += D_b^T [KW*CO, P_b] @ xp_kh,b [P_b, CI],
+ * then dW[kh][kw][ci][co] = T[kh][kw*CO + co][ci]. SRGAN G's last conv (9x9, 32 -> 3 at 64 px): 27 rows
+ * and CI = 32 columns, 90% of the 5x8 tiles' lanes useful, both operands packed by vectors (D^T is A
+ * transposed, xp row-major); the transposed orientation xp_kh^T @ D (32 rows, 27 columns) used 77% and
+ * packed xp's row 4 of each block float by float. P_b stops at the image's last real output plus KW - 1:
+ * the grid's last KH - 1 rows of each image hold no dy (64 px: 11% of the depth).
+ * Measured (one core, [16,64,64,32] x [16,64,64,3] -> [9,9,32,3], medians of 9 in one process): 57 ms
+ * with xp_kh^T @ D over all positions, 47 ms with D^T as the rows, 44 ms with the per-image depth.
+ * Earlier, against im2col, in a profiled SRGAN pretraining step (batch 16, bench/profile-kernels.ts):
+ * 142 -> 54 ms, the step 573 -> 461 ms.
  */
 function filterGradShiftedDy(
   backend: BackendWasm,
@@ -146,10 +150,10 @@ function filterGradShiftedDy(
   const depth = positions + kW - 1;
   const xp = backend.makeOutput([batch, hp, wp, inC], 'float32');
   const shifted = backend.makeOutput([depth, cols], 'float32');
-  const t = backend.makeOutput([kH, inC, cols], 'float32');
+  const t = backend.makeOutput([kH, cols, inC], 'float32');
   const dw = backend.makeOutput([kH, kW, inC, outC], 'float32');
   try {
-    gemm.reserve(cols);
+    gemm.reserve(inC);
     padInto(backend, xp, x, { batch, h: inH, w: inW, c: inC, hp, wp, top: padTop, left: padLeft });
     const d = backend.typedArrayFromHeap(shifted) as Float32Array;
     const src = backend.typedArrayFromHeap(dy) as Float32Array;
@@ -168,23 +172,29 @@ function filterGradShiftedDy(
     const xpPtr = heapPtr(backend, xp);
     const dPtr = heapPtr(backend, shifted);
     const tPtr = heapPtr(backend, t);
+    // Image b's rows of D: from its grid's first position to its last real output's, plus KW - 1.
+    const imageDepth = (outH - 1) * wp + outW + kW - 1;
     for (let kh = 0; kh < kH; kh++) {
-      gemm.multiply(
-        inC,
-        depth,
-        cols,
-        { ptr: xpPtr + 4 * kh * wp * inC, rowStride: 4, colStride: 4 * inC },
-        { ptr: dPtr, rowStride: 4 * cols, colStride: 4 },
-        { ptr: tPtr + 4 * kh * inC * cols, rowStride: 4 * cols },
-      );
+      for (let b = 0; b < batch; b++) {
+        const p0 = b * hp * wp;
+        gemm.multiply(
+          cols,
+          imageDepth,
+          inC,
+          { ptr: dPtr + 4 * p0 * cols, rowStride: 4, colStride: 4 * cols },
+          { ptr: xpPtr + 4 * (p0 + kh * wp) * inC, rowStride: 4 * inC, colStride: 4 },
+          { ptr: tPtr + 4 * kh * cols * inC, rowStride: 4 * inC },
+          b > 0,
+        );
+      }
     }
     const out = backend.typedArrayFromHeap(dw) as Float32Array;
     const tv = backend.typedArrayFromHeap(t) as Float32Array;
     for (let kh = 0, o = 0; kh < kH; kh++) {
       for (let kw = 0; kw < kW; kw++) {
         for (let ci = 0; ci < inC; ci++) {
-          const from = (kh * inC + ci) * cols + kw * outC;
-          for (let co = 0; co < outC; co++) out[o++] = tv[from + co] as number;
+          const from = (kh * cols + kw * outC) * inC + ci;
+          for (let co = 0; co < outC; co++) out[o++] = tv[from + co * inC] as number;
         }
       }
     }
