@@ -1,5 +1,6 @@
 import { InferenceError } from '@gantry/shared';
 import type { DataType } from '@tensorflow/tfjs-core';
+import { PRELU } from '../kernels/prelu.ts';
 import type { TracedConst, TracedKernel, TracedRef } from './trace.ts';
 
 /**
@@ -110,6 +111,8 @@ const OPS: Record<string, (k: TracedKernel) => TfOp> = {
   Equal: same('Equal'),
   Select: same('SelectV2'),
   Prelu: same('Prelu'),
+  // Gantry's fused PReLU (kernels/prelu.ts): the same values as TensorFlow's Prelu, inputs x then alpha.
+  [PRELU]: same('Prelu'),
   ...Object.fromEntries(
     [
       'Relu',

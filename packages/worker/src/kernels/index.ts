@@ -13,6 +13,7 @@ import { greaterConfig } from './greater.ts';
 import { castConfig, identityConfig } from './identity.ts';
 import { layerNormConfig, layerNormGradConfig } from './layer-norm.ts';
 import { leakyReluConfig, leakyReluGradConfig } from './leaky-relu.ts';
+import { preluConfig, preluGradConfig } from './prelu.ts';
 import { rememberStockKernel } from './stock-kernels.ts';
 import { meanConfig, sumConfig } from './sum-mean.ts';
 
@@ -23,6 +24,9 @@ const MISSING_WASM_KERNELS: readonly KernelConfig[] = [
   batchNormConfig,
   batchNormGradConfig,
   leakyReluGradConfig,
+  // SRGAN G's PReLU (models/layers.ts).
+  preluConfig,
+  preluGradConfig,
   // Layer norm and GELU of models/transformer.ts.
   layerNormConfig,
   layerNormGradConfig,

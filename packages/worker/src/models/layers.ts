@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { fusedBatchNorm } from '../kernels/batch-norm.ts';
+import { fusedPrelu } from '../kernels/prelu.ts';
 
 /** x @ W + b for x [N, in], W [in, out]. */
 export function dense(x: tf.Tensor2D, w: tf.Tensor2D, b?: tf.Tensor1D): tf.Tensor2D {
@@ -58,9 +59,13 @@ export function deconv(x: tf.Tensor4D, w: tf.Tensor4D, stride: number, b?: tf.Te
   return b ? tf.add(y, b) : y;
 }
 
-/** PReLU (He et al., 2015): x for x > 0, alpha * x below, alpha per channel, from ops that differentiate twice. */
+/**
+ * PReLU (He et al., 2015): x for x > 0, alpha * x below, alpha per channel. On wasm one fused op with its
+ * own gradient (kernels/prelu.ts; its gradient falls back on ops when it is differentiated again), else
+ * from ops that differentiate twice.
+ */
 export function prelu(x: tf.Tensor4D, alpha: tf.Tensor1D): tf.Tensor4D {
-  return tf.sub(tf.relu(x), tf.mul(alpha, tf.relu(tf.neg(x))));
+  return fusedPrelu(x, alpha) ?? tf.sub(tf.relu(x), tf.mul(alpha, tf.relu(tf.neg(x))));
 }
 
 /**

@@ -74,6 +74,16 @@ interface GemmExports extends BatchNormPasses {
   adam: (...args: number[]) => void;
   leakyRelu: (x: number, out: number, n: number, alpha: number) => void;
   leakyReluGrad: (dy: number, x: number, out: number, n: number, alpha: number) => void;
+  prelu: (x: number, alpha: number, out: number, rows: number, c: number) => void;
+  preluGrad: (
+    dy: number,
+    x: number,
+    alpha: number,
+    dx: number,
+    dalpha: number,
+    rows: number,
+    c: number,
+  ) => void;
 }
 
 /**
@@ -207,6 +217,22 @@ export class Gemm {
   /** out[i] = x[i] > 0 ? dy[i] : alpha * dy[i] (NaN where x[i] is) for n float32s of this heap, in SIMD. */
   leakyReluGrad(dy: number, x: number, out: number, n: number, alpha: number): void {
     this.exports.leakyReluGrad(dy, x, out, n, Math.fround(alpha));
+  }
+
+  /**
+   * out[r][j] = x[r][j] > 0 ? x[r][j] : alpha[j] * x[r][j] over [rows][c] float32s of this heap (PReLU),
+   * in SIMD; c must be a positive multiple of 4.
+   */
+  prelu(x: number, alpha: number, out: number, rows: number, c: number): void {
+    this.exports.prelu(x, alpha, out, rows, c);
+  }
+
+  /**
+   * PReLU's gradients in one SIMD pass over [rows][c] (c a positive multiple of 4): dx = x > 0 ? dy :
+   * alpha * dy, and dalpha[j] = the sum over rows, in row order, of (x > 0 ? 0 : dy * x).
+   */
+  preluGrad(dy: number, x: number, alpha: number, dx: number, dalpha: number, rows: number, c: number): void {
+    this.exports.preluGrad(dy, x, alpha, dx, dalpha, rows, c);
   }
 
   /**

@@ -345,6 +345,60 @@ ${batchNormWat()}
     (local.set $i (i32.add (local.get $i) (i32.const 4)))
     (br $one))))
 
+;; out[r][j] = x[r][j] > 0 ? x[r][j] : alpha[j] * x[r][j] over rows x c (PReLU, a slope per channel;
+;; c a multiple of 4, at least 4; NaN stays NaN)
+(func (export "prelu") (param $x i32) (param $alpha i32) (param $out i32) (param $rows i32) (param $c i32)
+  (local $end i32) (local $j i32) (local $cb i32) (local $v v128)
+  (local.set $cb (i32.shl (local.get $c) (i32.const 2)))
+  (local.set $end (i32.add (local.get $x) (i32.mul (local.get $rows) (local.get $cb))))
+  (block $done (loop $row
+    (br_if $done (i32.ge_u (local.get $x) (local.get $end)))
+    (local.set $j (i32.const 0))
+    (loop $vec
+      (local.set $v (v128.load (i32.add (local.get $x) (local.get $j))))
+      (v128.store (i32.add (local.get $out) (local.get $j))
+        (v128.bitselect (local.get $v)
+          (f32x4.mul (local.get $v) (v128.load (i32.add (local.get $alpha) (local.get $j))))
+          (f32x4.gt (local.get $v) (f32x4.splat (f32.const 0)))))
+      (local.set $j (i32.add (local.get $j) (i32.const 16)))
+      (br_if $vec (i32.lt_u (local.get $j) (local.get $cb))))
+    (local.set $x (i32.add (local.get $x) (local.get $cb)))
+    (local.set $out (i32.add (local.get $out) (local.get $cb)))
+    (br $row))))
+
+;; PReLU's gradients over rows x c (c a multiple of 4, at least 4): dx[r][j] = x > 0 ? dy : alpha[j] * dy,
+;; and dalpha[j] = the sum over rows, in row order, of (x > 0 ? 0 : dy * x)
+(func (export "preluGrad") (param $dy i32) (param $x i32) (param $alpha i32) (param $dx i32) (param $dalpha i32)
+    (param $rows i32) (param $c i32)
+  (local $end i32) (local $j i32) (local $cb i32) (local $v v128) (local $g v128) (local $pos v128) (local $d i32)
+  (local.set $cb (i32.shl (local.get $c) (i32.const 2)))
+  (local.set $j (i32.const 0))
+  (loop $zero
+    (v128.store (i32.add (local.get $dalpha) (local.get $j)) (v128.const i32x4 0 0 0 0))
+    (local.set $j (i32.add (local.get $j) (i32.const 16)))
+    (br_if $zero (i32.lt_u (local.get $j) (local.get $cb))))
+  (local.set $end (i32.add (local.get $x) (i32.mul (local.get $rows) (local.get $cb))))
+  (block $done (loop $row
+    (br_if $done (i32.ge_u (local.get $x) (local.get $end)))
+    (local.set $j (i32.const 0))
+    (loop $vec
+      (local.set $v (v128.load (i32.add (local.get $x) (local.get $j))))
+      (local.set $g (v128.load (i32.add (local.get $dy) (local.get $j))))
+      (local.set $pos (f32x4.gt (local.get $v) (f32x4.splat (f32.const 0))))
+      (v128.store (i32.add (local.get $dx) (local.get $j))
+        (v128.bitselect (local.get $g)
+          (f32x4.mul (local.get $g) (v128.load (i32.add (local.get $alpha) (local.get $j))))
+          (local.get $pos)))
+      (local.set $d (i32.add (local.get $dalpha) (local.get $j)))
+      (v128.store (local.get $d)
+        (f32x4.add (v128.load (local.get $d)) (v128.andnot (f32x4.mul (local.get $g) (local.get $v)) (local.get $pos))))
+      (local.set $j (i32.add (local.get $j) (i32.const 16)))
+      (br_if $vec (i32.lt_u (local.get $j) (local.get $cb))))
+    (local.set $x (i32.add (local.get $x) (local.get $cb)))
+    (local.set $dy (i32.add (local.get $dy) (local.get $cb)))
+    (local.set $dx (i32.add (local.get $dx) (local.get $cb)))
+    (br $row))))
+
 ;; One Adam step (Kingma & Ba, 2015) over n floats, into new arrays: m' = b1 m + (1 - b1) g,
 ;; v' = b2 v + (1 - b2) g^2, x' = x - alpha m' / (sqrt(v') + eps), each operation rounded as tfjs's ops
 ;; round it (no fused multiply-adds), so the values are those of the unfused update
