@@ -13,6 +13,7 @@ import { greaterConfig } from './greater.ts';
 import { castConfig, identityConfig } from './identity.ts';
 import { layerNormConfig, layerNormGradConfig } from './layer-norm.ts';
 import { leakyReluConfig, leakyReluGradConfig } from './leaky-relu.ts';
+import { pixelNormConfig, pixelNormGradConfig } from './pixel-norm.ts';
 import { preluConfig, preluGradConfig } from './prelu.ts';
 import { rememberStockKernel } from './stock-kernels.ts';
 import { meanConfig, sumConfig } from './sum-mean.ts';
@@ -27,6 +28,9 @@ const MISSING_WASM_KERNELS: readonly KernelConfig[] = [
   // SRGAN G's PReLU (models/layers.ts).
   preluConfig,
   preluGradConfig,
+  // ProGAN G's pixel norm (families/progan/blocks.ts).
+  pixelNormConfig,
+  pixelNormGradConfig,
   // Layer norm and GELU of models/transformer.ts.
   layerNormConfig,
   layerNormGradConfig,

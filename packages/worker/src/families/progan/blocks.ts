@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { fusedPixelNorm } from '../../kernels/pixel-norm.ts';
 
 /**
  * Building blocks of progressive growing (Karras et al., 2018, "Progressive Growing of GANs"), NHWC.
@@ -9,9 +10,12 @@ import * as tf from '@tensorflow/tfjs-core';
  * against finite differences.
  */
 
-/** Pixel-wise feature normalisation (section 4.2): x / sqrt(mean over channels of x^2 + eps). */
+/**
+ * Pixel-wise feature normalisation (section 4.2): x / sqrt(mean over channels of x^2 + eps). While
+ * training on wasm one fused op each way (kernels/pixel-norm.ts), else these ops.
+ */
 export function pixelNorm<T extends tf.Tensor4D>(x: T, eps = 1e-8): T {
-  return tf.mul(x, tf.rsqrt(tf.add(tf.mean(tf.square(x), 3, true), eps))) as T;
+  return fusedPixelNorm(x, eps) ?? (tf.mul(x, tf.rsqrt(tf.add(tf.mean(tf.square(x), 3, true), eps))) as T);
 }
 
 /**

@@ -84,6 +84,8 @@ interface GemmExports extends BatchNormPasses {
     rows: number,
     c: number,
   ) => void;
+  pixelNorm: (x: number, y: number, r: number, rows: number, c: number, eps: number) => void;
+  pixelNormGrad: (dy: number, x: number, r: number, dx: number, rows: number, c: number) => void;
 }
 
 /**
@@ -233,6 +235,19 @@ export class Gemm {
    */
   preluGrad(dy: number, x: number, alpha: number, dx: number, dalpha: number, rows: number, c: number): void {
     this.exports.preluGrad(dy, x, alpha, dx, dalpha, rows, c);
+  }
+
+  /**
+   * ProGAN's pixel norm over [rows][c] float32s of this heap (c a positive multiple of 4), in SIMD:
+   * r[row] = 1 / sqrt(sum(x^2) / c + eps), y = x * r.
+   */
+  pixelNorm(x: number, y: number, r: number, rows: number, c: number, eps: number): void {
+    this.exports.pixelNorm(x, y, r, rows, c, Math.fround(eps));
+  }
+
+  /** Pixel norm's gradient from x and the forward pass's r, in SIMD: dx = r dy - x r^3 sum(dy x) / c. */
+  pixelNormGrad(dy: number, x: number, r: number, dx: number, rows: number, c: number): void {
+    this.exports.pixelNormGrad(dy, x, r, dx, rows, c);
   }
 
   /**

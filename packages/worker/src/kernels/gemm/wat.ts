@@ -399,6 +399,75 @@ ${batchNormWat()}
     (local.set $dx (i32.add (local.get $dx) (local.get $cb)))
     (br $row))))
 
+;; Pixel norm over rows x c (ProGAN, c a multiple of 4, at least 4): r[row] = 1 / sqrt(sum(x^2) / c + eps),
+;; y = x * r
+(func (export "pixelNorm") (param $x i32) (param $y i32) (param $r i32) (param $rows i32) (param $c i32) (param $eps f32)
+  (local $end i32) (local $j i32) (local $cb i32) (local $v v128) (local $acc v128) (local $s f32) (local $rr v128)
+  (local.set $cb (i32.shl (local.get $c) (i32.const 2)))
+  (local.set $end (i32.add (local.get $x) (i32.mul (local.get $rows) (local.get $cb))))
+  (block $done (loop $row
+    (br_if $done (i32.ge_u (local.get $x) (local.get $end)))
+    (local.set $acc (v128.const i32x4 0 0 0 0))
+    (local.set $j (i32.const 0))
+    (loop $sq
+      (local.set $v (v128.load (i32.add (local.get $x) (local.get $j))))
+      (local.set $acc (f32x4.add (local.get $acc) (f32x4.mul (local.get $v) (local.get $v))))
+      (local.set $j (i32.add (local.get $j) (i32.const 16)))
+      (br_if $sq (i32.lt_u (local.get $j) (local.get $cb))))
+    (local.set $s (f32.add
+      (f32.add (f32x4.extract_lane 0 (local.get $acc)) (f32x4.extract_lane 1 (local.get $acc)))
+      (f32.add (f32x4.extract_lane 2 (local.get $acc)) (f32x4.extract_lane 3 (local.get $acc)))))
+    (local.set $s (f32.div (f32.const 1)
+      (f32.sqrt (f32.add (f32.div (local.get $s) (f32.convert_i32_u (local.get $c))) (local.get $eps)))))
+    (f32.store (local.get $r) (local.get $s))
+    (local.set $rr (f32x4.splat (local.get $s)))
+    (local.set $j (i32.const 0))
+    (loop $scale
+      (v128.store (i32.add (local.get $y) (local.get $j))
+        (f32x4.mul (v128.load (i32.add (local.get $x) (local.get $j))) (local.get $rr)))
+      (local.set $j (i32.add (local.get $j) (i32.const 16)))
+      (br_if $scale (i32.lt_u (local.get $j) (local.get $cb))))
+    (local.set $x (i32.add (local.get $x) (local.get $cb)))
+    (local.set $y (i32.add (local.get $y) (local.get $cb)))
+    (local.set $r (i32.add (local.get $r) (i32.const 4)))
+    (br $row))))
+
+;; Pixel norm's gradient over rows x c (c a multiple of 4, at least 4), from x and the forward pass's r:
+;; dx = r dy - x r^3 sum(dy x) / c
+(func (export "pixelNormGrad") (param $dy i32) (param $x i32) (param $r i32) (param $dx i32) (param $rows i32) (param $c i32)
+  (local $end i32) (local $j i32) (local $cb i32) (local $acc v128) (local $s f32) (local $q f32) (local $rr v128) (local $k v128)
+  (local.set $cb (i32.shl (local.get $c) (i32.const 2)))
+  (local.set $end (i32.add (local.get $x) (i32.mul (local.get $rows) (local.get $cb))))
+  (block $done (loop $row
+    (br_if $done (i32.ge_u (local.get $x) (local.get $end)))
+    (local.set $acc (v128.const i32x4 0 0 0 0))
+    (local.set $j (i32.const 0))
+    (loop $dot
+      (local.set $acc (f32x4.add (local.get $acc)
+        (f32x4.mul (v128.load (i32.add (local.get $dy) (local.get $j))) (v128.load (i32.add (local.get $x) (local.get $j))))))
+      (local.set $j (i32.add (local.get $j) (i32.const 16)))
+      (br_if $dot (i32.lt_u (local.get $j) (local.get $cb))))
+    (local.set $s (f32.add
+      (f32.add (f32x4.extract_lane 0 (local.get $acc)) (f32x4.extract_lane 1 (local.get $acc)))
+      (f32.add (f32x4.extract_lane 2 (local.get $acc)) (f32x4.extract_lane 3 (local.get $acc)))))
+    (local.set $q (f32.load (local.get $r)))
+    (local.set $rr (f32x4.splat (local.get $q)))
+    (local.set $k (f32x4.splat (f32.mul (f32.mul (local.get $q) (f32.mul (local.get $q) (local.get $q)))
+      (f32.div (local.get $s) (f32.convert_i32_u (local.get $c))))))
+    (local.set $j (i32.const 0))
+    (loop $out
+      (v128.store (i32.add (local.get $dx) (local.get $j))
+        (f32x4.sub
+          (f32x4.mul (v128.load (i32.add (local.get $dy) (local.get $j))) (local.get $rr))
+          (f32x4.mul (v128.load (i32.add (local.get $x) (local.get $j))) (local.get $k))))
+      (local.set $j (i32.add (local.get $j) (i32.const 16)))
+      (br_if $out (i32.lt_u (local.get $j) (local.get $cb))))
+    (local.set $x (i32.add (local.get $x) (local.get $cb)))
+    (local.set $dy (i32.add (local.get $dy) (local.get $cb)))
+    (local.set $dx (i32.add (local.get $dx) (local.get $cb)))
+    (local.set $r (i32.add (local.get $r) (i32.const 4)))
+    (br $row))))
+
 ;; One Adam step (Kingma & Ba, 2015) over n floats, into new arrays: m' = b1 m + (1 - b1) g,
 ;; v' = b2 v + (1 - b2) g^2, x' = x - alpha m' / (sqrt(v') + eps), each operation rounded as tfjs's ops
 ;; round it (no fused multiply-adds), so the values are those of the unfused update
