@@ -15,6 +15,7 @@ import { layerNormConfig, layerNormGradConfig } from './layer-norm.ts';
 import { leakyReluConfig, leakyReluGradConfig } from './leaky-relu.ts';
 import { pixelNormConfig, pixelNormGradConfig } from './pixel-norm.ts';
 import { preluConfig, preluGradConfig } from './prelu.ts';
+import { resizeNearestNeighborConfig } from './resize-nearest.ts';
 import { rememberStockKernel } from './stock-kernels.ts';
 import { meanConfig, sumConfig } from './sum-mean.ts';
 
@@ -55,6 +56,7 @@ const REPLACED_WASM_KERNELS: readonly KernelConfig[] = [
   concatConfig,
   addConfig,
   multiplyConfig,
+  resizeNearestNeighborConfig,
 ];
 
 /**

@@ -32,7 +32,8 @@ export function minibatchStd(x: tf.Tensor4D, eps = 1e-8): tf.Tensor4D {
 
 /**
  * 2x2 average pooling, stride 2 (sizes must be even), and nearest-neighbour 2x upsampling: tfjs's AvgPool
- * and ResizeNearestNeighbor kernels (XNNPACK's pooling in wasm), each with its gradient written as the
+ * and ResizeNearestNeighbor kernels (XNNPACK's pooling in wasm; the 2x resize a copy pass of Gantry's on
+ * wasm, kernels/resize-nearest.ts), each with its gradient written as the
  * other one (the adjoint of the 2x2 mean is a quarter of the upsample, the upsample's is four times the
  * mean), so both are differentiable any number of times as the WGAN-GP penalty needs: tfjs's own
  * gradients of these kernels are kernels without gradients. Measured on wasm at [32, 32, 32, 16]:

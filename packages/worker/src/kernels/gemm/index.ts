@@ -86,6 +86,7 @@ interface GemmExports extends BatchNormPasses {
   ) => void;
   pixelNorm: (x: number, y: number, r: number, rows: number, c: number, eps: number) => void;
   pixelNormGrad: (dy: number, x: number, r: number, dx: number, rows: number, c: number) => void;
+  upsample2x: (x: number, out: number, rows: number, w: number, c: number) => void;
 }
 
 /**
@@ -248,6 +249,14 @@ export class Gemm {
   /** Pixel norm's gradient from x and the forward pass's r, in SIMD: dx = r dy - x r^3 sum(dy x) / c. */
   pixelNormGrad(dy: number, x: number, r: number, dx: number, rows: number, c: number): void {
     this.exports.pixelNormGrad(dy, x, r, dx, rows, c);
+  }
+
+  /**
+   * Nearest-neighbour 2x upsampling in this heap: out [rows * 2][w * 2][c] from x [rows][w][c] (each
+   * pixel into a 2x2 block), by vectors where c % 4 = 0; rows, w, c >= 1.
+   */
+  upsample2x(x: number, out: number, rows: number, w: number, c: number): void {
+    this.exports.upsample2x(x, out, rows, w, c);
   }
 
   /**

@@ -468,6 +468,51 @@ ${batchNormWat()}
     (local.set $r (i32.add (local.get $r) (i32.const 4)))
     (br $row))))
 
+;; Nearest-neighbour 2x upsampling: out [rows*2][w*2][c] from x [rows][w][c], each pixel copied into a
+;; 2x2 block (ProGAN's); by vectors where c is a multiple of 4, else float by float
+(func (export "upsample2x") (param $x i32) (param $out i32) (param $rows i32) (param $w i32) (param $c i32)
+  (local $end i32) (local $rowEnd i32) (local $j i32) (local $cb i32) (local $ob i32) (local $o i32)
+  (local $v v128) (local $f f32)
+  (local.set $cb (i32.shl (local.get $c) (i32.const 2)))
+  ;; one output row's bytes
+  (local.set $ob (i32.shl (i32.mul (local.get $w) (local.get $cb)) (i32.const 1)))
+  (local.set $end (i32.add (local.get $x) (i32.mul (local.get $rows) (i32.shr_u (local.get $ob) (i32.const 1)))))
+  (block $done (loop $row
+    (br_if $done (i32.ge_u (local.get $x) (local.get $end)))
+    (local.set $rowEnd (i32.add (local.get $x) (i32.shr_u (local.get $ob) (i32.const 1))))
+    (local.set $o (local.get $out))
+    (if (i32.eqz (i32.and (local.get $c) (i32.const 3)))
+      (then
+        (loop $px
+          (local.set $j (i32.const 0))
+          (loop $vec
+            (local.set $v (v128.load (i32.add (local.get $x) (local.get $j))))
+            (v128.store (i32.add (local.get $o) (local.get $j)) (local.get $v))
+            (v128.store (i32.add (i32.add (local.get $o) (local.get $cb)) (local.get $j)) (local.get $v))
+            (v128.store (i32.add (i32.add (local.get $o) (local.get $ob)) (local.get $j)) (local.get $v))
+            (v128.store (i32.add (i32.add (i32.add (local.get $o) (local.get $ob)) (local.get $cb)) (local.get $j)) (local.get $v))
+            (local.set $j (i32.add (local.get $j) (i32.const 16)))
+            (br_if $vec (i32.lt_u (local.get $j) (local.get $cb))))
+          (local.set $x (i32.add (local.get $x) (local.get $cb)))
+          (local.set $o (i32.add (local.get $o) (i32.shl (local.get $cb) (i32.const 1))))
+          (br_if $px (i32.lt_u (local.get $x) (local.get $rowEnd)))))
+      (else
+        (loop $px
+          (local.set $j (i32.const 0))
+          (loop $one
+            (local.set $f (f32.load (i32.add (local.get $x) (local.get $j))))
+            (f32.store (i32.add (local.get $o) (local.get $j)) (local.get $f))
+            (f32.store (i32.add (i32.add (local.get $o) (local.get $cb)) (local.get $j)) (local.get $f))
+            (f32.store (i32.add (i32.add (local.get $o) (local.get $ob)) (local.get $j)) (local.get $f))
+            (f32.store (i32.add (i32.add (i32.add (local.get $o) (local.get $ob)) (local.get $cb)) (local.get $j)) (local.get $f))
+            (local.set $j (i32.add (local.get $j) (i32.const 4)))
+            (br_if $one (i32.lt_u (local.get $j) (local.get $cb))))
+          (local.set $x (i32.add (local.get $x) (local.get $cb)))
+          (local.set $o (i32.add (local.get $o) (i32.shl (local.get $cb) (i32.const 1))))
+          (br_if $px (i32.lt_u (local.get $x) (local.get $rowEnd))))))
+    (local.set $out (i32.add (local.get $out) (i32.shl (local.get $ob) (i32.const 1))))
+    (br $row))))
+
 ;; One Adam step (Kingma & Ba, 2015) over n floats, into new arrays: m' = b1 m + (1 - b1) g,
 ;; v' = b2 v + (1 - b2) g^2, x' = x - alpha m' / (sqrt(v') + eps), each operation rounded as tfjs's ops
 ;; round it (no fused multiply-adds), so the values are those of the unfused update
