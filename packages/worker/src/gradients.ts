@@ -23,7 +23,7 @@ import { fusedLeakyReluGrad } from './kernels/leaky-relu.ts';
  * is zerosLike), and an edge to x would send those zeros back through the forward pass that made x -
  * for WGAN-GP's critic a product of the big conv's shape twice per critic update, on zeros.
  */
-function leakyReluSlopeTimes(dy: Tensor, x: Tensor, alpha: number): Tensor {
+export function leakyReluSlopeTimes(dy: Tensor, x: Tensor, alpha: number): Tensor {
   if (!engine().isTapeOn()) return fusedLeakyReluGrad(dy, x, alpha) ?? mul(dy, step(x, alpha));
   const op = customGrad((...args: (Tensor | GradSaveFunc)[]) => {
     const d = args[0] as Tensor;

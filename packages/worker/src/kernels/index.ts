@@ -3,6 +3,7 @@ import { getKernel, registerKernel, unregisterKernel } from '@tensorflow/tfjs-co
 import { adamUpdateConfig } from './adam-update.ts';
 import { batchMatMulConfig } from './batch-mat-mul.ts';
 import { batchNormConfig, batchNormGradConfig } from './batch-norm.ts';
+import { biasLeakyReluConfig, biasLeakyReluGradConfig } from './bias-leaky-relu.ts';
 import { addConfig, multiplyConfig } from './binary-broadcast.ts';
 import { concatConfig } from './concat.ts';
 import { conv2DConfig } from './conv2d.ts';
@@ -32,6 +33,9 @@ const MISSING_WASM_KERNELS: readonly KernelConfig[] = [
   // ProGAN G's pixel norm (families/progan/blocks.ts).
   pixelNormConfig,
   pixelNormGradConfig,
+  // ProGAN's conv bias and LeakyRelu (kernels/bias-leaky-relu.ts).
+  biasLeakyReluConfig,
+  biasLeakyReluGradConfig,
   // Layer norm and GELU of models/transformer.ts.
   layerNormConfig,
   layerNormGradConfig,

@@ -1,5 +1,6 @@
 import { type Rng, STAGE_RESOLUTIONS } from '@gantry/shared';
 import * as tf from '@tensorflow/tfjs-core';
+import { biasLeakyRelu } from '../../kernels/bias-leaky-relu.ts';
 import { conv, dense, pixelShuffle } from '../../models/layers.ts';
 import { init, ParamStore } from '../../models/param-store.ts';
 import { downsample2x, equalizedScale, fadeIn, minibatchStd, pixelNorm, upsample2x } from './blocks.ts';
@@ -204,16 +205,23 @@ for (let u = 0; u < 3; u++)
  * and no upsample. The fold is one product with a constant [36, 9] matrix and a rank-4 transpose (tfjs-wasm's
  * rank-6 transpose is 20x slower). Differentiable (matMul, reshape, transpose, conv) as far as G needs.
  */
-export function upsampledConv3x3(x: tf.Tensor4D, w: tf.Tensor4D, b: tf.Tensor1D): tf.Tensor4D {
+export function upsampledConv3x3(x: tf.Tensor4D, w: tf.Tensor4D, b?: tf.Tensor1D): tf.Tensor4D {
   const [, , ci, co] = w.shape;
   const folded = tf.matMul(tf.tensor2d(FOLD_2D), tf.reshape(w, [9, ci * co]));
   // [(u, v), (a, b), ci, co] -> [u, v, ci, (a, b, co)]: pixelShuffle's channel order (a * 2 + b) * co + c.
   const k = tf.reshape(tf.transpose(tf.reshape(folded, [9, 4, ci, co]), [0, 2, 1, 3]), [3, 3, ci, 4 * co]);
-  return tf.add(pixelShuffle(conv(x, k as tf.Tensor4D, 1), 2), b);
+  const y = pixelShuffle(conv(x, k as tf.Tensor4D, 1), 2);
+  return b === undefined ? y : tf.add(y, b);
 }
 
-const upConvLayer = (p: ParamStore, layer: string, x: tf.Tensor4D) =>
-  upsampledConv3x3(x, scaled<tf.Tensor4D>(p, layer), bias(p, layer));
+/** lrelu(upsampledConv3x3(x) + b) of the layer's scaled weight and bias (one fused op while training). */
+const upConvLrelu = (p: ParamStore, layer: string, x: tf.Tensor4D) =>
+  biasLeakyRelu(upsampledConv3x3(x, scaled<tf.Tensor4D>(p, layer)), bias(p, layer), SLOPE);
+
+/** lrelu(conv3x3(x) + b), the bias and the activation one fused op while training (kernels/bias-leaky-relu.ts). */
+function convLrelu(p: ParamStore, layer: string, x: tf.Tensor4D): tf.Tensor4D {
+  return biasLeakyRelu(conv(x, scaled(p, layer), 1), bias(p, layer), SLOPE);
+}
 
 function denseLayer(p: ParamStore, layer: string, x: tf.Tensor2D, gain?: number): tf.Tensor2D {
   return dense(x, scaled(p, layer, gain), bias(p, layer));
@@ -244,9 +252,9 @@ export function buildProgan(shape: ProganShape, rng: Rng, options: ProganOptions
   }
 
   const toRgb = (p: ParamStore, r: number, h: tf.Tensor4D) => convLayer(p, `torgb${r}`, h, 1);
-  const fromRgb = (r: number, x: tf.Tensor4D) => lrelu(convLayer(d, `fromrgb${r}`, x));
+  const fromRgb = (r: number, x: tf.Tensor4D) => convLrelu(d, `fromrgb${r}`, x);
   const dBlock = (r: number, h: tf.Tensor4D) =>
-    downsample2x(lrelu(convLayer(d, `b${r}/conv2`, lrelu(convLayer(d, `b${r}/conv1`, h)))));
+    downsample2x(convLrelu(d, `b${r}/conv2`, convLrelu(d, `b${r}/conv1`, h)));
 
   return {
     shape,
@@ -257,13 +265,13 @@ export function buildProgan(shape: ProganShape, rng: Rng, options: ProganOptions
       check(z.shape[1] === L, `generate expects z of shape [N, ${L}], got [${z.shape.join(', ')}]`);
       const zn = tf.reshape(pixelNorm(tf.reshape(z, [n, 1, 1, L]) as tf.Tensor4D), [n, L]) as tf.Tensor2D;
       let h = tf.reshape(tf.matMul(zn, scaled(params, 'b4/dense')), [n, 4, 4, c4]) as tf.Tensor4D;
-      h = pixelNorm(lrelu(tf.add(h, bias(params, 'b4/dense'))));
-      h = pixelNorm(lrelu(convLayer(params, 'b4/conv', h)));
+      h = pixelNorm(biasLeakyRelu(h, bias(params, 'b4/dense'), SLOPE));
+      h = pixelNorm(convLrelu(params, 'b4/conv', h));
       let prev = h;
       for (const r of blockResolutions(R)) {
         prev = h;
-        h = pixelNorm(lrelu(upConvLayer(params, `b${r}/conv1`, h)));
-        h = pixelNorm(lrelu(convLayer(params, `b${r}/conv2`, h)));
+        h = pixelNorm(upConvLrelu(params, `b${r}/conv1`, h));
+        h = pixelNorm(convLrelu(params, `b${r}/conv2`, h));
       }
       const fresh = toRgb(params, R, h);
       return R === 4 ? fresh : fadeIn(upsample2x(toRgb(params, R / 2, prev)), fresh, alpha);
@@ -277,7 +285,7 @@ export function buildProgan(shape: ProganShape, rng: Rng, options: ProganOptions
       let h = fromRgb(R, x);
       if (R > 4) h = fadeIn(fromRgb(R / 2, downsample2x(x)), dBlock(R, h), alpha);
       for (const r of blockResolutions(R / 2).reverse()) h = dBlock(r, h);
-      h = lrelu(convLayer(d, 'b4/conv', minibatchStd(h)));
+      h = convLrelu(d, 'b4/conv', minibatchStd(h));
       const f = lrelu(denseLayer(d, 'b4/dense1', tf.reshape(h, [n, 16 * c4]) as tf.Tensor2D));
       return tf.reshape(denseLayer(d, 'b4/dense2', f, 1), [n]) as tf.Tensor1D;
     },

@@ -87,6 +87,16 @@ interface GemmExports extends BatchNormPasses {
   pixelNorm: (x: number, y: number, r: number, rows: number, c: number, eps: number) => void;
   pixelNormGrad: (dy: number, x: number, r: number, dx: number, rows: number, c: number) => void;
   upsample2x: (x: number, out: number, rows: number, w: number, c: number) => void;
+  biasLeakyRelu: (y: number, b: number, out: number, rows: number, c: number, alpha: number) => void;
+  biasLeakyReluGrad: (
+    dz: number,
+    out: number,
+    dpre: number,
+    db: number,
+    rows: number,
+    c: number,
+    alpha: number,
+  ) => void;
 }
 
 /**
@@ -257,6 +267,30 @@ export class Gemm {
    */
   upsample2x(x: number, out: number, rows: number, w: number, c: number): void {
     this.exports.upsample2x(x, out, rows, w, c);
+  }
+
+  /**
+   * out = leakyRelu(y + b) over [rows][c] float32s of this heap, b [c] (c a positive multiple of 4), in
+   * SIMD: the values of an Add then LeakyRelu.
+   */
+  biasLeakyRelu(y: number, b: number, out: number, rows: number, c: number, alpha: number): void {
+    this.exports.biasLeakyRelu(y, b, out, rows, c, Math.fround(alpha));
+  }
+
+  /**
+   * Its gradients from its output (alpha > 0), in one SIMD pass: dpre = out > 0 ? dz : alpha * dz (NaN
+   * where out is NaN) and db[j] = the sum over rows, in row order, of dpre.
+   */
+  biasLeakyReluGrad(
+    dz: number,
+    out: number,
+    dpre: number,
+    db: number,
+    rows: number,
+    c: number,
+    alpha: number,
+  ): void {
+    this.exports.biasLeakyReluGrad(dz, out, dpre, db, rows, c, Math.fround(alpha));
   }
 
   /**

@@ -513,6 +513,61 @@ ${batchNormWat()}
     (local.set $out (i32.add (local.get $out) (i32.shl (local.get $ob) (i32.const 1))))
     (br $row))))
 
+;; out = leakyRelu(y + b[j]) over rows x c (a bias per channel, then the slope alpha; c a multiple of 4,
+;; at least 4): the values of an Add then LeakyRelu
+(func (export "biasLeakyRelu") (param $y i32) (param $b i32) (param $out i32) (param $rows i32) (param $c i32) (param $alpha f32)
+  (local $end i32) (local $j i32) (local $cb i32) (local $v v128) (local $a v128)
+  (local.set $a (f32x4.splat (local.get $alpha)))
+  (local.set $cb (i32.shl (local.get $c) (i32.const 2)))
+  (local.set $end (i32.add (local.get $y) (i32.mul (local.get $rows) (local.get $cb))))
+  (block $done (loop $row
+    (br_if $done (i32.ge_u (local.get $y) (local.get $end)))
+    (local.set $j (i32.const 0))
+    (loop $vec
+      (local.set $v (f32x4.add (v128.load (i32.add (local.get $y) (local.get $j))) (v128.load (i32.add (local.get $b) (local.get $j)))))
+      (v128.store (i32.add (local.get $out) (local.get $j))
+        (v128.bitselect (local.get $v) (f32x4.mul (local.get $v) (local.get $a))
+          (f32x4.gt (local.get $v) (f32x4.splat (f32.const 0)))))
+      (local.set $j (i32.add (local.get $j) (i32.const 16)))
+      (br_if $vec (i32.lt_u (local.get $j) (local.get $cb))))
+    (local.set $y (i32.add (local.get $y) (local.get $cb)))
+    (local.set $out (i32.add (local.get $out) (local.get $cb)))
+    (br $row))))
+
+;; Its gradients from the output (alpha > 0: out > 0 exactly where y + b > 0): dpre = out > 0 ? dz :
+;; alpha * dz (NaN where out is NaN), the gradient of y, and db[j] = the sum over rows, in row order, of dpre
+(func (export "biasLeakyReluGrad") (param $dz i32) (param $out i32) (param $dpre i32) (param $db i32) (param $rows i32)
+    (param $c i32) (param $alpha f32)
+  (local $end i32) (local $j i32) (local $cb i32) (local $v v128) (local $g v128) (local $a v128) (local $d i32)
+  (local.set $a (f32x4.splat (local.get $alpha)))
+  (local.set $cb (i32.shl (local.get $c) (i32.const 2)))
+  (local.set $j (i32.const 0))
+  (loop $zero
+    (v128.store (i32.add (local.get $db) (local.get $j)) (v128.const i32x4 0 0 0 0))
+    (local.set $j (i32.add (local.get $j) (i32.const 16)))
+    (br_if $zero (i32.lt_u (local.get $j) (local.get $cb))))
+  (local.set $end (i32.add (local.get $out) (i32.mul (local.get $rows) (local.get $cb))))
+  (block $done (loop $row
+    (br_if $done (i32.ge_u (local.get $out) (local.get $end)))
+    (local.set $j (i32.const 0))
+    (loop $vec
+      (local.set $v (v128.load (i32.add (local.get $out) (local.get $j))))
+      (local.set $g (v128.load (i32.add (local.get $dz) (local.get $j))))
+      (local.set $g
+        (v128.bitselect (local.get $v)
+          (v128.bitselect (local.get $g) (f32x4.mul (local.get $g) (local.get $a))
+            (f32x4.gt (local.get $v) (f32x4.splat (f32.const 0))))
+          (f32x4.ne (local.get $v) (local.get $v))))
+      (v128.store (i32.add (local.get $dpre) (local.get $j)) (local.get $g))
+      (local.set $d (i32.add (local.get $db) (local.get $j)))
+      (v128.store (local.get $d) (f32x4.add (v128.load (local.get $d)) (local.get $g)))
+      (local.set $j (i32.add (local.get $j) (i32.const 16)))
+      (br_if $vec (i32.lt_u (local.get $j) (local.get $cb))))
+    (local.set $out (i32.add (local.get $out) (local.get $cb)))
+    (local.set $dz (i32.add (local.get $dz) (local.get $cb)))
+    (local.set $dpre (i32.add (local.get $dpre) (local.get $cb)))
+    (br $row))))
+
 ;; One Adam step (Kingma & Ba, 2015) over n floats, into new arrays: m' = b1 m + (1 - b1) g,
 ;; v' = b2 v + (1 - b2) g^2, x' = x - alpha m' / (sqrt(v') + eps), each operation rounded as tfjs's ops
 ;; round it (no fused multiply-adds), so the values are those of the unfused update
