@@ -72,5 +72,14 @@ export function backwardConvGeometry(
 
 /** Whether `g` is a 1x1 convolution at stride 1 without padding: x itself is its patches matrix. */
 export function isPointwise(g: ConvGeometry): boolean {
-  return g.kH === 1 && g.kW === 1 && g.strideH === 1 && g.strideW === 1 && g.padTop === 0 && g.padLeft === 0;
+  return (
+    g.kH === 1 &&
+    g.kW === 1 &&
+    g.strideH === 1 &&
+    g.strideW === 1 &&
+    g.padTop === 0 &&
+    g.padLeft === 0 &&
+    g.outH === g.inH &&
+    g.outW === g.inW
+  );
 }

@@ -44,6 +44,12 @@ const cases: Case[] = [
   // ProGAN's fromRGB and toRGB 1x1s (batch reduced).
   { x: [2, 16, 16, 3], filter: [1, 1, 3, 8], strides: 1, pad: 'same' },
   { x: [2, 16, 16, 8], filter: [1, 1, 8, 3], strides: 1, pad: 'valid' },
+  // 1x1s with 1-4 channels on one side, in registers (pointwiseOuter), both orientations; 4 x 16 does not fit.
+  { x: [2, 16, 16, 1], filter: [1, 1, 1, 16], strides: 1, pad: 'same' },
+  { x: [2, 8, 8, 16], filter: [1, 1, 16, 1], strides: 1, pad: 'same' },
+  { x: [2, 8, 8, 4], filter: [1, 1, 4, 12], strides: 1, pad: 'same' },
+  { x: [3, 5, 5, 2], filter: [1, 1, 2, 8], strides: 1, pad: 'valid' },
+  { x: [2, 8, 8, 16], filter: [1, 1, 16, 4], strides: 1, pad: 'same' },
   { x: [2, 7, 7, 3], filter: [3, 3, 3, 4], strides: 1, pad: 'valid' },
   { x: [3, 9, 9, 2], filter: [5, 5, 2, 3], strides: 2, pad: 'same' },
   { x: [2, 9, 9, 3], filter: [7, 7, 3, 2], strides: 2, pad: 'valid' },

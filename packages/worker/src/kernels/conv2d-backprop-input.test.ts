@@ -88,6 +88,21 @@ const cases: Case[] = [
   { x: [2, 9, 9, 16], filter: [2, 2, 16, 3], strides: 3, pad: 'valid' },
   // Stride larger than the kernel: some output rows and columns get no taps at all.
   { x: [2, 9, 9, 16], filter: [2, 2, 16, 3], strides: 4, pad: 'same' },
+  // 1x1s (ProGAN's fromRGB and toRGB), one product dy @ W^T; a bottom / right pad makes dy larger than dx.
+  { x: [2, 16, 16, 3], filter: [1, 1, 3, 8], strides: 1, pad: 'same' },
+  { x: [2, 8, 8, 16], filter: [1, 1, 16, 3], strides: 1, pad: 'valid' },
+  { x: [3, 5, 7, 1], filter: [1, 1, 1, 16], strides: 1, pad: 'same' },
+  {
+    x: [2, 5, 5, 3],
+    filter: [1, 1, 3, 8],
+    strides: 1,
+    pad: [
+      [0, 0],
+      [0, 2],
+      [0, 1],
+      [0, 0],
+    ],
+  },
   // Big channel counts at small spatial sizes.
   { x: [2, 4, 4, 512], filter: [3, 3, 512, 8], strides: 1, pad: 'same' },
   { x: [1, 3, 3, 64], filter: [3, 3, 64, 512], strides: 1, pad: 'same' },

@@ -7,10 +7,10 @@ import {
   type NamedTensorInfoMap,
   type TensorInfo,
 } from '@tensorflow/tfjs-core';
-import { backwardConvGeometry, type ConvGeometry } from './conv-geometry.ts';
+import { backwardConvGeometry, type ConvGeometry, isPointwise } from './conv-geometry.ts';
 import { spaceToDepthInputGradient, suitsSpaceToDepth } from './conv-space-to-depth.ts';
 import { stride1InputGradient } from './conv2d.ts';
-import { gemmFor } from './gemm/index.ts';
+import { type Gemm, gemmFor, heapPtr } from './gemm/index.ts';
 import { transposedConvGemm } from './transposed-conv-gemm.ts';
 import { transposedConvSubPixel } from './transposed-conv-subpixel.ts';
 import { suitsWinograd } from './winograd.ts';
@@ -94,9 +94,13 @@ export function conv2DBackpropInput(
     backend.typedArrayFromHeap(zeros).fill(0);
     return zeros;
   }
+  const gemm = gemmFor(backend);
+  // 1x1 (ProGAN's toRGB and fromRGB): dx = dy @ W^T, one product on the tensors in place.
+  if (algorithm === 'auto' && gemm !== undefined && isPointwise(g)) {
+    return pointwiseInputGradient(backend, gemm, dy, filter, g);
+  }
   // 4x4 at stride 2 (DCGAN's and pix2pix's generators, the critics' gradients): a 2x2 Winograd
   // convolution of dy on the space-to-depth grid (conv-space-to-depth.ts).
-  const gemm = gemmFor(backend);
   if (algorithm === 'auto' && gemm !== undefined && suitsSpaceToDepth(g)) {
     const dx = spaceToDepthInputGradient(backend, gemm, dy, filter, g);
     if (dx !== undefined) return dx;
@@ -139,3 +143,29 @@ export const conv2DBackpropInputConfig: KernelConfig = {
   // tfjs passes the backend as `{}` and attrs as a loose map; the engine guarantees these shapes.
   kernelFunc: ((args: Conv2DBackpropInputArgs) => conv2DBackpropInput(args)) as unknown as KernelFunc,
 };
+
+/**
+ * The input gradient of a 1x1 stride-1 convolution without padding: dx [rows, CI] = dy [rows, CO] @ W^T,
+ * W [CI, CO] read transposed in place by Gantry's product. Through col2im it was a GEMM then a scatter of
+ * single pixels (ProGAN's fromRGB at 64 px, dy [32,64,64,8] -> dx [32,64,64,3]: 4.21 -> 1.17 ms, medians of 9).
+ */
+function pointwiseInputGradient(
+  backend: BackendWasm,
+  gemm: Gemm,
+  dy: TensorInfo,
+  filter: TensorInfo,
+  g: ConvGeometry,
+): TensorInfo {
+  const rows = g.batch * g.inH * g.inW;
+  const dx = backend.makeOutput([g.batch, g.inH, g.inW, g.inC], 'float32');
+  gemm.reserve(g.inC);
+  gemm.multiply(
+    rows,
+    g.outC,
+    g.inC,
+    { ptr: heapPtr(backend, dy), rowStride: 4 * g.outC, colStride: 4 },
+    { ptr: heapPtr(backend, filter), rowStride: 4, colStride: 4 * g.outC },
+    { ptr: heapPtr(backend, dx), rowStride: 4 * g.inC },
+  );
+  return dx;
+}

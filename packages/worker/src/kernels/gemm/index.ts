@@ -88,6 +88,7 @@ interface GemmExports extends BatchNormPasses {
   pixelNormGrad: (dy: number, x: number, r: number, dx: number, rows: number, c: number) => void;
   upsample2x: (x: number, out: number, rows: number, w: number, c: number) => void;
   biasLeakyRelu: (y: number, b: number, out: number, rows: number, c: number, alpha: number) => void;
+  [pointwiseOuter: `pointwiseOuter${number}x${number}`]: unknown;
   biasLeakyReluGrad: (
     dz: number,
     out: number,
@@ -291,6 +292,29 @@ export class Gemm {
     alpha: number,
   ): void {
     this.exports.biasLeakyReluGrad(dz, out, dpre, db, rows, c, Math.fround(alpha));
+  }
+
+  /**
+   * s [I][4V] = sum over p < rows, in order, of a[p][i] * b[p][j], row strides lda and ldb in bytes, in
+   * SIMD with every sum in registers (a 1x1 filter gradient where one side has at most 4 channels); false
+   * where the module has no such shape (see POINTWISE_OUTER_SHAPES in wat.ts).
+   */
+  pointwiseOuter(
+    i: number,
+    v: number,
+    a: number,
+    lda: number,
+    b: number,
+    ldb: number,
+    s: number,
+    rows: number,
+  ): boolean {
+    const run = this.exports[`pointwiseOuter${i}x${v}`] as
+      | ((a: number, lda: number, b: number, ldb: number, s: number, rows: number) => void)
+      | undefined;
+    if (run === undefined) return false;
+    run(a, lda, b, ldb, s, rows);
+    return true;
   }
 
   /**

@@ -275,6 +275,7 @@ export function gemmModuleWat(fma: boolean, tileRows: number = TILE_ROWS): strin
     (br_if $k (i32.lt_u (local.get $k) (local.get $kc)))))
 
 ${batchNormWat()}
+${pointwiseOuterWat(madd)}
 ;; dst[i] += src[i] for i < n (float32; col2im's window rows); the runs may not overlap
 (func (export "addInto") (param $dst i32) (param $src i32) (param $n i32)
   (local $end i32) (local $vend i32)
@@ -769,6 +770,44 @@ ${batchNormWat()}
     (local.set $k0 (i32.add (local.get $k0) (local.get $kc)))
     (br_if $kblock (i32.lt_u (local.get $k0) (local.get $k)))))
 )`;
+}
+
+/** The (I, V) shapes {@link pointwiseOuterWat} generates: I splat rows by V vectors, I * V <= 12 accumulators. */
+export const POINTWISE_OUTER_SHAPES: readonly (readonly [number, number])[] = [1, 2, 3, 4].flatMap((i) =>
+  [1, 2, 3, 4].filter((v) => i * v <= 12).map((v) => [i, v] as const),
+);
+
+/**
+ * Exports `pointwiseOuter{I}x{V}` for each of {@link POINTWISE_OUTER_SHAPES}: s[i][j] = sum over p < rows,
+ * in order, of a[p][i] * b[p][j] for i < I and j < 4V, with row strides lda and ldb in bytes (a 1x1
+ * convolution's filter gradient x^T @ dy where one side has at most 4 channels: ProGAN's fromRGB and
+ * toRGB). All I x V accumulators stay in registers: per row, V vector loads of b, I splat loads of a and
+ * I x V multiply-adds.
+ */
+function pointwiseOuterWat(madd: (a: string, b: string, c: string) => string): string {
+  return POINTWISE_OUTER_SHAPES.map(([I, V]) => {
+    const rows = Array.from({ length: I }, (_, i) => i);
+    const cols = Array.from({ length: V }, (_, v) => v);
+    const acc = rows.flatMap((i) => cols.map((v) => `$s${i}_${v}`));
+    return `(func (export "pointwiseOuter${I}x${V}") (param $a i32) (param $lda i32) (param $b i32) (param $ldb i32) (param $s i32) (param $rows i32)
+  ${acc.map((x) => `(local ${x} v128)`).join(' ')}
+  ${cols.map((v) => `(local $b${v} v128)`).join(' ')} (local $av v128) (local $end i32)
+  (local.set $end (i32.add (local.get $a) (i32.mul (local.get $rows) (local.get $lda))))
+  (block $done (loop $p
+    (br_if $done (i32.ge_u (local.get $a) (local.get $end)))
+    ${cols.map((v) => `(local.set $b${v} (v128.load offset=${16 * v} (local.get $b)))`).join('\n    ')}
+    ${rows
+      .map(
+        (i) => `(local.set $av (v128.load32_splat offset=${4 * i} (local.get $a)))
+    ${cols.map((v) => `(local.set $s${i}_${v} ${madd('(local.get $av)', `(local.get $b${v})`, `(local.get $s${i}_${v})`)})`).join('\n    ')}`,
+      )
+      .join('\n    ')}
+    (local.set $a (i32.add (local.get $a) (local.get $lda)))
+    (local.set $b (i32.add (local.get $b) (local.get $ldb)))
+    (br $p)))
+  ${rows.flatMap((i) => cols.map((v) => `(v128.store offset=${16 * (i * V + v)} (local.get $s) (local.get $s${i}_${v}))`)).join('\n  ')})
+`;
+  }).join('\n');
 }
 
 /** `i8x16.shuffle` of two v128 locals picking four 32-bit lanes (0-3 from x, 4-7 from y). */
