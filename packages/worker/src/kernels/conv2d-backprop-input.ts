@@ -9,7 +9,7 @@ import {
 } from '@tensorflow/tfjs-core';
 import { backwardConvGeometry, type ConvGeometry, isPointwise } from './conv-geometry.ts';
 import { spaceToDepthInputGradient, suitsSpaceToDepth } from './conv-space-to-depth.ts';
-import { stride1InputGradient } from './conv2d.ts';
+import { inputGradientSuitsShiftedOutput, stride1InputGradient } from './conv2d.ts';
 import { type Gemm, gemmFor, heapPtr } from './gemm/index.ts';
 import { transposedConvGemm } from './transposed-conv-gemm.ts';
 import { transposedConvSubPixel } from './transposed-conv-subpixel.ts';
@@ -107,7 +107,12 @@ export function conv2DBackpropInput(
   }
   // Stride 1, dy no wider than dx (SRGAN G's 9x9 32 -> 3: 670 -> 76 ms), or any 3x3 that Winograd takes
   // (ProGAN's 3x3 32 -> 16: 15 -> 4 ms): a forward conv (conv2d.ts).
-  if (algorithm === 'auto' && ((g.inC >= 8 && g.outC <= g.inC) || suitsWinograd(g))) {
+  // Few input channels for many output ones (SRGAN D's first conv): the flipped conv's kernel columns on
+  // the output side (conv-shifted-output.ts).
+  if (
+    algorithm === 'auto' &&
+    ((g.inC >= 8 && g.outC <= g.inC) || suitsWinograd(g) || inputGradientSuitsShiftedOutput(g))
+  ) {
     const dx = stride1InputGradient(backend, dy, filter, g);
     if (dx !== undefined) return dx;
   }
