@@ -118,6 +118,23 @@ describe('searchView', () => {
     expect(v.events).toEqual(events);
   });
 
+  it('counts an ASHA stop decided after its trial had completed at its rung, but does not list it as a stop', () => {
+    const asha = spec({ scheduler: { type: 'asha', min_steps: 100, eta: 3 } });
+    // t001 trained on to its end while the coordinator was down; its rung-0 value was read afterwards.
+    const events: SearchEvent[] = [
+      rung('s-t000', 0, 50, 'continue', 50, 0),
+      rung('s-t001', 0, 60, 'stop', 50, 1),
+      rung('s-t002', 0, 70, 'stop', 60, 2),
+    ];
+    const v = searchView(asha, events, [
+      trial('s-t000', { state: 'running', step: 400 }),
+      trial('s-t001', { state: 'completed', step: 1000 }),
+      trial('s-t002', { state: 'stopped', step: 120, reason: 'asha: rung 0 (step 100): ...' }),
+    ]);
+    expect(v.rungs[0]).toMatchObject({ recorded: 3, continued: 1, stopped: 2 });
+    expect(v.stops.map((x) => [x.trial, x.kind])).toEqual([['s-t002', 'asha']]);
+  });
+
   it('takes the best of a maximised metric as the largest, and counts pauses and promotions per rung', () => {
     const promote = spec({
       metric: { name: 'class_coverage', goal: 'maximize' },

@@ -8,6 +8,7 @@ import {
   type SearchEvent,
   type SearchMethod,
   type SweepSpec,
+  TERMINAL_TRIAL_STATES,
   type TpeSpec,
   type TrialRecord,
 } from '@gantry/shared';
@@ -127,6 +128,11 @@ export function searchView(
   const stops: StopRow[] = [];
   const lineage: LineageRow[] = [];
   let continues = 0;
+  // An ASHA stop decided after its trial had ended (its evaluation at the rung was read late: the trial
+  // trained on to its end while the coordinator was down) counts at its rung but stopped nothing.
+  const ended = new Set(
+    trials.filter((t) => t.state !== 'stopped' && TERMINAL_TRIAL_STATES.has(t.state)).map((t) => t.id),
+  );
   for (const e of events) {
     if (e.kind === 'rung') {
       const row = rungOf(e.bracket, e.rung, e.step);
@@ -139,7 +145,7 @@ export function searchView(
         row.best = e.value;
         row.bestTrial = e.trial;
       }
-      if (e.action === 'stop')
+      if (e.action === 'stop' && !ended.has(e.trial))
         stops.push({ trial: e.trial, step: e.step, kind: 'asha', reason: stopReason(e) });
     } else if (e.kind === 'promote') {
       rungOf(e.bracket, e.rung, e.step).promoted += 1;
