@@ -125,14 +125,20 @@ describe('searchView', () => {
       rung('s-t000', 0, 50, 'continue', 50, 0),
       rung('s-t001', 0, 60, 'stop', 50, 1),
       rung('s-t002', 0, 70, 'stop', 60, 2),
+      rung('s-t003', 0, 80, 'stop', 65, 3),
     ];
     const v = searchView(asha, events, [
       trial('s-t000', { state: 'running', step: 400 }),
       trial('s-t001', { state: 'completed', step: 1000 }),
       trial('s-t002', { state: 'stopped', step: 120, reason: 'asha: rung 0 (step 100): ...' }),
+      // Cancelled with its sweep after the decision: the decision still stopped it first.
+      trial('s-t003', { state: 'cancelled', step: 130 }),
     ]);
-    expect(v.rungs[0]).toMatchObject({ recorded: 3, continued: 1, stopped: 2 });
-    expect(v.stops.map((x) => [x.trial, x.kind])).toEqual([['s-t002', 'asha']]);
+    expect(v.rungs[0]).toMatchObject({ recorded: 4, continued: 1, stopped: 3 });
+    expect(v.stops.map((x) => [x.trial, x.kind])).toEqual([
+      ['s-t002', 'asha'],
+      ['s-t003', 'asha'],
+    ]);
   });
 
   it('takes the best of a maximised metric as the largest, and counts pauses and promotions per rung', () => {

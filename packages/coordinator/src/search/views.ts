@@ -8,7 +8,6 @@ import {
   type SearchEvent,
   type SearchMethod,
   type SweepSpec,
-  TERMINAL_TRIAL_STATES,
   type TpeSpec,
   type TrialRecord,
 } from '@gantry/shared';
@@ -128,11 +127,9 @@ export function searchView(
   const stops: StopRow[] = [];
   const lineage: LineageRow[] = [];
   let continues = 0;
-  // An ASHA stop decided after its trial had ended (its evaluation at the rung was read late: the trial
+  // An ASHA stop decided after its trial had completed (its evaluation at the rung was read late: the trial
   // trained on to its end while the coordinator was down) counts at its rung but stopped nothing.
-  const ended = new Set(
-    trials.filter((t) => t.state !== 'stopped' && TERMINAL_TRIAL_STATES.has(t.state)).map((t) => t.id),
-  );
+  const ended = new Set(trials.filter((t) => t.state === 'completed').map((t) => t.id));
   for (const e of events) {
     if (e.kind === 'rung') {
       const row = rungOf(e.bracket, e.rung, e.step);

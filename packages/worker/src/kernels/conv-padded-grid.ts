@@ -105,7 +105,8 @@ export function filterGradPaddedGrid(
 
 /**
  * The fewest input channels for which a filter gradient with few output channels is computed with the
- * shifted dy ({@link filterGradShiftedDy}): CI becomes the product's rows, which must fill a 5-row tile.
+ * shifted dy ({@link filterGradShiftedDy}): CI becomes the product's columns, which must fill an 8-column
+ * panel (below it, the [CO, P] @ [P, KW*CI] orientation).
  */
 export const SHIFTED_DY_MIN_IN_CHANNELS = 8;
 

@@ -55,11 +55,17 @@ export function suitsShiftedOutput(g: ConvGeometry): boolean {
   return (8 * g.kW * g.outW) / (ld * wg) >= SHIFTED_OUTPUT_MIN_ESTIMATE;
 }
 
-/** What the kernel computes at all: stride 1, 1-8 output channels (shiftedReduce's two vectors). */
+/**
+ * What the kernel computes at all: stride 1, 1-8 output channels (shiftedReduce's two vectors), and
+ * padding of zero or more above and on the left (the grid puts x's row 0 at padTop: a negative one, as
+ * the flipped conv of an input gradient with a pad past KH - 1 has, would write before the grid).
+ */
 function supported(g: ConvGeometry): boolean {
   return (
     g.strideH === 1 &&
     g.strideW === 1 &&
+    g.padTop >= 0 &&
+    g.padLeft >= 0 &&
     g.outC >= 1 &&
     g.outC <= 8 &&
     g.inC >= 1 &&

@@ -161,23 +161,23 @@ function pointwiseThin(
   const direct = fits(inC, outC);
   if (!direct && !fits(outC, inC)) return undefined;
   const dw = backend.makeOutput([1, 1, inC, outC], 'float32');
-  const sums = direct ? dw : backend.makeOutput([outC, inC], 'float32');
+  let sums: TensorInfo | undefined;
   try {
+    sums = direct ? dw : backend.makeOutput([outC, inC], 'float32');
     const [a, lda, b, ldb, i, v] = direct
       ? [x, 4 * inC, dy, 4 * outC, inC, outC / 4]
       : [dy, 4 * outC, x, 4 * inC, outC, inC / 4];
-    if (
-      !gemm.pointwiseOuter(
-        i,
-        v,
-        heapPtr(backend, a),
-        lda,
-        heapPtr(backend, b),
-        ldb,
-        heapPtr(backend, sums),
-        rows,
-      )
-    ) {
+    const ran = gemm.pointwiseOuter(
+      i,
+      v,
+      heapPtr(backend, a),
+      lda,
+      heapPtr(backend, b),
+      ldb,
+      heapPtr(backend, sums),
+      rows,
+    );
+    if (!ran) {
       backend.disposeData(dw.dataId);
       return undefined;
     }
@@ -188,8 +188,11 @@ function pointwiseThin(
         for (let co = 0; co < outC; co++) out[ci * outC + co] = t[co * inC + ci] as number;
     }
     return dw;
+  } catch (err) {
+    backend.disposeData(dw.dataId);
+    throw err;
   } finally {
-    if (!direct) backend.disposeData(sums.dataId);
+    if (!direct && sums !== undefined) backend.disposeData(sums.dataId);
   }
 }
 

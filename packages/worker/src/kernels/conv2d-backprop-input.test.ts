@@ -106,6 +106,20 @@ const cases: Case[] = [
   // Few input channels for many output ones (SRGAN D's first conv): the flipped conv on conv-shifted-output.
   { x: [2, 16, 16, 3], filter: [3, 3, 3, 32], strides: 1, pad: 'same' },
   { x: [1, 12, 10, 5], filter: [5, 5, 5, 16], strides: 1, pad: 'valid' },
+  // Pads past K - 1 make the flipped conv's negative: they stay on GEMM + col2im (the grid would start early).
+  { x: [1, 16, 16, 3], filter: [3, 3, 3, 32], strides: 1, pad: 3 },
+  { x: [2, 16, 16, 3], filter: [3, 3, 3, 32], strides: 1, pad: 4 },
+  {
+    x: [2, 12, 12, 3],
+    filter: [3, 3, 3, 16],
+    strides: 1,
+    pad: [
+      [0, 0],
+      [0, 4],
+      [3, 0],
+      [0, 0],
+    ],
+  },
   // Big channel counts at small spatial sizes.
   { x: [2, 4, 4, 512], filter: [3, 3, 512, 8], strides: 1, pad: 'same' },
   { x: [1, 3, 3, 64], filter: [3, 3, 64, 512], strides: 1, pad: 'same' },

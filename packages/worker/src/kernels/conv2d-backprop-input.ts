@@ -163,14 +163,19 @@ function pointwiseInputGradient(
 ): TensorInfo {
   const rows = g.batch * g.inH * g.inW;
   const dx = backend.makeOutput([g.batch, g.inH, g.inW, g.inC], 'float32');
-  gemm.reserve(g.inC);
-  gemm.multiply(
-    rows,
-    g.outC,
-    g.inC,
-    { ptr: heapPtr(backend, dy), rowStride: 4 * g.outC, colStride: 4 },
-    { ptr: heapPtr(backend, filter), rowStride: 4, colStride: 4 * g.outC },
-    { ptr: heapPtr(backend, dx), rowStride: 4 * g.inC },
-  );
-  return dx;
+  try {
+    gemm.reserve(g.inC);
+    gemm.multiply(
+      rows,
+      g.outC,
+      g.inC,
+      { ptr: heapPtr(backend, dy), rowStride: 4 * g.outC, colStride: 4 },
+      { ptr: heapPtr(backend, filter), rowStride: 4, colStride: 4 * g.outC },
+      { ptr: heapPtr(backend, dx), rowStride: 4 * g.inC },
+    );
+    return dx;
+  } catch (err) {
+    backend.disposeData(dx.dataId);
+    throw err;
+  }
 }

@@ -191,7 +191,13 @@ function flippedGeometry(g: ConvGeometry): ConvGeometry {
  * channels: 10.1 ms by GEMM and col2im, 6.1 ms so; [16,32,32,32] -> 3 2.5 -> 1.6 ms; medians of 9).
  */
 export function inputGradientSuitsShiftedOutput(g: ConvGeometry): boolean {
-  return g.strideH === 1 && g.strideW === 1 && suitsShiftedOutput(flippedGeometry(g));
+  if (g.strideH !== 1 || g.strideW !== 1) return false;
+  const back = flippedGeometry(g);
+  // A forward pad past KH - 1 (or KW - 1) on any side makes the flipped conv's negative: col2im's then.
+  const padBottom = back.outH + back.kH - 1 - back.inH - back.padTop;
+  const padRight = back.outW + back.kW - 1 - back.inW - back.padLeft;
+  if (back.padTop < 0 || back.padLeft < 0 || padBottom < 0 || padRight < 0) return false;
+  return suitsShiftedOutput(back);
 }
 
 function convolve(
