@@ -1,10 +1,9 @@
 import '../gradients.ts';
-import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../backend.ts';
 import { BIAS_LEAKY_RELU, BIAS_LEAKY_RELU_GRAD, biasLeakyRelu } from './bias-leaky-relu.ts';
-import { expectClose, randomData, runOn, size } from './test-support.ts';
+import { expectClose, expectNoLeaks, randomData, runOn, size } from './test-support.ts';
 
 beforeAll(async () => {
   await initBackend('cpu');
@@ -120,17 +119,11 @@ describe('fused bias + LeakyRelu (wasm) vs Add then LeakyRelu on cpu', () => {
     await tf.setBackend('wasm');
     const y = tf.tensor4d(randomData(2 * 8 * 8 * 32, 7), [2, 8, 8, 32]);
     const b = tf.tensor1d(randomData(32, 8));
-    const wasm = tf.backend() as BackendWasm;
     const step = () => {
       for (const t of tf.grads((yt: tf.Tensor, bt: tf.Tensor) => tf.sum(biasLeakyRelu(yt, bt, 0.2)))([y, b]))
         t.dispose();
     };
-    step();
-    const tensors = tf.memory().numTensors;
-    const buffers = wasm.numDataIds();
-    for (let i = 0; i < 3; i++) step();
-    expect(tf.memory().numTensors).toBe(tensors);
-    expect(wasm.numDataIds()).toBe(buffers);
+    expectNoLeaks(step);
     y.dispose();
     b.dispose();
   });

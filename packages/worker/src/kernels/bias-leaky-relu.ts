@@ -18,6 +18,7 @@ import {
 } from '@tensorflow/tfjs-core';
 import { leakyReluSlopeTimes } from '../gradients.ts';
 import { gemmFor, heapPtr } from './gemm/index.ts';
+import { channelRows, requireGemm } from './wasm-kernel.ts';
 
 /** Name of Gantry's bias-then-LeakyRelu kernel (wasm only): leakyRelu(y + b) in one SIMD pass. */
 export const BIAS_LEAKY_RELU = 'GantryBiasLeakyRelu';
@@ -31,23 +32,11 @@ interface KernelArgs {
   attrs?: NamedAttrMap;
 }
 
-/** [rows, c] of a tensor whose last axis is the channels. */
-function rowsAndChannels(t: TensorInfo): { rows: number; c: number } {
-  const c = t.shape[t.shape.length - 1] ?? 1;
-  return { rows: t.shape.reduce((a, b) => a * b, 1) / c, c };
-}
-
-function gemmOf(wasm: BackendWasm, kernel: string) {
-  const gemm = gemmFor(wasm);
-  if (gemm === undefined) throw new Error(`${kernel} (wasm): needs Gantry's wasm module`);
-  return gemm;
-}
-
 function biasLeakyReluKernel({ inputs, backend: wasm, attrs }: KernelArgs): TensorInfo {
   const { y, b } = inputs;
   if (y === undefined || b === undefined) throw new Error(`${BIAS_LEAKY_RELU} (wasm): needs y and b`);
-  const gemm = gemmOf(wasm, BIAS_LEAKY_RELU);
-  const { rows, c } = rowsAndChannels(y);
+  const gemm = requireGemm(wasm, BIAS_LEAKY_RELU);
+  const { rows, c } = channelRows(y);
   const out = wasm.makeOutput([...y.shape], 'float32');
   gemm.biasLeakyRelu(heapPtr(wasm, y), heapPtr(wasm, b), heapPtr(wasm, out), rows, c, Number(attrs?.alpha));
   return out;
@@ -57,8 +46,8 @@ function biasLeakyReluGradKernel({ inputs, backend: wasm, attrs }: KernelArgs): 
   const { dz, out } = inputs;
   if (dz === undefined || out === undefined)
     throw new Error(`${BIAS_LEAKY_RELU_GRAD} (wasm): needs dz and out`);
-  const gemm = gemmOf(wasm, BIAS_LEAKY_RELU_GRAD);
-  const { rows, c } = rowsAndChannels(out);
+  const gemm = requireGemm(wasm, BIAS_LEAKY_RELU_GRAD);
+  const { rows, c } = channelRows(out);
   const dy = wasm.makeOutput([...out.shape], 'float32');
   const db = wasm.makeOutput([c], 'float32');
   gemm.biasLeakyReluGrad(

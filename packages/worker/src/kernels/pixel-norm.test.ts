@@ -1,11 +1,10 @@
 import '../gradients.ts';
-import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../backend.ts';
 import { pixelNorm } from '../families/progan/blocks.ts';
 import { fusedPixelNorm, PIXEL_NORM, PIXEL_NORM_GRAD } from './pixel-norm.ts';
-import { expectClose, randomData, runOn, size } from './test-support.ts';
+import { expectClose, expectNoLeaks, randomData, runOn, size } from './test-support.ts';
 
 beforeAll(async () => {
   await initBackend('cpu');
@@ -116,17 +115,11 @@ describe('fused pixel norm (wasm) vs the ops on cpu', () => {
     await tf.setBackend('wasm');
     const shape = [2, 8, 8, 32];
     const x = tf.tensor4d(inputs(shape, 6), shape as never);
-    const wasm = tf.backend() as BackendWasm;
     const step = () =>
       tf
         .grad((xt: tf.Tensor) => tf.sum(pixelNorm(xt as tf.Tensor4D)))(x)
         .dispose();
-    step();
-    const tensors = tf.memory().numTensors;
-    const buffers = wasm.numDataIds();
-    for (let i = 0; i < 3; i++) step();
-    expect(tf.memory().numTensors).toBe(tensors);
-    expect(wasm.numDataIds()).toBe(buffers);
+    expectNoLeaks(step);
     x.dispose();
   });
 });

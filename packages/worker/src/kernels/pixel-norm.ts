@@ -19,6 +19,7 @@ import {
   type TensorInfo,
 } from '@tensorflow/tfjs-core';
 import { gemmFor, heapPtr } from './gemm/index.ts';
+import { channelRows, requireGemm } from './wasm-kernel.ts';
 
 /** Name of Gantry's pixel norm kernel (wasm only): y and r = 1 / sqrt(mean(x^2) + eps) per pixel. */
 export const PIXEL_NORM = 'GantryPixelNorm';
@@ -32,23 +33,11 @@ interface PixelNormKernelArgs {
   attrs?: NamedAttrMap;
 }
 
-/** [rows, c] of a tensor whose last axis is the channels. */
-function rowsAndChannels(t: TensorInfo): { rows: number; c: number } {
-  const c = t.shape[t.shape.length - 1] ?? 1;
-  return { rows: t.shape.reduce((a, b) => a * b, 1) / c, c };
-}
-
-function gemmOf(wasm: BackendWasm, kernel: string) {
-  const gemm = gemmFor(wasm);
-  if (gemm === undefined) throw new Error(`${kernel} (wasm): needs Gantry's wasm module`);
-  return gemm;
-}
-
 function pixelNormKernel({ inputs, backend: wasm, attrs }: PixelNormKernelArgs): TensorInfo[] {
   const { x } = inputs;
   if (x === undefined) throw new Error(`${PIXEL_NORM} (wasm): needs x`);
-  const gemm = gemmOf(wasm, PIXEL_NORM);
-  const { rows, c } = rowsAndChannels(x);
+  const gemm = requireGemm(wasm, PIXEL_NORM);
+  const { rows, c } = channelRows(x);
   const y = wasm.makeOutput([...x.shape], 'float32');
   const r = wasm.makeOutput([...x.shape.slice(0, -1), 1], 'float32');
   gemm.pixelNorm(heapPtr(wasm, x), heapPtr(wasm, y), heapPtr(wasm, r), rows, c, Number(attrs?.eps));
@@ -60,8 +49,8 @@ function pixelNormGradKernel({ inputs, backend: wasm }: PixelNormKernelArgs): Te
   if (dy === undefined || x === undefined || r === undefined) {
     throw new Error(`${PIXEL_NORM_GRAD} (wasm): needs dy, x and r`);
   }
-  const gemm = gemmOf(wasm, PIXEL_NORM_GRAD);
-  const { rows, c } = rowsAndChannels(x);
+  const gemm = requireGemm(wasm, PIXEL_NORM_GRAD);
+  const { rows, c } = channelRows(x);
   const dx = wasm.makeOutput([...x.shape], 'float32');
   gemm.pixelNormGrad(heapPtr(wasm, dy), heapPtr(wasm, x), heapPtr(wasm, r), heapPtr(wasm, dx), rows, c);
   return dx;

@@ -1,11 +1,10 @@
 import '../gradients.ts';
-import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../backend.ts';
 import { prelu } from '../models/layers.ts';
 import { fusedPrelu, PRELU, PRELU_GRAD } from './prelu.ts';
-import { expectClose, randomData, runOn, size } from './test-support.ts';
+import { expectClose, expectNoLeaks, randomData, runOn, size } from './test-support.ts';
 
 beforeAll(async () => {
   await initBackend('cpu');
@@ -117,7 +116,6 @@ describe('fused PReLU (wasm) vs the ops on cpu', () => {
     const shape = [2, 8, 8, 32];
     const x = tf.tensor4d(inputs(shape, 8), shape as never);
     const a = tf.tensor1d(slopes(32));
-    const wasm = tf.backend() as BackendWasm;
     const step = () => {
       const [dx, da] = tf.grads((xt: tf.Tensor, at: tf.Tensor) =>
         tf.sum(prelu(xt as tf.Tensor4D, at as tf.Tensor1D)),
@@ -125,12 +123,7 @@ describe('fused PReLU (wasm) vs the ops on cpu', () => {
       dx?.dispose();
       da?.dispose();
     };
-    step();
-    const tensors = tf.memory().numTensors;
-    const buffers = wasm.numDataIds();
-    for (let i = 0; i < 3; i++) step();
-    expect(tf.memory().numTensors).toBe(tensors);
-    expect(wasm.numDataIds()).toBe(buffers);
+    expectNoLeaks(step);
     // The step ran the fused kernels, not the ops.
     const { kernelNames } = await tf.profile(step);
     expect(kernelNames).toContain(PRELU);

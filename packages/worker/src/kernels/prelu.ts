@@ -20,6 +20,7 @@ import {
   zerosLike,
 } from '@tensorflow/tfjs-core';
 import { gemmFor, heapPtr } from './gemm/index.ts';
+import { channelRows, requireGemm } from './wasm-kernel.ts';
 
 /** Name of Gantry's PReLU kernel (wasm only): x > 0 ? x : alpha[c] * x in one SIMD pass. */
 export const PRELU = 'GantryPrelu';
@@ -32,23 +33,11 @@ interface PreluKernelArgs {
   backend: BackendWasm;
 }
 
-/** [rows, c] of a tensor whose last axis is the channels. */
-function rowsAndChannels(t: TensorInfo): { rows: number; c: number } {
-  const c = t.shape[t.shape.length - 1] ?? 1;
-  return { rows: t.shape.reduce((a, b) => a * b, 1) / c, c };
-}
-
-function gemmOf(wasm: BackendWasm, kernel: string) {
-  const gemm = gemmFor(wasm);
-  if (gemm === undefined) throw new Error(`${kernel} (wasm): needs Gantry's wasm module`);
-  return gemm;
-}
-
 function preluKernel({ inputs, backend: wasm }: PreluKernelArgs): TensorInfo {
   const { x, alpha } = inputs;
   if (x === undefined || alpha === undefined) throw new Error(`${PRELU} (wasm): needs x and alpha`);
-  const gemm = gemmOf(wasm, PRELU);
-  const { rows, c } = rowsAndChannels(x);
+  const gemm = requireGemm(wasm, PRELU);
+  const { rows, c } = channelRows(x);
   const out = wasm.makeOutput([...x.shape], 'float32');
   gemm.prelu(heapPtr(wasm, x), heapPtr(wasm, alpha), heapPtr(wasm, out), rows, c);
   return out;
@@ -59,8 +48,8 @@ function preluGradKernel({ inputs, backend: wasm }: PreluKernelArgs): TensorInfo
   if (dy === undefined || x === undefined || alpha === undefined) {
     throw new Error(`${PRELU_GRAD} (wasm): needs dy, x and alpha`);
   }
-  const gemm = gemmOf(wasm, PRELU_GRAD);
-  const { rows, c } = rowsAndChannels(x);
+  const gemm = requireGemm(wasm, PRELU_GRAD);
+  const { rows, c } = channelRows(x);
   const dx = wasm.makeOutput([...x.shape], 'float32');
   const dalpha = wasm.makeOutput([c], 'float32');
   gemm.preluGrad(

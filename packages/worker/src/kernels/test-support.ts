@@ -54,3 +54,17 @@ export function expectClose(actual: ArrayLike<number>, expected: ArrayLike<numbe
   }
   expect(worstAt, `index ${worstAt}: ${actual[worstAt]} vs ${expected[worstAt]}`).toBe(-1);
 }
+
+/**
+ * Runs `step` (which must dispose what it returns) once to warm up, then three times, and expects the
+ * engine's tensors and the wasm backend's buffers to be as many after as before the three.
+ */
+export function expectNoLeaks(step: () => void): void {
+  const buffers = () => (tf.backend() as unknown as { numDataIds(): number }).numDataIds();
+  step();
+  const tensors = tf.memory().numTensors;
+  const ids = buffers();
+  for (let i = 0; i < 3; i++) step();
+  expect(tf.memory().numTensors).toBe(tensors);
+  expect(buffers()).toBe(ids);
+}

@@ -1,5 +1,6 @@
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { getKernel, type KernelConfig, type TensorInfo, Transpose } from '@tensorflow/tfjs-core';
+import { type Gemm, gemmFor } from './gemm/index.ts';
 
 /**
  * The kernel registered for the wasm backend under `name` (ours where we replaced it), for our kernels
@@ -24,4 +25,17 @@ export function transpose2d(backend: BackendWasm, x: TensorInfo, caller: string)
     backend,
     attrs: { perm: [1, 0] },
   }) as TensorInfo;
+}
+
+/** [rows, c] of a tensor whose last axis is the channels (the fused per-channel passes' view of it). */
+export function channelRows(t: TensorInfo): { rows: number; c: number } {
+  const c = t.shape[t.shape.length - 1] ?? 1;
+  return { rows: t.shape.reduce((a, b) => a * b, 1) / c, c };
+}
+
+/** Gantry's wasm module bound to `backend`, for a kernel that has no other way to run. */
+export function requireGemm(backend: BackendWasm, kernel: string): Gemm {
+  const gemm = gemmFor(backend);
+  if (gemm === undefined) throw new Error(`${kernel} (wasm): needs Gantry's wasm module`);
+  return gemm;
 }

@@ -5,38 +5,7 @@
  * operation is the float32 one of models/layers.ts' tfjs ops, in the same order; only the sums run in
  * another order (row by row).
  */
-
-/** A loop over rows (pointers in `rowPtrs` advance by a row) and, inside, over channel vectors at byte $j. */
-function overRows(rowPtrs: readonly string[], body: string): string {
-  return `(local.set $i (i32.const 0))
-  (local.set $cb (i32.shl (local.get $c) (i32.const 2)))
-  (block $rowsDone (loop $row
-    (br_if $rowsDone (i32.ge_u (local.get $i) (local.get $rows)))
-    (local.set $j (i32.const 0))
-    (block $chDone (loop $ch
-      (br_if $chDone (i32.ge_u (local.get $j) (local.get $cb)))
-      ${body}
-      (local.set $j (i32.add (local.get $j) (i32.const 16)))
-      (br $ch)))
-    ${rowPtrs.map((p) => `(local.set ${p} (i32.add (local.get ${p}) (local.get $cb)))`).join('\n    ')}
-    (local.set $i (i32.add (local.get $i) (i32.const 1)))
-    (br $row)))`;
-}
-
-/** A loop over channel vectors only, at byte $j. */
-function overChannels(body: string): string {
-  return `(local.set $cb (i32.shl (local.get $c) (i32.const 2)))
-  (local.set $j (i32.const 0))
-  (block $done (loop $ch
-    (br_if $done (i32.ge_u (local.get $j) (local.get $cb)))
-    ${body}
-    (local.set $j (i32.add (local.get $j) (i32.const 16)))
-    (br $ch)))`;
-}
-
-const at = (p: string) => `(i32.add (local.get ${p}) (local.get $j))`;
-const load = (p: string) => `(v128.load ${at(p)})`;
-const LOOP_LOCALS = '(local $i i32) (local $j i32) (local $cb i32)';
+import { at, LOOP_LOCALS, load, overChannels, overRows } from './row-loops-wat.ts';
 
 export function batchNormWat(): string {
   return `

@@ -297,7 +297,7 @@ export class Gemm {
   /**
    * s [I][4V] = sum over p < rows, in order, of a[p][i] * b[p][j], row strides lda and ldb in bytes, in
    * SIMD with every sum in registers (a 1x1 filter gradient where one side has at most 4 channels); false
-   * where the module has no such shape (see POINTWISE_OUTER_SHAPES in wat.ts).
+   * where the module has no such shape (see POINTWISE_OUTER_SHAPES in channel-passes-wat.ts).
    */
   pointwiseOuter(
     i: number,
