@@ -211,7 +211,7 @@ function filterGradShiftedDy(
 }
 
 /** Where an image [batch, h, w, c] goes in a zero grid [batch, hp, wp, c]: its pixel (0, 0) at (top, left). */
-interface Placement {
+export interface Placement {
   batch: number;
   h: number;
   w: number;
@@ -222,22 +222,34 @@ interface Placement {
   left: number;
 }
 
-/** Zero-fills `grid` and copies `src` into it at the placement, clipping what falls outside the grid. */
-function padInto(backend: BackendWasm, grid: TensorInfo, src: TensorInfo, p: Placement): void {
+/**
+ * Copies `src` into `grid` at the placement, clipping what falls outside the grid, and zeroes the rest of
+ * `grid` (its floats past the images' grids too: conv-shifted-output.ts reads a block of slack there).
+ * Only the zeros are written, not the whole grid first.
+ */
+export function padInto(backend: BackendWasm, grid: TensorInfo, src: TensorInfo, p: Placement): void {
   const gridView = backend.typedArrayFromHeap(grid) as Float32Array;
-  gridView.fill(0);
   const heap = new Float32Array(gridView.buffer);
   // Unsigned shifts: byte offsets past 2 GiB would turn negative with `>> 2`.
   const gBase = gridView.byteOffset >>> 2;
   const sBase = (backend.typedArrayFromHeap(src) as Float32Array).byteOffset >>> 2;
-  const col0 = Math.max(0, p.left);
-  const col1 = Math.min(p.wp, p.w + p.left);
-  if (col1 <= col0) return;
-  const run = (col1 - col0) * p.c;
+  const clamp = (v: number, lo: number, hi: number) => Math.min(hi, Math.max(lo, v));
+  const col0 = clamp(p.left, 0, p.wp);
+  const col1 = clamp(p.w + p.left, col0, p.wp);
+  const row0 = clamp(p.top, 0, p.hp);
+  const row1 = clamp(p.h + p.top, row0, p.hp);
+  const rowFloats = p.wp * p.c;
   for (let b = 0; b < p.batch; b++) {
-    for (let r = Math.max(0, p.top); r < Math.min(p.hp, p.h + p.top); r++) {
+    const image = gBase + b * p.hp * rowFloats;
+    heap.fill(0, image, image + row0 * rowFloats);
+    for (let r = row0; r < row1; r++) {
+      const row = image + r * rowFloats;
+      heap.fill(0, row, row + col0 * p.c);
       const from = sBase + ((b * p.h + r - p.top) * p.w + col0 - p.left) * p.c;
-      heap.copyWithin(gBase + ((b * p.hp + r) * p.wp + col0) * p.c, from, from + run);
+      heap.copyWithin(row + col0 * p.c, from, from + (col1 - col0) * p.c);
+      heap.fill(0, row + col1 * p.c, row + rowFloats);
     }
+    heap.fill(0, image + row1 * rowFloats, image + p.hp * rowFloats);
   }
+  heap.fill(0, gBase + p.batch * p.hp * rowFloats, gBase + gridView.length);
 }

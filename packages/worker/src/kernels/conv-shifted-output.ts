@@ -1,6 +1,7 @@
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import type { TensorInfo } from '@tensorflow/tfjs-core';
 import type { ConvGeometry } from './conv-geometry.ts';
+import { padInto } from './conv-padded-grid.ts';
 import { type Gemm, heapPtr } from './gemm/index.ts';
 import { TILE_ROWS } from './gemm/wat.ts';
 
@@ -148,7 +149,8 @@ function packedConv(
   const ap = backend.makeOutput([(maxBlocks + (kH - 1) * shift) * TILE_ROWS, inC], 'float32');
   const out = backend.makeOutput([batch, outH, outW, outC], 'float32');
   try {
-    fillGrid(backend, xp, x, { batch, h: inH, w: inW, c: inC, hp, wg, top: padTop, zeros });
+    // Each grid row: Z zeros, then the image row (Wg = W + Z); the slack after the last image zeroed too.
+    padInto(backend, xp, x, { batch, h: inH, w: inW, c: inC, hp, wp: wg, top: padTop, left: zeros });
     const w = backend.typedArrayFromHeap(filter) as Float32Array;
     const r = backend.typedArrayFromHeap(bp) as Float32Array;
     r.fill(0);
@@ -198,47 +200,4 @@ function packedConv(
     backend.disposeData(sums.dataId);
     backend.disposeData(ap.dataId);
   }
-}
-
-/** The grid's layout (see {@link layout}): images [batch, h, w, c] in grids of hp rows of wg positions. */
-interface GridLayout {
-  batch: number;
-  h: number;
-  w: number;
-  c: number;
-  hp: number;
-  wg: number;
-  /** Grid rows above each image. */
-  top: number;
-  /** Zero positions at the start of each grid row (the rest of the row is the image row). */
-  zeros: number;
-}
-
-/**
- * Writes x into the grid: per image, `top` zero rows, then each image row after `zeros` zero positions,
- * then zero rows up to hp; everything after the last image's grid is zeros. Only the zeros are filled,
- * not the whole grid first.
- */
-function fillGrid(backend: BackendWasm, grid: TensorInfo, src: TensorInfo, p: GridLayout): void {
-  const view = backend.typedArrayFromHeap(grid) as Float32Array;
-  const heap = new Float32Array(view.buffer);
-  // Unsigned shifts: byte offsets past 2 GiB would turn negative with `>> 2`.
-  const g0 = view.byteOffset >>> 2;
-  const s0 = (backend.typedArrayFromHeap(src) as Float32Array).byteOffset >>> 2;
-  const rowFloats = p.wg * p.c;
-  const zeroFloats = p.zeros * p.c;
-  const imageRow = p.w * p.c;
-  const rows = Math.min(p.h, p.hp - p.top);
-  for (let b = 0; b < p.batch; b++) {
-    const base = g0 + b * p.hp * rowFloats;
-    heap.fill(0, base, base + p.top * rowFloats);
-    for (let r = 0; r < rows; r++) {
-      const row = base + (p.top + r) * rowFloats;
-      heap.fill(0, row, row + zeroFloats);
-      const from = s0 + (b * p.h + r) * imageRow;
-      heap.copyWithin(row + zeroFloats, from, from + imageRow);
-    }
-    heap.fill(0, base + (p.top + rows) * rowFloats, base + p.hp * rowFloats);
-  }
-  heap.fill(0, g0 + p.batch * p.hp * rowFloats, g0 + view.length);
 }
