@@ -113,7 +113,7 @@ function opFor(alpha: number): (y: Tensor, b: Tensor) => Tensor {
 
 /**
  * leakyRelu(y + b, alpha) with b [C] over y [..., C]: the convolution layer's bias and activation (ProGAN's),
- * on wasm with Gantry's module one op with its own gradient, a SIMD pass each way (gemm/wat.ts) where Add
+ * on wasm with Gantry's module one op with its own gradient, a SIMD pass each way (gemm/channel-passes-wat.ts) where Add
  * then LeakyRelu are two passes forward and LeakyRelu's gradient then the bias's Sum two back. The same
  * values as the two ops; b's gradient sums in row order. Where no tape records it (sampling, export) or
  * where it cannot run (another backend, no Gantry module, dtypes other than float32, channels not a

@@ -142,7 +142,7 @@ export function conv2DBackpropFilter(args: Conv2DBackpropFilterArgs, maxPatchEle
 /**
  * A 1x1 filter gradient with at most 4 channels on one side and a multiple of 4 on the other (ProGAN's
  * fromRGB, 1 or 3 -> 8 / 16, and toRGB, 8 / 16 -> 1 or 3), as one pass over the positions with every sum
- * in registers (gemm/wat.ts, `pointwiseOuter`): the product x^T @ dy has 1-4 rows (or columns) there,
+ * in registers (gemm/channel-passes-wat.ts, `pointwiseOuter`): the product x^T @ dy has 1-4 rows (or columns) there,
  * which the 5x8 tile packs float by float. Undefined for other shapes or without Gantry's module.
  * Measured (single calls, medians of 9, before and after in turn): [32,64,64,3] x [32,64,64,8] 1.47 ->
  * 0.36 ms, [32,32,32,3] x 16 2.15 -> 0.19, [32,32,32,16] x 3 2.03 -> 0.12, [32,64,64,8] x 3 1.28 -> 0.28.

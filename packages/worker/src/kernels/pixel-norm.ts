@@ -107,7 +107,7 @@ function opFor(eps: number): (x: Tensor) => Tensor {
 
 /**
  * ProGAN's pixel norm, x / sqrt(mean over channels of x^2 + eps), as one op with its own gradient while
- * a tape records it (training): a SIMD pass each way on wasm with Gantry's module (gemm/wat.ts), where
+ * a tape records it (training): a SIMD pass each way on wasm with Gantry's module (gemm/channel-passes-wat.ts), where
  * square, mean, add, rsqrt and multiply are 5 kernels forward and ~9 back. Undefined where it would not
  * help or cannot run: no tape (sampling, export: the ops are few forward and export as TensorFlow ops),
  * another backend, no Gantry module, dtypes other than float32, or channels not a multiple of 4. The

@@ -91,10 +91,25 @@ function preluGradOps(dy: Tensor, x: Tensor, alpha: Tensor): [Tensor, Tensor] {
   return [dx, dalpha];
 }
 
+/** The fused op: the kernels forward and back, the ops where a tape records its gradient. */
+const preluOp = customGrad((...args: (Tensor | GradSaveFunc)[]) => {
+  const [xt, at, save] = args as [Tensor, Tensor, GradSaveFunc];
+  save([xt, at]);
+  return {
+    value: engine().runKernel(PRELU, { x: xt, alpha: at }) as Tensor,
+    gradFunc: (dy: Tensor | Tensor[], saved: Tensor[]) => {
+      const [sx, sa] = saved as [Tensor, Tensor];
+      const d = dy as Tensor;
+      if (engine().isTapeOn()) return preluGradOps(d, sx, sa);
+      return engine().runKernel(PRELU_GRAD, { dy: d, x: sx, alpha: sa }) as unknown as Tensor[];
+    },
+  };
+}) as (x: Tensor4D, alpha: Tensor1D) => Tensor4D;
+
 /**
  * PReLU (He et al., 2015), x > 0 ? x : alpha[c] * x with one slope per channel, as one op with its own
  * gradient, on wasm with Gantry's module: the forward pass and both gradients one SIMD pass each
- * (gemm/wat.ts), where relu(x) - alpha * relu(-x) costs 5 kernels forward and 9 back. Undefined where it
+ * (gemm/channel-passes-wat.ts), where relu(x) - alpha * relu(-x) costs 5 kernels forward and 9 back. Undefined where it
  * cannot run (another backend, no Gantry module, dtypes other than float32, a channel count that is not
  * a multiple of 4, or alpha not [C]): the caller then takes the tfjs ops. Same values as the ops'
  * (x > 0 ? x : alpha * x, exactly); the gradient at x = 0 is alpha * dy where relu's is 0 (a set of
@@ -105,18 +120,5 @@ export function fusedPrelu(x: Tensor4D, alpha: Tensor1D): Tensor4D | undefined {
   const c = x.shape[3];
   if (x.dtype !== 'float32' || alpha.dtype !== 'float32' || c % 4 !== 0 || c === 0) return undefined;
   if (alpha.rank !== 1 || alpha.size !== c || x.size === 0) return undefined;
-  const op = customGrad((...args: (Tensor | GradSaveFunc)[]) => {
-    const [xt, at, save] = args as [Tensor, Tensor, GradSaveFunc];
-    save([xt, at]);
-    return {
-      value: engine().runKernel(PRELU, { x: xt, alpha: at }) as Tensor,
-      gradFunc: (dy: Tensor | Tensor[], saved: Tensor[]) => {
-        const [sx, sa] = saved as [Tensor, Tensor];
-        const d = dy as Tensor;
-        if (engine().isTapeOn()) return preluGradOps(d, sx, sa);
-        return engine().runKernel(PRELU_GRAD, { dy: d, x: sx, alpha: sa }) as unknown as Tensor[];
-      },
-    };
-  }) as (x: Tensor4D, alpha: Tensor1D) => Tensor4D;
-  return op(x, alpha);
+  return preluOp(x, alpha);
 }

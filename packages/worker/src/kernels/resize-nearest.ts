@@ -21,7 +21,7 @@ export interface ResizeNearestNeighborArgs {
 /**
  * ResizeNearestNeighbor for the wasm backend. An exact 2x upsampling of a float32 [N, H, W, C] without
  * alignCorners (ProGAN's upsample2x and its 2x2 mean's gradient, families/progan/blocks.ts) is one copy
- * pass of the gemm module (gemm/wat.ts): each pixel into its 2x2 block, which is what the stock kernel
+ * pass of the gemm module (gemm/channel-passes-wat.ts): each pixel into its 2x2 block, which is what the stock kernel
  * computes there with or without half-pixel centres (source row floor(y / 2) either way), bit for bit.
  * Single calls on the 2-core dev machine, medians of 15 alternating, stock against this: [32,32,32,16]
  * (ProGAN 64's) 2.77 -> 0.74 ms, [32,16,16,32] 1.31 -> 0.30, [32,32,32,3] 0.92 -> 0.16, [32,8,8,64]

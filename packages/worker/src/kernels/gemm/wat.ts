@@ -55,6 +55,13 @@ export function gemmModuleWat(fma: boolean, tileRows: number = TILE_ROWS): strin
     (local.set $c${r}1 ${madd('(local.get $av)', '(local.get $b1)', `(local.get $c${r}1)`)})`,
       )
       .join('\n    ')}`;
+  // kc steps of a tile from $ap and $bp, both advancing.
+  const kLoop = `(local.set $end (i32.add (local.get $ap) (i32.mul (local.get $kc) (i32.const ${S}))))
+  (loop $k
+    ${kStep}
+    (local.set $ap (i32.add (local.get $ap) (i32.const ${S})))
+    (local.set $bp (i32.add (local.get $bp) (i32.const 32)))
+    (br_if $k (i32.lt_u (local.get $ap) (local.get $end))))`;
   const storeTile = rows
     .map(
       (r) => `(v128.store (local.get $cr) (local.get $c${r}0))
@@ -78,12 +85,7 @@ export function gemmModuleWat(fma: boolean, tileRows: number = TILE_ROWS): strin
     (local.set $cr (i32.add (local.get $cr) (local.get $ldc)))`,
       )
       .join('\n    ')}))
-  (local.set $end (i32.add (local.get $ap) (i32.mul (local.get $kc) (i32.const ${S}))))
-  (loop $k
-    ${kStep}
-    (local.set $ap (i32.add (local.get $ap) (i32.const ${S})))
-    (local.set $bp (i32.add (local.get $bp) (i32.const 32)))
-    (br_if $k (i32.lt_u (local.get $ap) (local.get $end))))
+  ${kLoop}
   (local.set $cr (local.get $c))
   ${storeTile})
 
@@ -94,12 +96,7 @@ export function gemmModuleWat(fma: boolean, tileRows: number = TILE_ROWS): strin
   (local $b0 v128) (local $b1 v128) (local $av v128) (local $a4 v128) (local $end i32) (local $cr i32) (local $a0 i32)
   (loop $tap
     (local.set $a0 (local.get $ap))
-    (local.set $end (i32.add (local.get $ap) (i32.mul (local.get $kc) (i32.const ${S}))))
-    (loop $k
-      ${kStep}
-      (local.set $ap (i32.add (local.get $ap) (i32.const ${S})))
-      (local.set $bp (i32.add (local.get $bp) (i32.const 32)))
-      (br_if $k (i32.lt_u (local.get $ap) (local.get $end))))
+    ${kLoop}
     (local.set $ap (i32.add (local.get $a0) (local.get $tapStride)))
     (local.set $taps (i32.sub (local.get $taps) (i32.const 1)))
     (br_if $tap (local.get $taps)))
